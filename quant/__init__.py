@@ -1,0 +1,1 @@
+"""Quantisation, compression and the integer golden model."""

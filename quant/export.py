@@ -1,0 +1,59 @@
+"""Brevitas model -> integer model (IR): per-channel intB weights, int32 biases, (M, S) requant."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from brevitas.nn import QuantLinear
+from torch import nn
+
+from vitfpga.errors import DoesNotFit
+from vitfpga.ir import ACC_LIMIT, IntLinear, requant_params
+
+__all__ = ["export_linears", "load_int_model", "save_int_model"]
+
+
+@torch.no_grad()
+def export_linear(name: str, m: QuantLinear) -> IntLinear:
+    qw = m.quant_weight()
+    bits = int(qw.bit_width)
+    w_int = qw.int().to(torch.int64).numpy()
+    w_scale = qw.scale.detach().reshape(-1).double().numpy()
+    in_scale = float(m.input_quant.scale())
+    out_scale = float(m.output_quant.scale())
+    # Int32Bias quantises the bias at the accumulator's scale, s_x * s_w[n].
+    bias = np.round(m.bias.detach().double().numpy() / (in_scale * w_scale)).astype(np.int64)
+    bias = np.clip(bias, -(2**31), 2**31 - 1)
+    mult, shift = requant_params(in_scale * w_scale / out_scale)
+    layer = IntLinear(name=name, weight=w_int, bias=bias, multiplier=mult, shift=shift,
+                      weight_bits=bits, in_scale=in_scale, w_scale=w_scale, out_scale=out_scale)
+    bound = layer.acc_bound()
+    if bound >= ACC_LIMIT:
+        raise DoesNotFit(f"layer {name}: worst-case accumulator {bound} overflows int32 "
+                         f"(K={layer.k}); lower --weight-bits or shrink the layer")
+    return layer
+
+
+def export_linears(model: nn.Module) -> dict[str, IntLinear]:
+    """Every QuantLinear of the model, in module order, keyed by its module path."""
+    model.eval()
+    return {name: export_linear(name, m) for name, m in model.named_modules()
+            if isinstance(m, QuantLinear)}
+
+
+def save_int_model(layers: dict[str, IntLinear], path: str) -> None:
+    arrays = {f"{name}::{key}": value
+              for name, layer in layers.items() for key, value in layer.to_npz().items()}
+    arrays["__order__"] = np.array(list(layers))
+    np.savez(path, **arrays)
+
+
+def load_int_model(path: str) -> dict[str, IntLinear]:
+    with np.load(path, allow_pickle=False) as data:
+        order = [str(n) for n in data["__order__"]]
+        grouped: dict[str, dict[str, np.ndarray]] = {n: {} for n in order}
+        for key in data.files:
+            if key != "__order__":
+                name, field = key.rsplit("::", 1)
+                grouped[name][field] = data[key]
+    return {name: IntLinear.from_npz(name, grouped[name]) for name in order}

@@ -1,0 +1,124 @@
+"""A small Vision Transformer whose every linear layer comes from one factory, so the float
+teacher and the Brevitas student share their structure and parameter names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["PRESETS", "ViT", "ViTConfig", "float_linear"]
+
+LinearFactory = Callable[[int, int, str], nn.Module]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    image_size: int = 8
+    patch_size: int = 2
+    in_chans: int = 1
+    dim: int = 32
+    depth: int = 3
+    heads: int = 4
+    mlp_ratio: int = 2
+    num_classes: int = 10
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def tokens(self) -> int:
+        return self.num_patches + 1  # + class token
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size**2 * self.in_chans
+
+    @property
+    def hidden(self) -> int:
+        return self.dim * self.mlp_ratio
+
+    def describe(self) -> str:
+        return (f"{self.image_size}x{self.image_size} images, {self.patch_size}x{self.patch_size} "
+                f"patches ({self.tokens} tokens with cls), dim {self.dim}, depth {self.depth}, "
+                f"{self.heads} heads, MLP {self.hidden}, {self.num_classes} classes")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+PRESETS: dict[str, ViTConfig] = {"vit-digits": ViTConfig()}
+
+
+def float_linear(in_features: int, out_features: int, name: str) -> nn.Module:
+    return nn.Linear(in_features, out_features)
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, num_patches, patch*patch*C), row-major patches."""
+    b, c, _, _ = images.shape
+    x = images.unfold(2, patch, patch).unfold(3, patch, patch)  # B C h w p p
+    return x.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * patch * patch)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ViTConfig, prefix: str, linear: LinearFactory) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = linear(cfg.dim, 3 * cfg.dim, f"{prefix}.qkv")
+        self.proj = linear(cfg.dim, cfg.dim, f"{prefix}.proj")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        out = attn.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, cfg: ViTConfig, prefix: str, linear: LinearFactory) -> None:
+        super().__init__()
+        self.fc1 = linear(cfg.dim, cfg.hidden, f"{prefix}.fc1")
+        self.act = nn.GELU()
+        self.fc2 = linear(cfg.hidden, cfg.dim, f"{prefix}.fc2")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ViTConfig, prefix: str, linear: LinearFactory) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.dim)
+        self.attn = Attention(cfg, f"{prefix}.attn", linear)
+        self.norm2 = nn.LayerNorm(cfg.dim)
+        self.mlp = Mlp(cfg, f"{prefix}.mlp", linear)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    def __init__(self, cfg: ViTConfig, linear: LinearFactory = float_linear) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = linear(cfg.patch_dim, cfg.dim, "patch_embed")
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, cfg.tokens, cfg.dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            Block(cfg, f"blocks.{i}", linear) for i in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = linear(cfg.dim, cfg.num_classes, "head")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(patchify(images, self.cfg.patch_size))
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x)[:, 0])

@@ -1,0 +1,1 @@
+"""Verification: g++ C-simulation, cocotb RTL simulation, Yosys estimates."""

@@ -1,0 +1,1 @@
+"""cocotb test modules (loaded by the simulator, not by pytest)."""

@@ -1,0 +1,1 @@
+"""Jinja2 templates and hand-written kernel sources, shipped as package data."""

@@ -1,0 +1,64 @@
+"""Boards, memory mapping, folding and identifier sanitising."""
+
+import pytest
+
+from tests.conftest import random_layer
+from vitfpga.errors import BadInput, DoesNotFit
+from vitfpga.hls.boards import BOARDS, Board, get_board
+from vitfpga.hls.memory import BRAM36_BITS, map_memory
+from vitfpga.hls.names import identifier, unique_identifiers
+from vitfpga.hls.plan import EnginePlan, plan_layer
+
+
+def test_boards_have_data_sheet_figures() -> None:
+    z2 = get_board("PYNQ-Z2")
+    assert (z2.part, z2.bram36, z2.dsp, z2.lut) == ("xc7z020clg400-1", 140, 220, 53_200)
+    assert get_board("kv260").uram == 64 and get_board("zcu104").uram == 96
+    assert set(BOARDS) >= {"pynq-z1", "pynq-z2", "ultra96-v2", "kv260", "zcu104", "zcu102"}
+
+
+def test_unknown_board_lists_the_known_ones() -> None:
+    with pytest.raises(BadInput, match="known boards: pynq-z1, pynq-z2"):
+        get_board("de10-nano")
+
+
+@pytest.mark.parametrize(("width", "depth", "bram36"), [
+    (72, 512, 1), (36, 1024, 1), (4, 8192, 1), (1, 32768, 1), (73, 512, 2), (128, 64, 2),
+    (144, 1024, 4), (8, 100_000, 25),
+])
+def test_map_memory_cheapest_tiling(width: int, depth: int, bram36: int) -> None:
+    mem = map_memory(width, depth)
+    assert mem.bram36 == bram36
+    assert mem.efficiency == pytest.approx(width * depth / (bram36 * BRAM36_BITS))
+
+
+def test_map_memory_prefers_uram_only_when_cheaper() -> None:
+    assert map_memory(72, 4096, allow_uram=True).uram == 1
+    assert map_memory(72, 512, allow_uram=True).uram == 0
+
+
+def test_plan_is_deterministic_and_round_trips() -> None:
+    layer = random_layer(32, 64)
+    a = plan_layer(layer, get_board("pynq-z2"), rows=17)
+    b = plan_layer(layer, get_board("pynq-z2"), rows=17)
+    assert a == b and a.to_json() == b.to_json()
+    assert EnginePlan.from_json(a.to_json()) == a
+    assert layer.n % a.pe == 0 and layer.k % a.simd == 0
+    assert a.ideal_cycles(17) == 17 * (64 // a.pe) * (32 // a.simd)
+
+
+def test_plan_refuses_what_does_not_fit() -> None:
+    tiny = Board("tiny", "xc7z007s", 14_400, 28_800, 1, 0, 66, 100.0)
+    with pytest.raises(DoesNotFit, match=r"needs .* BRAM36.*tiny has 1"):
+        plan_layer(random_layer(512, 512, bits=8), tiny, rows=17)
+
+
+def test_identifiers_are_safe_everywhere() -> None:
+    evil = 'blocks.0/attn "qkv"; $finish'
+    ident = identifier(evil)
+    assert ident == "blocks_0_attn_qkv_finish"
+    for name in ("0abc", "module", "", "ap_start", "a" * 100, "é"):
+        out = identifier(name)
+        assert out and out[0].isalpha() and out.replace("_", "").isalnum() and len(out) <= 48
+    assert identifier("module") != "module"
+    assert len(set(unique_identifiers(["a.b", "a/b", "a b"]).values())) == 3

@@ -1,0 +1,56 @@
+"""The one rounding rule, against a direct big-integer computation."""
+
+from fractions import Fraction
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vitfpga.ir import requant_params
+from vitfpga.quant.golden import linear_int, requantize
+
+
+def reference(acc: int, m: int, s: int, relu: bool = False) -> int:
+    """floor((acc*M + 2^(S-1)) / 2^S), clamped: Python integers never overflow."""
+    y = (acc * m + (1 << (s - 1))) // (1 << s)  # // floors, as an arithmetic shift does
+    return max(0 if relu else -128, min(127, y))
+
+
+@given(acc=st.integers(-(2**31) + 1, 2**31 - 1), m=st.integers(2**30, 2**31 - 1),
+       s=st.integers(1, 62), relu=st.booleans())
+@settings(max_examples=2000, deadline=None)
+def test_requantize_matches_big_integers(acc: int, m: int, s: int, relu: bool) -> None:
+    got = requantize(torch.tensor([acc]), torch.tensor([m]), torch.tensor([s]), relu)
+    assert int(got[0]) == reference(acc, m, s, relu)
+
+
+def test_requantize_extremes_do_not_overflow_int64() -> None:
+    acc = torch.tensor([2**31 - 1, -(2**31) + 1, 0, -1])
+    m = torch.full((4,), 2**31 - 1)
+    for s in (1, 31, 62):
+        got = requantize(acc, m, torch.full((4,), s)).tolist()
+        assert got == [reference(int(a), 2**31 - 1, s) for a in acc]
+
+
+@given(real=st.floats(min_value=2.0**-31, max_value=2.0**29, allow_nan=False))
+@settings(max_examples=500, deadline=None)
+def test_requant_params_range_and_precision(real: float) -> None:
+    m, s = requant_params(np.array([real]))
+    assert 2**30 <= m[0] < 2**31 and 1 <= s[0] <= 62
+    assert abs(Fraction(int(m[0]), 2 ** int(s[0])) - Fraction(real)) <= Fraction(real) / 2**30
+
+
+def test_linear_int_against_python_integers() -> None:
+    rng = np.random.default_rng(3)
+    w = rng.integers(-7, 8, size=(5, 11))
+    x = rng.integers(-128, 128, size=(4, 11))
+    from tests.conftest import random_layer
+
+    layer = random_layer(11, 5, bits=4, seed=9)
+    layer = type(layer)(**{**layer.__dict__, "weight": w})
+    got = linear_int(x, layer).numpy()
+    for r in range(4):
+        for n in range(5):
+            acc = int(layer.bias[n]) + sum(int(x[r, k]) * int(w[n, k]) for k in range(11))
+            assert got[r, n] == reference(acc, int(layer.multiplier[n]), int(layer.shift[n]))

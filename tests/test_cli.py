@@ -1,0 +1,89 @@
+"""Bad input: one line, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vitfpga.cli import main
+
+VITFPGA = [sys.executable, "-m", "vitfpga.cli"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*VITFPGA, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and text in lines[0], lines[0]
+
+
+def test_boards_table() -> None:
+    proc = run_cli("boards")
+    assert proc.returncode == 0
+    for name in ("pynq-z2", "xc7z020clg400-1", "kv260", "zcu104", "1,728"):
+        assert name in proc.stdout
+
+
+def test_unknown_board(tmp_path: Path) -> None:
+    proc = run_cli("run", "--board", "de10-nano", "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, "known boards: pynq-z1, pynq-z2, ultra96-v2")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("seeed = 1\n", "unknown key 'seeed'"),
+    ('seed = "one"\n', "key 'seed' must be int"),
+    ("weight_bits = 5\n", "weight_bits 5 is not supported"),
+    ("seed = 1\nboard = \n", "syntax error: Invalid value (at line 2"),
+    ('simulators = ["modelsim"]\n', "simulators must be"),
+])
+def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(text)
+    proc = run_cli("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert_one_line_error(proc, 2, message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_non_empty_out_needs_force(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    proc = run_cli("run", "--quick", "--out", str(out))
+    assert_one_line_error(proc, 2, "pass --force")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_unknown_option_is_one_line() -> None:
+    assert_one_line_error(run_cli("run", "--bogus"), 2, "No such option")
+
+
+def test_interrupt_leaves_nothing_behind(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    proc = subprocess.Popen([*VITFPGA, "run", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(tmp_path.glob(".o.*.partial")):
+        time.sleep(0.2)
+    assert any(tmp_path.glob(".o.*.partial")), "the run never started writing"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,96 @@
+"""The run configuration: one validated dataclass, loadable from TOML, defaults that just work."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from vitfpga.errors import BadInput
+from vitfpga.hls.boards import get_board
+from vitfpga.quant.codecs import SUPPORTED_BITS
+from vitfpga.quant.model import PRESETS
+
+__all__ = ["SIMULATORS", "RunConfig", "load_config"]
+
+SIMULATORS = ("csim", "verilator", "icarus")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "vit-digits"
+    seed: int = 0
+    board: str = "pynq-z2"
+    weight_bits: int = 4
+    float_epochs: int = 120
+    float_lr: float = 3e-3
+    qat_epochs: int = 30
+    qat_lr: float = 1e-3
+    kd_weight: float = 0.5
+    kd_temperature: float = 2.0
+    verify_layer: str = "blocks.0.mlp.fc1"
+    verify_images: int = 4
+    simulators: tuple[str, ...] = field(default=SIMULATORS)
+
+    def quick(self) -> RunConfig:
+        """Same path, fewer epochs: for tests and a first look."""
+        return dataclasses.replace(self, float_epochs=min(self.float_epochs, 12),
+                                   qat_epochs=min(self.qat_epochs, 3))
+
+    def validate(self) -> RunConfig:
+        if self.model not in PRESETS:
+            raise BadInput(f"unknown model '{self.model}'; known: {', '.join(PRESETS)}")
+        get_board(self.board)
+        if self.weight_bits not in SUPPORTED_BITS:
+            raise BadInput(f"weight_bits {self.weight_bits} is not supported; "
+                           f"use one of {', '.join(map(str, SUPPORTED_BITS))}")
+        for name in ("float_epochs", "qat_epochs", "verify_images"):
+            if getattr(self, name) < 1:
+                raise BadInput(f"{name} must be at least 1")
+        if not 0.0 <= self.kd_weight <= 1.0:
+            raise BadInput("kd_weight must be between 0 and 1")
+        if self.kd_temperature <= 0 or self.float_lr <= 0 or self.qat_lr <= 0:
+            raise BadInput("kd_temperature, float_lr and qat_lr must be positive")
+        unknown = [s for s in self.simulators if s not in SIMULATORS]
+        if unknown or not self.simulators:
+            raise BadInput(f"simulators must be a non-empty subset of {', '.join(SIMULATORS)}")
+        return self
+
+
+def _check_type(key: str, value: Any, typ: Any) -> Any:
+    if get_origin(typ) is tuple:
+        item = get_args(typ)[0]
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            raise BadInput(f"config key '{key}' must be a list of {item.__name__}s")
+        return tuple(value)
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise BadInput(f"config key '{key}' must be {typ.__name__}, got {type(value).__name__} "
+                       f"{value!r}")
+    return value
+
+
+def load_config(path: Path | None, **overrides: Any) -> RunConfig:
+    """Defaults, then the TOML file, then command-line overrides (None means not given)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise BadInput(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as e:
+            raise BadInput(f"config file {path}: syntax error: {e}") from None
+        known = get_type_hints(RunConfig)
+        for key, value in raw.items():
+            if key not in known:
+                raise BadInput(f"config file {path}: unknown key '{key}'; known keys: "
+                               f"{', '.join(known)}")
+            try:
+                values[key] = _check_type(key, value, known[key])
+            except BadInput as e:
+                raise BadInput(f"config file {path}: {e}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig(**values).validate()
