@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+
 from vitfpga.hls.names import identifier
 
 __all__ = ["copy_static", "hexword", "render", "template_root", "write_mem"]

@@ -8,6 +8,7 @@ Weight ROM word `nf*SF + sf` holds PE x SIMD lanes; lane `p*SIMD + s` is weight
 from __future__ import annotations
 
 import numpy as np
+
 from vitfpga.quant.codecs import pack_lanes
 
 __all__ = ["channel_words", "weight_words"]

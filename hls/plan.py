@@ -6,13 +6,13 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-from vitfpga.errors import DoesNotFit
+from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board
 from vitfpga.hls.memory import map_memory
 from vitfpga.hls.names import identifier
 from vitfpga.ir import ACC_LIMIT, IntLinear
 
-__all__ = ["EnginePlan", "plan_layer"]
+__all__ = ["EnginePlan", "check_plan_matches", "plan_layer"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,17 @@ class EnginePlan:
     @classmethod
     def from_json(cls, text: str) -> EnginePlan:
         return cls(**json.loads(text))
+
+
+def check_plan_matches(plan: EnginePlan, layer: IntLinear) -> None:
+    """Emitters refuse a plan made for another layer or a folding that does not divide."""
+    if (plan.k, plan.n, plan.weight_bits) != (layer.k, layer.n, layer.weight_bits):
+        raise BadInput(
+            f"plan for {plan.ident} is {plan.k}x{plan.n} at {plan.weight_bits} bits, but the "
+            f"layer is {layer.k}x{layer.n} at {layer.weight_bits} bits")
+    if plan.k % plan.simd or plan.n % plan.pe:
+        raise BadInput(f"plan for {plan.ident}: PE={plan.pe}, SIMD={plan.simd} do not divide "
+                       f"N={plan.n}, K={plan.k}")
 
 
 def _divisors(n: int) -> list[int]:

@@ -31,7 +31,8 @@ def linear_int(x: np.ndarray | torch.Tensor, layer: IntLinear) -> torch.Tensor:
     """int8 rows (M, K) -> int8 rows (M, N) exactly as the engine computes them."""
     x = torch.as_tensor(np.asarray(x), dtype=torch.int64)
     if x.ndim != 2 or x.shape[1] != layer.k:
-        raise ValueError(f"{layer.name}: expected (rows, {layer.k}) int8 input, got {tuple(x.shape)}")
+        raise ValueError(f"{layer.name}: expected (rows, {layer.k}) int8 input, "
+                         f"got {tuple(x.shape)}")
     if x.min() < -128 or x.max() > 127:
         raise ValueError(f"{layer.name}: input values outside int8")
     w = torch.as_tensor(layer.weight, dtype=torch.int64)

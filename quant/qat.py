@@ -8,6 +8,7 @@ from functools import partial
 from brevitas.nn import QuantLinear
 from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerChannelFloat, Int32Bias
 from torch import nn
+
 from vitfpga.quant.codecs import narrow_range
 from vitfpga.quant.model import ViT, ViTConfig
 

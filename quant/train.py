@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from vitfpga.quant.data import Split
 from vitfpga.quant.distill import kd_loss
 

@@ -16,6 +16,12 @@ from vitfpga.errors import VitfpgaError
 __all__ = ["main"]
 
 
+def _console() -> Console:
+    console = Console()
+    # Pipes and CI logs get 80 columns by default: too narrow for part numbers and step lines.
+    return console if console.is_terminal else Console(width=120)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vitfpga")
 def cli() -> None:
@@ -34,7 +40,6 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
         quick: bool) -> None:
     """Train, quantise, export, plan, generate and verify, end to end."""
     from vitfpga.config import load_config
-
     from vitfpga.outdir import check_output_dir
 
     # Bad input fails here, in a second, before the heavy imports and the training.
@@ -42,7 +47,7 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
     check_output_dir(out, force)
     from vitfpga.pipeline import run_pipeline
 
-    run_pipeline(cfg.quick() if quick else cfg, out, force, Console(stderr=False))
+    run_pipeline(cfg.quick() if quick else cfg, out, force, _console())
 
 
 @cli.command()
@@ -56,10 +61,7 @@ def boards() -> None:
     for b in BOARDS.values():
         table.add_row(b.name, b.part, f"{b.lut:,}", f"{b.ff:,}", str(b.bram36), str(b.uram),
                       f"{b.dsp:,}", f"{b.clock_mhz:g}")
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=120)  # pipes and CI: do not truncate part numbers
-    console.print(table)
+    _console().print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,8 +36,8 @@ class RunConfig:
 
     def quick(self) -> RunConfig:
         """Same path, fewer epochs: for tests and a first look."""
-        return dataclasses.replace(self, float_epochs=min(self.float_epochs, 12),
-                                   qat_epochs=min(self.qat_epochs, 3))
+        return dataclasses.replace(self, float_epochs=min(self.float_epochs, 40),
+                                   qat_epochs=min(self.qat_epochs, 5))
 
     def validate(self) -> RunConfig:
         if self.model not in PRESETS:

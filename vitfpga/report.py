@@ -88,8 +88,12 @@ def _plot(path: Path, history: dict[str, list[float]], r: dict[str, Any]) -> Non
             label="measured")
     ax2.set_xticks(range(len(rows)), labels)
     ax2.set_ylabel("clock cycles")
+    for i, v in enumerate(rows):
+        ax2.annotate(f"{v['ideal_cycles'] / v['cycles']:.1%} MAC util.", (i, v["cycles"]),
+                     ha="center", va="bottom", fontsize=8)
+    ax2.set_ylim(0, 1.25 * max([v["cycles"] for v in rows], default=1))
     ax2.set_title("RTL cycles, verified layer")
-    ax2.legend()
+    ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -1,0 +1,30 @@
+"""Seeded random integer layers, for hardware-scale checks where no trained model of that size
+exists here. Anything built from these is labelled as random weights, never as a model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vitfpga.ir import IntLinear, requant_params
+
+__all__ = ["random_layer", "random_rows"]
+
+
+def random_layer(k: int, n: int, bits: int = 4, relu: bool = False, seed: int = 0,
+                 name: str = "blocks.0.mlp.fc1") -> IntLinear:
+    """A layer in the integer contract with realistic scales (outputs spread over int8)."""
+    rng = np.random.default_rng(seed)
+    hi = 2 ** (bits - 1) - 1
+    weight = rng.integers(-hi, hi + 1, size=(n, k), dtype=np.int64)
+    bias = rng.integers(-(2**12), 2**12, size=n, dtype=np.int64)
+    in_scale, out_scale = 0.05, 0.08
+    w_scale = rng.uniform(0.01, 0.05, size=n) / hi * 4
+    mult, shift = requant_params(in_scale * w_scale / out_scale)
+    return IntLinear(name=name, weight=weight, bias=bias, multiplier=mult, shift=shift,
+                     weight_bits=bits, in_scale=in_scale, w_scale=w_scale, out_scale=out_scale,
+                     relu=relu)
+
+
+def random_rows(rows: int, k: int, seed: int = 1) -> np.ndarray:
+    """Full-range int8 input rows."""
+    return np.random.default_rng(seed).integers(-128, 128, size=(rows, k), dtype=np.int64)
