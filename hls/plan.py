@@ -1,4 +1,6 @@
-"""Fold a layer onto the engine: PE x SIMD, memories, cycle counts, fit and overflow proofs."""
+"""Fold one layer onto the engine: PE x SIMD, memory, cycle counts, fit and overflow proofs.
+
+The whole-model plan (one engine time-multiplexed over every layer) is in `hls.program`."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from vitfpga.hls.memory import map_memory
 from vitfpga.hls.names import identifier
 from vitfpga.ir import ACC_LIMIT, IntLinear
 
-__all__ = ["EnginePlan", "check_plan_matches", "plan_layer"]
+__all__ = ["EnginePlan", "check_plan_matches", "estimate_resources", "plan_layer"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class EnginePlan:
     pe: int
     simd: int
     weight_bits: int
-    bram36: int
+    bram36: float
     uram: int
     dsp: int
     lut: int
@@ -76,18 +78,17 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _estimate(layer: IntLinear, pe: int, simd: int) -> tuple[int, int]:
-    """(DSP, LUT) estimates for one folding.
+def estimate_resources(pe: int, simd: int, bits: int) -> tuple[int, int]:
+    """(DSP, LUT) estimates for a PE x SIMD array.
 
-    Low-bit weights multiply in LUTs (a 4x8 product is a few LUTs; DSP48s would waste 80% of
+    Low-bit weights multiply in LUTs (a 4x8 product is a few LUTs; DSP48s would waste most of
     their width); 8-bit weights take one DSP per lane. The 32x31-bit requant product takes four
     DSP48 slices per PE. LUTs: a per-lane MAC cost plus adder trees, control and AXI glue.
     """
     lanes = pe * simd
-    dsp = 4 * pe + (lanes if layer.weight_bits == 8 else 0)
-    lut_per_lane = 8 if layer.weight_bits == 8 else 2 * (layer.weight_bits + 8)
-    lut = lanes * lut_per_lane + pe * (32 + 64) + 800
-    return dsp, lut
+    dsp = 4 * pe + (lanes if bits == 8 else 0)
+    lut_per_lane = 8 if bits == 8 else 2 * (bits + 8)
+    return dsp, lanes * lut_per_lane + pe * (32 + 64) + 800
 
 
 def plan_layer(layer: IntLinear, board: Board, rows: int, max_lanes: int = 64) -> EnginePlan:
@@ -100,11 +101,11 @@ def plan_layer(layer: IntLinear, board: Board, rows: int, max_lanes: int = 64) -
     for pe in _divisors(layer.n):
         for simd in _divisors(layer.k):
             lanes = pe * simd
-            dsp, lut = _estimate(layer, pe, simd)
+            dsp, lut = estimate_resources(pe, simd, layer.weight_bits)
             if lanes > max_lanes or dsp > board.dsp or lut > board.lut:
                 continue
             mem = map_memory(lanes * layer.weight_bits, (layer.n // pe) * (layer.k // simd),
-                             allow_uram=board.uram > 0)
+                             uram_limit=board.uram)
             candidates.append((-lanes, mem.bram36 + 8 * mem.uram, -simd, pe, simd, mem, dsp, lut))
     if not candidates:
         raise DoesNotFit(f"layer {layer.name} ({layer.k}x{layer.n}) has no folding within "

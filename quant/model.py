@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["PRESETS", "ViT", "ViTConfig", "float_linear"]
+__all__ = ["HARDWARE_PRESETS", "PRESETS", "ViT", "ViTConfig", "float_linear", "linear_shapes"]
 
 LinearFactory = Callable[[int, int, str], nn.Module]
 
@@ -51,6 +51,26 @@ class ViTConfig:
 
 
 PRESETS: dict[str, ViTConfig] = {"vit-digits": ViTConfig()}
+
+# Hardware-scale shapes for planning and RTL checks (with seeded random weights, labelled so):
+# DeiT-Tiny and DeiT-Small at 224x224 with 16x16 patches (Touvron et al., 2021).
+HARDWARE_PRESETS: dict[str, ViTConfig] = {
+    "deit-tiny": ViTConfig(224, 16, 3, 192, 12, 3, 4, 1000),
+    "deit-small": ViTConfig(224, 16, 3, 384, 12, 6, 4, 1000),
+}
+
+
+def linear_shapes(cfg: ViTConfig) -> list[tuple[str, int, int, int]]:
+    """(name, K, N, rows per image) of every linear layer, in execution order: the patch
+    embedding sees the patches, the blocks every token, the head only the class token."""
+    shapes = [("patch_embed", cfg.patch_dim, cfg.dim, cfg.num_patches)]
+    for b in range(cfg.depth):
+        t = cfg.tokens
+        shapes += [(f"blocks.{b}.attn.qkv", cfg.dim, 3 * cfg.dim, t),
+                   (f"blocks.{b}.attn.proj", cfg.dim, cfg.dim, t),
+                   (f"blocks.{b}.mlp.fc1", cfg.dim, cfg.hidden, t),
+                   (f"blocks.{b}.mlp.fc2", cfg.hidden, cfg.dim, t)]
+    return [*shapes, ("head", cfg.dim, cfg.num_classes, 1)]
 
 
 def float_linear(in_features: int, out_features: int, name: str) -> nn.Module:

@@ -87,3 +87,35 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_preset_prints_the_plan() -> None:
+    proc = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260")
+    assert proc.returncode == 0, proc.stderr
+    for text in ("seeded random int4 weights", "blocks.11.mlp.fc2", "197", "BRAM efficiency",
+                 "images/s at 250 MHz"):
+        assert text in proc.stdout, text
+
+
+def test_plan_that_does_not_fit_says_by_how_much() -> None:
+    proc = run_cli("plan", "--preset", "deit-small", "--board", "pynq-z2")
+    assert_one_line_error(proc, 2, "pynq-z2 offers 126 BRAM36")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("plan", "--board", "pynq-z2"), "give a RUN_DIR"),
+    (("plan", "--preset", "deit-huge", "--board", "kv260"), "unknown preset 'deit-huge'"),
+    (("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "5"),
+     "--weight-bits 5 is not supported"),
+])
+def test_plan_bad_arguments(args: tuple[str, ...], message: str) -> None:
+    assert_one_line_error(run_cli(*args), 2, message)
+
+
+def test_plan_refuses_corrupt_run_dir(tmp_path: Path) -> None:
+    proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
+    assert_one_line_error(proc, 2, "is not a vitfpga run directory")
+    (tmp_path / "int_model.npz").write_bytes(b"not a zip file")
+    (tmp_path / "report.json").write_text('{"config": {"model": "vit-digits"}}')
+    proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
+    assert_one_line_error(proc, 2, "corrupt run artifacts")

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from vitfpga.errors import VitfpgaError
+if TYPE_CHECKING:
+    from vitfpga.hls.program import ModelPlan
+
+from vitfpga.errors import BadInput, VitfpgaError
 
 __all__ = ["main"]
 
@@ -48,6 +52,70 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
     from vitfpga.pipeline import run_pipeline
 
     run_pipeline(cfg.quick() if quick else cfg, out, force, _console())
+
+
+@cli.command()
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--preset", default=None, help="Plan hardware-scale dimensions instead: "
+              "deit-tiny or deit-small (seeded random weights).")
+@click.option("--board", required=True, help="Target board (see `vitfpga boards`).")
+@click.option("--weight-bits", type=int, default=4, show_default=True,
+              help="Weight bits for --preset.")
+@click.option("--max-lanes", type=int, default=64, show_default=True,
+              help="Most PE x SIMD MAC lanes to consider.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the plan as JSON here.")
+def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+         max_lanes: int, json_out: Path | None) -> None:
+    """Fold every linear layer onto one engine for BOARD and print the plan."""
+    from vitfpga.hls.boards import get_board
+    from vitfpga.hls.program import plan_model
+    from vitfpga.hls.sources import preset_layers, run_layers
+    from vitfpga.quant.codecs import SUPPORTED_BITS
+
+    if (run_dir is None) == (preset is None):
+        raise BadInput("give a RUN_DIR from `vitfpga run` or --preset deit-tiny|deit-small")
+    if weight_bits not in SUPPORTED_BITS:
+        raise BadInput(f"--weight-bits {weight_bits} is not supported; use one of "
+                       f"{', '.join(map(str, SUPPORTED_BITS))}")
+    if max_lanes < 1:
+        raise BadInput("--max-lanes must be at least 1")
+    target = get_board(board)
+    layers, rows, label = (run_layers(run_dir) if run_dir is not None
+                           else preset_layers(preset, weight_bits))
+    result = plan_model(layers, rows, target, max_lanes=max_lanes)
+    console = _console()
+    for table in _plan_tables(result, label):
+        console.print(table)
+    if json_out is not None:
+        json_out.write_text(result.to_json())
+
+
+def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
+    layers = Table(title=f"{label}: one engine, PE={p.pe} x SIMD={p.simd}", show_footer=True,
+                   caption="M = rows per image; cycles are ideal: M x ceil(N/PE) x ceil(K/SIMD)")
+    for col, footer in (("layer", "total"), ("K", ""), ("N", ""), ("M", ""), ("codec", ""),
+                        ("bits", ""), ("weight words", f"{p.weight_depth:,}"),
+                        ("cycles", f"{p.cycles_per_image:,}")):
+        layers.add_column(col, footer=footer,
+                          justify="left" if col in ("layer", "codec") else "right")
+    for s in p.layers:
+        layers.add_row(s.name, str(s.k), str(s.n), str(s.rows), "dense", str(p.weight_bits),
+                       f"{s.words:,}", f"{s.ideal_cycles(s.rows):,}")
+    totals = Table(title=f"{p.board} ({p.part})", show_header=False)
+    totals.add_column("what")
+    totals.add_column("value", justify="right")
+    for what, value in (
+        ("weight memory", f"{p.weight_depth:,} words x {p.word_bits} bits"),
+        ("BRAM36 / URAM", f"{p.bram36:g} / {p.uram}"),
+        ("BRAM efficiency", f"{p.bram_efficiency:.1%}"),
+        ("DSP / LUT (estimate)", f"{p.dsp:,} / {p.lut:,}"),
+        ("cycles per image (ideal)", f"{p.cycles_per_image:,}"),
+        ("MAC utilisation", f"{p.mac_utilisation:.1%}"),
+        (f"images/s at {p.clock_mhz:g} MHz", f"{p.clock_mhz * 1e6 / p.cycles_per_image:,.1f}"),
+    ):
+        totals.add_row(what, value)
+    return layers, totals
 
 
 @cli.command()

@@ -57,3 +57,16 @@ def test_integer_golden_matches_saved_vectors(quick_run: Path) -> None:
     assert len(vectors["x"]) >= 64
     got = linear_int(vectors["x"], layers["blocks.0.mlp.fc1"]).numpy()
     assert (got == vectors["expected"]).all()
+
+
+def test_plan_of_the_run_covers_every_layer(quick_run: Path, tmp_path: Path) -> None:
+    from vitfpga.hls.program import ModelPlan
+
+    out = tmp_path / "plan.json"
+    proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "plan", str(quick_run),
+                           "--board", "pynq-z2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    plan = ModelPlan.from_json(out.read_text())
+    assert len(plan.layers) == 14 and plan.layers[-1].name == "head"
+    assert "blocks.2.mlp.fc2" in proc.stdout and "vit-digits" in proc.stdout

@@ -23,18 +23,33 @@ def test_unknown_board_lists_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize(("width", "depth", "bram36"), [
-    (72, 512, 1), (36, 1024, 1), (4, 8192, 1), (1, 32768, 1), (73, 512, 2), (128, 64, 2),
-    (144, 1024, 4), (8, 100_000, 25),
+    (72, 512, 1), (36, 1024, 1), (4, 8192, 1), (1, 32768, 1), (18, 512, 0.5),
+    (73, 512, 1.5),  # one 72x512 RAMB36 and a RAMB18 column for the extra bit
+    (128, 64, 2), (144, 1024, 4), (8, 100_000, 24.5),
 ])
-def test_map_memory_cheapest_tiling(width: int, depth: int, bram36: int) -> None:
+def test_map_memory_cheapest_tiling(width: int, depth: int, bram36: float) -> None:
     mem = map_memory(width, depth)
     assert mem.bram36 == bram36
     assert mem.efficiency == pytest.approx(width * depth / (bram36 * BRAM36_BITS))
+    assert sum(w * n for w, _, n in mem.columns) >= width
+
+
+def test_map_memory_is_never_worse_than_one_shape() -> None:
+    import math
+
+    from vitfpga.hls.memory import BRAM36_SHAPES
+
+    for width in (1, 7, 64, 100, 256, 1000):
+        for depth in (10, 512, 1500, 9000):
+            single = min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM36_SHAPES)
+            assert map_memory(width, depth).bram36 <= single
 
 
 def test_map_memory_prefers_uram_only_when_cheaper() -> None:
-    assert map_memory(72, 4096, allow_uram=True).uram == 1
-    assert map_memory(72, 512, allow_uram=True).uram == 0
+    assert map_memory(72, 4096, uram_limit=4).uram == 1
+    assert map_memory(72, 512, uram_limit=4).uram == 0
+    split = map_memory(72, 3 * 4096, uram_limit=2)  # two URAM rows, the rest in BRAM36
+    assert (split.uram, split.bram36) == (2, 8)
 
 
 def test_plan_is_deterministic_and_round_trips() -> None:
