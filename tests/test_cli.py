@@ -46,6 +46,7 @@ def test_unknown_board(tmp_path: Path) -> None:
     ("weight_bits = 5\n", "weight_bits 5 is not supported"),
     ("seed = 1\nboard = \n", "syntax error: Invalid value (at line 2"),
     ('simulators = ["modelsim"]\n', "simulators must be"),
+    ('verify_layer = "blocks.9.mlp.fc1"\n', "choose one of patch_embed, blocks.0.attn.qkv"),
 ])
 def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "run.toml"

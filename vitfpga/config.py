@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from vitfpga.errors import BadInput
 from vitfpga.hls.boards import get_board
 from vitfpga.quant.codecs import SUPPORTED_BITS
-from vitfpga.quant.model import PRESETS
+from vitfpga.quant.model import PRESETS, linear_shapes
 
 __all__ = ["SIMULATORS", "RunConfig", "load_config"]
 
@@ -43,6 +43,10 @@ class RunConfig:
         if self.model not in PRESETS:
             raise BadInput(f"unknown model '{self.model}'; known: {', '.join(PRESETS)}")
         get_board(self.board)
+        names = [name for name, *_ in linear_shapes(PRESETS[self.model])]
+        if self.verify_layer not in names:
+            raise BadInput(f"verify_layer '{self.verify_layer}' is not a linear layer of "
+                           f"{self.model}; choose one of {', '.join(names)}")
         if self.weight_bits not in SUPPORTED_BITS:
             raise BadInput(f"weight_bits {self.weight_bits} is not supported; "
                            f"use one of {', '.join(map(str, SUPPORTED_BITS))}")

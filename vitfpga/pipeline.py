@@ -125,17 +125,9 @@ def step_export(run: Run) -> None:
                           f"{run.agreement:.2%} of test images")
 
 
-def _verify_layer(run: Run) -> IntLinear:
-    name = run.cfg.verify_layer
-    if name not in run.layers:
-        raise BadInput(f"verify_layer '{name}' is not a linear layer of the model; "
-                       f"choose one of {', '.join(run.layers)}")
-    return run.layers[name]
-
-
 def step_plan(run: Run) -> None:
     board = get_board(run.cfg.board)
-    layer = _verify_layer(run)
+    layer = run.layers[run.cfg.verify_layer]  # RunConfig.validate checked the name
     with _step(run, "plan", f"fold {layer.name} ({layer.k}x{layer.n}) onto {board.name}"):
         run.plan = plan_layer(layer, board, rows=PRESETS[run.cfg.model].tokens)
         (run.out / "plan.json").write_text(run.plan.to_json())
