@@ -69,9 +69,14 @@ def tool_env(sim: str) -> Iterator[None]:
     if root is None:
         yield
         return
-    saved = {key: os.environ.get(key) for key in ("PATH", "VERILATOR_ROOT")}
+    saved = {key: os.environ.get(key) for key in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
     os.environ["PATH"] = os.pathsep.join([str(root / "bin"), saved["PATH"] or ""])
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough for
+    # Verilator to split into several .cpp files fails to compile ("Vtop__pch.h.fast: linker
+    # input file not found"). A variable given through MAKEFLAGS overrides the makefile's.
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"],
+                                                     "CFG_CXXFLAGS_PCH_I=-include"]))
     try:
         yield
     finally:

