@@ -1,13 +1,17 @@
 """Device facts from the vendors' data sheets (Xilinx DS190 for Zynq-7000, DS891 for Zynq
-UltraScale+, the Kria K26 data sheet DS987): the resources the planner may spend."""
+UltraScale+, the Kria K26 data sheet DS987): the resources the planner may spend. Users add
+their own boards from a TOML file (`--boards-file`)."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from vitfpga.errors import BadInput
 
-__all__ = ["BOARDS", "Board", "get_board"]
+__all__ = ["BOARDS", "Board", "get_board", "load_boards_file", "register_boards_file"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,63 @@ def get_board(name: str) -> Board:
     if key not in BOARDS:
         raise BadInput(f"unknown board '{name}'; known boards: {', '.join(BOARDS)}")
     return BOARDS[key]
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.-]+$")
+_BOARD_KEYS = {"part": str, "lut": int, "ff": int, "bram36": int, "uram": int, "dsp": int,
+               "clock_mhz": float, "has_ps": bool}
+
+
+def load_boards_file(path: Path) -> dict[str, Board]:
+    """User boards from TOML, one table per board:
+
+        [boards.my-zu2]
+        part = "xczu2cg-sbva484-1-e"
+        lut = 47232
+        ff = 94464
+        bram36 = 150
+        uram = 0
+        dsp = 240
+        clock_mhz = 200.0
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BadInput(f"boards file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"boards file {path}: syntax error: {e}") from None
+    tables = raw.get("boards")
+    if not isinstance(tables, dict) or not tables or set(raw) != {"boards"}:
+        raise BadInput(f"boards file {path}: expected [boards.NAME] tables and nothing else")
+    boards = {}
+    for name, table in tables.items():
+        where = f"boards file {path}: [boards.{name}]"
+        if not isinstance(table, dict):
+            raise BadInput(f"{where} must be a table")
+        unknown = set(table) - set(_BOARD_KEYS)
+        missing = set(_BOARD_KEYS) - set(table) - {"has_ps"}
+        if unknown or missing:
+            raise BadInput(f"{where}: unknown keys {sorted(unknown)}, missing keys "
+                           f"{sorted(missing)}")
+        values: dict[str, object] = {}
+        for key, value in table.items():
+            want = _BOARD_KEYS[key]
+            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise BadInput(f"{where}: '{key}' must be {want.__name__}, got {value!r}")
+            if want in (int, float) and value <= 0 and key not in ("uram",):
+                raise BadInput(f"{where}: '{key}' must be positive")
+            values[key] = value
+        if not _PLAIN.match(name) or not _PLAIN.match(str(values["part"])):
+            raise BadInput(f"{where}: board and part names may hold only letters, digits, "
+                           f"'.', '_' and '-' (they reach TCL and file names)")
+        boards[name.lower()] = Board(name=name.lower(), **values)
+    return boards
+
+
+def register_boards_file(path: Path | None) -> None:
+    """Add a file's boards to BOARDS (a user board may shadow a built-in one on purpose)."""
+    if path is not None:
+        BOARDS.update(load_boards_file(path))

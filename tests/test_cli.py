@@ -120,3 +120,39 @@ def test_plan_refuses_corrupt_run_dir(tmp_path: Path) -> None:
     (tmp_path / "report.json").write_text('{"config": {"model": "vit-digits"}}')
     proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
     assert_one_line_error(proc, 2, "corrupt run artifacts")
+
+
+USER_BOARD = """[boards.my-zu2]
+part = "xczu2cg-sbva484-1-e"
+lut = 47232
+ff = 94464
+bram36 = 150
+uram = 0
+dsp = 240
+clock_mhz = 200
+"""
+
+
+def test_user_boards_from_toml(tmp_path: Path) -> None:
+    f = tmp_path / "boards.toml"
+    f.write_text(USER_BOARD)
+    proc = run_cli("boards", "--boards-file", str(f))
+    assert proc.returncode == 0 and "my-zu2" in proc.stdout and "xczu2cg-sbva484-1-e" in proc.stdout
+    proc = run_cli("plan", "--preset", "deit-tiny", "--board", "my-zu2", "--boards-file", str(f),
+                   "--weight-bits", "2")
+    # DeiT-Tiny does not fit a ZU2 even at 2 bits: the refusal proves the user board was used.
+    assert_one_line_error(proc, 2, "my-zu2 offers 135 BRAM36 (90% of 150)")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (USER_BOARD.replace("dsp = 240", "dsps = 240"), "unknown keys ['dsps'], missing keys ['dsp']"),
+    (USER_BOARD.replace("lut = 47232", 'lut = "many"'), "'lut' must be int"),
+    (USER_BOARD.replace("bram36 = 150", "bram36 = -1"), "'bram36' must be positive"),
+    (USER_BOARD.replace('"xczu2cg-sbva484-1-e"', '"xczu2cg; exec rm"'), "may hold only"),
+    ("[boards.x\n", "syntax error"),
+    ("lut = 3\n", "expected [boards.NAME] tables"),
+])
+def test_bad_boards_file(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "boards.toml"
+    f.write_text(text)
+    assert_one_line_error(run_cli("boards", "--boards-file", str(f)), 2, message)

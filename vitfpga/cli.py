@@ -63,12 +63,14 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
               help="Weight bits for --preset.")
 @click.option("--max-lanes", type=int, default=64, show_default=True,
               help="Most PE x SIMD MAC lanes to consider.")
+@click.option("--boards-file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with more boards ([boards.NAME] tables).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the plan as JSON here.")
 def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-         max_lanes: int, json_out: Path | None) -> None:
+         max_lanes: int, boards_file: Path | None, json_out: Path | None) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
-    from vitfpga.hls.boards import get_board
+    from vitfpga.hls.boards import get_board, register_boards_file
     from vitfpga.hls.program import plan_model
     from vitfpga.hls.sources import preset_layers, run_layers
     from vitfpga.quant.codecs import SUPPORTED_BITS
@@ -80,6 +82,7 @@ def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
                        f"{', '.join(map(str, SUPPORTED_BITS))}")
     if max_lanes < 1:
         raise BadInput("--max-lanes must be at least 1")
+    register_boards_file(boards_file)
     target = get_board(board)
     layers, rows, label = (run_layers(run_dir) if run_dir is not None
                            else preset_layers(preset, weight_bits))
@@ -119,9 +122,13 @@ def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
 
 
 @cli.command()
-def boards() -> None:
+@click.option("--boards-file", type=click.Path(path_type=Path), default=None,
+              help="TOML file with more boards ([boards.NAME] tables).")
+def boards(boards_file: Path | None) -> None:
     """List the known boards and their resources."""
-    from vitfpga.hls.boards import BOARDS
+    from vitfpga.hls.boards import BOARDS, register_boards_file
+
+    register_boards_file(boards_file)
 
     table = Table(title="Boards (vendor data sheets)")
     for col in ("board", "part", "LUT", "FF", "BRAM36", "URAM", "DSP", "clock MHz"):
