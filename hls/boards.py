@@ -5,11 +5,11 @@ their own boards from a TOML file (`--boards-file`)."""
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from vitfpga.errors import BadInput
+from vitfpga.tomlfile import read_toml, typed_value
 
 __all__ = ["BOARDS", "Board", "get_board", "load_boards_file", "register_boards_file"]
 
@@ -68,12 +68,7 @@ def load_boards_file(path: Path) -> dict[str, Board]:
         dsp = 240
         clock_mhz = 200.0
     """
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise BadInput(f"boards file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"boards file {path}: syntax error: {e}") from None
+    raw = read_toml(path, "boards file")
     tables = raw.get("boards")
     if not isinstance(tables, dict) or not tables or set(raw) != {"boards"}:
         raise BadInput(f"boards file {path}: expected [boards.NAME] tables and nothing else")
@@ -89,13 +84,12 @@ def load_boards_file(path: Path) -> dict[str, Board]:
                            f"{sorted(missing)}")
         values: dict[str, object] = {}
         for key, value in table.items():
-            want = _BOARD_KEYS[key]
-            ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value, ok = float(value), True
-            if not ok:
-                raise BadInput(f"{where}: '{key}' must be {want.__name__}, got {value!r}")
-            if want in (int, float) and value <= 0 and key not in ("uram",):
+            try:
+                value = typed_value(key, value, _BOARD_KEYS[key])
+            except BadInput as e:
+                raise BadInput(f"{where}: {e}") from None
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0 \
+                    and key != "uram":
                 raise BadInput(f"{where}: '{key}' must be positive")
             values[key] = value
         if not _PLAIN.match(name) or not _PLAIN.match(str(values["part"])):

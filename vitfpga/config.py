@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.boards import get_board
 from vitfpga.quant.codecs import SUPPORTED_BITS
 from vitfpga.quant.model import PRESETS, linear_shapes
+from vitfpga.tomlfile import read_toml, typed_value
 
 __all__ = ["SIMULATORS", "RunConfig", "load_config"]
 
@@ -63,37 +63,18 @@ class RunConfig:
         return self
 
 
-def _check_type(key: str, value: Any, typ: Any) -> Any:
-    if get_origin(typ) is tuple:
-        item = get_args(typ)[0]
-        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
-            raise BadInput(f"config key '{key}' must be a list of {item.__name__}s")
-        return tuple(value)
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise BadInput(f"config key '{key}' must be {typ.__name__}, got {type(value).__name__} "
-                       f"{value!r}")
-    return value
-
-
 def load_config(path: Path | None, **overrides: Any) -> RunConfig:
     """Defaults, then the TOML file, then command-line overrides (None means not given)."""
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise BadInput(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as e:
-            raise BadInput(f"config file {path}: syntax error: {e}") from None
+        raw = read_toml(path, "config file")
         known = get_type_hints(RunConfig)
         for key, value in raw.items():
             if key not in known:
                 raise BadInput(f"config file {path}: unknown key '{key}'; known keys: "
                                f"{', '.join(known)}")
             try:
-                values[key] = _check_type(key, value, known[key])
+                values[key] = typed_value(key, value, known[key])
             except BadInput as e:
                 raise BadInput(f"config file {path}: {e}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
