@@ -10,12 +10,19 @@ lanes per layer from `c_base`; padded channels get bias 0, M = 2^30, S = 1 and s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vitfpga.quant.codecs import pack_lanes
 
-__all__ = ["CHANNEL_PAD", "PROGRAM_FIELDS", "channel_words", "pack_fields", "program_words",
+if TYPE_CHECKING:
+    from vitfpga.hls.plan import LayerSlot, ModelPlan
+    from vitfpga.ir import IntLinear
+
+__all__ = ["CHANNEL_PAD", "PROGRAM_BITS", "PROGRAM_FIELDS", "ModelTables", "channel_words",
+           "model_tables", "pack_fields", "pad_input", "program_words", "unpad_output",
            "weight_words"]
 
 # Per-channel table lane widths and the value a padded channel gets.
@@ -23,6 +30,7 @@ CHANNEL_PAD = {"bias": (32, 0), "mult": (32, 2**30), "shift": (8, 1)}
 
 # One program word per layer, fields LSB first: (name, bits).
 PROGRAM_FIELDS = (("w_base", 32), ("c_base", 32), ("sf", 16), ("nf", 16), ("relu", 8))
+PROGRAM_BITS = sum(bits for _, bits in PROGRAM_FIELDS)
 
 
 def _pad_to(values: np.ndarray, axis: int, multiple: int, fill: int) -> np.ndarray:
@@ -70,3 +78,56 @@ def pack_fields(fields: dict[str, int]) -> int:
 
 def program_words(entries: list[dict[str, int]]) -> list[int]:
     return [pack_fields(e) for e in entries]
+
+
+@dataclass(frozen=True)
+class ModelTables:
+    """Every word of the engine's memories, in address order: what both emitters write."""
+
+    weights: list[int]  # plan.weight_depth words of plan.word_bits
+    bias: list[int]  # plan.channel_depth words of PE int32 lanes
+    mult: list[int]  # PE 32-bit lanes, M < 2^31
+    shift: list[int]  # PE 8-bit lanes
+    program: list[dict[str, int]]  # one entry per layer, fields of PROGRAM_FIELDS
+
+    @property
+    def program_words(self) -> list[int]:
+        return program_words(self.program)
+
+
+def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
+    """Lay every layer of the plan into the shared memories.
+
+    Layers with fewer weight bits than the plan sit sign-extended in the plan's wider lanes (a
+    narrow-range B-bit value fits any wider signed lane unchanged)."""
+    weights: list[int] = []
+    tables: dict[str, list[int]] = {name: [] for name in CHANNEL_PAD}
+    program = []
+    for slot in plan.layers:
+        layer = layers[slot.name]
+        if len(weights) != slot.w_base or len(tables["bias"]) != slot.c_base:
+            raise ValueError(f"plan entry {slot.ident} does not start where the previous ended")
+        weights += weight_words(layer.weight, plan.pe, plan.simd, plan.weight_bits)
+        for name, values in (("bias", layer.bias), ("mult", layer.multiplier),
+                             ("shift", layer.shift)):
+            bits, fill = CHANNEL_PAD[name]
+            tables[name] += channel_words(values, plan.pe, bits, fill)
+        program.append({"w_base": slot.w_base, "c_base": slot.c_base, "sf": slot.sf,
+                        "nf": slot.nf, "relu": int(slot.relu)})
+    if len(weights) != plan.weight_depth or len(tables["bias"]) != plan.channel_depth:
+        raise ValueError("the plan's memory depths do not match its layers")
+    return ModelTables(weights=weights, bias=tables["bias"], mult=tables["mult"],
+                       shift=tables["shift"], program=program)
+
+
+def pad_input(x: np.ndarray, slot: LayerSlot, simd: int) -> np.ndarray:
+    """Input rows (M, K) zero-padded to (M, SF*SIMD), the width the engine streams."""
+    x = _pad_to(np.asarray(x, dtype=np.int64), 1, simd, 0)
+    if x.shape[1] != slot.sf * simd:
+        raise ValueError(f"{slot.ident}: input rows have {x.shape[1]} columns, expected {slot.k}")
+    return x
+
+
+def unpad_output(y: np.ndarray, slot: LayerSlot) -> np.ndarray:
+    """Engine output rows (M, NF*PE) cut back to the layer's N channels."""
+    return np.asarray(y)[:, :slot.n]

@@ -1,9 +1,26 @@
-"""Map a width x depth memory onto block RAM (BRAM36, or its BRAM18 halves) or URAM288, and count
-what it costs.
+"""Map a width x depth memory onto block RAM (BRAM36, or its BRAM18 halves), URAM288 or LUTs, and
+count what it costs.
 
-A memory may be built from columns of different aspect ratios (a 64-bit word as one 36-bit and one
-18-bit column plus ...): a small dynamic programme over the width finds the cheapest mix, which is
-what keeps BRAM efficiency high for widths that are not multiples of 72.
+Two models:
+
+- `map_memory(w, d)`: the cheapest column tiling of a hand-built memory. Columns of different
+  aspect ratios may be mixed (a 64-bit word as one 36-bit and one 18-bit column plus ...): a small
+  dynamic programme over the width finds the cheapest mix, which is what keeps BRAM efficiency
+  high for widths that are not multiples of 72. URAM288 is used where it is no more wasteful.
+- `map_memory(w, d, rom=True)`: what synthesis infers for the engine's ROMs (a `reg` array
+  loaded by `$readmemh`, one registered read port), following Yosys `synth_xilinx`'s
+  `memory_libmap` as measured with `vitfpga.sim.synth`: one primitive shape for the whole
+  memory, depth rows packed side by side into its width (48x3000 is four 36x1024 RAMB36, where
+  whole columns would take 4.5), chosen by Yosys's cost (129 per RAMB18, 257 per RAMB36, plus
+  half a unit per bit of read multiplexer across depth-stacked primitives), and lowered to LUTs
+  instead when that costs less, a ROM bit in logic costing 1/64 (`-logic-cost-rom 0.015625`).
+  In effect a ROM that would fill less than ~45% of its block RAM becomes LUTs (64x15 and
+  160x30 tables, a 128x128 weight memory). Never URAM: URAM288 cannot be initialised on
+  UltraScale+ (Yosys's URAM model allows only zero init), so a ROM on those parts lands in block
+  RAM however large it is.
+
+Both report `luts`: LUTs the memory costs outside RAM primitives (a ROM in logic, or the read
+multiplexer of depth-stacked primitives, e.g. 576 LUTs for 576x1500 as three 512-deep rows).
 """
 
 from __future__ import annotations
@@ -11,7 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["BRAM18_SHAPES", "BRAM36_BITS", "BRAM36_SHAPES", "MemoryMap", "map_memory"]
+__all__ = ["BRAM18_SHAPES", "BRAM36_BITS", "BRAM36_SHAPES", "ROM_LOGIC_COST", "URAM288_BITS",
+           "MemoryMap", "map_memory"]
 
 BRAM36_BITS = 36 * 1024
 URAM288_BITS = 72 * 4096
@@ -20,6 +38,14 @@ BRAM36_SHAPES = ((72, 512), (36, 1024), (18, 2048), (9, 4096), (4, 8192), (2, 16
 BRAM18_SHAPES = ((36, 512), (18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 URAM288_SHAPE = (72, 4096)
 
+# Yosys synth_xilinx memory_libmap costs (techlibs/xilinx/brams_xc4v.txt, synth_xilinx.cc,
+# memory_libmap.cc), used by the ROM model so that the planner predicts what Yosys builds.
+_YOSYS_COST = {1: 129, 2: 257}  # by size in RAMB18 halves
+_YOSYS_MUX_FACTOR = 0.5  # per data bit per extra depth row
+ROM_LOGIC_COST = 1 / 64  # per bit of a ROM lowered to LUTs
+_LUT6_ROM_DEPTH = 64  # one LUT6 is a 64x1 ROM; MUXF7/F8 widen it to 256 without LUTs
+_MUX_INPUTS_PER_LUT = 3  # a chain of LUT6 4:1 muxes adds three inputs per LUT
+
 
 @dataclass(frozen=True)
 class MemoryMap:
@@ -27,7 +53,11 @@ class MemoryMap:
     depth: int
     bram18: int  # in RAMB18 halves: a RAMB36 counts 2
     uram: int
-    columns: tuple[tuple[int, int, int], ...]  # (primitive width, depth, columns of it)
+    # (primitive width, depth, n): n columns of stacked primitives; with rom=True, n primitives
+    # (Yosys packs the depth rows side by side, so they need not form whole columns)
+    columns: tuple[tuple[int, int, int], ...]
+    luts: int = 0  # LUTs outside RAM primitives: logic ROM, or the read mux across depth rows
+    logic: bool = False  # lowered to LUTs entirely (a small ROM)
 
     @property
     def bram36(self) -> float:
@@ -39,9 +69,18 @@ class MemoryMap:
 
     @property
     def efficiency(self) -> float:
-        """Bits stored / bits of the primitives used."""
+        """Bits stored / bits of the primitives used (1.0 when no RAM primitive is used)."""
         capacity = self.bram18 * BRAM36_BITS // 2 + self.uram * URAM288_BITS
         return self.bits / capacity if capacity else 1.0
+
+
+def _mux_luts(rows: int) -> int:
+    """LUTs per data bit to select one of `rows` stacked primitive outputs."""
+    return math.ceil((rows - 1) / _MUX_INPUTS_PER_LUT) if rows > 1 else 0
+
+
+def _column_mux_luts(columns: tuple[tuple[int, int, int], ...], depth: int) -> int:
+    return sum(w * n * _mux_luts(math.ceil(depth / d)) for w, d, n in columns)
 
 
 def _bram_columns(width: int, depth: int) -> tuple[int, tuple[tuple[int, int, int], ...]]:
@@ -64,15 +103,50 @@ def _bram_columns(width: int, depth: int) -> tuple[int, tuple[tuple[int, int, in
     return cost, tuple(sorted(((w, d, n) for (w, d), n in merged.items()), reverse=True))
 
 
-def map_memory(width: int, depth: int, uram_limit: int = 0) -> MemoryMap:
+def _logic_rom_luts(width: int, depth: int) -> int:
+    """A ROM in LUT6s: 64 words per LUT per bit, MUXF7/F8 up to 256, LUT muxes beyond."""
+    per_bit = math.ceil(depth / _LUT6_ROM_DEPTH) + _mux_luts(math.ceil(depth / 256))
+    return width * per_bit
+
+
+def _map_rom(width: int, depth: int) -> MemoryMap:
+    """Yosys memory_libmap's choice for a ROM with one registered read port."""
+    # memory_libmap keeps the logic fallback unless a RAM configuration is strictly cheaper
+    # than its cost truncated to an integer.
+    best_cost = int(width * depth * ROM_LOGIC_COST)
+    best: MemoryMap | None = None
+    for halves, shapes in ((2, BRAM36_SHAPES), (1, BRAM18_SHAPES)):
+        for w, d in shapes:
+            # Depth rows are packed side by side into the primitives' width (48x3000 is four
+            # 36x1024 RAMB36, not two columns of three), so only the total bits are rounded up.
+            rows = math.ceil(depth / d)
+            count = math.ceil(rows * width / w)
+            cost = _YOSYS_COST[halves] * count + _YOSYS_MUX_FACTOR * (rows - 1) * width
+            if cost < best_cost:
+                best_cost = cost
+                best = MemoryMap(width, depth, halves * count, 0, ((w, d, count),),
+                                 luts=width * _mux_luts(rows))
+    if best is None:
+        return MemoryMap(width, depth, 0, 0, (), luts=_logic_rom_luts(width, depth), logic=True)
+    return best
+
+
+def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False) -> MemoryMap:
     """The cheapest mapping. With URAM available (`uram_limit` > 0), the deepest part of the
     memory goes into URAM288 when that spends no more capacity than block RAM would, and what
     does not fit the URAM limit stays in block RAM (on parts with URAM, BRAM is the scarcer
-    pool)."""
+    pool).
+
+    `rom=True` models an initialised, read-only memory as synthesis infers it instead (see the
+    module docstring): one primitive shape, small ROMs in LUTs, and never URAM, whatever
+    `uram_limit` says.
+    """
     if width <= 0 or depth <= 0:
         raise ValueError("memory width and depth must be positive")
+    if rom:
+        return _map_rom(width, depth)
     halves, columns = _bram_columns(width, depth)
-    best = MemoryMap(width, depth, halves, 0, columns)
+    best = MemoryMap(width, depth, halves, 0, columns, luts=_column_mux_luts(columns, depth))
     if uram_limit > 0:
         w, d = URAM288_SHAPE
         per_row = math.ceil(width / w)
@@ -80,8 +154,11 @@ def map_memory(width: int, depth: int, uram_limit: int = 0) -> MemoryMap:
         if rows > 0:
             rest = depth - min(depth, rows * d)
             rest_halves, rest_cols = _bram_columns(width, rest) if rest else (0, ())
+            stacked = rows + (1 if rest else 0)  # the block RAM part muxes in as one more row
             hybrid = MemoryMap(width, depth, rest_halves, rows * per_row,
-                               ((w, d, per_row), *rest_cols))
+                               ((w, d, per_row), *rest_cols),
+                               luts=width * _mux_luts(stacked)
+                               + _column_mux_luts(rest_cols, rest))
             capacity = rows * per_row * URAM288_BITS + rest_halves * BRAM36_BITS // 2
             if capacity <= halves * BRAM36_BITS // 2:
                 best = hybrid

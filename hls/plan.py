@@ -1,6 +1,16 @@
-"""Fold one layer onto the engine: PE x SIMD, memory, cycle counts, fit and overflow proofs.
+"""Fold the whole model onto one engine: PE x SIMD, one weight memory, a program, fit proofs.
 
-The whole-model plan (one engine time-multiplexed over every layer) is in `hls.program`."""
+One instruction per linear layer; every layer runs on the same PE x SIMD array, zero-padded to
+whole folds (hls.layout), and every weight sits in one on-chip memory.
+
+Memories are counted as synthesis builds them (`map_memory(..., rom=True)`, checked against
+Yosys): the weight ROM, the bias / multiplier / shift tables and the input row buffer. The weights
+are a ROM loaded with the bitstream, and URAM288 cannot be initialised on UltraScale+, so they
+sit in block RAM (or LUTs, when small) on every part; the plan's `uram` is 0 until the engine
+gets a start-up weight-load path.
+
+A plan is plain frozen data, saved as JSON; the same inputs give the same plan, byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -10,113 +20,301 @@ from dataclasses import asdict, dataclass
 
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board
-from vitfpga.hls.memory import map_memory
-from vitfpga.hls.names import identifier
+from vitfpga.hls.layout import CHANNEL_PAD
+from vitfpga.hls.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
+from vitfpga.hls.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear
 
-__all__ = ["EnginePlan", "check_plan_matches", "estimate_resources", "plan_layer"]
+__all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
+           "plan_model"]
+
+# Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
+BRAM_RESERVE = 0.10
+_LUTRAM_MAX_DEPTH = 64  # a row buffer this shallow is distributed RAM (RAM32M/RAM64M)
+LUT_BUDGET = 0.70  # routing and the rest of the design need the remainder
+MIN_MAC_UTILISATION = 0.95
 
 
 @dataclass(frozen=True)
-class EnginePlan:
+class LayerSlot:
+    """One program entry: a linear layer on the engine."""
+
+    name: str  # the model's name, never emitted as-is
+    ident: str  # sanitised, unique identifier for generated code
+    k: int
+    n: int
+    sf: int  # input folds: K padded to sf*SIMD
+    nf: int  # output folds: N padded to nf*PE
+    rows: int  # rows per image (tokens this layer sees)
+    w_base: int  # first weight word
+    c_base: int  # first per-channel table word
+    relu: bool
+
+    @property
+    def words(self) -> int:
+        return self.nf * self.sf
+
+    def ideal_cycles(self, rows: int) -> int:
+        return rows * self.nf * self.sf
+
+
+@dataclass(frozen=True)
+class ModelPlan:
     board: str
     part: str
     clock_mhz: float
-    layer: str  # the model's name for the layer, never emitted as-is
-    ident: str  # sanitised identifier used in generated code
-    k: int
-    n: int
-    rows: int  # token rows per image (M)
     pe: int
     simd: int
     weight_bits: int
-    bram36: float
+    layers: tuple[LayerSlot, ...]
+    weight_depth: int
+    # Weight words [0, rom_depth) are a ROM initialised with the bitstream (block RAM); words
+    # [rom_depth, weight_depth) sit in a RAM (URAM288 on UltraScale+) that the host loads once
+    # at start-up (docs/engine.md, weight load), because URAM cannot be initialised.
+    rom_depth: int
+    channel_depth: int
+    bram36: float  # everything: weight ROM, per-channel tables, input row buffer
+    weight_bram36: float
     uram: int
     dsp: int
-    lut: int
-    bram_efficiency: float
-
-    @property
-    def sf(self) -> int:
-        return self.k // self.simd
-
-    @property
-    def nf(self) -> int:
-        return self.n // self.pe
+    lut: int  # estimate: MAC array, requant, control, and memories built from LUTs
+    bram_efficiency: float  # weight bits / bits of the block RAM the weight ROM occupies
 
     @property
     def word_bits(self) -> int:
         return self.pe * self.simd * self.weight_bits
 
     @property
-    def weight_depth(self) -> int:
-        return self.nf * self.sf
+    def ram_depth(self) -> int:
+        """Weight words the host must load before the first run (0: none)."""
+        return self.weight_depth - self.rom_depth
 
-    def ideal_cycles(self, rows: int) -> int:
-        return rows * math.ceil(self.n / self.pe) * math.ceil(self.k / self.simd)
+    @property
+    def max_sf(self) -> int:
+        return max(s.sf for s in self.layers)
+
+    @property
+    def cycles_per_image(self) -> int:
+        return sum(s.ideal_cycles(s.rows) for s in self.layers)
+
+    @property
+    def mac_utilisation(self) -> float:
+        """True MACs / (lanes x ideal cycles): what padding to whole folds costs."""
+        macs = sum(s.rows * s.k * s.n for s in self.layers)
+        return macs / (self.pe * self.simd * self.cycles_per_image)
+
+    def slot(self, name: str) -> LayerSlot:
+        for s in self.layers:
+            if s.name == name:
+                return s
+        raise BadInput(f"layer '{name}' is not in the plan; planned: "
+                       f"{', '.join(s.name for s in self.layers)}")
+
+    def index(self, name: str) -> int:
+        return self.layers.index(self.slot(name))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> EnginePlan:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str) -> ModelPlan:
+        data = json.loads(text)
+        data["layers"] = tuple(LayerSlot(**s) for s in data["layers"])
+        return cls(**data)
 
 
-def check_plan_matches(plan: EnginePlan, layer: IntLinear) -> None:
-    """Emitters refuse a plan made for another layer or a folding that does not divide."""
-    if (plan.k, plan.n, plan.weight_bits) != (layer.k, layer.n, layer.weight_bits):
-        raise BadInput(
-            f"plan for {plan.ident} is {plan.k}x{plan.n} at {plan.weight_bits} bits, but the "
-            f"layer is {layer.k}x{layer.n} at {layer.weight_bits} bits")
-    if plan.k % plan.simd or plan.n % plan.pe:
-        raise BadInput(f"plan for {plan.ident}: PE={plan.pe}, SIMD={plan.simd} do not divide "
-                       f"N={plan.n}, K={plan.k}")
+def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
+    """Emitters refuse a plan made for other layers."""
+    for s in plan.layers:
+        layer = layers.get(s.name)
+        if layer is None:
+            raise BadInput(f"the plan has layer {s.ident} that the model lacks")
+        if (s.k, s.n) != (layer.k, layer.n) or layer.weight_bits > plan.weight_bits:
+            raise BadInput(f"plan for {s.ident} is {s.k}x{s.n} at {plan.weight_bits} bits, but "
+                           f"the layer is {layer.k}x{layer.n} at {layer.weight_bits} bits")
+        if s.sf * plan.simd < s.k or s.nf * plan.pe < s.n:
+            raise BadInput(f"plan for {s.ident}: folds do not cover {s.n}x{s.k}")
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int,
+           simd: int) -> tuple[LayerSlot, ...]:
+    idents = unique_identifiers(layers)
+    slots, w_base, c_base = [], 0, 0
+    for name, layer in layers.items():
+        sf, nf = math.ceil(layer.k / simd), math.ceil(layer.n / pe)
+        slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
+                               rows=rows[name], w_base=w_base, c_base=c_base, relu=layer.relu))
+        w_base += sf * nf
+        c_base += nf
+    return tuple(slots)
+
+
+def _folds(dims: list[int], cap: int) -> list[int]:
+    """Candidate fold sizes: powers of two and divisors of the layer dimensions, up to cap."""
+    found = {2**i for i in range(cap.bit_length()) if 2**i <= cap}
+    for d in dims:
+        found |= {f for f in range(1, min(d, cap) + 1) if d % f == 0}
+    return sorted(found)
+
+
+# LUTs of one lane's product in vitfpga_lutmul (Yosys synth_xilinx, xc7), by weight bits; 8-bit
+# weights multiply in a DSP48.
+_LUTMUL_LUTS = {2: 17, 3: 28, 4: 42, 8: 0}
+# Calibrated on Yosys synth_xilinx of emitted engines (digits PE16 x SIMD4, PE2 x SIMD8, a DeiT-
+# Tiny block at PE4 x SIMD8; within ~10%): per lane, the adder tree and product register; per
+# PE, accumulator, 64-bit round/shift/clamp and its registers; once, AXI-Lite and control.
+_LANE_LUTS, _PE_LUTS, _BASE_LUTS = 25, 230, 600
 
 
 def estimate_resources(pe: int, simd: int, bits: int) -> tuple[int, int]:
-    """(DSP, LUT) estimates for a PE x SIMD array.
+    """(DSP, LUT) estimates for a PE x SIMD array, without its memories.
 
-    Low-bit weights multiply in LUTs (a 4x8 product is a few LUTs; DSP48s would waste most of
-    their width); 8-bit weights take one DSP per lane. The 32x31-bit requant product takes four
-    DSP48 slices per PE. LUTs: a per-lane MAC cost plus adder trees, control and AXI glue.
+    Low-bit weights multiply in LUTs (vitfpga_lutmul: DSP48s would waste most of their width);
+    8-bit weights take one DSP per lane. The 32x31-bit requant product takes four DSP48 slices per
+    PE.
     """
     lanes = pe * simd
     dsp = 4 * pe + (lanes if bits == 8 else 0)
-    lut_per_lane = 8 if bits == 8 else 2 * (bits + 8)
-    return dsp, lanes * lut_per_lane + pe * (32 + 64) + 800
+    lut = lanes * (_LUTMUL_LUTS[bits] + _LANE_LUTS) + pe * _PE_LUTS + _BASE_LUTS
+    return dsp, lut
 
 
-def plan_layer(layer: IntLinear, board: Board, rows: int, max_lanes: int = 64) -> EnginePlan:
-    """Pick PE | N and SIMD | K with the most MAC lanes the board's budget allows; among equals,
-    the fewest BRAM36, then the wider SIMD (fewer, wider input beats)."""
-    bound = layer.acc_bound()
-    if bound >= ACC_LIMIT:
-        raise DoesNotFit(f"layer {layer.name}: worst-case accumulator {bound} >= 2^31")
-    candidates = []
-    for pe in _divisors(layer.n):
-        for simd in _divisors(layer.k):
-            lanes = pe * simd
-            dsp, lut = estimate_resources(pe, simd, layer.weight_bits)
-            if lanes > max_lanes or dsp > board.dsp or lut > board.lut:
+@dataclass(frozen=True)
+class Memories:
+    weights: MemoryMap  # the ROM part, as synthesis maps it
+    uram: int  # URAM288 blocks of the loadable part
+    weight_bits: int  # bits of every weight word, both parts
+    others: tuple[MemoryMap, ...]  # bias, multiplier, shift tables; input row buffer
+
+    @property
+    def bram36(self) -> float:
+        return self.weights.bram36 + sum(m.bram36 for m in self.others)
+
+    @property
+    def luts(self) -> int:
+        return self.weights.luts + sum(m.luts for m in self.others)
+
+    @property
+    def weight_efficiency(self) -> float:
+        """Weight bits / bits of the block RAM and URAM they occupy (1.0 if in LUTs only)."""
+        capacity = self.weights.bram18 * BRAM36_BITS // 2 + self.uram * URAM288_BITS
+        return self.weight_bits / capacity if capacity else 1.0
+
+
+def engine_memories(pe: int, simd: int, bits: int, rom_depth: int, ram_depth: int,
+                    channel_depth: int, max_sf: int) -> Memories:
+    """Every memory of the engine as synthesis maps it (vitfpga_mvu.v's arrays)."""
+    width = pe * simd * bits
+    weights = (map_memory(width, rom_depth, rom=True) if rom_depth
+               else MemoryMap(width, 0, 0, 0, (), logic=True))
+    uram = math.ceil(width / URAM288_SHAPE[0]) * math.ceil(ram_depth / URAM288_SHAPE[1])
+    tables = tuple(map_memory(pe * lane_bits, channel_depth, rom=True)
+                   for lane_bits, _ in CHANNEL_PAD.values())
+    # Two banks of 2^ceil(log2(max SF)) beats (vitfpga_mvu.v pads each bank to a power of two).
+    depth = 2 << max(1, (max_sf - 1).bit_length())
+    if depth <= _LUTRAM_MAX_DEPTH:
+        row_buffer = MemoryMap(simd * 8, depth, 0, 0, (), luts=math.ceil(simd * 8 / 6) * 2,
+                               logic=True)
+    else:
+        row_buffer = map_memory(simd * 8, depth)
+    return Memories(weights, uram if ram_depth else 0, width * (rom_depth + ram_depth),
+                    (*tables, row_buffer))
+
+
+def _split(board: Board, pe: int, simd: int, bits: int, weight_depth: int, channel_depth: int,
+           max_sf: int) -> tuple[int, Memories]:
+    """(rom_depth, memories): all weights in the ROM when that fits the block RAM budget, else
+    the fewest whole URAM288 rows of trailing words that make it fit (or all the board has)."""
+    def memories(rom_depth: int) -> Memories:
+        return engine_memories(pe, simd, bits, rom_depth, weight_depth - rom_depth,
+                               channel_depth, max_sf)
+
+    best = (weight_depth, memories(weight_depth))
+    per_row = math.ceil(pe * simd * bits / URAM288_SHAPE[0])
+    budget = board.bram36 * (1 - BRAM_RESERVE)
+    for rows in range(1, board.uram // per_row + 1):
+        if best[1].bram36 <= budget or best[0] == 0:
+            break
+        rom_depth = max(0, weight_depth - rows * URAM288_SHAPE[1])
+        best = (rom_depth, memories(rom_depth))
+    return best
+
+
+def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
+               max_lanes: int = 64) -> ModelPlan:
+    """The fastest folding whose weights, DSPs and LUTs fit the board.
+
+    Among foldings with at least 95% MAC utilisation (when any has), the fewest cycles per image
+    win; ties go to fewer BRAM, then wider SIMD. Raises DoesNotFit with the numbers otherwise.
+    """
+    if not layers:
+        raise BadInput("the model has no linear layers to plan")
+    _check_overflow(layers)
+    bits = max(layer.weight_bits for layer in layers.values())
+    bram_budget = board.bram36 * (1 - BRAM_RESERVE)
+    candidates, smallest = [], None
+    for pe in _folds([lay.n for lay in layers.values()], max_lanes):
+        for simd in _folds([lay.k for lay in layers.values()], max_lanes // pe):
+            dsp, _ = estimate_resources(pe, simd, bits)
+            if dsp > board.dsp:
                 continue
-            mem = map_memory(lanes * layer.weight_bits, (layer.n // pe) * (layer.k // simd),
-                             uram_limit=board.uram)
-            candidates.append((-lanes, mem.bram36 + 8 * mem.uram, -simd, pe, simd, mem, dsp, lut))
+            plan = _plan(board, pe, simd, bits, _slots(layers, rows, pe, simd))
+            if smallest is None or plan.bram36 < smallest.bram36:
+                smallest = plan
+            if plan.bram36 > bram_budget or plan.lut > board.lut * LUT_BUDGET:
+                continue
+            candidates.append(plan)
     if not candidates:
-        raise DoesNotFit(f"layer {layer.name} ({layer.k}x{layer.n}) has no folding within "
-                         f"{board.name}'s {board.dsp} DSP and {board.lut} LUT")
-    *_, pe, simd, mem, dsp, lut = min(candidates)
-    if mem.bram36 > board.bram36 or mem.uram > board.uram:
-        raise DoesNotFit(f"layer {layer.name} needs {mem.bram36} BRAM36 and {mem.uram} URAM, "
-                         f"{board.name} has {board.bram36} and {board.uram}; "
-                         f"try fewer --weight-bits")
-    return EnginePlan(board=board.name, part=board.part, clock_mhz=board.clock_mhz,
-                      layer=layer.name, ident=identifier(layer.name), k=layer.k, n=layer.n,
-                      rows=rows, pe=pe, simd=simd, weight_bits=layer.weight_bits,
-                      bram36=mem.bram36, uram=mem.uram, dsp=dsp, lut=lut,
-                      bram_efficiency=round(mem.efficiency, 4))
+        if smallest is None:
+            raise DoesNotFit(f"no PE x SIMD folding fits {board.name}'s {board.dsp} DSP")
+        uram = (f" with {smallest.uram} of its {board.uram} URAM holding weights"
+                if board.uram else "")
+        raise DoesNotFit(
+            f"the engine needs {smallest.bram36:g} BRAM36 at best{uram}, {board.name} offers "
+            f"{bram_budget:g} BRAM36 (90% of {board.bram36}); try fewer weight bits, "
+            f"low-rank layers or a larger board")
+    good = [p for p in candidates if p.mac_utilisation >= MIN_MAC_UTILISATION] or candidates
+    return min(good, key=lambda p: (p.cycles_per_image, p.bram36, -p.simd))
+
+
+def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board, pe: int,
+               simd: int, rom_depth: int | None = None) -> ModelPlan:
+    """The plan for a chosen PE x SIMD, and optionally a chosen ROM/RAM split of the weights
+    (kernel tests, and users who fold by hand); checks the overflow proof but not the board's
+    budgets."""
+    if not layers:
+        raise BadInput("the model has no linear layers to plan")
+    if pe < 1 or simd < 1:
+        raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
+    _check_overflow(layers)
+    bits = max(layer.weight_bits for layer in layers.values())
+    slots = _slots(layers, rows, pe, simd)
+    if rom_depth is not None and not 0 <= rom_depth <= sum(s.words for s in slots):
+        raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
+    return _plan(board, pe, simd, bits, slots, rom_depth)
+
+
+def _check_overflow(layers: dict[str, IntLinear]) -> None:
+    for layer in layers.values():
+        bound = layer.acc_bound()
+        if bound >= ACC_LIMIT:
+            raise DoesNotFit(f"layer {layer.name}: worst-case accumulator {bound} overflows int32 "
+                             f"(K={layer.k}); use fewer weight bits or split the layer")
+
+
+def _plan(board: Board, pe: int, simd: int, bits: int, slots: tuple[LayerSlot, ...],
+          rom_depth: int | None = None) -> ModelPlan:
+    weight_depth = sum(s.words for s in slots)
+    channel_depth = sum(s.nf for s in slots)
+    max_sf = max(s.sf for s in slots)
+    if rom_depth is None:
+        rom_depth, mem = _split(board, pe, simd, bits, weight_depth, channel_depth, max_sf)
+    else:
+        mem = engine_memories(pe, simd, bits, rom_depth, weight_depth - rom_depth,
+                              channel_depth, max_sf)
+    dsp, lut = estimate_resources(pe, simd, bits)
+    return ModelPlan(board=board.name, part=board.part, clock_mhz=board.clock_mhz, pe=pe,
+                     simd=simd, weight_bits=bits, layers=slots, weight_depth=weight_depth,
+                     rom_depth=rom_depth, channel_depth=channel_depth, bram36=mem.bram36,
+                     weight_bram36=mem.weights.bram36, uram=mem.uram, dsp=dsp,
+                     lut=lut + mem.luts, bram_efficiency=round(mem.weight_efficiency, 4))

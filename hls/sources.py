@@ -36,13 +36,28 @@ def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str
     return layers, rows, f"{model} from {run_dir}"
 
 
-def preset_layers(preset: str, weight_bits: int,
-                  seed: int = 0) -> tuple[dict[str, IntLinear], dict[str, int], str]:
+def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | None = None
+                  ) -> tuple[dict[str, IntLinear], dict[str, int], str]:
+    """Seeded random integer layers of a hardware preset's shapes.
+
+    With `rank` (a fraction of min(K, N)), every block layer is factorised as `(x·U)·V`, two
+    program entries `NAME.u` (K -> r) and `NAME.v` (r -> N) with an int8 tensor between them,
+    which is how low-rank and shared-decoder layers run on the engine (design.md §3)."""
     if preset not in HARDWARE_PRESETS:
         raise BadInput(f"unknown preset '{preset}'; known: {', '.join(HARDWARE_PRESETS)}")
-    shapes = linear_shapes(HARDWARE_PRESETS[preset])
+    if rank is not None and not 0 < rank < 1:
+        raise BadInput(f"--rank must be a fraction between 0 and 1, got {rank}")
+    shapes = []
+    for name, k, n, r in linear_shapes(HARDWARE_PRESETS[preset]):
+        if rank is None or not name.startswith("blocks."):
+            shapes.append((name, k, n, r))
+        else:
+            mid = max(1, round(rank * min(k, n)))
+            shapes += [(f"{name}.u", k, mid, r), (f"{name}.v", mid, n, r)]
     layers = {name: random_layer(k, n, bits=weight_bits, seed=seed + i, name=name)
               for i, (name, k, n, _) in enumerate(shapes)}
     rows = {name: r for name, _, _, r in shapes}
-    label = f"{preset} dimensions, seeded random int{weight_bits} weights (not a trained model)"
+    form = "" if rank is None else f", block layers low-rank at {rank:g} x min(K, N)"
+    label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights "
+             f"(not a trained model)")
     return layers, rows, label

@@ -7,13 +7,18 @@ same rule in their own language and are checked against this function bit for bi
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from vitfpga.ir import IntLinear
 
-__all__ = ["GoldenLinear", "golden_vit", "linear_int", "requantize"]
+__all__ = ["GoldenLinear", "LinearBackend", "golden_vit", "linear_int", "requantize"]
+
+# Runs one integer linear layer somewhere else (the RTL simulation, a board): int8 rows (M, K) in,
+# int8 rows (M, N) out, bit for bit what `linear_int` computes.
+LinearBackend = Callable[[IntLinear, np.ndarray], np.ndarray]
 
 
 def requantize(acc: torch.Tensor, mult: torch.Tensor, shift: torch.Tensor,
@@ -45,11 +50,13 @@ def linear_int(x: np.ndarray | torch.Tensor, layer: IntLinear) -> torch.Tensor:
 
 class GoldenLinear(torch.nn.Module):
     """A float-facing wrapper: quantise to int8 at the layer's input scale, run the exact integer
-    layer, dequantise. Records the int8 rows it saw, so hardware tests use real activations."""
+    layer (here, or on `backend`), dequantise. Records the int8 rows it saw, so hardware tests use
+    real activations."""
 
-    def __init__(self, layer: IntLinear) -> None:
+    def __init__(self, layer: IntLinear, backend: LinearBackend | None = None) -> None:
         super().__init__()
         self.layer = layer
+        self.backend = backend
         self.recorded: list[torch.Tensor] = []
         self.record = False
 
@@ -60,12 +67,18 @@ class GoldenLinear(torch.nn.Module):
         q = q.to(torch.int64)
         if self.record:
             self.recorded.append(q)
-        y = linear_int(q, self.layer).double() * self.layer.out_scale
+        if self.backend is None:
+            y_int = linear_int(q, self.layer)
+        else:
+            y_int = torch.as_tensor(np.asarray(self.backend(self.layer, q.numpy())))
+        y = y_int.double() * self.layer.out_scale
         return y.reshape(*shape[:-1], self.layer.n).to(x.dtype)
 
 
-def golden_vit(qat_model: torch.nn.Module, layers: dict[str, IntLinear]) -> torch.nn.Module:
-    """The QAT model with every linear layer replaced by its exact integer version.
+def golden_vit(qat_model: torch.nn.Module, layers: dict[str, IntLinear],
+               backend: LinearBackend | None = None) -> torch.nn.Module:
+    """The QAT model with every linear layer replaced by its exact integer version, computed
+    here or, with `backend`, wherever the backend runs it (hardware in the loop).
 
     First cut: LayerNorm, softmax, GELU and residual adds still run in float between the integer
     layers (they move to integer definitions with the compression issue).
@@ -74,5 +87,5 @@ def golden_vit(qat_model: torch.nn.Module, layers: dict[str, IntLinear]) -> torc
     for name, layer in layers.items():
         parent_name, _, attr = name.rpartition(".")
         parent = golden.get_submodule(parent_name) if parent_name else golden
-        setattr(parent, attr, GoldenLinear(layer))
+        setattr(parent, attr, GoldenLinear(layer, backend))
     return golden.eval()

@@ -1,10 +1,12 @@
 """Simulate the emitted Verilog engine with cocotb on Icarus Verilog or Verilator.
 
-`run_rtl` compiles the design once per build directory (a content hash of the sources decides
-when to rebuild), copies the `$readmemh` files next to the simulator, hands the rows to the
-testbench `vitfpga.sim.tb.engine_tb` as JSON, and compares what the bench received with the
-golden in Python. The bench also fails its cocotb test on any mismatch or protocol fault; a
-failure that the Python comparison does not explain is raised, never reported as a pass.
+An `RtlSession` compiles the design once per build directory (a content hash of the sources
+decides when to rebuild), copies the `$readmemh` files next to the simulator, starts the cocotb
+testbench `vitfpga.sim.tb.engine_tb` in a background thread and talks to it over a Unix socket:
+each `run(layer, rows)` is one `ap_start` of the engine, and the simulator stays up between runs.
+Values and the stream/control protocol are checked here, in one place; a protocol fault raises,
+wrong values are counted. `run_rtl` verifies a list of (layer, rows, golden) jobs in one session;
+hardware-in-the-loop inference calls `RtlSession.linear` from the golden model.
 """
 
 from __future__ import annotations
@@ -16,24 +18,33 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Iterator
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
 from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE
-from vitfpga.hls.plan import EnginePlan
+from vitfpga.hls.layout import pad_input, unpad_output
+from vitfpga.hls.plan import LayerSlot, ModelPlan
 from vitfpga.sim.result import SimResult, compare
 
 if TYPE_CHECKING:
     from cocotb_tools.runner import Runner
 
-__all__ = ["SIMULATORS", "TB_MODULE", "TOP", "run_rtl", "simulator_status", "tool_env",
-           "verilator_root"]
+    from vitfpga.ir import IntLinear
+
+__all__ = ["SIMULATORS", "TB_MODULE", "TOP", "LayerRun", "RtlSession", "run_rtl",
+           "simulator_status", "tool_env", "verilator_root"]
 
 SIMULATORS = ("icarus", "verilator")
 TOP = "vitfpga_engine"
@@ -41,6 +52,9 @@ TB_MODULE = "vitfpga.sim.tb.engine_tb"
 CONFIG_ENV = "VITFPGA_TB_CONFIG"  # read by the testbench
 TIMESCALE = ("1ns", "1ps")
 _LOG_TAIL = 40
+START_TIMEOUT_S = 120  # from launching the simulator to the bench's first message
+RUN_TIMEOUT_S = 3600  # wall clock for one run; the bench's own cycle limit normally fires first
+AP_DONE, AP_IDLE = 0x2, 0x4
 # Warnings stay visible in build.log but never stop a build. Most of a Verilator build (20-30 s on
 # two cores) is compiling its own runtime, so C++ optimisation flags would not shorten it.
 _BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal"]}
@@ -203,67 +217,236 @@ def _test(sim: str, sim_dir: Path, config: Path) -> bool:
     return tests > 0 and failed == 0
 
 
-def run_rtl(rtl_dir: Path, plan: EnginePlan, x: np.ndarray, expected: np.ndarray, sim: str,
-            build_dir: Path, *, stress: bool = False, seed: int = 0) -> SimResult:
-    """Simulate `rows = len(x)` rows through the engine in `rtl_dir` and compare with `expected`.
+def _lanes(beats: list[int], lanes: int) -> np.ndarray:
+    """Output beats -> (beats, lanes) int8 values, lane 0 in the low byte."""
+    raw = np.array([[(b >> (8 * i)) & 0xFF for i in range(lanes)] for b in beats],
+                   dtype=np.int64).reshape(len(beats), lanes)
+    return np.where(raw >= 128, raw - 256, raw)
 
-    The bench runs the engine twice without a reset (the second time over the rows reversed) and
-    reports the worse run; `cycles` is the first run's `cycles` register.
+
+def _protocol_faults(rec: dict[str, Any], index: int, rows: int, slot: LayerSlot,
+                     y: np.ndarray) -> list[str]:
+    """Everything but the values that a correct run must show."""
+    faults = []
+    if rec["layer_readback"] != index or rec["rows_readback"] != rows:
+        faults.append(f"layer/rows read back {rec['layer_readback']}/{rec['rows_readback']}, "
+                      f"written {index}/{rows}")
+    lasts = rec["lasts"]
+    if lasts != [0] * (len(lasts) - 1) + [1]:
+        faults.append("TLAST must mark only the final beat")
+    if rec["extra_beats"]:
+        faults.append(f"{rec['extra_beats']} beats after the final one")
+    if not rec["ctrl"] & AP_DONE or not rec["ctrl"] & AP_IDLE:
+        faults.append(f"ap_done/ap_idle not read back once done (ctrl={rec['ctrl']:#x})")
+    if rec["irq"] != 1 or rec["irq_cleared"] != 0:
+        faults.append(f"interrupt {rec['irq']}, after the ISR write {rec['irq_cleared']}")
+    if not rec["cycles_ok"] & 1 or abs(rec["cycles"] - rec["bench_cycles"]) > 2:
+        faults.append(f"cycles register {rec['cycles']} (valid={rec['cycles_ok'] & 1}), the "
+                      f"bench counted {rec['bench_cycles']}")
+    if np.any(y[:, slot.n:]):
+        faults.append("padded output channels are not zero")
+    return faults
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One engine run: the layer's outputs (padding dropped) and what it cost."""
+
+    y: np.ndarray  # (rows, N) int8 values as int64
+    cycles: int  # the engine's `cycles` register: start to done, in clocks
+    ideal_cycles: int  # rows * NF * SF
+
+
+class RtlSession:
+    """One simulator process serving engine runs, layer by layer, until closed.
 
     `stress` drops s_axis TVALID and m_axis TREADY at random (30% of cycles each, from `seed`);
-    measured cycles then include those stalls. Raises VerificationFailed when the design does not
-    build, the simulation ends without output, the engine hangs, or the testbench fails for a
-    reason other than wrong output values (which are returned as mismatches).
+    measured cycles then include those stalls. Weights the plan keeps in the start-up-loaded RAM
+    (`weights_ram.mem`) are streamed in before the first run, as a board's driver does; `load`
+    False skips that (a test that the RAM is really read).
     """
-    status = simulator_status(sim)
-    if status is not None:
-        raise VerificationFailed(f"{sim}: {status}")
-    x = np.asarray(x, dtype=np.int64)
-    expected = np.asarray(expected, dtype=np.int64)
-    rows = int(x.shape[0]) if x.ndim == 2 else 0
-    if x.ndim != 2 or x.shape[1] != plan.k or rows == 0:
-        raise ValueError(f"{plan.ident}: expected input rows of shape (rows>0, {plan.k}), "
-                         f"got {x.shape}")
-    if expected.shape != (rows, plan.n):
-        raise ValueError(f"{plan.ident}: expected golden of shape {(rows, plan.n)}, "
-                         f"got {expected.shape}")
 
-    rtl_dir, sim_dir = Path(rtl_dir).resolve(), (Path(build_dir) / sim).resolve()
-    sim_dir.mkdir(parents=True, exist_ok=True)
-    sources = _sources(rtl_dir)
-    # $readmemh resolves the ROM names against the simulator's working directory (sim_dir), so a
-    # new set of weights needs no rebuild.
-    for name in MEM_FILES.values():
-        shutil.copyfile(rtl_dir / name, sim_dir / name)
+    def __init__(self, rtl_dir: Path, plan: ModelPlan, sim: str, build_dir: Path, *,
+                 stress: bool = False, seed: int = 0, load: bool = True) -> None:
+        self.plan, self.sim, self.stress, self.seed, self.load = plan, sim, stress, seed, load
+        self.rtl_dir = Path(rtl_dir).resolve()
+        self.sim_dir = (Path(build_dir) / sim).resolve()
+        self.runs: list[tuple[str, LayerRun]] = []
+        self._stack = contextlib.ExitStack()
+        self._conn: Connection | None = None
+        self._thread: threading.Thread | None = None
+        self._passed = False
 
-    ideal = plan.ideal_cycles(rows)
-    out_path = sim_dir / "tb_result.json"
-    out_path.unlink(missing_ok=True)
-    config = sim_dir / "tb_config.json"
-    config.write_text(json.dumps({
-        "k": plan.k, "n": plan.n, "pe": plan.pe, "simd": plan.simd, "rows": rows,
-        "x": x.tolist(), "expected": expected.tolist(), "stress": stress, "seed": seed,
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> RtlSession:
+        try:
+            self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self._close()
+        finally:
+            self._stack.close()
+        if exc is None and not self._passed:
+            log = self.sim_dir / "sim.log"
+            raise VerificationFailed(f"{self.sim}: the testbench did not finish cleanly: "
+                                     f"{_reason(log)}; last lines of {log}:\n{_tail(log)}")
+
+    def _open(self) -> None:
+        status = simulator_status(self.sim)
+        if status is not None:
+            raise VerificationFailed(f"{self.sim}: {status}")
+        self.sim_dir.mkdir(parents=True, exist_ok=True)
+        sources = _sources(self.rtl_dir)
+        # $readmemh resolves the ROM names against the simulator's working directory (sim_dir),
+        # so a new set of weights needs no rebuild.
+        for name in MEM_FILES.values():
+            shutil.copyfile(self.rtl_dir / name, self.sim_dir / name)
+        self._stack.enter_context(tool_env(self.sim))
+        _build(self.sim, sources, self.sim_dir)
+
+        # A private directory keeps the socket path short (Unix sockets allow ~100 bytes) and
+        # out of other users' reach.
+        sock_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="vitfpga-")))
+        server = self._stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        server.bind(str(sock_dir / "tb.sock"))
+        server.listen(1)
+        config = self.sim_dir / "tb_config.json"
+        config.write_text(json.dumps({"pe": self.plan.pe, "simd": self.plan.simd,
+                                      "stress": self.stress, "seed": self.seed,
+                                      "socket": str(sock_dir / "tb.sock")}))
+        self._thread = threading.Thread(target=self._simulate, args=(config,), daemon=True)
+        self._thread.start()
+        server.settimeout(1.0)
+        for _ in range(START_TIMEOUT_S):
+            try:
+                conn, _ = server.accept()
+                break
+            except TimeoutError:
+                if not self._thread.is_alive():
+                    break
+        else:
+            conn = None
+        if conn is None:
+            log = self.sim_dir / "sim.log"
+            raise VerificationFailed(f"{self.sim}: the testbench never connected; last lines of "
+                                     f"{log}:\n{_tail(log)}")
+        conn.setblocking(True)
+        self._conn = Connection(conn.detach())
+        hello = self._receive()
+        if not hello["ctrl_after_reset"] & AP_IDLE:
+            raise VerificationFailed(f"{self.sim}: engine not idle after reset "
+                                     f"(ctrl={hello['ctrl_after_reset']:#x})")
+        if self.load and self.plan.ram_depth:
+            words = (self.rtl_dir / MEM_FILES["weights_ram"]).read_text().split()
+            self.load_weights([int(w, 16) for w in words])
+
+    def load_weights(self, words: list[int]) -> int:
+        """Stream weight words into the engine's RAM part (docs/engine.md, weight load);
+        returns the load's cycle count."""
+        if self._conn is None:
+            raise RuntimeError("the RTL session is not open")
+        beat_bits = self.plan.simd * 8
+        per_word = -(-self.plan.word_bits // beat_bits)
+        mask = (1 << beat_bits) - 1
+        beats = [(w >> (j * beat_bits)) & mask for w in words for j in range(per_word)]
+        self._conn.send({"op": "load", "words": len(words), "beats": beats,
+                         "max_cycles": 10 * len(beats) + 2000})
+        rec = self._receive()
+        if rec["timed_out"] or not rec["ctrl"] & AP_DONE or rec["extra_beats"]:
+            raise VerificationFailed(
+                f"{self.sim}: the weight load of {len(words)} words did not complete cleanly "
+                f"(timed out={rec['timed_out']}, ctrl={rec['ctrl']:#x}, output beats "
+                f"{rec['extra_beats']})")
+        return int(rec["cycles"])
+
+    def _simulate(self, config: Path) -> None:
+        self._passed = _test(self.sim, self.sim_dir, config)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send({"op": "stop"})
+            self._conn.close()
+            self._conn = None
+        if self._thread is not None:
+            self._thread.join(timeout=START_TIMEOUT_S)
+
+    def _receive(self) -> dict[str, Any]:
+        assert self._conn is not None and self._thread is not None
+        waited = 0.0
+        while not self._conn.poll(1.0):
+            waited += 1.0
+            if not self._thread.is_alive() or waited > RUN_TIMEOUT_S:
+                log = self.sim_dir / "sim.log"
+                raise VerificationFailed(f"{self.sim}: the simulation stopped answering; last "
+                                         f"lines of {log}:\n{_tail(log)}")
+        try:
+            return self._conn.recv()
+        except EOFError:
+            log = self.sim_dir / "sim.log"
+            raise VerificationFailed(f"{self.sim}: the simulation ended mid-run; last lines of "
+                                     f"{log}:\n{_tail(log)}") from None
+
+    # ---- runs ------------------------------------------------------------------------------------
+    def run(self, layer: str, x: np.ndarray) -> LayerRun:
+        """One engine run of `layer` over int8 rows `x` (M, K). Raises VerificationFailed on a
+        hang or any protocol fault; wrong values are returned for the caller to compare."""
+        if self._conn is None:
+            raise RuntimeError("the RTL session is not open")
+        slot, index = self.plan.slot(layer), self.plan.index(layer)
+        x = np.asarray(x, dtype=np.int64)
+        if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != slot.k:
+            raise ValueError(f"{slot.ident}: expected input rows of shape (rows>0, {slot.k}), "
+                             f"got {x.shape}")
+        if x.min() < -128 or x.max() > 127:
+            raise ValueError(f"{slot.ident}: input values outside int8")
+        rows = int(x.shape[0])
+        ideal = slot.ideal_cycles(rows)
         # Generous: stalls in stress mode cost a few times the ideal, a hang costs this much.
-        "max_cycles": 10 * ideal + 2000, "out_path": str(out_path),
-    }))
+        max_cycles = 10 * ideal + 2000
+        self._conn.send({"op": "run", "layer": index, "sf": slot.sf, "nf": slot.nf,
+                         "x": pad_input(x, slot, self.plan.simd).tolist(),
+                         "max_cycles": max_cycles})
+        rec = self._receive()
+        if rec["timed_out"] or len(rec["beats"]) != rows * slot.nf:
+            raise VerificationFailed(f"{self.sim}: {slot.ident} did not finish {rows} rows in "
+                                     f"{max_cycles} cycles (hung)")
+        y = _lanes(rec["beats"], self.plan.pe).reshape(rows, slot.nf * self.plan.pe)
+        faults = _protocol_faults(rec, index, rows, slot, y)
+        if faults:
+            raise VerificationFailed(f"{self.sim}: {slot.ident}: {'; '.join(faults)}")
+        result = LayerRun(y=unpad_output(y, slot), cycles=int(rec["cycles"]), ideal_cycles=ideal)
+        self.runs.append((layer, result))
+        return result
 
-    with tool_env(sim):
-        _build(sim, sources, sim_dir)
-        passed = _test(sim, sim_dir, config)
+    def linear(self, layer: IntLinear, x: np.ndarray) -> np.ndarray:
+        """The golden model's backend hook: run `layer` on the engine, return int8 rows."""
+        return self.run(layer.name, x).y
 
-    log = sim_dir / "sim.log"
-    if not out_path.is_file():
-        raise VerificationFailed(f"{sim}: the simulation of {plan.ident} ended without results; "
-                                 f"last lines of {log}:\n{_tail(log)}")
-    result = json.loads(out_path.read_text())
-    if result["timed_out"]:
-        raise VerificationFailed(
-            f"{sim}: {plan.ident} did not finish {rows} rows in {10 * ideal + 2000} cycles "
-            f"(hung): {_reason(log)}; last lines of {log}:\n{_tail(log)}")
-    got = np.asarray(result["y"], dtype=np.int64).reshape(-1, plan.n)
-    compared, mismatches = compare(got, expected)
-    if not passed and mismatches == 0:
-        raise VerificationFailed(f"{sim}: the testbench failed {plan.ident} although its values "
-                                 f"match: {_reason(log)}; last lines of {log}:\n{_tail(log)}")
-    return SimResult(target=sim, layer=plan.layer, compared=compared, mismatches=mismatches,
-                     cycles=result["cycles"], ideal_cycles=ideal)
+
+def run_rtl(rtl_dir: Path, plan: ModelPlan, jobs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+            sim: str, build_dir: Path, *, stress: bool = False, seed: int = 0) -> list[SimResult]:
+    """Run every (layer, rows, expected) job in one simulator session, in order, and compare.
+
+    Raises VerificationFailed when the design does not build, the engine hangs, or any run
+    breaks the stream or control protocol; wrong values come back as mismatches.
+    """
+    results = []
+    with RtlSession(rtl_dir, plan, sim, build_dir, stress=stress, seed=seed) as session:
+        for layer, x, expected in jobs:
+            expected = np.asarray(expected, dtype=np.int64)
+            run = session.run(layer, x)
+            if expected.shape != run.y.shape:
+                raise ValueError(f"{plan.slot(layer).ident}: expected golden of shape "
+                                 f"{run.y.shape}, got {expected.shape}")
+            compared, mismatches = compare(run.y, expected)
+            results.append(SimResult(target=sim, layer=layer, compared=compared,
+                                     mismatches=mismatches, cycles=run.cycles,
+                                     ideal_cycles=run.ideal_cycles))
+    return results

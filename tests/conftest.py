@@ -1,19 +1,16 @@
-"""Shared test helpers: seeded random integer layers and hand-made engine plans."""
+"""Shared test helpers: seeded random integer layers and hand-folded engine plans."""
 
 from __future__ import annotations
 
-from vitfpga.hls.names import identifier
-from vitfpga.hls.plan import EnginePlan
+from vitfpga.hls.boards import get_board
+from vitfpga.hls.plan import ModelPlan, fixed_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.synthetic import random_layer, random_rows
 
-__all__ = ["hand_plan", "random_layer", "random_rows"]
+__all__ = ["hand_model_plan", "random_layer", "random_rows"]
 
 
-def hand_plan(layer: IntLinear, pe: int, simd: int, rows: int) -> EnginePlan:
-    """A plan with a chosen folding, for kernel tests that do not exercise the planner."""
-    return EnginePlan(board="pynq-z2", part="xc7z020clg400-1", clock_mhz=100.0,
-                      layer=layer.name, ident=identifier(layer.name), k=layer.k, n=layer.n,
-                      rows=rows, pe=pe, simd=simd, weight_bits=layer.weight_bits, bram36=1,
-                      uram=0, dsp=pe * simd, lut=0, bram_efficiency=1.0)
-
+def hand_model_plan(layers: dict[str, IntLinear], pe: int, simd: int,
+                    rows: int = 4) -> ModelPlan:
+    """A whole-model plan on pynq-z2 with a chosen folding; every layer sees `rows` rows."""
+    return fixed_plan(layers, dict.fromkeys(layers, rows), get_board("pynq-z2"), pe, simd)

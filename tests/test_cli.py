@@ -46,7 +46,8 @@ def test_unknown_board(tmp_path: Path) -> None:
     ("weight_bits = 5\n", "weight_bits 5 is not supported"),
     ("seed = 1\nboard = \n", "syntax error: Invalid value (at line 2"),
     ('simulators = ["modelsim"]\n', "simulators must be"),
-    ('verify_layer = "blocks.9.mlp.fc1"\n', "choose one of patch_embed, blocks.0.attn.qkv"),
+    ('hil_simulator = "csim"\n', "hil_simulator must be one of verilator, icarus"),
+    ("verify_layer = 'head'\n", "unknown key 'verify_layer'"),
 ])
 def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "run.toml"
@@ -91,10 +92,18 @@ def test_interrupt_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 def test_plan_preset_prints_the_plan() -> None:
-    proc = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260")
+    proc = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "3")
     assert proc.returncode == 0, proc.stderr
-    for text in ("seeded random int4 weights", "blocks.11.mlp.fc2", "197", "BRAM efficiency",
-                 "images/s at 250 MHz"):
+    for text in ("seeded random int3 weights", "blocks.11.mlp.fc2", "197",
+                 "weight memory efficiency", "in URAM, loaded at start-up", "images/s at 250 MHz"):
+        assert text in proc.stdout, text
+
+
+def test_low_rank_preset_plans_two_entries_per_block_layer() -> None:
+    proc = run_cli("plan", "--preset", "deit-small", "--board", "zcu104", "--weight-bits", "2",
+                   "--rank", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    for text in ("blocks.0.attn.qkv.u", "blocks.0.attn.qkv.v", "low-rank at 0.5"):
         assert text in proc.stdout, text
 
 
@@ -108,6 +117,10 @@ def test_plan_that_does_not_fit_says_by_how_much() -> None:
     (("plan", "--preset", "deit-huge", "--board", "kv260"), "unknown preset 'deit-huge'"),
     (("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "5"),
      "--weight-bits 5 is not supported"),
+    (("plan", "--preset", "deit-tiny", "--board", "kv260", "--rank", "1.5"),
+     "--rank must be a fraction"),
+    (("generate", "--preset", "deit-tiny", "--board", "pynq-z2", "--out", "/nonexistent/x"),
+     "the engine needs"),
 ])
 def test_plan_bad_arguments(args: tuple[str, ...], message: str) -> None:
     assert_one_line_error(run_cli(*args), 2, message)

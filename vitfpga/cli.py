@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from vitfpga.hls.program import ModelPlan
+    from vitfpga.hls.plan import ModelPlan
+    from vitfpga.ir import IntLinear
 
 from vitfpga.errors import BadInput, VitfpgaError
 
@@ -54,24 +56,31 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
     run_pipeline(cfg.quick() if quick else cfg, out, force, _console())
 
 
-@cli.command()
-@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--preset", default=None, help="Plan hardware-scale dimensions instead: "
-              "deit-tiny or deit-small (seeded random weights).")
-@click.option("--board", required=True, help="Target board (see `vitfpga boards`).")
-@click.option("--weight-bits", type=int, default=4, show_default=True,
-              help="Weight bits for --preset.")
-@click.option("--max-lanes", type=int, default=64, show_default=True,
-              help="Most PE x SIMD MAC lanes to consider.")
-@click.option("--boards-file", type=click.Path(path_type=Path), default=None,
-              help="TOML file with more boards ([boards.NAME] tables).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Also write the plan as JSON here.")
-def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-         max_lanes: int, boards_file: Path | None, json_out: Path | None) -> None:
-    """Fold every linear layer onto one engine for BOARD and print the plan."""
+def _model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What `plan` and `generate` both take: the model (a run or a preset) and the board."""
+    for decorator in reversed((
+        click.argument("run_dir", required=False, type=click.Path(path_type=Path)),
+        click.option("--preset", default=None, help="Hardware-scale dimensions instead: "
+                     "deit-tiny or deit-small (seeded random weights)."),
+        click.option("--board", required=True, help="Target board (see `vitfpga boards`)."),
+        click.option("--weight-bits", type=int, default=4, show_default=True,
+                     help="Weight bits for --preset."),
+        click.option("--rank", type=float, default=None, help="With --preset: factorise each "
+                     "block layer as (x·U)·V of rank RANK x min(K, N) (two program entries)."),
+        click.option("--max-lanes", type=int, default=64, show_default=True,
+                     help="Most PE x SIMD MAC lanes to consider."),
+        click.option("--boards-file", type=click.Path(path_type=Path), default=None,
+                     help="TOML file with more boards ([boards.NAME] tables)."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+                rank: float | None, max_lanes: int, boards_file: Path | None
+                ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
     from vitfpga.hls.boards import get_board, register_boards_file
-    from vitfpga.hls.program import plan_model
+    from vitfpga.hls.plan import plan_model
     from vitfpga.hls.sources import preset_layers, run_layers
     from vitfpga.quant.codecs import SUPPORTED_BITS
 
@@ -82,16 +91,51 @@ def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
                        f"{', '.join(map(str, SUPPORTED_BITS))}")
     if max_lanes < 1:
         raise BadInput("--max-lanes must be at least 1")
+    if rank is not None and run_dir is not None:
+        raise BadInput("--rank applies to --preset; a run's layers are planned as trained")
     register_boards_file(boards_file)
     target = get_board(board)
     layers, rows, label = (run_layers(run_dir) if run_dir is not None
-                           else preset_layers(preset, weight_bits))
-    result = plan_model(layers, rows, target, max_lanes=max_lanes)
+                           else preset_layers(preset, weight_bits, rank=rank))
+    return layers, plan_model(layers, rows, target, max_lanes=max_lanes), label
+
+
+@cli.command()
+@_model_options
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Also write the plan as JSON here.")
+def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+         rank: float | None, max_lanes: int, boards_file: Path | None,
+         json_out: Path | None) -> None:
+    """Fold every linear layer onto one engine for BOARD and print the plan."""
+    _, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
+                                   boards_file)
     console = _console()
     for table in _plan_tables(result, label):
         console.print(table)
     if json_out is not None:
         json_out.write_text(result.to_json())
+
+
+@cli.command()
+@_model_options
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Project directory to write (atomically).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+             rank: float | None, max_lanes: int, boards_file: Path | None, out: Path,
+             force: bool) -> None:
+    """Plan for BOARD and write the engine project: HLS C++, Verilog, TCL, plan.json."""
+    from vitfpga.hls.project import write_project
+    from vitfpga.outdir import atomic_output_dir, check_output_dir
+
+    check_output_dir(out, force)
+    layers, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
+                                        boards_file)
+    with atomic_output_dir(out, force) as tmp:
+        files = write_project(result, layers, tmp)
+    _console().print(f"{label}: PE={result.pe} x SIMD={result.simd} on {result.board}, "
+                     f"{len(files)} files in {out}")
 
 
 def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
@@ -110,8 +154,10 @@ def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
     totals.add_column("value", justify="right")
     for what, value in (
         ("weight memory", f"{p.weight_depth:,} words x {p.word_bits} bits"),
-        ("BRAM36 / URAM", f"{p.bram36:g} / {p.uram}"),
-        ("BRAM efficiency", f"{p.bram_efficiency:.1%}"),
+        ("  in the bitstream ROM", f"{p.rom_depth:,} words, {p.weight_bram36:g} BRAM36"),
+        ("  in URAM, loaded at start-up", f"{p.ram_depth:,} words, {p.uram} URAM"),
+        ("BRAM36 / URAM (all memories)", f"{p.bram36:g} / {p.uram}"),
+        ("weight memory efficiency", f"{p.bram_efficiency:.1%}"),
         ("DSP / LUT (estimate)", f"{p.dsp:,} / {p.lut:,}"),
         ("cycles per image (ideal)", f"{p.cycles_per_image:,}"),
         ("MAC utilisation", f"{p.mac_utilisation:.1%}"),

@@ -10,12 +10,13 @@ from typing import Any, get_type_hints
 from vitfpga.errors import BadInput
 from vitfpga.hls.boards import get_board
 from vitfpga.quant.codecs import SUPPORTED_BITS
-from vitfpga.quant.model import PRESETS, linear_shapes
+from vitfpga.quant.model import PRESETS
 from vitfpga.tomlfile import read_toml, typed_value
 
 __all__ = ["SIMULATORS", "RunConfig", "load_config"]
 
 SIMULATORS = ("csim", "verilator", "icarus")
+RTL_SIMULATORS = ("verilator", "icarus")
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class RunConfig:
     qat_lr: float = 1e-3
     kd_weight: float = 0.5
     kd_temperature: float = 2.0
-    verify_layer: str = "blocks.0.mlp.fc1"
-    verify_images: int = 4
+    verify_images: int = 4  # test images whose real activations verify every layer
     simulators: tuple[str, ...] = field(default=SIMULATORS)
+    hil_images: int = 32  # test images through hardware in the loop (0: skip)
+    hil_simulator: str = "verilator"
+    synth: bool = True  # Yosys resource check of the emitted Verilog
 
     def quick(self) -> RunConfig:
         """Same path, fewer epochs: for tests and a first look."""
@@ -43,10 +46,6 @@ class RunConfig:
         if self.model not in PRESETS:
             raise BadInput(f"unknown model '{self.model}'; known: {', '.join(PRESETS)}")
         get_board(self.board)
-        names = [name for name, *_ in linear_shapes(PRESETS[self.model])]
-        if self.verify_layer not in names:
-            raise BadInput(f"verify_layer '{self.verify_layer}' is not a linear layer of "
-                           f"{self.model}; choose one of {', '.join(names)}")
         if self.weight_bits not in SUPPORTED_BITS:
             raise BadInput(f"weight_bits {self.weight_bits} is not supported; "
                            f"use one of {', '.join(map(str, SUPPORTED_BITS))}")
@@ -57,6 +56,10 @@ class RunConfig:
             raise BadInput("kd_weight must be between 0 and 1")
         if self.kd_temperature <= 0 or self.float_lr <= 0 or self.qat_lr <= 0:
             raise BadInput("kd_temperature, float_lr and qat_lr must be positive")
+        if self.hil_images < 0:
+            raise BadInput("hil_images must be 0 (skip) or more")
+        if self.hil_simulator not in RTL_SIMULATORS:
+            raise BadInput(f"hil_simulator must be one of {', '.join(RTL_SIMULATORS)}")
         unknown = [s for s in self.simulators if s not in SIMULATORS]
         if unknown or not self.simulators:
             raise BadInput(f"simulators must be a non-empty subset of {', '.join(SIMULATORS)}")

@@ -1,7 +1,7 @@
 """`vitfpga run`: the named steps from a dataset to verified hardware, each saving its artifact.
 
-train_float -> qat -> export -> plan -> generate -> verify -> report. Everything is written into a
-temporary directory that replaces `--out` only when the run completed.
+train_float -> qat -> export -> plan -> generate -> synth -> verify -> hil -> report. Everything
+is written into a temporary directory that replaces `--out` only when the run completed.
 """
 
 from __future__ import annotations
@@ -21,22 +21,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_hls import emit_hls
-from vitfpga.hls.emit_rtl import emit_rtl
-from vitfpga.hls.plan import EnginePlan, plan_layer
+from vitfpga.hls.plan import ModelPlan, plan_model
+from vitfpga.hls.project import write_project
 from vitfpga.ir import IntLinear
 from vitfpga.outdir import atomic_output_dir, check_output_dir
 from vitfpga.quant.codecs import packed_bytes
 from vitfpga.quant.data import Split, load_digits_split
 from vitfpga.quant.export import export_linears, save_int_model
 from vitfpga.quant.golden import GoldenLinear, golden_vit, linear_int
-from vitfpga.quant.model import PRESETS, ViT
+from vitfpga.quant.model import PRESETS, ViT, linear_shapes
 from vitfpga.quant.qat import quant_vit
 from vitfpga.quant.train import accuracy, predict, train
 from vitfpga.report import machine_info, write_report
 from vitfpga.sim.csim import compiler_status, run_csim
 from vitfpga.sim.result import SimResult
-from vitfpga.sim.rtl import run_rtl, simulator_status
+from vitfpga.sim.rtl import RtlSession, run_rtl, simulator_status
+from vitfpga.sim.synth import SynthReport, family_for_part, synth_status, synthesize
 
 __all__ = ["run_pipeline"]
 
@@ -50,11 +50,13 @@ class Run:
     teacher: ViT | None = None
     student: ViT | None = None
     layers: dict[str, IntLinear] = field(default_factory=dict)
-    plan: EnginePlan | None = None
+    plan: ModelPlan | None = None
     accuracy: dict[str, float | None] = field(default_factory=dict)
     agreement: float = 0.0
     history: dict[str, list[float]] = field(default_factory=dict)
     verification: list[SimResult] = field(default_factory=list)
+    hil: dict[str, Any] = field(default_factory=dict)
+    synth: SynthReport | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -127,52 +129,105 @@ def step_export(run: Run) -> None:
 
 def step_plan(run: Run) -> None:
     board = get_board(run.cfg.board)
-    layer = run.layers[run.cfg.verify_layer]  # RunConfig.validate checked the name
-    with _step(run, "plan", f"fold {layer.name} ({layer.k}x{layer.n}) onto {board.name}"):
-        run.plan = plan_layer(layer, board, rows=PRESETS[run.cfg.model].tokens)
-        (run.out / "plan.json").write_text(run.plan.to_json())
-        p = run.plan
-        run.console.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36} BRAM36, {p.dsp} DSP, "
-                          f"~{p.lut} LUT, {p.ideal_cycles(p.rows)} cycles per image")
+    rows = {name: r for name, _, _, r in linear_shapes(PRESETS[run.cfg.model])}
+    with _step(run, "plan", f"fold all {len(run.layers)} linear layers onto one engine for "
+                            f"{board.name}"):
+        run.plan = p = plan_model(run.layers, rows, board)
+        (run.out / "plan.json").write_text(p.to_json())
+        run.console.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36:g} BRAM36 "
+                          f"({p.bram_efficiency:.1%} full), {p.uram} URAM, {p.dsp} DSP, "
+                          f"~{p.lut} LUT; {p.cycles_per_image} cycles per image, "
+                          f"{p.mac_utilisation:.1%} MAC utilisation")
 
 
 def step_generate(run: Run) -> None:
     with _step(run, "generate", "HLS C++ (+ csim testbench, run_hls.tcl) and Verilog"):
-        layer = run.layers[run.plan.layer]
-        files = emit_hls(run.plan, layer, run.out / "project")
-        files += emit_rtl(run.plan, layer, run.out / "project")
+        files = write_project(run.plan, run.layers, run.out / "project")
         run.console.print(f"  {len(files)} files in project/hls and project/rtl")
 
 
-def _golden_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """Real int8 input rows of the verified layer, from test images through the golden."""
+def step_synth(run: Run) -> None:
+    """Yosys synth_xilinx on the emitted Verilog: what the planner estimated, measured."""
+    if not run.cfg.synth:
+        return
+    family = family_for_part(run.plan.part)
+    with _step(run, "synth", f"Yosys synth_xilinx -family {family} on project/rtl"), \
+            run.console.status("  yosys ..."):
+        run.synth = y = synthesize(run.out / "project" / "rtl", run.out / "build" / "yosys",
+                                   family=family)
+    p = run.plan
+    run.console.print(f"  Yosys: {y.bram36:g} BRAM36, {y.uram} URAM, {y.dsp} DSP, {y.lut} LUT, "
+                      f"{y.ff} FF; planner: {p.bram36:g} BRAM36, {p.uram} URAM, {p.dsp} DSP, "
+                      f"~{p.lut} LUT")
+
+
+def _layer_inputs(run: Run) -> dict[str, np.ndarray]:
+    """Real int8 input rows of every layer, from test images through the golden."""
     golden = golden_vit(run.student, run.layers)
-    target = golden.get_submodule(run.plan.layer)
-    assert isinstance(target, GoldenLinear)
-    target.record = True
+    taps = {name: golden.get_submodule(name) for name in run.layers}
+    for tap in taps.values():
+        assert isinstance(tap, GoldenLinear)
+        tap.record = True
     predict(golden, run.split.x_test[:run.cfg.verify_images])
-    x = torch.cat(target.recorded).numpy()
-    return x, linear_int(x, run.layers[run.plan.layer]).numpy()
+    return {name: torch.cat(tap.recorded).numpy() for name, tap in taps.items()}
 
 
 def step_verify(run: Run) -> None:
     sims = run.cfg.simulators
-    with _step(run, "verify", f"{', '.join(sims)} against the integer golden"):
-        x, expected = _golden_rows(run)
-        np.savez(run.out / "vectors.npz", x=x, expected=expected)
+    with _step(run, "verify", f"every layer on {', '.join(sims)} against the integer golden"):
+        inputs = _layer_inputs(run)
+        jobs = [(name, x, linear_int(x, run.layers[name]).numpy()) for name, x in inputs.items()]
+        np.savez(run.out / "vectors.npz", **{f"{name}/x": x for name, x, _ in jobs},
+                 **{f"{name}/expected": y for name, _, y in jobs})
         project, build = run.out / "project", run.out / "build"
+        values = sum(y.size for _, _, y in jobs)
         for sim in sims:
-            with run.console.status(f"  {sim}: {len(x)} rows x {run.plan.n} outputs ..."):
+            with run.console.status(f"  {sim}: {len(jobs)} layers, {values} values ..."):
                 if sim == "csim":
-                    result = run_csim(project / "hls", run.plan, x, expected, build / "csim")
+                    results = run_csim(project / "hls", run.plan, jobs, build / "csim")
                 else:
-                    result = run_rtl(project / "rtl", run.plan, x, expected, sim, build / sim)
-            run.verification.append(result)
-            cycles = "" if result.cycles is None else \
-                f", {result.cycles} cycles (ideal {result.ideal_cycles})"
-            mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
-            run.console.print(f"  {mark} {sim}: {result.compared} values compared, "
-                              f"{result.mismatches} mismatches{cycles}")
+                    results = run_rtl(project / "rtl", run.plan, jobs, sim, build)
+            run.verification += results
+            compared = sum(r.compared for r in results)
+            mismatches = sum(r.mismatches for r in results)
+            mark = "[green]✓[/]" if all(r.ok for r in results) else "[red]✗[/]"
+            cycles = ""
+            if all(r.cycles is not None for r in results):
+                measured = sum(r.cycles or 0 for r in results)
+                ideal = sum(r.ideal_cycles or 0 for r in results)
+                cycles = f", {measured} cycles (ideal {ideal})"
+            run.console.print(f"  {mark} {sim}: {len(results)} layers, {compared} values "
+                              f"compared, {mismatches} mismatches{cycles}")
+
+
+def step_hil(run: Run) -> None:
+    """Hardware in the loop: every linear layer of the forward pass runs on the RTL simulation,
+    the rest on the host from the golden code; logits must equal the golden's exactly."""
+    cfg = run.cfg
+    n = min(cfg.hil_images, len(run.split.y_test))
+    if n == 0:
+        return
+    sim = cfg.hil_simulator
+    with _step(run, "hil", f"{n} test images, every linear layer on {sim}"):
+        x, y = run.split.x_test[:n], run.split.y_test[:n]
+        expected = predict(golden_vit(run.student, run.layers), x)
+        with RtlSession(run.out / "project" / "rtl", run.plan, sim, run.out / "build") as rtl, \
+                run.console.status(f"  {sim}: {n} images through the engine ..."):
+            logits = predict(golden_vit(run.student, run.layers, backend=rtl.linear), x)
+        measured = sum(r.cycles for _, r in rtl.runs)
+        ideal = sum(r.ideal_cycles for _, r in rtl.runs)
+        identical = bool(torch.equal(logits, expected))
+        run.accuracy["rtl"] = float((logits.argmax(-1) == y).float().mean())
+        run.hil = {"simulator": sim, "images": n, "engine_runs": len(rtl.runs),
+                   "logits_identical": identical,
+                   "integer_accuracy": float((expected.argmax(-1) == y).float().mean()),
+                   "cycles": measured, "ideal_cycles": ideal,
+                   "cycles_per_image": round(measured / n, 1)}
+        mark = "[green]✓[/]" if identical else "[red]✗[/]"
+        run.console.print(f"  {mark} logits {'identical to' if identical else 'DIFFER from'} "
+                          f"the golden; RTL top-1 {run.accuracy['rtl']:.2%} on the first {n} "
+                          f"test images (golden {run.hil['integer_accuracy']:.2%}); "
+                          f"{measured / n:,.0f} cycles per image (ideal {ideal / n:,.0f})")
 
 
 def _sizes(run: Run) -> tuple[int, int]:
@@ -192,15 +247,23 @@ def step_report(run: Run) -> dict[str, Any]:
     p = run.plan
     report = {
         "accuracy": {"float": run.accuracy["float"], "qat": run.accuracy["qat"],
-                     "integer": run.accuracy["integer"], "rtl": None},
+                     "integer": run.accuracy["integer"], "rtl": run.accuracy.get("rtl")},
         "agreement_qat_integer": run.agreement,
         "size_bytes": {"fp32": fp32, "compressed": compressed},
         "compression_ratio": round(fp32 / compressed, 3),
-        "plan": {"board": p.board, "layer": p.layer, "pe": p.pe, "simd": p.simd,
-                 "bram36": p.bram36, "uram": p.uram, "dsp": p.dsp, "lut": p.lut,
-                 "bram_efficiency": p.bram_efficiency,
-                 "cycles_per_image": p.ideal_cycles(p.rows), "clock_mhz": p.clock_mhz},
+        "plan": {"board": p.board, "pe": p.pe, "simd": p.simd, "weight_bits": p.weight_bits,
+                 "layers": len(p.layers), "bram36": p.bram36, "uram": p.uram, "dsp": p.dsp,
+                 "lut": p.lut, "bram_efficiency": p.bram_efficiency,
+                 "cycles_per_image": p.cycles_per_image, "clock_mhz": p.clock_mhz,
+                 "mac_utilisation": round(p.mac_utilisation, 4),
+                 "images_per_s": round(p.clock_mhz * 1e6 / p.cycles_per_image, 1)},
         "verification": [v.to_json() for v in run.verification],
+        "hil": run.hil or None,
+        "resources": None if run.synth is None else {
+            "planner": {"bram36": p.bram36, "uram": p.uram, "dsp": p.dsp, "lut": p.lut},
+            "yosys": {"bram36": run.synth.bram36, "uram": run.synth.uram, "dsp": run.synth.dsp,
+                      "lut": run.synth.lut, "ff": run.synth.ff, "lutram": run.synth.lutram,
+                      "family": run.synth.family, "seconds": run.synth.seconds}},
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.cfg).items()},
         "timings_s": run.timings,
         "machine": machine_info(),
@@ -210,7 +273,8 @@ def step_report(run: Run) -> dict[str, Any]:
         "adds run on the host in float between them (integer versions come next).",
         "Accuracy tolerance: QAT (Brevitas fake-quant) and the integer golden are compared by "
         "top-1 agreement, not bit for bit; golden, csim and RTL are compared exactly.",
-        f"The hardware engine covers one layer ({p.layer}); cycles_per_image is that layer's.",
+        "One engine runs all linear layers, one layer per start; cycles_per_image is the ideal "
+        "(rows x NF x SF summed over layers), the hil row the cycles the RTL measured.",
         "csim cycles are n/a: C simulation is functional, not cycle-accurate.",
     ]
     write_report(run.out, report, run.history, notes)
@@ -223,6 +287,8 @@ def _check_tools(cfg: RunConfig) -> None:
         reason = compiler_status() if sim == "csim" else simulator_status(sim)
         if reason:
             raise BadInput(f"{sim} is not usable: {reason} (or leave it out of `simulators`)")
+    if cfg.synth and (reason := synth_status()):
+        raise BadInput(f"Yosys is not usable: {reason} (or set synth = false)")
 
 
 def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> dict[str, Any]:
@@ -234,12 +300,15 @@ def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> di
     with atomic_output_dir(out, force) as tmp:
         run = Run(cfg=cfg, out=tmp, console=console)
         for step in (step_train_float, step_qat, step_export, step_plan, step_generate,
-                     step_verify):
+                     step_synth, step_verify, step_hil):
             step(run)
         report = step_report(run)
-    bad = [v for v in run.verification if not v.ok]
+    bad = [f"{v.target} {v.layer}: {v.mismatches} of {v.compared} values differ"
+           for v in run.verification if not v.ok]
+    if run.hil and not run.hil["logits_identical"]:
+        bad.append(f"hardware in the loop on {run.hil['simulator']}: logits differ from the "
+                   f"golden")
     if bad:
-        raise VerificationFailed("verification failed: " + "; ".join(
-            f"{v.target} {v.layer}: {v.mismatches} of {v.compared} values differ" for v in bad))
+        raise VerificationFailed("verification failed: " + "; ".join(bad))
     console.print(f"[bold green]done[/]: {out}/report.md, {out}/report.json")
     return report

@@ -30,8 +30,63 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _verification_table(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per layer, one column per target: mismatches of compared values, and the
+    cycles each RTL simulator measured against the ideal rows x NF x SF."""
+    targets = list(dict.fromkeys(v["target"] for v in rows))
+    by_layer: dict[str, dict[str, dict[str, Any]]] = {}
+    for v in rows:
+        by_layer.setdefault(v["layer"], {})[v["target"]] = v
+    lines = ["## Verification (bit-exact against the integer golden)", "",
+             "Cells: mismatches / values compared; for RTL, measured clock cycles (ideal).", "",
+             "| layer | " + " | ".join(targets) + " |", "|---|" + "---|" * len(targets)]
+    for layer, results in by_layer.items():
+        cells = []
+        for t in targets:
+            v = results.get(t)
+            if v is None:
+                cells.append("—")
+                continue
+            cell = f"{v['mismatches']} / {v['compared']}"
+            if v["cycles"] is not None:
+                cell += f"; {v['cycles']} ({v['ideal_cycles']})"
+            cells.append(cell)
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def _resource_lines(res: dict[str, Any] | None) -> list[str]:
+    if not res:
+        return []
+    plan, y = res["planner"], res["yosys"]
+    lines = ["## Resources: planner vs Yosys synth_xilinx", "",
+             f"Yosys `synth_xilinx -family {y['family']}` on the emitted Verilog "
+             f"({y['seconds']:g} s); the planner's LUT figure is an estimate.", "",
+             "| | BRAM36 | URAM | DSP | LUT | FF |", "|---|---|---|---|---|---|",
+             f"| planner | {plan['bram36']:g} | {plan['uram']} | {plan['dsp']} | {plan['lut']} "
+             f"| — |",
+             f"| Yosys | {y['bram36']:g} | {y['uram']} | {y['dsp']} | {y['lut']} "
+             f"({y['lutram']} as RAM) | {y['ff']} |"]
+    return [*lines, ""]
+
+
+def _hil_lines(hil: dict[str, Any] | None) -> list[str]:
+    if not hil:
+        return []
+    verdict = "identical to" if hil["logits_identical"] else "DIFFERENT from"
+    return ["## Hardware in the loop", "",
+            f"{hil['images']} test images, every linear layer on the {hil['simulator']} "
+            f"simulation of the engine ({hil['engine_runs']} engine runs), everything else on "
+            f"the host from the golden code: logits {verdict} the golden. "
+            f"{hil['cycles_per_image']:,} cycles per image measured, "
+            f"{hil['ideal_cycles'] / hil['images']:,.0f} ideal.", ""]
+
+
 def _markdown(r: dict[str, Any], notes: list[str]) -> str:
     acc, plan, size = r["accuracy"], r["plan"], r["size_bytes"]
+    hil = r.get("hil")
+    hil_subset = (f" (first {hil['images']} test images; integer golden on them: "
+                  f"{_pct(hil['integer_accuracy'])})" if hil else "")
     lines = [
         "# vitfpga run report", "",
         "## Accuracy (top-1, digits test split)", "",
@@ -39,26 +94,23 @@ def _markdown(r: dict[str, Any], notes: list[str]) -> str:
         f"| float teacher | {_pct(acc['float'])} |",
         f"| Brevitas QAT (fake-quant) | {_pct(acc['qat'])} |",
         f"| integer golden | {_pct(acc['integer'])} |",
-        f"| RTL in the loop | {_pct(acc['rtl'])} |", "",
+        f"| RTL in the loop{hil_subset} | {_pct(acc['rtl'])} |", "",
         f"Top-1 agreement, QAT vs integer golden: {_pct(r['agreement_qat_integer'])}.", "",
         "## Size", "",
         f"fp32: {size['fp32']:,} bytes; compressed: {size['compressed']:,} bytes "
         f"({r['compression_ratio']:.1f}x).", "",
-        "## Plan", "",
-        "| board | layer | PE | SIMD | BRAM36 | URAM | DSP | LUT (est.) | BRAM eff. | "
-        "cycles/image | clock |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {plan['board']} | {plan['layer']} | {plan['pe']} | {plan['simd']} | {plan['bram36']} "
-        f"| {plan['uram']} | {plan['dsp']} | {plan['lut']} | {plan['bram_efficiency']:.1%} | "
-        f"{plan['cycles_per_image']} | {plan['clock_mhz']:g} MHz |", "",
-        "## Verification (bit-exact against the integer golden)", "",
-        "| target | layer | compared | mismatches | cycles | ideal cycles |",
-        "|---|---|---|---|---|---|",
+        "## Plan: one engine for every linear layer", "",
+        "| board | layers | PE | SIMD | weight bits | BRAM36 | URAM | DSP | LUT (est.) | "
+        "BRAM eff. | MAC util. | cycles/image | images/s | clock |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {plan['board']} | {plan['layers']} | {plan['pe']} | {plan['simd']} | "
+        f"{plan['weight_bits']} | {plan['bram36']:g} | {plan['uram']} | {plan['dsp']} | "
+        f"{plan['lut']} | {plan['bram_efficiency']:.1%} | {plan['mac_utilisation']:.1%} | "
+        f"{plan['cycles_per_image']} | {plan['images_per_s']:g} | {plan['clock_mhz']:g} MHz |", "",
+        *_resource_lines(r.get("resources")),
+        *_verification_table(r["verification"]),
+        *_hil_lines(r.get("hil")),
     ]
-    for v in r["verification"]:
-        cycles = "n/a (not cycle-accurate)" if v["cycles"] is None else v["cycles"]
-        lines.append(f"| {v['target']} | {v['layer']} | {v['compared']} | {v['mismatches']} | "
-                     f"{cycles} | {v['ideal_cycles']} |")
     m = r["machine"]
     lines += ["", "![training and verification](report.png)", "", "## Notes", ""]
     lines += [f"- {n}" for n in notes]
@@ -80,19 +132,18 @@ def _plot(path: Path, history: dict[str, list[float]], r: dict[str, Any]) -> Non
     ax1.set_ylabel("training loss")
     ax1.set_title("Training")
     ax1.legend()
-    rows = [v for v in r["verification"] if v["cycles"] is not None]
-    labels = [v["target"] for v in rows]
-    ax2.bar([i - 0.2 for i in range(len(rows))], [v["ideal_cycles"] for v in rows], 0.4,
-            label="ideal")
-    ax2.bar([i + 0.2 for i in range(len(rows))], [v["cycles"] for v in rows], 0.4,
-            label="measured")
-    ax2.set_xticks(range(len(rows)), labels)
+    target = next((v["target"] for v in r["verification"] if v["cycles"] is not None), None)
+    rows = [v for v in r["verification"] if v["target"] == target]
+    xs = range(len(rows))
+    ax2.bar([i - 0.2 for i in xs], [v["ideal_cycles"] for v in rows], 0.4, label="ideal")
+    ax2.bar([i + 0.2 for i in xs], [v["cycles"] for v in rows], 0.4, label="measured")
+    ax2.set_xticks(list(xs), [v["layer"].replace("blocks.", "b").replace("attn.", "")
+                              .replace("mlp.", "") for v in rows], rotation=60, fontsize=7)
     ax2.set_ylabel("clock cycles")
-    for i, v in enumerate(rows):
-        ax2.annotate(f"{v['ideal_cycles'] / v['cycles']:.1%} MAC util.", (i, v["cycles"]),
-                     ha="center", va="bottom", fontsize=8)
-    ax2.set_ylim(0, 1.25 * max([v["cycles"] for v in rows], default=1))
-    ax2.set_title("RTL cycles, verified layer")
+    ideal = sum(v["ideal_cycles"] for v in rows)
+    measured = sum(v["cycles"] for v in rows) or 1
+    ax2.set_title(f"RTL cycles per layer ({target}): {ideal / measured:.1%} MAC util."
+                  if rows else "no RTL cycles measured")
     ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})

@@ -1,13 +1,11 @@
-"""Boards, memory mapping, folding and identifier sanitising."""
+"""Boards, memory mapping and identifier sanitising (the whole-model plan: test_plan.py)."""
 
 import pytest
 
-from tests.conftest import random_layer
-from vitfpga.errors import BadInput, DoesNotFit
-from vitfpga.hls.boards import BOARDS, Board, get_board
+from vitfpga.errors import BadInput
+from vitfpga.hls.boards import BOARDS, get_board
 from vitfpga.hls.memory import BRAM36_BITS, map_memory
 from vitfpga.hls.names import identifier, unique_identifiers
-from vitfpga.hls.plan import EnginePlan, plan_layer
 
 
 def test_boards_have_data_sheet_figures() -> None:
@@ -50,22 +48,6 @@ def test_map_memory_prefers_uram_only_when_cheaper() -> None:
     assert map_memory(72, 512, uram_limit=4).uram == 0
     split = map_memory(72, 3 * 4096, uram_limit=2)  # two URAM rows, the rest in BRAM36
     assert (split.uram, split.bram36) == (2, 8)
-
-
-def test_plan_is_deterministic_and_round_trips() -> None:
-    layer = random_layer(32, 64)
-    a = plan_layer(layer, get_board("pynq-z2"), rows=17)
-    b = plan_layer(layer, get_board("pynq-z2"), rows=17)
-    assert a == b and a.to_json() == b.to_json()
-    assert EnginePlan.from_json(a.to_json()) == a
-    assert layer.n % a.pe == 0 and layer.k % a.simd == 0
-    assert a.ideal_cycles(17) == 17 * (64 // a.pe) * (32 // a.simd)
-
-
-def test_plan_refuses_what_does_not_fit() -> None:
-    tiny = Board("tiny", "xc7z007s", 14_400, 28_800, 1, 0, 66, 100.0)
-    with pytest.raises(DoesNotFit, match=r"needs .* BRAM36.*tiny has 1"):
-        plan_layer(random_layer(512, 512, bits=8), tiny, rows=17)
 
 
 def test_identifiers_are_safe_everywhere() -> None:

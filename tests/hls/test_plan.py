@@ -8,7 +8,7 @@ import pytest
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board, get_board
 from vitfpga.hls.layout import PROGRAM_FIELDS, channel_words, pack_fields, weight_words
-from vitfpga.hls.program import ModelPlan, check_model_plan, plan_model
+from vitfpga.hls.plan import ModelPlan, check_model_plan, plan_model
 from vitfpga.quant.codecs import unpack_lanes
 from vitfpga.quant.synthetic import random_layer
 
@@ -53,8 +53,34 @@ def test_plan_model_refuses_what_does_not_fit() -> None:
     layers = {f"l{i}": random_layer(768, 768, bits=8, seed=i, name=f"l{i}") for i in range(4)}
     rows = dict.fromkeys(layers, 197)
     tiny = Board("tiny", "xc7z007sclg400-1", 14_400, 28_800, 50, 0, 66, 100.0)
-    with pytest.raises(DoesNotFit, match=r"need .* BRAM36 .* tiny offers 45 BRAM36"):
+    with pytest.raises(DoesNotFit, match=r"needs .* BRAM36 at best, tiny offers 45 BRAM36"):
         plan_model(layers, rows, tiny)
+    # URAM takes the trailing weight words (loaded at start-up) when block RAM alone is short...
+    with_uram = Board("uram", "xczu3eg-sbva484-1-e", 70_560, 141_120, 50, 64, 360, 200.0)
+    plan = plan_model(layers, rows, with_uram)
+    assert 0 < plan.uram <= 64 and 0 < plan.ram_depth < plan.weight_depth
+    assert plan.bram36 <= 45 and plan.rom_depth + plan.ram_depth == plan.weight_depth
+    # ...and the refusal counts the URAM it tried.
+    few_uram = Board("few", "xczu3eg-sbva484-1-e", 70_560, 141_120, 50, 2, 360, 200.0)
+    with pytest.raises(DoesNotFit, match=r"with 2 of its 2 URAM holding weights"):
+        plan_model(layers, rows, few_uram)
+    # Where block RAM suffices, nothing needs loading.
+    assert plan_model(layers, rows, get_board("zcu102")).ram_depth == 0
+
+
+def test_plan_counts_every_memory_as_synthesis_maps_it() -> None:
+    """Weights as a ROM, plus bias/mult/shift tables and the input row buffer."""
+    from vitfpga.hls.memory import map_memory
+    from vitfpga.hls.plan import engine_memories
+
+    layers, rows = digits_like()
+    plan = plan_model(layers, rows, get_board("kv260"))
+    weights = map_memory(plan.word_bits, plan.weight_depth, rom=True)
+    assert plan.weight_bram36 == weights.bram36 and plan.uram == 0
+    mem = engine_memories(plan.pe, plan.simd, plan.weight_bits, plan.rom_depth,
+                          plan.ram_depth, plan.channel_depth, plan.max_sf)
+    assert plan.bram36 == mem.bram36 >= plan.weight_bram36
+    assert plan.bram_efficiency == round(weights.efficiency, 4)
 
 
 def test_check_model_plan_refuses_other_layers() -> None:

@@ -1,0 +1,140 @@
+"""Yosys synth_xilinx on the emitted Verilog engine: resource counts against the planner.
+
+One small two-layer engine is synthesised once for the module (about 15-20 s on two cores once
+YoWASP has compiled Yosys; the very first run on a machine adds that compilation). Its weight
+memory is large enough for block RAM, its per-channel tables small enough for LUTs, so both
+sides of the ROM model in `hls.memory` are exercised against what Yosys actually builds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import hand_model_plan, random_layer
+from vitfpga.errors import BadInput, VerificationFailed
+from vitfpga.hls.emit_rtl import emit_rtl
+from vitfpga.hls.layout import CHANNEL_PAD
+from vitfpga.hls.memory import map_memory
+from vitfpga.hls.plan import ModelPlan
+from vitfpga.sim.synth import SynthReport, family_for_part, synth_status, synthesize
+
+PE, SIMD, BITS = 2, 8, 4
+SHAPES = [(128, 64), (64, 32)]  # (K, N): 640 weight words of 64 bits, 48 channel words
+TOLERANCE = 0.10  # the planner target: Yosys BRAM and DSP within 10%
+REQUANT_DSP_PER_PE = 4  # the 32x31-bit acc*M product
+
+
+def _need_yosys() -> None:
+    reason = synth_status()
+    if reason is not None:
+        pytest.skip(f"Yosys not available: {reason}")
+
+
+@dataclass(frozen=True)
+class Synthesised:
+    plan: ModelPlan
+    rtl: Path
+    report: SynthReport
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
+    _need_yosys()
+    layers = {f"blocks.{i}.fc": random_layer(k, n, bits=BITS, seed=i, name=f"blocks.{i}.fc")
+              for i, (k, n) in enumerate(SHAPES)}
+    plan = hand_model_plan(layers, PE, SIMD)
+    out = tmp_path_factory.mktemp("synth_engine")
+    emit_rtl(plan, layers, out)
+    report = synthesize(out / "rtl", out / "build", family=family_for_part(plan.part))
+    return Synthesised(plan, out / "rtl", report)
+
+
+def _uses_lutmul(rtl: Path) -> bool:
+    """Whether the engine instantiates the LUT multiplier (rather than `w * x`)."""
+    instance = re.compile(r"^\s*vitfpga_lutmul\s*#", re.MULTILINE)
+    return any(instance.search(v.read_text()) for v in rtl.glob("*.v")
+               if v.name != "vitfpga_lutmul.v")
+
+
+def test_engine_counts_are_plausible(engine: Synthesised) -> None:
+    r = engine.report
+    assert r.family == "xc7" and r.top == "vitfpga_engine"
+    # Everything was mapped to Xilinx primitives: a leftover $-cell is unmapped logic.
+    assert r.cells and not [c for c in r.cells if c.startswith("$")]
+    assert r.ff > 0 and r.lut > 0 and r.uram == 0
+    assert 0 < r.lutram < r.lut  # the two-bank input buffer is distributed RAM
+    assert 0.5 * engine.plan.lut <= r.lut <= 2 * engine.plan.lut
+    saved = json.loads((engine.rtl.parent / "build" / "synth_report.json").read_text())
+    assert saved == json.loads(r.to_json()) and saved["cells"] == r.cells
+    assert (engine.rtl.parent / "build" / "yosys.log").stat().st_size > 0
+
+
+def test_block_ram_matches_the_planner(engine: Synthesised) -> None:
+    plan, r = engine.plan, engine.report
+    assert plan.bram36 > 0
+    assert abs(r.bram36 - plan.bram36) <= TOLERANCE * plan.bram36, (r.bram36, plan.bram36)
+    # The ROM model predicts every memory of the engine exactly: weights in block RAM, the
+    # per-channel tables (48 words) in LUTs.
+    weights = map_memory(plan.word_bits, plan.weight_depth, rom=True)
+    tables = [map_memory(PE * bits, plan.channel_depth, rom=True)
+              for bits, _ in CHANNEL_PAD.values()]
+    assert not weights.logic and all(t.logic for t in tables)
+    assert r.bram36 == weights.bram36 + sum(t.bram36 for t in tables)
+
+
+def test_dsp_matches_the_planner(engine: Synthesised) -> None:
+    plan, r = engine.plan, engine.report
+    assert plan.dsp == REQUANT_DSP_PER_PE * PE  # low-bit weights multiply in LUTs
+    expected = plan.dsp
+    if not _uses_lutmul(engine.rtl):
+        # `w * x` under (* use_dsp = "no" *): Vivado keeps it in LUTs, Yosys puts every lane
+        # on a DSP48 regardless. Wiring in vitfpga_lutmul removes the difference.
+        expected += PE * SIMD
+    assert abs(r.dsp - expected) <= TOLERANCE * expected, (r.dsp, expected)
+
+
+def test_synthesis_failure_names_the_error(tmp_path: Path) -> None:
+    _need_yosys()
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    (rtl / "broken.v").write_text(
+        "module broken(input a, output b);\n  no_such_module u_x (.a(a), .b(b));\nendmodule\n")
+    with pytest.raises(VerificationFailed, match=r"(?s)broken failed.*ERROR.*no_such_module"):
+        synthesize(rtl, tmp_path / "build", top="broken")
+    assert (tmp_path / "build" / "yosys.log").is_file()
+
+
+def test_nothing_to_synthesise(tmp_path: Path) -> None:
+    with pytest.raises(VerificationFailed, match="no Verilog"):
+        synthesize(tmp_path, tmp_path / "build")
+    with pytest.raises(BadInput, match="family"):
+        synthesize(tmp_path, tmp_path / "build", family="xc9500")
+
+
+@pytest.mark.parametrize(("part", "family"), [
+    ("xc7z020clg400-1", "xc7"), ("xc7a35tcpg236-1", "xc7"), ("xczu3eg-sbva484-1-i", "xcup"),
+    ("xck26-sfvc784-2LV-c", "xcup"), ("xczu7ev-ffvc1156-2-e", "xcup"), ("xcvu9p-flga2104", "xcup"),
+])
+def test_family_for_part(part: str, family: str) -> None:
+    assert family_for_part(part) == family
+
+
+def test_family_for_unknown_part() -> None:
+    with pytest.raises(BadInput, match="no Yosys family"):
+        family_for_part("5cseba6u23i7")
+
+
+def test_report_counts_like_vivado() -> None:
+    cells = {"RAMB36E1": 2, "RAMB18E1": 1, "URAM288": 1, "DSP48E1": 4, "LUT6": 10, "LUT2": 3,
+             "INV": 1, "RAM64M": 3, "RAM32X1D": 1, "SRLC32E": 2, "FDRE": 5, "FDSE": 1,
+             "CARRY4": 7, "MUXF7": 2, "IBUF": 9}
+    r = SynthReport.from_cells(cells, family="xc7", top="t", seconds=1.234)
+    assert (r.bram36, r.uram, r.dsp, r.ff) == (2.5, 1, 4, 6)
+    assert r.lutram == 3 * 4 + 2  # RAM64M is four LUTs, RAM32X1D two
+    assert r.lut == 10 + 3 + 1 + r.lutram + 2  # logic, distributed RAM and shift registers
+    assert r.bram18 == 5 and r.seconds == 1.23 and r.cells == dict(sorted(cells.items()))
