@@ -169,3 +169,21 @@ def test_bad_boards_file(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "boards.toml"
     f.write_text(text)
     assert_one_line_error(run_cli("boards", "--boards-file", str(f)), 2, message)
+
+
+def test_generate_deit_tiny_for_kv260_splits_weights_into_uram(tmp_path: Path) -> None:
+    """Design-scale: all 50 DeiT-Tiny layers (seeded random int3) on one KV260 engine; what
+    block RAM cannot hold goes to URAM, loaded at start-up from weights_ram.mem."""
+    from vitfpga.hls.plan import ModelPlan
+
+    out = tmp_path / "deit"
+    proc = run_cli("generate", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "3",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    plan = ModelPlan.from_json((out / "plan.json").read_text())
+    assert len(plan.layers) == 50 and plan.uram > 0 and plan.ram_depth > 0
+    assert plan.bram36 <= 0.9 * 144 and plan.bram_efficiency >= 0.8
+    ram_words = (out / "rtl" / "weights_ram.mem").read_text().split()
+    rom_words = (out / "rtl" / "weights.mem").read_text().split()
+    assert (len(rom_words), len(ram_words)) == (plan.rom_depth, plan.ram_depth)
+    assert (out / "hls" / "vitfpga_engine.cpp").is_file()

@@ -33,14 +33,15 @@ class RunConfig:
     kd_temperature: float = 2.0
     verify_images: int = 4  # test images whose real activations verify every layer
     simulators: tuple[str, ...] = field(default=SIMULATORS)
-    hil_images: int = 32  # test images through hardware in the loop (0: skip)
+    hil_images: int = 360  # test images through hardware in the loop (0: skip; capped at all)
     hil_simulator: str = "verilator"
     synth: bool = True  # Yosys resource check of the emitted Verilog
 
     def quick(self) -> RunConfig:
         """Same path, fewer epochs: for tests and a first look."""
         return dataclasses.replace(self, float_epochs=min(self.float_epochs, 40),
-                                   qat_epochs=min(self.qat_epochs, 5))
+                                   qat_epochs=min(self.qat_epochs, 5),
+                                   hil_images=min(self.hil_images, 32))
 
     def validate(self) -> RunConfig:
         if self.model not in PRESETS:
