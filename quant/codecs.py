@@ -1,15 +1,24 @@
 """Weight codecs: bit-exact Python encoders/decoders that the hardware decoders must match.
 
-`dense`: signed intB values packed LSB-first into one word, lane i at bits [i*B, (i+1)*B).
+- `dense`: signed intB values packed LSB-first into one word, lane i at bits [i*B, (i+1)*B).
+- `codebook`: per layer, a table of 2^k int8 values (1-D k-means over the weights) and one k-bit
+  index per weight.
+- `nm`: N:M structured sparsity along K: in every group of M consecutive weights of a row at most
+  N are non-zero; stored as N values and N position indices (ceil(log2 M) bits) per group.
+
+Sizes are counted in real bits, indices and tables included (`encoded_bits`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["narrow_range", "pack_lanes", "packed_bytes", "unpack_lanes"]
+__all__ = ["SUPPORTED_BITS", "Codebook", "NMSparse", "codebook_encode", "narrow_range",
+           "nm_encode", "nm_prune", "pack_lanes", "packed_bytes", "unpack_lanes"]
 
 SUPPORTED_BITS = (2, 3, 4, 8)
 
@@ -50,3 +59,107 @@ def unpack_lanes(word: int, bits: int, lanes: int) -> list[int]:
 def packed_bytes(weight: np.ndarray, bits: int) -> int:
     """Bytes a dense-packed weight tensor takes, counted in real bits and rounded up."""
     return (int(weight.size) * bits + 7) // 8
+
+
+@dataclass(frozen=True, eq=False)
+class Codebook:
+    """A layer's weights as k-bit indices into a table of int8 values."""
+
+    table: np.ndarray  # (2^k,) int64, int8 range, sorted
+    indices: np.ndarray  # (N, K) int64 in [0, 2^k)
+    index_bits: int
+
+    def decode(self) -> np.ndarray:
+        return self.table[self.indices]
+
+    @property
+    def encoded_bits(self) -> int:
+        return int(self.indices.size) * self.index_bits + int(self.table.size) * 8
+
+
+def codebook_encode(weight: np.ndarray, index_bits: int, iterations: int = 30) -> Codebook:
+    """Cluster the integer weights into 2^k int8 centroids (1-D k-means, deterministic start at
+    quantiles). Exact (`decode() == weight`) whenever the weights take at most 2^k values."""
+    w = np.asarray(weight, dtype=np.int64)
+    if not 1 <= index_bits <= 8:
+        raise ValueError(f"codebook index bits must be 1..8, got {index_bits}")
+    if w.size == 0 or w.min() < -128 or w.max() > 127:
+        raise ValueError("codebook weights must be non-empty int8 values")
+    k = 2**index_bits
+    values, counts = np.unique(w, return_counts=True)
+    if values.size <= k:
+        table = np.concatenate([values, np.full(k - values.size, values[-1])])
+    else:
+        centres = np.quantile(np.repeat(values, counts).astype(np.float64),
+                              (np.arange(k) + 0.5) / k)
+        for _ in range(iterations):
+            nearest = np.abs(values[:, None] - centres[None, :]).argmin(axis=1)
+            for c in range(k):
+                members = nearest == c
+                if members.any():
+                    centres[c] = np.average(values[members], weights=counts[members])
+        table = np.clip(np.round(centres), -128, 127).astype(np.int64)
+    table = np.sort(table)
+    indices = np.abs(w[..., None] - table).argmin(axis=-1).astype(np.int64)
+    return Codebook(table=table, indices=indices, index_bits=index_bits)
+
+
+@dataclass(frozen=True, eq=False)
+class NMSparse:
+    """N:M sparse rows: per group of M along K, N values and their positions in the group."""
+
+    n: int
+    m: int
+    k: int  # row length before padding to whole groups
+    values: np.ndarray  # (rows, groups, N) int64
+    positions: np.ndarray  # (rows, groups, N) int64 in [0, M), increasing within a group
+    value_bits: int
+
+    def decode(self) -> np.ndarray:
+        rows, groups, _ = self.values.shape
+        dense = np.zeros((rows, groups, self.m), dtype=np.int64)
+        np.put_along_axis(dense, self.positions, self.values, axis=2)
+        return dense.reshape(rows, groups * self.m)[:, :self.k]
+
+    @property
+    def encoded_bits(self) -> int:
+        pos_bits = max(1, math.ceil(math.log2(self.m)))
+        return int(self.values.size) * (self.value_bits + pos_bits)
+
+
+def _check_nm(n: int, m: int) -> None:
+    if not 1 <= n < m:
+        raise ValueError(f"N:M sparsity needs 1 <= N < M, got {n}:{m}")
+
+
+def _groups(weight: np.ndarray, m: int) -> np.ndarray:
+    w = np.asarray(weight, dtype=np.int64)
+    if w.ndim != 2:
+        raise ValueError(f"expected a (N, K) weight matrix, got shape {w.shape}")
+    pad = -w.shape[1] % m
+    return np.pad(w, ((0, 0), (0, pad))).reshape(w.shape[0], -1, m)
+
+
+def nm_prune(weight: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Keep the N largest-magnitude weights of every group of M along K (ties: lower index)."""
+    _check_nm(n, m)
+    g = _groups(weight, m)
+    order = np.argsort(-np.abs(g), axis=2, kind="stable")
+    mask = np.zeros(g.shape, dtype=bool)
+    np.put_along_axis(mask, order[:, :, :n], True, axis=2)
+    k = np.asarray(weight).shape[1]
+    return np.where(mask, g, 0).reshape(g.shape[0], -1)[:, :k]
+
+
+def nm_encode(weight: np.ndarray, n: int, m: int, value_bits: int) -> NMSparse:
+    """Encode weights that already satisfy N:M (see `nm_prune`); exact round trip."""
+    _check_nm(n, m)
+    g = _groups(weight, m)
+    if np.any(np.count_nonzero(g, axis=2) > n):
+        raise ValueError(f"weights are not {n}:{m} sparse; prune them first (nm_prune)")
+    # The N kept slots of a group: its non-zeros first, then zeros, each in position order.
+    order = np.argsort(g == 0, axis=2, kind="stable")[:, :, :n]
+    positions = np.sort(order, axis=2)
+    values = np.take_along_axis(g, positions, axis=2)
+    return NMSparse(n=n, m=m, k=int(np.asarray(weight).shape[1]), values=values,
+                    positions=positions, value_bits=value_bits)
