@@ -293,9 +293,13 @@ class RtlSession:
         finally:
             self._stack.close()
         if exc is None and not self._passed:
-            log = self.sim_dir / "sim.log"
-            raise VerificationFailed(f"{self.sim}: the testbench did not finish cleanly: "
-                                     f"{_reason(log)}; last lines of {log}:\n{_tail(log)}")
+            raise self._failure(f"the testbench did not finish cleanly: "
+                                f"{_reason(self.sim_dir / 'sim.log')}")
+
+    def _failure(self, what: str) -> VerificationFailed:
+        """A failure of the simulation process, with the end of its log."""
+        log = self.sim_dir / "sim.log"
+        return VerificationFailed(f"{self.sim}: {what}; last lines of {log}:\n{_tail(log)}")
 
     def _open(self) -> None:
         status = simulator_status(self.sim)
@@ -333,9 +337,7 @@ class RtlSession:
         else:
             conn = None
         if conn is None:
-            log = self.sim_dir / "sim.log"
-            raise VerificationFailed(f"{self.sim}: the testbench never connected; last lines of "
-                                     f"{log}:\n{_tail(log)}")
+            raise self._failure("the testbench never connected")
         conn.setblocking(True)
         self._conn = Connection(conn.detach())
         hello = self._receive()
@@ -383,15 +385,11 @@ class RtlSession:
         while not self._conn.poll(1.0):
             waited += 1.0
             if not self._thread.is_alive() or waited > RUN_TIMEOUT_S:
-                log = self.sim_dir / "sim.log"
-                raise VerificationFailed(f"{self.sim}: the simulation stopped answering; last "
-                                         f"lines of {log}:\n{_tail(log)}")
+                raise self._failure("the simulation stopped answering")
         try:
             return self._conn.recv()
         except EOFError:
-            log = self.sim_dir / "sim.log"
-            raise VerificationFailed(f"{self.sim}: the simulation ended mid-run; last lines of "
-                                     f"{log}:\n{_tail(log)}") from None
+            raise self._failure("the simulation ended mid-run") from None
 
     # ---- runs ------------------------------------------------------------------------------------
     def run(self, layer: str, x: np.ndarray) -> LayerRun:
