@@ -105,9 +105,16 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
     program = []
     for slot in plan.layers:
         layer = layers[slot.name]
-        if len(weights) != slot.w_base or len(tables["bias"]) != slot.c_base:
+        words = weight_words(layer.weight, plan.pe, plan.simd, plan.weight_bits)
+        if slot.w_base < len(weights):  # a shared weight copy, already laid down
+            if weights[slot.w_base:slot.w_base + len(words)] != words:
+                raise ValueError(f"plan entry {slot.ident} shares weights it does not have")
+        elif len(weights) == slot.w_base:
+            weights += words
+        else:
             raise ValueError(f"plan entry {slot.ident} does not start where the previous ended")
-        weights += weight_words(layer.weight, plan.pe, plan.simd, plan.weight_bits)
+        if len(tables["bias"]) != slot.c_base:
+            raise ValueError(f"plan entry {slot.ident} does not start where the previous ended")
         for name, values in (("bias", layer.bias), ("mult", layer.multiplier),
                              ("shift", layer.shift)):
             bits, fill = CHANNEL_PAD[name]

@@ -4,10 +4,9 @@ One instruction per linear layer; every layer runs on the same PE x SIMD array, 
 whole folds (hls.layout), and every weight sits in one on-chip memory.
 
 Memories are counted as synthesis builds them (`map_memory(..., rom=True)`, checked against
-Yosys): the weight ROM, the bias / multiplier / shift tables and the input row buffer. The weights
-are a ROM loaded with the bitstream, and URAM288 cannot be initialised on UltraScale+, so they
-sit in block RAM (or LUTs, when small) on every part; the plan's `uram` is 0 until the engine
-gets a start-up weight-load path.
+Yosys): the weight ROM, the bias / multiplier / shift tables and the input row buffer. Weights
+sit in a block-RAM ROM loaded with the bitstream; when that does not fit, trailing words move to
+URAM288, which the host loads once at start-up (URAM cannot be initialised on UltraScale+).
 
 A plan is plain frozen data, saved as JSON; the same inputs give the same plan, byte for byte.
 """
@@ -17,6 +16,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board
@@ -138,15 +139,25 @@ def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
 
 def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int,
            simd: int) -> tuple[LayerSlot, ...]:
+    """Program entries in model order. Layers with identical integer weights (a decoder shared
+    by every block) read one copy: the weight memory holds it once, each keeps its own tables."""
     idents = unique_identifiers(layers)
     slots, w_base, c_base = [], 0, 0
+    stored: dict[tuple[tuple[int, ...], bytes], int] = {}
     for name, layer in layers.items():
         sf, nf = math.ceil(layer.k / simd), math.ceil(layer.n / pe)
+        key = (layer.weight.shape, np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes())
+        base = stored.setdefault(key, w_base)
         slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
-                               rows=rows[name], w_base=w_base, c_base=c_base, relu=layer.relu))
-        w_base += sf * nf
+                               rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu))
+        if base == w_base:
+            w_base += sf * nf
         c_base += nf
     return tuple(slots)
+
+
+def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
+    return max(s.w_base + s.words for s in slots)
 
 
 def _folds(dims: list[int], cap: int) -> list[int]:
@@ -289,7 +300,7 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     _check_overflow(layers)
     bits = max(layer.weight_bits for layer in layers.values())
     slots = _slots(layers, rows, pe, simd)
-    if rom_depth is not None and not 0 <= rom_depth <= sum(s.words for s in slots):
+    if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
     return _plan(board, pe, simd, bits, slots, rom_depth)
 
@@ -304,7 +315,7 @@ def _check_overflow(layers: dict[str, IntLinear]) -> None:
 
 def _plan(board: Board, pe: int, simd: int, bits: int, slots: tuple[LayerSlot, ...],
           rom_depth: int | None = None) -> ModelPlan:
-    weight_depth = sum(s.words for s in slots)
+    weight_depth = _weight_depth(slots)
     channel_depth = sum(s.nf for s in slots)
     max_sf = max(s.sf for s in slots)
     if rom_depth is None:

@@ -3,36 +3,33 @@ seeded random weights (labelled as such wherever it is reported)."""
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 from vitfpga.errors import BadInput
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
+from vitfpga.quant.structure import layer_rows
 from vitfpga.quant.synthetic import random_layer
 
 __all__ = ["preset_layers", "run_layers"]
 
 
 def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str]:
-    """(layers, rows per image, description) from `vitfpga run`'s output directory."""
+    """(layers, rows per image, description) from a `vitfpga run` or `compress` directory."""
+    from vitfpga.quant.checkpoint import run_model
     from vitfpga.quant.export import load_int_model
 
-    npz, report = run_dir / "int_model.npz", run_dir / "report.json"
-    if not npz.is_file() or not report.is_file():
-        raise BadInput(f"{run_dir} is not a vitfpga run directory (int_model.npz and report.json "
-                       f"are written by `vitfpga run`)")
+    model = run_model(run_dir, "int_model.npz")
     try:
-        model = json.loads(report.read_text())["config"]["model"]
-        layers = load_int_model(str(npz))
+        layers = load_int_model(str(run_dir / "int_model.npz"))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise BadInput(f"{run_dir}: corrupt run artifacts ({type(e).__name__}: {e})") from None
-    if model not in PRESETS:
-        raise BadInput(f"{run_dir}: unknown model '{model}' in report.json")
-    rows = {name: r for name, _, _, r in linear_shapes(PRESETS[model])}
-    if set(rows) != set(layers):
-        raise BadInput(f"{run_dir}: int_model.npz does not hold the layers of {model}")
+    try:
+        rows = layer_rows(PRESETS[model], list(layers))
+    except ValueError as e:
+        raise BadInput(f"{run_dir}: int_model.npz does not hold the layers of {model}: {e}"
+                       ) from None
     return layers, rows, f"{model} from {run_dir}"
 
 

@@ -3,6 +3,8 @@
 - `dense`: signed intB values packed LSB-first into one word, lane i at bits [i*B, (i+1)*B).
 - `codebook`: per layer, a table of 2^k int8 values (1-D k-means over the weights) and one k-bit
   index per weight.
+- `bitmap`: unstructured sparsity: one presence bit per weight, then each non-zero as a code
+  for the 2^B - 2 non-zero values of the narrow range (1 bit for ternary 2-bit weights).
 - `nm`: N:M structured sparsity along K: in every group of M consecutive weights of a row at most
   N are non-zero; stored as N values and N position indices (ceil(log2 M) bits) per group.
 
@@ -17,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SUPPORTED_BITS", "Codebook", "NMSparse", "codebook_encode", "narrow_range",
-           "nm_encode", "nm_prune", "pack_lanes", "packed_bytes", "unpack_lanes"]
+__all__ = ["SUPPORTED_BITS", "Bitmap", "Codebook", "NMSparse", "bitmap_encode",
+           "codebook_encode", "narrow_range", "nm_encode", "nm_prune", "nonzero_bits",
+           "pack_lanes", "packed_bytes", "unpack_lanes"]
 
 SUPPORTED_BITS = (2, 3, 4, 8)
 
@@ -163,3 +166,43 @@ def nm_encode(weight: np.ndarray, n: int, m: int, value_bits: int) -> NMSparse:
     values = np.take_along_axis(g, positions, axis=2)
     return NMSparse(n=n, m=m, k=int(np.asarray(weight).shape[1]), values=values,
                     positions=positions, value_bits=value_bits)
+
+
+def nonzero_bits(bits: int) -> int:
+    """Bits of a code for the non-zero values of a B-bit narrow range (2·(2^(B-1)-1) of them)."""
+    _, hi = narrow_range(bits)
+    return max(1, math.ceil(math.log2(2 * hi)))
+
+
+@dataclass(frozen=True, eq=False)
+class Bitmap:
+    """Sparse weights: a presence bit per weight and a code per non-zero, row-major."""
+
+    shape: tuple[int, int]
+    present: np.ndarray  # (N*K,) bool
+    codes: np.ndarray  # (non-zeros,) int64 in [0, 2*hi): -hi..-1 -> 0..hi-1, 1..hi -> hi..2hi-1
+    bits: int
+
+    def decode(self) -> np.ndarray:
+        _, hi = narrow_range(self.bits)
+        values = np.where(self.codes < hi, self.codes - hi, self.codes - hi + 1)
+        out = np.zeros(self.present.size, dtype=np.int64)
+        out[self.present] = values
+        return out.reshape(self.shape)
+
+    @property
+    def encoded_bits(self) -> int:
+        return int(self.present.size) + int(self.codes.size) * nonzero_bits(self.bits)
+
+
+def bitmap_encode(weight: np.ndarray, bits: int) -> Bitmap:
+    lo, hi = narrow_range(bits)
+    w = np.asarray(weight, dtype=np.int64)
+    if w.ndim != 2 or w.min(initial=0) < lo or w.max(initial=0) > hi:
+        raise ValueError(f"weights must be a 2-D array in the {bits}-bit narrow range")
+    flat = w.reshape(-1)
+    present = flat != 0
+    v = flat[present]
+    codes = np.where(v < 0, v + hi, v + hi - 1)
+    return Bitmap(shape=(int(w.shape[0]), int(w.shape[1])), present=present, codes=codes,
+                  bits=bits)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Split", "load_digits_split"]
+__all__ = ["Split", "holdout", "load_digits_split"]
 
 
 @dataclass(frozen=True)
@@ -30,3 +30,13 @@ def load_digits_split(test_fraction: float = 0.2, seed: int = 0) -> Split:
     as_x = lambda a: torch.from_numpy(a).unsqueeze(1).contiguous()  # noqa: E731
     as_y = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
     return Split(as_x(xtr), as_y(ytr), as_x(xte), as_y(yte))
+
+
+def holdout(split: Split, fraction: float = 0.15, seed: int = 0) -> Split:
+    """A validation split carved from the training images (the test images stay unseen): the
+    returned Split's `x_test`/`y_test` are the held-out validation images."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(split.y_train), generator=gen)
+    cut = round(len(order) * (1 - fraction))
+    fit, val = order[:cut], order[cut:]
+    return Split(split.x_train[fit], split.y_train[fit], split.x_train[val], split.y_train[val])

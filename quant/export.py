@@ -24,6 +24,14 @@ def export_linear(name: str, m: QuantLinear) -> IntLinear:
     # Int32Bias quantises the bias at the accumulator's scale, s_x * s_w[n].
     bias = np.round(m.bias.detach().double().numpy() / (in_scale * w_scale)).astype(np.int64)
     bias = np.clip(bias, -(2**31), 2**31 - 1)
+    dead = ~np.any(w_int != 0, axis=1)
+    if dead.any() and not dead.all():
+        # A pruned-away output row has a vanishing scale (its max |w| is 0), so a requant
+        # multiplier far below 2^-31. Its weights are 0 at any scale: give it the largest live
+        # scale and carry the bias Brevitas computes (at the old scale) over to the new one.
+        live = np.where(dead, w_scale[~dead].max(), w_scale)
+        bias = np.round(bias * w_scale / live).astype(np.int64)
+        w_scale = live
     mult, shift = requant_params(in_scale * w_scale / out_scale)
     layer = IntLinear(name=name, weight=w_int, bias=bias, multiplier=mult, shift=shift,
                       weight_bits=bits, in_scale=in_scale, w_scale=w_scale, out_scale=out_scale)

@@ -79,9 +79,11 @@ def float_linear(in_features: int, out_features: int, name: str) -> nn.Module:
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, num_patches, patch*patch*C), row-major patches."""
-    b, c, _, _ = images.shape
-    x = images.unfold(2, patch, patch).unfold(3, patch, patch)  # B C h w p p
-    return x.permute(0, 2, 3, 1, 4, 5).reshape(b, -1, c * patch * patch)
+    # Reshape -> transpose -> reshape rather than unfold: the same values, and an ONNX graph
+    # FINN's streamlining understands.
+    b, c, h, w = images.shape
+    x = images.reshape(b, c, h // patch, patch, w // patch, patch)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * patch * patch)
 
 
 class Attention(nn.Module):

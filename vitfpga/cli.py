@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,51 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
     run_pipeline(cfg.quick() if quick else cfg, out, force, _console())
 
 
+@cli.command(name="compress")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="TOML file with run settings (keys as in vitfpga.config.RunConfig).")
+@click.option("--budget-kb", type=float, default=None,
+              help="Search bits, rank and sparsity for the most accurate model within N KB.")
+@click.option("--board", default=None,
+              help="Search for the most accurate model whose engine fits this board.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/compressed"),
+              show_default=True, help="Output directory, written atomically.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+@click.option("--quick", is_flag=True, help="Same path with few epochs (tests, first look).")
+def compress_cmd(config_path: Path | None, budget_kb: float | None, board: str | None,
+                 out: Path, force: bool, quick: bool) -> None:
+    """Train the teacher and compress it (the config's recipe, or the best that fits)."""
+    from vitfpga.config import load_config
+    from vitfpga.hls.boards import get_board
+    from vitfpga.outdir import check_output_dir
+
+    if budget_kb is not None and board is not None:
+        raise BadInput("give --budget-kb or --board, not both")
+    if budget_kb is not None and budget_kb <= 0:
+        raise BadInput(f"--budget-kb must be positive, got {budget_kb:g}")
+    cfg = load_config(config_path)
+    if board is not None:
+        get_board(board)
+    check_output_dir(out, force)
+    from vitfpga.pipeline import compress_pipeline
+
+    compress_pipeline(cfg.quick() if quick else cfg, out, force, _console(), budget_kb, board)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--qonnx", "qonnx_path", type=click.Path(path_type=Path), required=True,
+              help="QONNX file to write (the format FINN takes).")
+def export(run_dir: Path, qonnx_path: Path) -> None:
+    """Export a run's Brevitas model as QONNX."""
+    from vitfpga.quant.checkpoint import load_student
+    from vitfpga.quant.qonnx_export import export_qonnx
+
+    student, example = load_student(run_dir)
+    export_qonnx(student, qonnx_path, example)
+    _console().print(f"{run_dir}: QONNX model in {qonnx_path}")
+
+
 def _model_options(command: Callable[..., None]) -> Callable[..., None]:
     """What `plan` and `generate` both take: the model (a run or a preset) and the board."""
     for decorator in reversed((
@@ -85,7 +131,8 @@ def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bit
     from vitfpga.quant.codecs import SUPPORTED_BITS
 
     if (run_dir is None) == (preset is None):
-        raise BadInput("give a RUN_DIR from `vitfpga run` or --preset deit-tiny|deit-small")
+        raise BadInput("give a RUN_DIR from `vitfpga run` or `vitfpga compress`, or --preset "
+                       "deit-tiny|deit-small")
     if weight_bits not in SUPPORTED_BITS:
         raise BadInput(f"--weight-bits {weight_bits} is not supported; use one of "
                        f"{', '.join(map(str, SUPPORTED_BITS))}")
@@ -189,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     def err(message: str) -> None:
         click.echo(f"vitfpga: {message}", err=True)  # one line, however narrow the terminal
 
+    # Brevitas warns on import about an optional CUDA kernel package we never use.
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     try:
         cli.main(args=argv, prog_name="vitfpga", standalone_mode=False)
     except click.exceptions.Abort:

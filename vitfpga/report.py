@@ -82,8 +82,43 @@ def _hil_lines(hil: dict[str, Any] | None) -> list[str]:
             f"{hil['ideal_cycles'] / hil['images']:,.0f} ideal.", ""]
 
 
+def _size_lines(r: dict[str, Any]) -> list[str]:
+    z = r["size"]
+    lines = ["## Size (real bits)", "",
+             "| | fp32 | stored | ratio |", "|---|---|---|---|",
+             f"| linear weights | {z['fp32_weight_bytes']:,} B | {z['weight_bytes']:,} B | "
+             f"{z['weight_ratio']:.1f}x |",
+             f"| whole model (+ {z['table_bytes']:,} B bias/requant tables, "
+             f"{z['host_bytes']:,} B host parameters) | {z['fp32_bytes']:,} B | "
+             f"{z['compressed_bytes']:,} B | {z['ratio']:.1f}x |", ""]
+    search = r.get("search")
+    if search:
+        lines += ["## Search", "", f"Chosen: {search['chosen']}.", "",
+                  "| candidate | family | KB | fits | validation top-1 |", "|---|---|---|---|---|"]
+        lines += [f"| {c['label']} | {c['family']} | {c['kb']:.1f} | "
+                  f"{'yes' if c['fits'] else 'no: ' + c['why']} | {_pct(c['val_accuracy'])} |"
+                  for c in search["candidates"]]
+        lines.append("")
+    return lines
+
+
+def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
+    if not plan:
+        return []
+    return [
+        "## Plan: one engine for every linear layer", "",
+        "| board | layers | PE | SIMD | weight bits | BRAM36 | URAM | DSP | LUT (est.) | "
+        "BRAM eff. | MAC util. | cycles/image | images/s | clock |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {plan['board']} | {plan['layers']} | {plan['pe']} | {plan['simd']} | "
+        f"{plan['weight_bits']} | {plan['bram36']:g} | {plan['uram']} | {plan['dsp']} | "
+        f"{plan['lut']} | {plan['bram_efficiency']:.1%} | {plan['mac_utilisation']:.1%} | "
+        f"{plan['cycles_per_image']} | {plan['images_per_s']:g} | {plan['clock_mhz']:g} MHz |",
+        ""]
+
+
 def _markdown(r: dict[str, Any], notes: list[str]) -> str:
-    acc, plan, size = r["accuracy"], r["plan"], r["size_bytes"]
+    acc = r["accuracy"]
     hil = r.get("hil")
     hil_subset = (f" (first {hil['images']} test images; integer golden on them: "
                   f"{_pct(hil['integer_accuracy'])})" if hil else "")
@@ -93,20 +128,11 @@ def _markdown(r: dict[str, Any], notes: list[str]) -> str:
         "| model | top-1 |", "|---|---|",
         f"| float teacher | {_pct(acc['float'])} |",
         f"| Brevitas QAT (fake-quant) | {_pct(acc['qat'])} |",
-        f"| integer golden | {_pct(acc['integer'])} |",
+        f"| integer-only golden | {_pct(acc['integer'])} |",
         f"| RTL in the loop{hil_subset} | {_pct(acc['rtl'])} |", "",
         f"Top-1 agreement, QAT vs integer golden: {_pct(r['agreement_qat_integer'])}.", "",
-        "## Size", "",
-        f"fp32: {size['fp32']:,} bytes; compressed: {size['compressed']:,} bytes "
-        f"({r['compression_ratio']:.1f}x).", "",
-        "## Plan: one engine for every linear layer", "",
-        "| board | layers | PE | SIMD | weight bits | BRAM36 | URAM | DSP | LUT (est.) | "
-        "BRAM eff. | MAC util. | cycles/image | images/s | clock |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {plan['board']} | {plan['layers']} | {plan['pe']} | {plan['simd']} | "
-        f"{plan['weight_bits']} | {plan['bram36']:g} | {plan['uram']} | {plan['dsp']} | "
-        f"{plan['lut']} | {plan['bram_efficiency']:.1%} | {plan['mac_utilisation']:.1%} | "
-        f"{plan['cycles_per_image']} | {plan['images_per_s']:g} | {plan['clock_mhz']:g} MHz |", "",
+        *_size_lines(r),
+        *_plan_lines(r.get("plan")),
         *_resource_lines(r.get("resources")),
         *_verification_table(r["verification"]),
         *_hil_lines(r.get("hil")),

@@ -7,10 +7,13 @@ from hypothesis import strategies as st
 
 from vitfpga.hls.layout import channel_words, weight_words
 from vitfpga.quant.codecs import (
+    SUPPORTED_BITS,
+    bitmap_encode,
     codebook_encode,
     narrow_range,
     nm_encode,
     nm_prune,
+    nonzero_bits,
     pack_lanes,
     packed_bytes,
     unpack_lanes,
@@ -105,3 +108,16 @@ def test_nm_rejects_bad_ratios_and_dense_input() -> None:
         nm_encode(np.ones((2, 8), dtype=np.int64), 2, 4, 4)
     with pytest.raises(ValueError, match="index bits"):
         codebook_encode(np.ones((2, 2)), 0)
+
+
+@given(st.data(), st.sampled_from(SUPPORTED_BITS))
+@settings(max_examples=60, deadline=None)
+def test_bitmap_round_trips_and_counts_real_bits(data: st.DataObject, bits: int) -> None:
+    lo, hi = narrow_range(bits)
+    n, k = data.draw(st.integers(1, 6)), data.draw(st.integers(1, 12))
+    w = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=n * k, max_size=n * k)),
+                 dtype=np.int64).reshape(n, k)
+    enc = bitmap_encode(w, bits)
+    assert np.array_equal(enc.decode(), w)
+    assert enc.encoded_bits == w.size + np.count_nonzero(w) * nonzero_bits(bits)
+    assert nonzero_bits(bits) == {2: 1, 3: 3, 4: 4, 8: 8}[bits]

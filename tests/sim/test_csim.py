@@ -417,3 +417,21 @@ def test_requant_header_matches_golden_at_the_extremes(tmp_path: Path) -> None:
         want = requantize(torch.as_tensor(grid[:, 0]), torch.as_tensor(grid[:, 1]),
                           torch.as_tensor(grid[:, 2]), relu).numpy()
         np.testing.assert_array_equal(got, want)
+
+
+def test_layers_with_identical_weights_share_one_copy(tmp_path: Path) -> None:
+    """A decoder shared by every block (DeepCompress-ViT) is stored once: both program entries
+    read the same words, each with its own bias and requant tables, and both match the golden."""
+    first = random_layer(12, 10, bits=4, seed=3, name="blocks.0.mlp.fc1.v")
+    other = random_layer(12, 10, bits=4, seed=4, name="blocks.1.mlp.fc1.v")
+    second = dataclasses.replace(other, weight=first.weight.copy())
+    codes = random_layer(20, 12, bits=4, seed=5, name="blocks.1.mlp.fc1.u")
+    layers = {first.name: first, codes.name: codes, second.name: second}
+    plan = fixed_plan(layers, dict.fromkeys(layers, 2), get_board("pynq-z2"), 2, 4)
+    a, b = plan.slot(first.name), plan.slot(second.name)
+    assert a.w_base == b.w_base and a.c_base != b.c_base
+    assert plan.weight_depth == a.words + plan.slot(codes.name).words
+    emit_hls(plan, layers, tmp_path / "out")
+    engine = Engine(plan, layers, tmp_path / "out" / "hls", tmp_path / "build")
+    results = run_csim(engine.hls_dir, plan, _golden_jobs(engine, [3, 3, 3]), engine.build_dir)
+    assert [(r.compared, r.mismatches) for r in results] == [(30, 0), (36, 0), (30, 0)]

@@ -1,0 +1,190 @@
+"""From a trained float teacher to a compressed Brevitas student, as the run config says.
+
+The order is fixed and each step is one module's job: choose every slot's form (mixed
+precision, low-rank ranks or shared decoders: `structure_for`), build the float model of that
+form from the teacher (`quant.factorize`, `quant.shared`), turn it into the Brevitas student,
+then quantisation-aware training with distillation while pruning masks grow (`quant.prune`) and,
+for shared decoders, while the learned encoders still produce the codes (`quant.shared`).
+`export_compressed` gives the integer layers, with structurally pruned rows removed.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from vitfpga.config import RunConfig
+from vitfpga.errors import BadInput
+from vitfpga.ir import IntLinear
+from vitfpga.quant.data import Split
+from vitfpga.quant.export import export_linears
+from vitfpga.quant.factorize import (
+    calibration_inputs,
+    factorise_model,
+    layer_spectra,
+    rank_structure,
+)
+from vitfpga.quant.model import ViT, ViTConfig, linear_shapes
+from vitfpga.quant.prune import Pruner, PruneSpec, shrink_structured
+from vitfpga.quant.qat import quant_vit
+from vitfpga.quant.shared import attach_encoders, drop_encoders, shared_init
+from vitfpga.quant.structure import SlotSpec, Structure, layer_type
+from vitfpga.quant.train import train
+
+__all__ = ["Compressed", "compress", "export_compressed", "slot_bits", "structure_for"]
+
+CALIBRATION_IMAGES = 256
+ENCODER_SHARE = 0.7  # of the QAT epochs trained with the learned encoders attached
+
+EpochCallback = Callable[[str, int, float], None]  # (phase, epoch, loss)
+
+
+@dataclass
+class Compressed:
+    student: ViT  # the trained Brevitas model, masks baked in, encoders dropped
+    structure: Structure
+    start: ViT  # the float model of the chosen form, before QAT (e.g. factorised teacher)
+
+
+def slot_bits(cfg: RunConfig, model_cfg: ViTConfig) -> dict[str, int]:
+    """Each slot's weight bits: `weight_bits`, then the first `layer_bits` glob that matches."""
+    overrides = cfg.layer_bit_overrides()
+    slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
+    for glob in overrides:
+        if not any(fnmatch.fnmatchcase(s, glob) for s in slots):
+            raise BadInput(f"layer_bits '{glob}' matches no layer; layers are "
+                           f"{', '.join(slots[:3])}, ..., {slots[-1]}")
+    return {s: next((b for g, b in overrides.items() if fnmatch.fnmatchcase(s, g)),
+                    cfg.weight_bits) for s in slots}
+
+
+def structure_for(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT,
+                  calib: dict[str, np.ndarray]) -> Structure:
+    """Every slot's form. Only block layers are factorised: patch_embed and head are tiny and
+    sit at the model's ends, where errors cost the most."""
+    bits = slot_bits(cfg, model_cfg)
+    base = {slot: SlotSpec(bits=b) for slot, b in bits.items()}
+    ranks = cfg.shared_ranks()
+    if any(ranks.values()):
+        code_bits = cfg.shared_code_bits or cfg.weight_bits
+        for slot, k, n, _ in linear_shapes(model_cfg):
+            kind = layer_type(slot)
+            if kind is None or not ranks[kind]:
+                continue
+            if ranks[kind] >= min(k, n):
+                raise BadInput(f"shared rank {ranks[kind]} for {kind} is not below {slot}'s "
+                               f"{min(k, n)} (min of K={k}, N={n}); it would not compress")
+            base[slot] = SlotSpec(bits=code_bits, rank=ranks[kind], v_bits=bits[slot],
+                                  shared=True)
+        return base
+    if cfg.lowrank == "none":
+        return base
+    blocks = {s: calib[s] for s in base if layer_type(s) is not None}
+    spectra = layer_spectra(teacher, blocks, aware=cfg.lowrank == "aware")
+    structure = rank_structure(model_cfg, base, cfg.lowrank_keep, spectra)
+    if cfg.lowrank_sparse:
+        structure = {s: (SlotSpec(**{**spec.to_dict(), "sparse": True}) if spec.factored
+                         else spec) for s, spec in structure.items()}
+    return structure
+
+
+def _start_model(cfg: RunConfig, teacher: ViT, structure: Structure,
+                 calib: dict[str, np.ndarray], images: torch.Tensor) -> ViT:
+    if any(spec.shared for spec in structure.values()):
+        return shared_init(teacher, structure, calib)
+    if any(spec.factored for spec in structure.values()):
+        # Compensation runs layer after layer on the inputs the compressed model so far gives
+        # (`images`), through the factors' own bit-widths: on a layer's own inputs the
+        # activation-aware factors are already optimal, so only the sequential form helps.
+        return factorise_model(teacher, structure, calib, aware=cfg.lowrank == "aware",
+                               compensate_steps=cfg.lowrank_compensate,
+                               density=cfg.lowrank_sparse, images=images, quantised=True)
+    return copy.deepcopy(teacher)
+
+
+def _prune_spec(cfg: RunConfig) -> PruneSpec | None:
+    if cfg.prune == "none":
+        return None
+    n, m = cfg.nm
+    spec = PruneSpec(method=cfg.prune, sparsity=cfg.prune_sparsity, n=n, m=m)
+    try:
+        spec.validate()
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    return spec
+
+
+@torch.no_grad()
+def _calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
+    """Post-training quantisation: let Brevitas' activation quantisers collect their ranges."""
+    from brevitas.graph.calibrate import calibration_mode
+
+    with calibration_mode(model):
+        for i in range(0, len(images), 64):
+            model(images[i:i + 64])
+    model.eval()
+
+
+def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
+             on_epoch: EpochCallback | None = None) -> Compressed:
+    """Teacher -> trained compressed Brevitas student (see the module docstring)."""
+    teacher.eval()
+    calib_images = split.x_train[:CALIBRATION_IMAGES]
+    slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
+    calib = calibration_inputs(teacher, calib_images, slots)
+    structure = structure_for(cfg, model_cfg, teacher, calib)
+    start = _start_model(cfg, teacher, structure, calib, calib_images)
+    torch.manual_seed(cfg.seed + 1)
+    student = quant_vit(model_cfg, start, structure)
+    if cfg.qat_epochs == 0:
+        _calibrate_activations(student, calib_images)
+        return Compressed(student, structure, start)
+
+    def phase(name: str) -> Callable[[int, float], None] | None:
+        return None if on_epoch is None else (lambda e, loss: on_epoch(name, e, loss))
+
+    spec = _prune_spec(cfg)
+    pruner = None if spec is None else Pruner(student, spec, cfg.qat_epochs)
+    kwargs = {"lr": cfg.qat_lr, "teacher": teacher, "kd_weight": cfg.kd_weight,
+              "temperature": cfg.kd_temperature}
+    epochs = [cfg.qat_epochs]
+    if any(spec.shared for spec in structure.values()):
+        first = max(1, math.ceil(ENCODER_SHARE * cfg.qat_epochs))
+        epochs = [first, cfg.qat_epochs - first]
+        attach_encoders(student, structure, teacher)  # codes = E_t(W_l), W_l the teacher's
+    done = 0
+    for i, count in enumerate(epochs):
+        if i == 1:
+            drop_encoders(student)
+        if count == 0:
+            continue
+        callback = phase("qat")
+
+        def step(e: int, loss: float, offset: int = done,
+                 callback: Callable[[int, float], None] | None = callback) -> None:
+            if pruner is not None:
+                pruner.step(offset + e)
+            if callback is not None:
+                callback(offset + e, loss)
+
+        train(student, split, epochs=count, seed=cfg.seed + 1 + i, on_epoch=step, **kwargs)
+        done += count
+    if pruner is not None:
+        pruner.finalize()
+    student.eval()
+    return Compressed(student, structure, start)
+
+
+def export_compressed(cfg: RunConfig, model_cfg: ViTConfig,
+                      student: nn.Module) -> dict[str, IntLinear]:
+    layers = export_linears(student)
+    if cfg.prune in ("heads", "neurons"):
+        layers = shrink_structured(layers, model_cfg.dim // model_cfg.heads)
+    return layers

@@ -1,0 +1,297 @@
+"""The integer-only ViT: the golden model the hardware must match, every op in integers.
+
+The image is quantised once (int8 at the patch embedding's input scale, round half to even as
+Brevitas does); from there on the forward is integer arithmetic only. Linear layers run through
+`golden.linear_int` or a `LinearBackend` (RTL, board). The rest uses `quant.intops`:
+
+- Residual stream: int16, per stage (the input of each LayerNorm) its own per-tensor scale,
+  `2 * max|x| / 32767` from calibration images (2x headroom: int16 has the bits to spare, and a
+  test image may exceed the training maximum). Adds rescale each term by the one rule, saturate.
+- LayerNorm: integer mean/variance/sqrt, int8 output directly at the next linear layer's
+  `in_scale`, so no hop is needed there.
+- Attention: q, k, v are int8 at the qkv output scale `s`; scores `q·k` are exact int64 at
+  `s^2/sqrt(hd)`; the softmax gives probabilities 0..`prob_max` (default 127, int8 at 1/127) by
+  a shift + 256-entry 2^-x ROM (see `intops.int_softmax`); `p·v` is exact and requantised to
+  int8 at proj's `in_scale`.
+- GELU: a 256-entry int8 -> int8 ROM from fc1's output scale to fc2's input scale.
+- Factored slots: `u` then `v` (a one-rule hop between them only when Brevitas' two quantisers
+  disagree), and the sparse `s` on the same input; `v + s` is an int8 add at a calibrated
+  max-abs scale.
+- Head: its int8 output is the logits (returned as int64).
+
+Measured on vit-digits, 4-bit weights, default training (float 120 + QAT 30 epochs): Brevitas
+98.06%, integer 98.06%, top-1 agreement 99.44% (358/360); 127 vs 255 probability levels made no
+difference there, so the probabilities stay int8 like every other engine operand.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from vitfpga.ir import IntLinear
+from vitfpga.quant import intops as iop
+from vitfpga.quant.golden import LinearBackend, linear_int, requantize
+from vitfpga.quant.model import ViT, ViTConfig, patchify
+
+__all__ = ["IntViT", "calibrate_int_vit", "host_param_bits", "load_int_vit", "save_int_vit",
+           "slot_layers"]
+
+RES_BITS = 16
+RES_HEADROOM = 2.0
+PROB_MAX = 127
+_IDENTITY = iop.rescale_params(1.0)  # exact: (x * 2^30 + 2^29) >> 30 == x
+
+
+def slot_layers(layers: dict[str, IntLinear], slot: str) -> list[str]:
+    """The integer layers of a slot: `[slot]`, `[slot.u, slot.v]` or `[.u, .v, .s]`."""
+    if slot in layers:
+        return [slot]
+    names = [f"{slot}.{part}" for part in "uvs" if f"{slot}.{part}" in layers]
+    if names[:2] != [f"{slot}.u", f"{slot}.v"]:
+        raise KeyError(f"slot {slot}: no dense layer and no u/v pair among the integer layers")
+    return names
+
+
+@dataclass(eq=False)
+class IntViT:
+    """Plain data: the integer layers, every other parameter as an integer array keyed by its
+    path (`blocks.0.norm1.gamma`, `blocks.0.add1`, `hop.blocks.0.mlp.fc2.v`, ...), and the
+    calibrated real scales (reports only: `logits` never reads them)."""
+
+    cfg: ViTConfig
+    layers: dict[str, IntLinear]
+    params: dict[str, np.ndarray]
+    scales: dict[str, float]
+
+    @property
+    def res_bits(self) -> int:
+        return int(self.params["meta"][0])
+
+    @property
+    def prob_max(self) -> int:
+        return int(self.params["meta"][1])
+
+    def input_scale(self) -> float:
+        return self.layers[slot_layers(self.layers, "patch_embed")[0]].in_scale
+
+    def logits(self, images: torch.Tensor, backend: LinearBackend | None = None,
+               record: dict[str, list[np.ndarray]] | None = None) -> torch.Tensor:
+        """(B, C, H, W) float images -> (B, classes) int64 logits (the head's int8 output).
+        `record`, when given, collects each linear layer's int8 input rows by layer name."""
+        return _Forward(self, backend, record).run(images)
+
+
+class _Forward:
+    def __init__(self, ivit: IntViT, backend: LinearBackend | None,
+                 record: dict[str, list[np.ndarray]] | None) -> None:
+        self.v, self.p, self.backend, self.record = ivit, ivit.params, backend, record
+
+    def linear(self, name: str, rows: torch.Tensor) -> torch.Tensor:
+        layer = self.v.layers[name]
+        if (hop := self.p.get(f"hop.{name}")) is not None:
+            rows = requantize(rows, torch.tensor(int(hop[0])), torch.tensor(int(hop[1])))
+        x = rows.to(torch.int8).numpy()
+        if self.record is not None:
+            self.record.setdefault(name, []).append(x.copy())
+        if self.backend is None:
+            return linear_int(x, layer).to(torch.int64)
+        return torch.as_tensor(np.asarray(self.backend(layer, x)), dtype=torch.int64)
+
+    def slot(self, slot: str, rows: torch.Tensor) -> torch.Tensor:
+        names = slot_layers(self.v.layers, slot)
+        if len(names) == 1:
+            return self.linear(slot, rows)
+        y = self.linear(names[1], self.linear(names[0], rows))
+        if len(names) == 3:
+            y = iop.int_add([y, self.linear(names[2], rows)], self.p[f"{slot}.sum"], 8)
+        return y
+
+    def ln(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        arrays = {k: self.p[f"{name}.{k}"] for k in ("gamma", "beta", "meta")}
+        return iop.int_layernorm(x, iop.LNParams.from_arrays(arrays))
+
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        cfg = self.v.cfg
+        patches = patchify(images.float(), cfg.patch_size)
+        b, n, k = patches.shape
+        # The one float -> int step, in float32 as Brevitas' input quantiser computes it.
+        scale = torch.tensor(self.v.input_scale(), dtype=torch.float32)
+        q = torch.round(patches / scale).clamp(-128, 127).to(torch.int64)
+        x = self.embed(self.slot("patch_embed", q.reshape(b * n, k)).reshape(b, n, -1))
+        for i in range(cfg.depth):
+            x = self.block(i, x)
+        return self.slot("head", self.ln("norm", x[:, 0]))
+
+    def embed(self, pe: torch.Tensor) -> torch.Tensor:
+        pos = torch.as_tensor(self.p["embed.pos"], dtype=torch.int64)
+        cls = torch.as_tensor(self.p["embed.cls"], dtype=torch.int64)
+        bits = self.v.res_bits
+        cls = iop.int_add([cls, pos[0]], np.array([_IDENTITY] * 2), bits)
+        tokens = iop.int_add([pe, pos[1:]], self.p["embed.add"], bits)
+        return torch.cat([cls.expand(pe.shape[0], 1, -1), tokens], dim=1)
+
+    def block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        pre = f"blocks.{i}"
+        b, t, d = x.shape
+        a = self.attention(pre, self.ln(f"{pre}.norm1", x).reshape(b * t, d), b)
+        x = iop.int_add([x, a.reshape(b, t, -1)], self.p[f"{pre}.add1"], self.v.res_bits)
+        h = self.slot(f"{pre}.mlp.fc1", self.ln(f"{pre}.norm2", x).reshape(b * t, d))
+        h = self.slot(f"{pre}.mlp.fc2", iop.lut_apply(h, self.p[f"{pre}.mlp.gelu"]))
+        return iop.int_add([x, h.reshape(b, t, -1)], self.p[f"{pre}.add2"], self.v.res_bits)
+
+    def attention(self, pre: str, rows: torch.Tensor, b: int) -> torch.Tensor:
+        hd = self.v.cfg.dim // self.v.cfg.heads
+        qkv = self.slot(f"{pre}.attn.qkv", rows)
+        heads = qkv.shape[1] // (3 * hd)  # structured pruning may have removed heads
+        q, k, v = qkv.reshape(b, -1, 3, heads, hd).permute(2, 0, 3, 1, 4)
+        m, s = (int(a) for a in self.p[f"{pre}.attn.softmax"])
+        p = iop.int_softmax(q @ k.transpose(-2, -1), m, s, self.p["softmax.exp2_lut"],
+                            self.v.prob_max)
+        m, s = (int(a) for a in self.p[f"{pre}.attn.out"])
+        o = requantize(p @ v, torch.tensor(m), torch.tensor(s))
+        return self.slot(f"{pre}.attn.proj", o.transpose(1, 2).reshape(rows.shape[0], -1))
+
+
+# ---- calibration -------------------------------------------------------------------------
+
+@torch.no_grad()
+def _ranges(model: nn.Module, images: torch.Tensor, sums: list[str]) -> dict[str, float]:
+    """max|x| of every LayerNorm input (the residual stages) and of every sparse slot's sum."""
+    seen: dict[str, float] = {}
+
+    def note(key: str, t: torch.Tensor) -> None:
+        seen[key] = max(seen.get(key, 0.0), float(t.detach().abs().max()))
+
+    handles = [m.register_forward_pre_hook(lambda _m, a, key=n: note(key, a[0]))
+               for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)]
+    handles += [model.get_submodule(s).register_forward_hook(
+        lambda _m, _a, out, key=s: note(key, out)) for s in sums]
+    try:
+        model.eval()
+        for i in range(0, len(images), 256):
+            model(images[i:i + 256])
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def _slots(cfg: ViTConfig) -> Iterator[str]:
+    yield "patch_embed"
+    for b in range(cfg.depth):
+        yield from (f"blocks.{b}.attn.qkv", f"blocks.{b}.attn.proj", f"blocks.{b}.mlp.fc1",
+                    f"blocks.{b}.mlp.fc2")
+    yield "head"
+
+
+def _pair(real: float) -> np.ndarray:
+    return np.array(iop.rescale_params(real), dtype=np.int32)
+
+
+@torch.no_grad()
+def calibrate_int_vit(qat_model: ViT, layers: dict[str, IntLinear], images: torch.Tensor,
+                      prob_max: int = PROB_MAX) -> IntViT:
+    """Fold the QAT model's non-linear parameters into integers, with the scales of the
+    tensors that have no quantiser calibrated on `images` (training images)."""
+    cfg: ViTConfig = qat_model.cfg
+    sparse = [s for s in _slots(cfg) if len(slot_layers(layers, s)) == 3]
+    ranges = _ranges(qat_model, images, sparse)
+    scales = {f"res.{k}": RES_HEADROOM * max(v, 1e-8) / (2 ** (RES_BITS - 1) - 1)
+              for k, v in ranges.items() if k not in sparse}
+    scales |= {f"{s}.sum": max(ranges[s], 1e-8) / 127 for s in sparse}
+    p: dict[str, np.ndarray] = {"meta": np.array([RES_BITS, prob_max], dtype=np.int32),
+                                "softmax.exp2_lut": iop.EXP2_LUT}
+
+    def in_scale(slot: str) -> float:
+        return layers[slot_layers(layers, slot)[0]].in_scale
+
+    def out_scale(slot: str) -> float:
+        names = slot_layers(layers, slot)
+        return scales[f"{slot}.sum"] if len(names) == 3 else layers[names[-1]].out_scale
+
+    for slot in _slots(cfg):
+        names = slot_layers(layers, slot)
+        if len(names) == 1:
+            continue
+        u, v = layers[names[0]], layers[names[1]]
+        if u.out_scale != v.in_scale:  # two Brevitas quantisers: rescale by the one rule
+            p[f"hop.{v.name}"] = _pair(u.out_scale / v.in_scale)
+        if len(names) == 3:
+            s_layer = layers[names[2]]
+            if s_layer.in_scale != u.in_scale:
+                p[f"hop.{s_layer.name}"] = _pair(u.in_scale / s_layer.in_scale)
+            p[f"{slot}.sum"] = iop.add_params([v.out_scale, s_layer.out_scale],
+                                              scales[f"{slot}.sum"])
+
+    def ln(name: str, res: float, out: float) -> None:
+        m = qat_model.get_submodule(name)
+        lp = iop.layernorm_params(m.weight.double().numpy(), m.bias.double().numpy(), m.eps,
+                                  res, out)
+        p.update({f"{name}.{k}": a for k, a in lp.to_arrays().items()})
+
+    res0 = scales["res.blocks.0.norm1"]
+    lim = 2 ** (RES_BITS - 1) - 1
+    as_res = lambda t: np.clip(np.round(t.double().numpy() / res0), -lim, lim)  # noqa: E731
+    p["embed.pos"] = as_res(qat_model.pos_embed[0]).astype(np.int16)
+    p["embed.cls"] = as_res(qat_model.cls_token.reshape(-1)).astype(np.int16)
+    p["embed.add"] = iop.add_params([out_scale("patch_embed"), res0], res0)
+    hd = cfg.dim // cfg.heads
+    for b in range(cfg.depth):
+        pre = f"blocks.{b}"
+        nxt = f"res.blocks.{b + 1}.norm1" if b + 1 < cfg.depth else "res.norm"
+        r1, r2, r3 = scales[f"res.{pre}.norm1"], scales[f"res.{pre}.norm2"], scales[nxt]
+        s_qkv = out_scale(f"{pre}.attn.qkv")
+        ln(f"{pre}.norm1", r1, in_scale(f"{pre}.attn.qkv"))
+        p[f"{pre}.attn.softmax"] = np.array(iop.softmax_params(s_qkv**2 / math.sqrt(hd)),
+                                            dtype=np.int32)
+        p[f"{pre}.attn.out"] = _pair(s_qkv / (prob_max * in_scale(f"{pre}.attn.proj")))
+        p[f"{pre}.add1"] = iop.add_params([r1, out_scale(f"{pre}.attn.proj")], r2)
+        ln(f"{pre}.norm2", r2, in_scale(f"{pre}.mlp.fc1"))
+        p[f"{pre}.mlp.gelu"] = iop.gelu_lut(out_scale(f"{pre}.mlp.fc1"),
+                                            in_scale(f"{pre}.mlp.fc2"))
+        p[f"{pre}.add2"] = iop.add_params([r2, out_scale(f"{pre}.mlp.fc2")], r3)
+    ln("norm", scales["res.norm"], in_scale("head"))
+    return IntViT(cfg=cfg, layers=dict(layers), params=p, scales=scales)
+
+
+# ---- storage -----------------------------------------------------------------------------
+
+def host_param_bits(ivit: IntViT) -> int:
+    """Bits of every stored parameter that is not a linear layer's: LayerNorm, cls, pos,
+    ROMs, rescale pairs (at their stored integer widths) and the real scales (64 bits)."""
+    return sum(a.size * a.dtype.itemsize * 8 for a in ivit.params.values()) + 64 * len(
+        ivit.scales)
+
+
+def save_int_vit(ivit: IntViT, path: str) -> None:
+    arrays = {f"layer::{n}::{k}": a for n, layer in ivit.layers.items()
+              for k, a in layer.to_npz().items()}
+    arrays |= {f"param::{k}": a for k, a in ivit.params.items()}
+    arrays["__layers__"] = np.array(list(ivit.layers))
+    arrays["__scale_names__"] = np.array(list(ivit.scales))
+    arrays["__scale_values__"] = np.array(list(ivit.scales.values()), dtype=np.float64)
+    arrays["__cfg__"] = np.array([getattr(ivit.cfg, f.name) for f in fields(ViTConfig)])
+    np.savez(path, **arrays)
+
+
+def load_int_vit(path: str) -> IntViT:
+    with np.load(path, allow_pickle=False) as data:
+        cfg = ViTConfig(*(int(v) for v in data["__cfg__"]))
+        grouped: dict[str, dict[str, np.ndarray]] = {str(n): {} for n in data["__layers__"]}
+        params: dict[str, np.ndarray] = {}
+        for key in data.files:
+            if key.startswith("layer::"):
+                _, name, field = key.split("::")
+                grouped[name][field] = data[key]
+            elif key.startswith("param::"):
+                params[key.removeprefix("param::")] = data[key]
+        scales = dict(zip((str(n) for n in data["__scale_names__"]),
+                          data["__scale_values__"].tolist(), strict=True))
+    layers = {n: IntLinear.from_npz(n, a) for n, a in grouped.items()}
+    return IntViT(cfg=cfg, layers=layers, params=params, scales=scales)

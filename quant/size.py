@@ -1,0 +1,108 @@
+"""What a compressed model stores, counted in real bits.
+
+Two accountings, both reported (the papers' ratios count weights only; ours also says what the
+whole model costs):
+- weights: every linear layer's integer weights under the cheapest exact codec of
+  quant/codecs.py (dense packed intB, N:M values + positions, or a presence bitmap + non-zero
+  codes), a weight array shared by several
+  layers (a DeepCompress decoder) counted once;
+- whole model: the weights, plus what the engine keeps per output channel (int32 bias, 32-bit
+  M, 8-bit S: its table lanes) and the host's parameters (LayerNorm, tokens, LUTs).
+The float baseline is every parameter of the float teacher at 32 bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vitfpga.hls.layout import CHANNEL_PAD
+from vitfpga.ir import IntLinear
+from vitfpga.quant.codecs import NMSparse, bitmap_encode, nm_encode, packed_bytes
+
+__all__ = ["NM_PATTERNS", "SizeReport", "float_bits", "model_size", "weight_codec"]
+
+NM_PATTERNS = ((1, 4), (2, 4), (1, 2))
+TABLE_BITS = sum(bits for bits, _ in CHANNEL_PAD.values())  # per output channel
+
+
+def weight_codec(weight: np.ndarray, bits: int) -> tuple[str, int]:
+    """(codec, bits) of the cheapest exact encoding of one integer weight array."""
+    w = np.asarray(weight, dtype=np.int64)
+    options = [("dense", packed_bytes(w, bits) * 8)]
+    nnz = int(np.count_nonzero(w))
+    if nnz < w.size:
+        options.append(("bitmap", bitmap_encode(w, bits).encoded_bits))
+    for n, m in NM_PATTERNS:
+        if w.shape[1] % m == 0:
+            try:
+                enc: NMSparse = nm_encode(w, n, m, bits)
+            except ValueError:
+                continue
+            options.append((f"nm{n}:{m}", enc.encoded_bits))
+    return min(options, key=lambda o: o[1])
+
+
+def float_bits(model: torch.nn.Module) -> tuple[int, int]:
+    """(all parameters, linear weights) of a float model at 32 bits each; a pruned float
+    model's zero weights are stored as a bitmap plus its non-zeros, as above."""
+    total = weights = 0
+    for name, p in model.named_parameters():
+        bits = p.numel() * 32
+        if name.endswith("weight") and p.ndim == 2:
+            nnz = int(torch.count_nonzero(p))
+            bits = min(bits, p.numel() + nnz * 32)
+            weights += bits
+        total += bits
+    return total, weights
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    fp32_bits: int  # the float teacher, every parameter
+    fp32_weight_bits: int  # the float teacher's linear weights
+    weight_bits: int  # encoded integer weights, shared arrays once
+    table_bits: int  # per-channel bias and requant lanes
+    host_bits: int  # non-linear parameters the integer model stores
+    codecs: dict[str, str]
+
+    @property
+    def total_bits(self) -> int:
+        return self.weight_bits + self.table_bits + self.host_bits
+
+    @property
+    def compressed_bytes(self) -> int:
+        return (self.total_bits + 7) // 8
+
+    @property
+    def ratio(self) -> float:
+        return self.fp32_bits / self.total_bits
+
+    @property
+    def weight_ratio(self) -> float:
+        return self.fp32_weight_bits / self.weight_bits
+
+    def to_json(self) -> dict[str, object]:
+        return {"fp32_bytes": self.fp32_bits // 8, "fp32_weight_bytes": self.fp32_weight_bits // 8,
+                "weight_bytes": (self.weight_bits + 7) // 8,
+                "table_bytes": (self.table_bits + 7) // 8, "host_bytes": (self.host_bits + 7) // 8,
+                "compressed_bytes": self.compressed_bytes, "ratio": round(self.ratio, 3),
+                "weight_ratio": round(self.weight_ratio, 3), "codecs": self.codecs}
+
+
+def model_size(teacher: torch.nn.Module, layers: dict[str, IntLinear],
+               host_bits: int) -> SizeReport:
+    fp32, fp32_weights = float_bits(teacher)
+    seen: set[tuple[tuple[int, ...], bytes]] = set()
+    weight_bits, codecs = 0, {}
+    for name, layer in layers.items():
+        key = (layer.weight.shape, np.ascontiguousarray(layer.weight).tobytes())
+        codec, bits = weight_codec(layer.weight, layer.weight_bits)
+        codecs[name] = codec if key not in seen else f"{codec} (shared)"
+        if key not in seen:
+            weight_bits += bits
+            seen.add(key)
+    tables = sum(layer.n for layer in layers.values()) * TABLE_BITS
+    return SizeReport(fp32, fp32_weights, weight_bits, tables, host_bits, codecs)
