@@ -84,8 +84,11 @@ def test_unknown_option_is_one_line() -> None:
 
 def test_interrupt_leaves_nothing_behind(tmp_path: Path) -> None:
     out = tmp_path / "o"
+    # A parent started in the background (nohup, `cmd &`) passes SIGINT down as ignored, and
+    # Python keeps an ignored SIGINT ignored: give the child the default a terminal would.
     proc = subprocess.Popen([*VITFPGA, "run", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not any(tmp_path.glob(".o.*.partial")):
         time.sleep(0.2)

@@ -119,8 +119,8 @@ def _host_bits(run: Run) -> int:
 
 
 def step_export(run: Run) -> None:
-    with step(run, "export", "integer-only model: intB weights, int32 bias, (M, S) requant, "
-                              "integer LayerNorm, softmax, GELU and residual adds"):
+    with step(run, "export", "integer-only model: intB weights, (M, S) requant, integer "
+                              "LayerNorm, softmax, GELU, adds"):
         cfg = run.cfg
         run.layers = export_compressed(cfg, PRESETS[cfg.model], run.student)
         save_int_model(run.layers, str(run.out / "int_model.npz"))
