@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from vitfpga.config import RunConfig
-from vitfpga.quant.compress import compress, export_compressed
+from vitfpga.quant.compress import calibration_images, compress, export_compressed
 from vitfpga.quant.data import load_digits_split
 from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
 from vitfpga.quant.model import PRESETS, ViT
@@ -98,7 +98,7 @@ def _quant_row(label: str, cfg: RunConfig, teacher: ViT, split: object) -> dict[
     model_cfg = PRESETS[cfg.model]
     student = compress(cfg, model_cfg, teacher, split).student
     layers = export_compressed(cfg, model_cfg, student)
-    ivit = calibrate_int_vit(student, layers, split.x_train[:256])
+    ivit = calibrate_int_vit(student, layers, calibration_images(split))
     size = model_size(teacher, layers, host_param_bits(ivit))
     top1 = float((ivit.logits(split.x_test).argmax(-1) == split.y_test).float().mean())
     return {"row": label, "top1": top1, "qat": accuracy(student, split.x_test, split.y_test),

@@ -17,14 +17,12 @@ import json
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board
 from vitfpga.hls.layout import CHANNEL_PAD
 from vitfpga.hls.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
 from vitfpga.hls.names import unique_identifiers
-from vitfpga.ir import ACC_LIMIT, IntLinear
+from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
            "plan_model"]
@@ -137,17 +135,17 @@ def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
             raise BadInput(f"plan for {s.ident}: folds do not cover {s.n}x{s.k}")
 
 
-def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int,
-           simd: int) -> tuple[LayerSlot, ...]:
-    """Program entries in model order. Layers with identical integer weights (a decoder shared
-    by every block) read one copy: the weight memory holds it once, each keeps its own tables."""
+def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: int,
+           owners: dict[str, str]) -> tuple[LayerSlot, ...]:
+    """Program entries in model order. Layers sharing a weight owner (`ir.weight_owners`, found
+    once per model, not per folding) read one copy: the weight memory holds it once, each keeps
+    its own tables."""
     idents = unique_identifiers(layers)
     slots, w_base, c_base = [], 0, 0
-    stored: dict[tuple[tuple[int, ...], bytes], int] = {}
+    bases: dict[str, int] = {}
     for name, layer in layers.items():
         sf, nf = math.ceil(layer.k / simd), math.ceil(layer.n / pe)
-        key = (layer.weight.shape, np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes())
-        base = stored.setdefault(key, w_base)
+        base = bases.setdefault(owners[name], w_base)
         slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
                                rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu))
         if base == w_base:
@@ -264,12 +262,13 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     bits = max(layer.weight_bits for layer in layers.values())
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
+    owners = weight_owners(layers)
     for pe in _folds([lay.n for lay in layers.values()], max_lanes):
         for simd in _folds([lay.k for lay in layers.values()], max_lanes // pe):
             dsp, _ = estimate_resources(pe, simd, bits)
             if dsp > board.dsp:
                 continue
-            plan = _plan(board, pe, simd, bits, _slots(layers, rows, pe, simd))
+            plan = _plan(board, pe, simd, bits, _slots(layers, rows, pe, simd, owners))
             if smallest is None or plan.bram36 < smallest.bram36:
                 smallest = plan
             if plan.bram36 > bram_budget or plan.lut > board.lut * LUT_BUDGET:
@@ -299,7 +298,7 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
         raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
     _check_overflow(layers)
     bits = max(layer.weight_bits for layer in layers.values())
-    slots = _slots(layers, rows, pe, simd)
+    slots = _slots(layers, rows, pe, simd, weight_owners(layers))
     if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
     return _plan(board, pe, simd, bits, slots, rom_depth)

@@ -9,8 +9,8 @@ from pathlib import Path
 from vitfpga.errors import BadInput
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
-from vitfpga.quant.structure import layer_rows
-from vitfpga.quant.synthetic import random_layer
+from vitfpga.quant.structure import SlotSpec, dense_structure, layer_rows, layer_type
+from vitfpga.quant.synthetic import structure_layers
 
 __all__ = ["preset_layers", "run_layers"]
 
@@ -44,16 +44,13 @@ def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | No
         raise BadInput(f"unknown preset '{preset}'; known: {', '.join(HARDWARE_PRESETS)}")
     if rank is not None and not 0 < rank < 1:
         raise BadInput(f"--rank must be a fraction between 0 and 1, got {rank}")
-    shapes = []
-    for name, k, n, r in linear_shapes(HARDWARE_PRESETS[preset]):
-        if rank is None or not name.startswith("blocks."):
-            shapes.append((name, k, n, r))
-        else:
-            mid = max(1, round(rank * min(k, n)))
-            shapes += [(f"{name}.u", k, mid, r), (f"{name}.v", mid, n, r)]
-    layers = {name: random_layer(k, n, bits=weight_bits, seed=seed + i, name=name)
-              for i, (name, k, n, _) in enumerate(shapes)}
-    rows = {name: r for name, _, _, r in shapes}
+    cfg = HARDWARE_PRESETS[preset]
+    structure = dense_structure(cfg, weight_bits)
+    if rank is not None:
+        for name, k, n, _ in linear_shapes(cfg):
+            if layer_type(name) is not None:
+                structure[name] = SlotSpec(bits=weight_bits, rank=max(1, round(rank * min(k, n))))
+    layers, rows = structure_layers(structure, cfg, seed)
     form = "" if rank is None else f", block layers low-rank at {rank:g} x min(K, N)"
     label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights "
              f"(not a trained model)")

@@ -38,12 +38,13 @@ from vitfpga.quant.shared import attach_encoders, drop_encoders, shared_init
 from vitfpga.quant.structure import SlotSpec, Structure, layer_type
 from vitfpga.quant.train import train
 
-__all__ = ["Compressed", "compress", "export_compressed", "slot_bits", "structure_for"]
+__all__ = ["Compressed", "calibration_images", "compress", "export_compressed", "slot_bits",
+           "structure_for", "teacher_calibration"]
 
 CALIBRATION_IMAGES = 256
 ENCODER_SHARE = 0.7  # of the QAT epochs trained with the learned encoders attached
 
-EpochCallback = Callable[[str, int, float], None]  # (phase, epoch, loss)
+EpochCallback = Callable[[int, float], None]  # (epoch, loss), as train's on_epoch
 
 
 @dataclass
@@ -132,13 +133,25 @@ def _calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
     model.eval()
 
 
+def calibration_images(split: Split) -> torch.Tensor:
+    """The training images every calibration uses: factorisation, activation ranges, and the
+    integer model's scales."""
+    return split.x_train[:CALIBRATION_IMAGES]
+
+
+def teacher_calibration(teacher: ViT, model_cfg: ViTConfig, split: Split
+                        ) -> dict[str, np.ndarray]:
+    """Each slot's float input rows in the teacher, on `calibration_images`."""
+    teacher.eval()
+    slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
+    return calibration_inputs(teacher, calibration_images(split), slots)
+
+
 def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
              on_epoch: EpochCallback | None = None) -> Compressed:
     """Teacher -> trained compressed Brevitas student (see the module docstring)."""
-    teacher.eval()
-    calib_images = split.x_train[:CALIBRATION_IMAGES]
-    slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
-    calib = calibration_inputs(teacher, calib_images, slots)
+    calib_images = calibration_images(split)
+    calib = teacher_calibration(teacher, model_cfg, split)
     structure = structure_for(cfg, model_cfg, teacher, calib)
     start = _start_model(cfg, teacher, structure, calib, calib_images)
     torch.manual_seed(cfg.seed + 1)
@@ -146,9 +159,6 @@ def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
     if cfg.qat_epochs == 0:
         _calibrate_activations(student, calib_images)
         return Compressed(student, structure, start)
-
-    def phase(name: str) -> Callable[[int, float], None] | None:
-        return None if on_epoch is None else (lambda e, loss: on_epoch(name, e, loss))
 
     spec = _prune_spec(cfg)
     pruner = None if spec is None else Pruner(student, spec, cfg.qat_epochs)
@@ -163,19 +173,16 @@ def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
     for i, count in enumerate(epochs):
         if i == 1:
             drop_encoders(student)
-        if count == 0:
-            continue
-        callback = phase("qat")
 
-        def step(e: int, loss: float, offset: int = done,
-                 callback: Callable[[int, float], None] | None = callback) -> None:
+        def step(e: int, loss: float, offset: int = done) -> None:
             if pruner is not None:
                 pruner.step(offset + e)
-            if callback is not None:
-                callback(offset + e, loss)
+            if on_epoch is not None:
+                on_epoch(offset + e, loss)
 
-        train(student, split, epochs=count, seed=cfg.seed + 1 + i, on_epoch=step, **kwargs)
-        done += count
+        if count:
+            train(student, split, epochs=count, seed=cfg.seed + 1 + i, on_epoch=step, **kwargs)
+            done += count
     if pruner is not None:
         pruner.finalize()
     student.eval()

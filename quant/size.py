@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from vitfpga.hls.layout import CHANNEL_PAD
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntLinear, weight_owners
 from vitfpga.quant.codecs import NMSparse, bitmap_encode, nm_encode, packed_bytes
 
 __all__ = ["NM_PATTERNS", "SizeReport", "float_bits", "model_size", "weight_codec"]
@@ -95,14 +95,14 @@ class SizeReport:
 def model_size(teacher: torch.nn.Module, layers: dict[str, IntLinear],
                host_bits: int) -> SizeReport:
     fp32, fp32_weights = float_bits(teacher)
-    seen: set[tuple[tuple[int, ...], bytes]] = set()
+    owners = weight_owners(layers)
     weight_bits, codecs = 0, {}
     for name, layer in layers.items():
-        key = (layer.weight.shape, np.ascontiguousarray(layer.weight).tobytes())
         codec, bits = weight_codec(layer.weight, layer.weight_bits)
-        codecs[name] = codec if key not in seen else f"{codec} (shared)"
-        if key not in seen:
+        if owners[name] == name:
             weight_bits += bits
-            seen.add(key)
+            codecs[name] = codec
+        else:
+            codecs[name] = f"{codec} (shared)"
     tables = sum(layer.n for layer in layers.values()) * TABLE_BITS
     return SizeReport(fp32, fp32_weights, weight_bits, tables, host_bits, codecs)

@@ -3,11 +3,15 @@ exists here. Anything built from these is labelled as random weights, never as a
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from vitfpga.ir import IntLinear, requant_params
+from vitfpga.quant.model import ViTConfig, linear_shapes
+from vitfpga.quant.structure import Structure, layer_rows, layer_type
 
-__all__ = ["random_layer", "random_rows"]
+__all__ = ["random_layer", "random_rows", "structure_layers"]
 
 
 def random_layer(k: int, n: int, bits: int = 4, relu: bool = False, seed: int = 0,
@@ -28,3 +32,29 @@ def random_layer(k: int, n: int, bits: int = 4, relu: bool = False, seed: int = 
 def random_rows(rows: int, k: int, seed: int = 1) -> np.ndarray:
     """Full-range int8 input rows."""
     return np.random.default_rng(seed).integers(-128, 128, size=(rows, k), dtype=np.int64)
+
+
+def structure_layers(structure: Structure, cfg: ViTConfig, seed: int = 0
+                     ) -> tuple[dict[str, IntLinear], dict[str, int]]:
+    """(layers, rows per image) of a model's shapes in a given structure, with seeded random
+    weights: dense slots as one layer, factored slots as `.u`, `.v` (a shared decoder the same
+    array in every block) and `.s`."""
+    layers: dict[str, IntLinear] = {}
+    decoders: dict[str, np.ndarray] = {}
+    for i, (slot, k, n, _) in enumerate(linear_shapes(cfg)):
+        spec = structure[slot]
+        if not spec.factored:
+            layers[slot] = random_layer(k, n, bits=spec.bits, seed=seed + i, name=slot)
+            continue
+        layers[f"{slot}.u"] = random_layer(k, spec.rank, bits=spec.bits, seed=seed + i,
+                                           name=f"{slot}.u")
+        v = random_layer(spec.rank, n, bits=spec.decoder_bits, seed=seed + 1000 + i,
+                         name=f"{slot}.v")
+        if spec.shared:
+            v = dataclasses.replace(v, weight=decoders.setdefault(layer_type(slot) or slot,
+                                                                  v.weight))
+        layers[f"{slot}.v"] = v
+        if spec.sparse:
+            layers[f"{slot}.s"] = random_layer(k, n, bits=spec.bits, seed=seed + 2000 + i,
+                                               name=f"{slot}.s")
+    return layers, layer_rows(cfg, list(layers))

@@ -12,7 +12,8 @@ from vitfpga.hls.boards import Board, get_board
 from vitfpga.quant.model import PRESETS, ViT, linear_shapes
 from vitfpga.quant.size import model_size
 from vitfpga.quant.structure import SlotSpec, dense_structure
-from vitfpga.search import Candidate, candidates, choose, predicted_bits, price, stand_in_layers
+from vitfpga.quant.synthetic import structure_layers
+from vitfpga.search import Candidate, candidates, choose, predicted_bits, price
 
 CFG = PRESETS["vit-digits"]
 
@@ -34,7 +35,7 @@ def _shared(bits: int, rank: int) -> dict[str, SlotSpec]:
 def test_prediction_matches_what_quant_size_counts(structure: dict[str, SlotSpec]) -> None:
     """Priced without training, counted the way the exported model is: the same bits (the
     stand-in layers have no zeros, so the sparse term is priced as its dense bitmap bound)."""
-    layers, rows = stand_in_layers(structure, CFG)
+    layers, rows = structure_layers(structure, CFG)
     for layer in layers.values():
         layer.weight[layer.weight == 0] = 1
     cfg = RunConfig(lowrank_sparse=1e-9)  # the sparse term's non-zeros: ~0 of them
@@ -51,7 +52,7 @@ def _shapes() -> list[tuple[str, int, int, int]]:
 
 
 def test_shared_decoders_are_identical_stand_ins() -> None:
-    layers, _ = stand_in_layers(_shared(4, 6), CFG)
+    layers, _ = structure_layers(_shared(4, 6), CFG)
     assert (layers["blocks.0.mlp.fc1.v"].weight == layers["blocks.2.mlp.fc1.v"].weight).all()
 
 

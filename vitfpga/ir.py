@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IntLinear", "requant_params"]
+__all__ = ["IntLinear", "requant_params", "weight_owners"]
 
 ACC_LIMIT = 2**31
 
@@ -79,3 +79,13 @@ def requant_params(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bad = real[(s < 1) | (s > 62)][0]
         raise ValueError(f"requantisation multiplier {bad:.3g} is outside [2^-31, 2^30]")
     return m, s
+
+
+def weight_owners(layers: dict[str, IntLinear]) -> dict[str, str]:
+    """Each layer's weight owner: the first layer with an identical integer weight array (a
+    decoder shared by every block), else itself. What the engine stores and the size counts
+    once."""
+    first: dict[tuple[tuple[int, ...], bytes], str] = {}
+    return {name: first.setdefault(
+        (layer.weight.shape, np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes()), name)
+        for name, layer in layers.items()}

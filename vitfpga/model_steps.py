@@ -10,12 +10,17 @@ import torch
 
 from vitfpga.config import RunConfig
 from vitfpga.hls.boards import Board
-from vitfpga.quant.compress import compress, export_compressed, structure_for
+from vitfpga.quant.compress import (
+    calibration_images,
+    compress,
+    export_compressed,
+    structure_for,
+    teacher_calibration,
+)
 from vitfpga.quant.data import Split, holdout, load_digits_split
 from vitfpga.quant.export import save_int_model
-from vitfpga.quant.factorize import calibration_inputs
 from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits, save_int_vit
-from vitfpga.quant.model import PRESETS, ViT, linear_shapes
+from vitfpga.quant.model import PRESETS, ViT
 from vitfpga.quant.size import model_size
 from vitfpga.quant.train import accuracy, predict, train
 from vitfpga.run_state import Run, progress, step
@@ -69,7 +74,7 @@ def _recipe(cfg: RunConfig) -> str:
 def _train_compressed(run: Run, cfg: RunConfig, split: Split, label: str) -> ViT:
     with progress(run, label, max(cfg.qat_epochs, 1)) as on_loss:
         result = compress(cfg, PRESETS[cfg.model], run.teacher, split,
-                          lambda _, __, loss: on_loss(loss))
+                          lambda _, loss: on_loss(loss))
     run.structure = result.structure
     return result.student
 
@@ -80,8 +85,7 @@ def step_search(run: Run, budget_kb: float | None, board: Board | None) -> None:
     cfg, model_cfg = run.cfg, PRESETS[run.cfg.model]
     target = f"a budget of {budget_kb:g} KB" if budget_kb is not None else f"{board.name}"
     with step(run, "search", f"the most accurate compression that fits {target}"):
-        slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
-        calib = calibration_inputs(run.teacher, run.split.x_train[:256], slots)
+        calib = teacher_calibration(run.teacher, model_cfg, run.split)
         host = _host_bits(run)
         budget = None if budget_kb is None else int(budget_kb * 1024 * 8)
         run.search = cands = candidates(cfg, model_cfg)
@@ -115,7 +119,7 @@ def _host_bits(run: Run) -> int:
                               qat_epochs=0, layer_bits=(), weight_bits=8)
     student = compress(cfg, PRESETS[cfg.model], run.teacher, run.split).student
     layers = export_compressed(cfg, PRESETS[cfg.model], student)
-    return host_param_bits(calibrate_int_vit(student, layers, run.split.x_train[:256]))
+    return host_param_bits(calibrate_int_vit(student, layers, calibration_images(run.split)))
 
 
 def step_export(run: Run) -> None:
@@ -124,7 +128,7 @@ def step_export(run: Run) -> None:
         cfg = run.cfg
         run.layers = export_compressed(cfg, PRESETS[cfg.model], run.student)
         save_int_model(run.layers, str(run.out / "int_model.npz"))
-        run.ivit = calibrate_int_vit(run.student, run.layers, run.split.x_train[:256])
+        run.ivit = calibrate_int_vit(run.student, run.layers, calibration_images(run.split))
         save_int_vit(run.ivit, str(run.out / "int_vit.npz"))
         x, y = run.split.x_test, run.split.y_test
         int_pred = run.ivit.logits(x).argmax(-1)

@@ -117,8 +117,6 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
     directory is what `vitfpga plan`, `generate` and `export` take as RUN_DIR."""
     check_output_dir(out, force)
     target = None if board is None else get_board(board)
-    if budget_kb is not None and budget_kb <= 0:
-        raise BadInput(f"--budget-kb must be positive, got {budget_kb:g}")
     torch.set_num_threads(1)
     with atomic_output_dir(out, force) as tmp:
         run = Run(cfg=cfg, out=tmp, console=console)

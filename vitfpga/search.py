@@ -15,20 +15,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board
 from vitfpga.hls.plan import plan_model
-from vitfpga.ir import IntLinear
 from vitfpga.quant.codecs import SUPPORTED_BITS, nonzero_bits
 from vitfpga.quant.model import ViTConfig, linear_shapes
 from vitfpga.quant.size import TABLE_BITS
-from vitfpga.quant.structure import Structure, layer_rows, layer_type
-from vitfpga.quant.synthetic import random_layer
+from vitfpga.quant.structure import Structure, layer_type
+from vitfpga.quant.synthetic import structure_layers
 
-__all__ = ["Candidate", "candidates", "choose", "predicted_bits", "stand_in_layers"]
+__all__ = ["Candidate", "candidates", "choose", "predicted_bits", "price"]
 
 
 @dataclass
@@ -111,28 +108,6 @@ def predicted_bits(structure: Structure, model_cfg: ViTConfig, cfg: RunConfig,
     return weights + channels * TABLE_BITS + host_bits
 
 
-def stand_in_layers(structure: Structure, model_cfg: ViTConfig
-                    ) -> tuple[dict[str, IntLinear], dict[str, int]]:
-    """Seeded integer layers with a candidate's shapes and bits (shared decoders identical),
-    for the planner: a fit depends on shapes, bits and sharing, not on the values."""
-    layers: dict[str, IntLinear] = {}
-    decoders: dict[str, np.ndarray] = {}
-    for i, (slot, k, n, _) in enumerate(linear_shapes(model_cfg)):
-        spec = structure[slot]
-        if not spec.factored:
-            layers[slot] = random_layer(k, n, bits=spec.bits, seed=i, name=slot)
-            continue
-        layers[f"{slot}.u"] = random_layer(k, spec.rank, bits=spec.bits, seed=i, name=slot)
-        v = random_layer(spec.rank, n, bits=spec.decoder_bits, seed=1000 + i, name=slot)
-        if spec.shared:
-            kind = layer_type(slot) or slot
-            v = dataclasses.replace(v, weight=decoders.setdefault(kind, v.weight))
-        layers[f"{slot}.v"] = v
-        if spec.sparse:
-            layers[f"{slot}.s"] = random_layer(k, n, bits=spec.bits, seed=2000 + i, name=slot)
-    return layers, layer_rows(model_cfg, list(layers))
-
-
 def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host_bits: int,
           budget_bits: int | None, board: Board | None) -> None:
     candidate.bits = predicted_bits(structure, model_cfg, candidate.cfg, host_bits)
@@ -143,7 +118,8 @@ def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host
         candidate.why = f"{kb:.1f} KB" if candidate.fits else f"{over:.1f} KB over"
         return
     assert board is not None
-    layers, rows = stand_in_layers(structure, model_cfg)
+    # A fit depends on shapes, bits and sharing, not on the values: seeded stand-ins will do.
+    layers, rows = structure_layers(structure, model_cfg)
     try:
         plan = plan_model(layers, rows, board)
     except DoesNotFit as e:
