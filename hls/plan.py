@@ -158,12 +158,12 @@ def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
     return max(s.w_base + s.words for s in slots)
 
 
-def _folds(dims: list[int], cap: int) -> list[int]:
-    """Candidate fold sizes: powers of two and divisors of the layer dimensions, up to cap."""
-    found = {2**i for i in range(cap.bit_length()) if 2**i <= cap}
-    for d in dims:
-        found |= {f for f in range(1, min(d, cap) + 1) if d % f == 0}
-    return sorted(found)
+def _folds(cap: int) -> list[int]:
+    """Candidate fold sizes: powers of two up to cap. The engine's streams are SIMD x 8 and
+    PE x 8 bits wide and an AXI DMA (the PYNQ project's data mover) streams only 8 x 2^k bits;
+    zero-padding to the next power of two costs less than the width converters a
+    three-lane stream would need."""
+    return [2**i for i in range(cap.bit_length()) if 2**i <= cap]
 
 
 # LUTs of one lane's product in vitfpga_lutmul (Yosys synth_xilinx, xc7), by weight bits; 8-bit
@@ -263,8 +263,8 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
     owners = weight_owners(layers)
-    for pe in _folds([lay.n for lay in layers.values()], max_lanes):
-        for simd in _folds([lay.k for lay in layers.values()], max_lanes // pe):
+    for pe in _folds(max_lanes):
+        for simd in _folds(max_lanes // pe):
             dsp, _ = estimate_resources(pe, simd, bits)
             if dsp > board.dsp:
                 continue

@@ -56,9 +56,9 @@ def test_plan_model_refuses_what_does_not_fit() -> None:
     with pytest.raises(DoesNotFit, match=r"needs .* BRAM36 at best, tiny offers 45 BRAM36"):
         plan_model(layers, rows, tiny)
     # URAM takes the trailing weight words (loaded at start-up) when block RAM alone is short...
-    with_uram = Board("uram", "xczu3eg-sbva484-1-e", 70_560, 141_120, 50, 64, 360, 200.0)
+    with_uram = Board("uram", "xczu3eg-sbva484-1-e", 70_560, 141_120, 50, 96, 360, 200.0)
     plan = plan_model(layers, rows, with_uram)
-    assert 0 < plan.uram <= 64 and 0 < plan.ram_depth < plan.weight_depth
+    assert 0 < plan.uram <= 96 and 0 < plan.ram_depth <= plan.weight_depth
     assert plan.bram36 <= 45 and plan.rom_depth + plan.ram_depth == plan.weight_depth
     # ...and the refusal counts the URAM it tried.
     few_uram = Board("few", "xczu3eg-sbva484-1-e", 70_560, 141_120, 50, 2, 360, 200.0)

@@ -1,0 +1,157 @@
+"""The system around the engine on a Zynq board (design.md §7): the processing system, one AXI
+DMA for the two data streams, AXI4-Lite control, and the addresses and names a PYNQ driver sees.
+
+Every decision the Vivado block design, its static checks and the PYNQ driver share is made here
+once, from the plan and the board: the TCL template and the driver's `hw.json` only render it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from vitfpga.errors import BadInput
+from vitfpga.hls.boards import Board
+from vitfpga.hls.names import identifier
+from vitfpga.hls.plan import ModelPlan
+
+__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "PS_FAMILIES", "PsFamily", "SystemSpec", "ps_family",
+           "system_spec"]
+
+# AXI DMA (PG021) stream widths: the engine's TDATA must be one of them, or the block design
+# would need width converters between byte counts that are not multiples of each other.
+DMA_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
+# The DMA's buffer length register width (c_sg_length_width, 8..26): 26 bits lets one transfer
+# move up to 64 MiB - 1, so the driver splits only very large batches.
+DMA_LENGTH_BITS = 26
+# Register offsets of the engine's AXI4-Lite slave (docs/engine.md).
+ENGINE_REGS = {"ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "rows": 0x10,
+               "cycles": 0x18, "cycles_valid": 0x1C, "layer": 0x20, "mode": 0x28}
+CELL_NAMES = {"ps": "ps", "engine": "vitfpga_engine_0", "dma": "axi_dma_0",
+              "ctrl_ic": "ctrl_interconnect", "mem_ic": "mem_interconnect",
+              "reset": "rst_ps_pl"}
+
+
+@dataclass(frozen=True)
+class PsFamily:
+    """The processing system IP of a device family and the pins the block design wires."""
+
+    name: str  # "zynq7" or "zynqmp"
+    ip: str  # IP name in the Vivado catalogue (the version is whatever the install holds)
+    master: str  # general-purpose master port: the control path
+    slave: str  # high-performance slave port: the DMA's path to DDR
+    clock: str  # PL clock output
+    reset: str  # PL reset output (active low)
+    master_clock: str  # clock input pins of the two ports
+    slave_clock: str
+    address_space: str  # the PS's data address space, for the control slaves
+    ddr_segment: str  # the DDR segment the DMA reaches through `slave`
+    ctrl_base: int  # where the control slaves go in the master's window
+    clock_property: str  # CONFIG property of the PL clock frequency, in MHz
+    # CONFIG properties that enable exactly the two ports the design uses.
+    port_properties: tuple[tuple[str, str], ...]
+
+
+PS_FAMILIES = {
+    "zynq7": PsFamily(
+        name="zynq7", ip="processing_system7", master="M_AXI_GP0", slave="S_AXI_HP0",
+        clock="FCLK_CLK0", reset="FCLK_RESET0_N", master_clock="M_AXI_GP0_ACLK",
+        slave_clock="S_AXI_HP0_ACLK", address_space="Data", ddr_segment="HP0_DDR_LOWOCM",
+        ctrl_base=0x4000_0000, clock_property="PCW_FPGA0_PERIPHERAL_FREQMHZ",
+        port_properties=(("PCW_USE_M_AXI_GP0", "1"), ("PCW_USE_S_AXI_HP0", "1"))),
+    "zynqmp": PsFamily(
+        name="zynqmp", ip="zynq_ultra_ps_e", master="M_AXI_HPM0_FPD", slave="S_AXI_HP0_FPD",
+        clock="pl_clk0", reset="pl_resetn0", master_clock="maxihpm0_fpd_aclk",
+        slave_clock="saxihp0_fpd_aclk", address_space="Data", ddr_segment="HP0_DDR_LOW",
+        ctrl_base=0xA000_0000, clock_property="PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
+        port_properties=(("PSU__USE__M_AXI_GP0", "1"), ("PSU__USE__M_AXI_GP1", "0"),
+                         ("PSU__USE__M_AXI_GP2", "0"), ("PSU__USE__S_AXI_GP2", "1"))),
+}
+
+# Vivado board files (board_part) of the built-in boards: used when the install has them (the
+# Xilinx board store holds those not shipped with Vivado), else the part alone is targeted.
+BOARD_PARTS = {
+    "pynq-z1": "www.digilentinc.com:pynq-z1:part0:1.0",
+    "pynq-z2": "tul.com.tw:pynq-z2:part0:1.0",
+    "ultra96-v2": "avnet.com:ultra96v2:part0:1.2",
+    "kv260": "xilinx.com:kv260_som:part0:1.4",
+    "zcu104": "xilinx.com:zcu104:part0:1.1",
+    "zcu102": "xilinx.com:zcu102:part0:3.4",
+}
+
+
+def ps_family(board: Board) -> PsFamily:
+    """The board's processing system, or a clear refusal for boards PYNQ cannot run on."""
+    part = board.part.lower()
+    if not board.has_ps:
+        raise BadInput(f"board '{board.name}' ({board.part}) has no processing system; a PYNQ "
+                       f"project needs a Zynq-7000 or Zynq UltraScale+ board (see `vitfpga "
+                       f"boards`)")
+    if part.startswith("xc7z"):
+        return PS_FAMILIES["zynq7"]
+    if part.startswith(("xczu", "xck26", "xck24")):
+        return PS_FAMILIES["zynqmp"]
+    raise BadInput(f"board '{board.name}': part {board.part!r} is not a Zynq-7000 (xc7z*) or "
+                   f"Zynq UltraScale+ (xczu*, xck26, xck24) device, so there is no processing "
+                   f"system to build the PYNQ project around")
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """Plain data: what `vivado/build.tcl` builds and what `pynq/.../hw.json` says about it."""
+
+    design: str  # block design, bitstream and .hwh base name; the driver package's name
+    board: str
+    part: str
+    board_part: str  # "" when the board has no Vivado board file we know of
+    ps: str  # PS_FAMILIES key
+    clock_mhz: float
+    engine_cell: str
+    dma_cell: str
+    ctrl_base: int  # engine's AXI4-Lite slave
+    ctrl_range: int
+    dma_base: int  # the DMA's AXI4-Lite slave
+    dma_range: int
+    in_bits: int  # MM2S stream = engine s_axis TDATA = SIMD x 8
+    out_bits: int  # S2MM stream = engine m_axis TDATA = PE x 8
+    dma_length_bits: int
+    max_transfer: int  # bytes one DMA transfer may move
+
+    @property
+    def family(self) -> PsFamily:
+        return PS_FAMILIES[self.ps]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+_MODEL_NAME = re.compile(r"[^a-z0-9_]+")
+
+
+def design_name(model: str) -> str:
+    """`vitfpga_<model>`: a Python package name, a Vivado design name and a file name at once."""
+    stem = _MODEL_NAME.sub("_", model.lower()).strip("_") or "model"
+    return identifier(f"vitfpga_{stem}", max_len=40).lower()
+
+
+def system_spec(plan: ModelPlan, board: Board, model: str) -> SystemSpec:
+    """The system for `plan` on `board`; BadInput when the board or the streams cannot be
+    built as a PYNQ design."""
+    family = ps_family(board)
+    if board.name != plan.board:
+        raise BadInput(f"the plan is for {plan.board}, not {board.name}")
+    for what, lanes, bits in (("input (SIMD)", plan.simd, plan.simd * 8),
+                              ("output (PE)", plan.pe, plan.pe * 8)):
+        if bits not in DMA_WIDTHS:
+            raise BadInput(f"the engine's {what} stream is {lanes} lanes = {bits} bits; AXI DMA "
+                           f"streams are 8, 16, ..., 1024 bits, so PE and SIMD must be powers "
+                           f"of two up to 128 for a PYNQ project")
+    window = 0x1_0000
+    return SystemSpec(
+        design=design_name(model), board=board.name, part=board.part,
+        board_part=BOARD_PARTS.get(board.name, ""), ps=family.name, clock_mhz=plan.clock_mhz,
+        engine_cell=CELL_NAMES["engine"], dma_cell=CELL_NAMES["dma"],
+        ctrl_base=family.ctrl_base, ctrl_range=window, dma_base=family.ctrl_base + window,
+        dma_range=window, in_bits=plan.simd * 8, out_bits=plan.pe * 8,
+        dma_length_bits=DMA_LENGTH_BITS, max_transfer=2**DMA_LENGTH_BITS - 1)
