@@ -21,8 +21,8 @@ from vitfpga.hls.plan import ModelPlan, check_model_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
 
-__all__ = ["JOBS_FILE", "RAM_WORDS_FILE", "TB_ROWS_MAX", "emit_hls", "read_matrix",
-           "write_matrix"]
+__all__ = ["HLS_IP_DIR", "HLS_IP_VLNV", "JOBS_FILE", "RAM_WORDS_FILE", "TB_ROWS_MAX", "emit_hls",
+           "read_matrix", "write_matrix"]
 
 # Rows per layer in the packaged test vectors: enough to cross row boundaries and check TLAST,
 # few enough that RTL co-simulation of a large model stays short.
@@ -32,6 +32,16 @@ JOBS_FILE = "jobs.txt"  # in tb_data/; the testbench's argument
 # plan's rom_depth, which the testbench loads like the host does (same name and format as the
 # Verilog project's weights_ram.mem). Written only when the plan has such words.
 RAM_WORDS_FILE = "weights_ram.mem"
+
+# Vitis HLS project and solution that run_hls.tcl creates inside hls/ (it changes directory to
+# its own folder first, so the export lands in the same place wherever vitis_hls is started).
+HLS_PROJECT = "vitfpga_engine"
+HLS_SOLUTION = "solution1"
+# The exported IP's identity and folder: vivado/build.tcl instantiates it by this VLNV from this
+# repository (relative to hls/) when the engine comes from Vitis HLS instead of the Verilog.
+HLS_IP = {"vendor": "vitfpga", "library": "hls", "name": "vitfpga_engine", "version": "1.0"}
+HLS_IP_VLNV = ":".join(HLS_IP[k] for k in ("vendor", "library", "name", "version"))
+HLS_IP_DIR = f"{HLS_PROJECT}/{HLS_SOLUTION}/impl/ip"
 
 # ap_int's default width limit; wider words need AP_INT_MAX_W raised before ap_int.h.
 _AP_INT_DEFAULT_MAX_W = 1024
@@ -160,6 +170,8 @@ def _context(plan: ModelPlan, tables: ModelTables) -> dict[str, object]:
         "period_ns": f"{1000.0 / plan.clock_mhz:.3f}",
         "tb_rows_max": TB_ROWS_MAX,
         "ram_words_file": RAM_WORDS_FILE,
+        "hls_project": HLS_PROJECT, "hls_solution": HLS_SOLUTION, "hls_ip": HLS_IP,
+        "hls_ip_dir": HLS_IP_DIR,
     }
 
 

@@ -1,26 +1,82 @@
-"""The emitted project directory: everything a user takes to the vendor tools (design.md §7).
+"""The emitted project directory: everything a user takes to the vendor tools and the board
+(design.md §7).
 
-`project/plan.json` (the plan it was generated from), `project/hls/` (Vitis HLS C++, csim
-testbench, run_hls.tcl) and `project/rtl/` (Verilog and its `$readmemh` ROMs). The same plan and
-layers give a byte-identical tree.
+    plan.json, system.json   the plan and the Zynq system everything below is generated from
+    hls/                     Vitis HLS C++, csim testbench and vectors, run_hls.tcl
+    rtl/                     Verilog engine and its `$readmemh` memories
+    vivado/build.tcl         project, block design (PS, AXI DMA, engine), bitstream and .hwh
+    pynq/                    the board's driver package and run_on_board.py
+    Makefile, README.md      `make bitstream | hls | deploy BOARD_IP=...`
+
+The same plan, layers and driver source give a byte-identical tree.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from vitfpga import __version__
+from vitfpga.hls.boards import Board
+from vitfpga.hls.emit import render
 from vitfpga.hls.emit_hls import emit_hls
+from vitfpga.hls.emit_pynq import DriverSource, emit_pynq
 from vitfpga.hls.emit_rtl import emit_rtl
+from vitfpga.hls.emit_vivado import emit_vivado
 from vitfpga.hls.plan import ModelPlan, check_model_plan
+from vitfpga.hls.system import ENGINE_REGS, VIVADO_VERSIONS, SystemSpec, system_spec
 from vitfpga.ir import IntLinear
 
-__all__ = ["write_project"]
+__all__ = ["SYSTEM_FILE", "write_project"]
+
+SYSTEM_FILE = "system.json"
 
 
-def write_project(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path) -> list[Path]:
-    """Write the project into `out_dir` (which the caller makes atomic); return its files."""
+def _readme_context(spec: SystemSpec, plan: ModelPlan, source: DriverSource,
+                    from_hls: bool) -> dict[str, object]:
+    family, cfg, model = spec.family, source.cfg, source.model
+    label = (f"the trained {model} integer model" if source.model_file is not None
+             else f"{model} dimensions with seeded random weights (not a trained model)")
+    return {
+        "design": spec.design, "model": model, "board": spec.board, "part": spec.part,
+        "board_part": spec.board_part, "version": __version__, "label": label,
+        "from_hls": from_hls, "pe": plan.pe, "simd": plan.simd,
+        "weight_bits": plan.weight_bits, "nlayers": len(plan.layers),
+        "clock_mhz": f"{plan.clock_mhz:g}", "weight_words": f"{plan.weight_depth:,}",
+        "word_bits": plan.word_bits, "rom_words": f"{plan.rom_depth:,}",
+        "ram_words": plan.ram_depth, "bram36": f"{plan.bram36:g}", "uram": plan.uram,
+        "dsp": plan.dsp, "lut": f"{plan.lut:,}",
+        "cycles_per_image": f"{plan.cycles_per_image:,}",
+        "images_per_s": f"{plan.clock_mhz * 1e6 / plan.cycles_per_image:,.0f}",
+        "vivado_versions": VIVADO_VERSIONS, "in_chans": cfg.in_chans,
+        "image_size": cfg.image_size, "in_bits": spec.in_bits, "out_bits": spec.out_bits,
+        "ps_ip": family.ip, "master": family.master, "engine_cell": spec.engine_cell,
+        "dma_cell": spec.dma_cell, "ctrl_base": f"0x{spec.ctrl_base:08X}",
+        "ctrl_range": f"{spec.ctrl_range // 1024}K", "dma_base": f"0x{spec.dma_base:08X}",
+        "dma_range": f"{spec.dma_range // 1024}K",
+        "registers": [(name, f"0x{offset:02X}") for name, offset in ENGINE_REGS.items()],
+    }
+
+
+def write_project(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path, *,
+                  board: Board, source: DriverSource, from_hls: bool = False) -> list[Path]:
+    """Write the project into `out_dir` (which the caller makes atomic); return its files.
+    Raises BadInput before writing anything when the board cannot host a PYNQ system."""
     check_model_plan(plan, layers)
+    spec = system_spec(plan, board, source.model)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan_file = out_dir / "plan.json"
-    plan_file.write_text(plan.to_json())
-    return [plan_file, *emit_hls(plan, layers, out_dir), *emit_rtl(plan, layers, out_dir)]
+    written = []
+    for name, text in (
+        ("plan.json", plan.to_json()),
+        (SYSTEM_FILE, spec.to_json()),
+        ("Makefile", render("project/Makefile.j2", design=spec.design, model=source.model,
+                            board=spec.board, part=spec.part, version=__version__,
+                            from_hls=from_hls)),
+        ("README.md", render("project/README.md.j2",
+                             **_readme_context(spec, plan, source, from_hls))),
+    ):
+        path = out_dir / name
+        path.write_text(text)
+        written.append(path)
+    return [*written, *emit_hls(plan, layers, out_dir), *emit_rtl(plan, layers, out_dir),
+            *emit_vivado(spec, plan, out_dir, from_hls),
+            *emit_pynq(spec, plan, layers, source, out_dir)]

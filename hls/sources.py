@@ -7,12 +7,14 @@ import zipfile
 from pathlib import Path
 
 from vitfpga.errors import BadInput
+from vitfpga.hls.emit_pynq import DriverSource
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_rows, layer_type
 from vitfpga.quant.synthetic import structure_layers
 
-__all__ = ["preset_layers", "run_layers"]
+__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_layers", "run_driver_source",
+           "run_layers"]
 
 
 def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str]:
@@ -55,3 +57,26 @@ def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | No
     label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights "
              f"(not a trained model)")
     return layers, rows, label
+
+
+TEST_IMAGES = 512  # at most, in a driver package: enough for accuracy, small on the board
+
+
+def run_driver_source(run_dir: Path) -> DriverSource:
+    """The trained integer model and the run's test images, for the board's driver package."""
+    import json
+
+    from vitfpga.quant.checkpoint import run_model
+    from vitfpga.quant.data import load_digits_split
+
+    model = run_model(run_dir, "int_vit.npz")
+    seed = int(json.loads((run_dir / "report.json").read_text())["config"].get("seed", 0))
+    split = load_digits_split(seed=seed)
+    return DriverSource(model=model, cfg=PRESETS[model], model_file=run_dir / "int_vit.npz",
+                        images=split.x_test[:TEST_IMAGES].numpy(),
+                        labels=split.y_test[:TEST_IMAGES].numpy())
+
+
+def preset_driver_source(preset: str) -> DriverSource:
+    """A preset's package: its layers only (seeded random weights run layer by layer)."""
+    return DriverSource(model=preset, cfg=HARDWARE_PRESETS[preset])

@@ -16,8 +16,10 @@ from vitfpga.hls.boards import Board
 from vitfpga.hls.names import identifier
 from vitfpga.hls.plan import ModelPlan
 
-__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "PS_FAMILIES", "PsFamily", "SystemSpec", "ps_family",
-           "system_spec"]
+__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "PS_FAMILIES", "VIVADO_VERSIONS", "PsFamily",
+           "SystemSpec", "ps_family", "system_spec"]
+
+VIVADO_VERSIONS = "2022.2 or later"  # what build.tcl and the project README say they target
 
 # AXI DMA (PG021) stream widths: the engine's TDATA must be one of them, or the block design
 # would need width converters between byte counts that are not multiples of each other.
@@ -65,7 +67,8 @@ PS_FAMILIES = {
         clock="pl_clk0", reset="pl_resetn0", master_clock="maxihpm0_fpd_aclk",
         slave_clock="saxihp0_fpd_aclk", address_space="Data", ddr_segment="HP0_DDR_LOW",
         ctrl_base=0xA000_0000, clock_property="PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
-        port_properties=(("PSU__USE__M_AXI_GP0", "1"), ("PSU__USE__M_AXI_GP1", "0"),
+        port_properties=(("PSU__FPGA_PL0_ENABLE", "1"), ("PSU__USE__M_AXI_GP0", "1"),
+                         ("PSU__USE__M_AXI_GP1", "0"),
                          ("PSU__USE__M_AXI_GP2", "0"), ("PSU__USE__S_AXI_GP2", "1"))),
 }
 

@@ -1,8 +1,12 @@
 """The integer-only ViT: the golden model the hardware must match, every op in integers.
 
-The image is quantised once (int8 at the patch embedding's input scale, round half to even as
-Brevitas does); from there on the forward is integer arithmetic only. Linear layers run through
-`golden.linear_int` or a `LinearBackend` (RTL, board). The rest uses `quant.intops`:
+`IntViT` is the calibrated integer model as vitfpga builds, saves and loads it; its forward pass
+is `vitfpga.runtime.logits` (numpy only, the one Python implementation, which the generated PYNQ
+driver copies to the board), reached through `IntViT.logits`. The image is quantised once (int8
+at the patch embedding's input scale, round half to even as Brevitas does); from there on the
+forward is integer arithmetic only. Linear layers run through the runtime's `linear_golden` or a
+`LinearBackend` (RTL, board). The rest is `runtime.intmath` (re-exported by `quant.intops`),
+with parameters folded here, at calibration:
 
 - Residual stream: int16, per stage (the input of each LayerNorm) its own per-tensor scale,
   `2 * max|x| / 32767` from calibration images (2x headroom: int16 has the bits to spare, and a
@@ -11,7 +15,7 @@ Brevitas does); from there on the forward is integer arithmetic only. Linear lay
   `in_scale`, so no hop is needed there.
 - Attention: q, k, v are int8 at the qkv output scale `s`; scores `q·k` are exact int64 at
   `s^2/sqrt(hd)`; the softmax gives probabilities 0..`prob_max` (default 127, int8 at 1/127) by
-  a shift + 256-entry 2^-x ROM (see `intops.int_softmax`); `p·v` is exact and requantised to
+  a shift + 256-entry 2^-x ROM (see `intmath.int_softmax`); `p·v` is exact and requantised to
   int8 at proj's `in_scale`.
 - GELU: a 256-entry int8 -> int8 ROM from fc1's output scale to fc2's input scale.
 - Factored slots: `u` then `v` (a one-rule hop between them only when Brevitas' two quantisers
@@ -27,17 +31,19 @@ difference there, so the probabilities stay int8 like every other engine operand
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 from torch import nn
 
+from vitfpga import runtime
 from vitfpga.ir import IntLinear
 from vitfpga.quant import intops as iop
-from vitfpga.quant.golden import LinearBackend, linear_int, requantize
-from vitfpga.quant.model import ViT, ViTConfig, patchify
+from vitfpga.quant.golden import LinearBackend, runtime_layer
+from vitfpga.quant.model import ViT, ViTConfig
+from vitfpga.runtime import slot_layers
 
 __all__ = ["IntViT", "calibrate_int_vit", "host_param_bits", "load_int_vit", "save_int_vit",
            "slot_layers"]
@@ -45,17 +51,6 @@ __all__ = ["IntViT", "calibrate_int_vit", "host_param_bits", "load_int_vit", "sa
 RES_BITS = 16
 RES_HEADROOM = 2.0
 PROB_MAX = 127
-_IDENTITY = iop.rescale_params(1.0)  # exact: (x * 2^30 + 2^29) >> 30 == x
-
-
-def slot_layers(layers: dict[str, IntLinear], slot: str) -> list[str]:
-    """The integer layers of a slot: `[slot]`, `[slot.u, slot.v]` or `[.u, .v, .s]`."""
-    if slot in layers:
-        return [slot]
-    names = [f"{slot}.{part}" for part in "uvs" if f"{slot}.{part}" in layers]
-    if names[:2] != [f"{slot}.u", f"{slot}.v"]:
-        raise KeyError(f"slot {slot}: no dense layer and no u/v pair among the integer layers")
-    return names
 
 
 @dataclass(eq=False)
@@ -69,93 +64,32 @@ class IntViT:
     params: dict[str, np.ndarray]
     scales: dict[str, float]
 
-    @property
-    def res_bits(self) -> int:
-        return int(self.params["meta"][0])
-
-    @property
-    def prob_max(self) -> int:
-        return int(self.params["meta"][1])
-
-    def input_scale(self) -> float:
-        return self.layers[slot_layers(self.layers, "patch_embed")[0]].in_scale
+    def runtime_model(self) -> runtime.IntModel:
+        """The same model as the runtime's plain data (arrays shared, not copied)."""
+        layers = {name: runtime_layer(layer) for name, layer in self.layers.items()}
+        return runtime.IntModel(cfg=self.cfg.to_dict(), layers=layers, params=self.params,
+                                scales=self.scales)
 
     def logits(self, images: torch.Tensor, backend: LinearBackend | None = None,
                record: dict[str, list[np.ndarray]] | None = None) -> torch.Tensor:
-        """(B, C, H, W) float images -> (B, classes) int64 logits (the head's int8 output).
-        `record`, when given, collects each linear layer's int8 input rows by layer name."""
-        return _Forward(self, backend, record).run(images)
+        """(B, C, H, W) float images -> (B, classes) int64 logits (the head's int8 output),
+        computed by `runtime.logits`. `backend`, when given, runs every linear layer on int8
+        rows (an int8 array); `record`, when given, collects each linear layer's int8 input
+        rows by layer name."""
+        linear = None if backend is None else _as_linear(self.layers, backend)
+        if isinstance(images, torch.Tensor):
+            images = images.detach().cpu()
+        out = runtime.logits(self.runtime_model(), np.asarray(images), linear, record)
+        return torch.from_numpy(out)
 
 
-class _Forward:
-    def __init__(self, ivit: IntViT, backend: LinearBackend | None,
-                 record: dict[str, list[np.ndarray]] | None) -> None:
-        self.v, self.p, self.backend, self.record = ivit, ivit.params, backend, record
-
-    def linear(self, name: str, rows: torch.Tensor) -> torch.Tensor:
-        layer = self.v.layers[name]
-        if (hop := self.p.get(f"hop.{name}")) is not None:
-            rows = requantize(rows, torch.tensor(int(hop[0])), torch.tensor(int(hop[1])))
-        x = rows.to(torch.int8).numpy()
-        if self.record is not None:
-            self.record.setdefault(name, []).append(x.copy())
-        if self.backend is None:
-            return linear_int(x, layer).to(torch.int64)
-        return torch.as_tensor(np.asarray(self.backend(layer, x)), dtype=torch.int64)
-
-    def slot(self, slot: str, rows: torch.Tensor) -> torch.Tensor:
-        names = slot_layers(self.v.layers, slot)
-        if len(names) == 1:
-            return self.linear(slot, rows)
-        y = self.linear(names[1], self.linear(names[0], rows))
-        if len(names) == 3:
-            y = iop.int_add([y, self.linear(names[2], rows)], self.p[f"{slot}.sum"], 8)
-        return y
-
-    def ln(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        arrays = {k: self.p[f"{name}.{k}"] for k in ("gamma", "beta", "meta")}
-        return iop.int_layernorm(x, iop.LNParams.from_arrays(arrays))
-
-    def run(self, images: torch.Tensor) -> torch.Tensor:
-        cfg = self.v.cfg
-        patches = patchify(images.float(), cfg.patch_size)
-        b, n, k = patches.shape
-        # The one float -> int step, in float32 as Brevitas' input quantiser computes it.
-        scale = torch.tensor(self.v.input_scale(), dtype=torch.float32)
-        q = torch.round(patches / scale).clamp(-128, 127).to(torch.int64)
-        x = self.embed(self.slot("patch_embed", q.reshape(b * n, k)).reshape(b, n, -1))
-        for i in range(cfg.depth):
-            x = self.block(i, x)
-        return self.slot("head", self.ln("norm", x[:, 0]))
-
-    def embed(self, pe: torch.Tensor) -> torch.Tensor:
-        pos = torch.as_tensor(self.p["embed.pos"], dtype=torch.int64)
-        cls = torch.as_tensor(self.p["embed.cls"], dtype=torch.int64)
-        bits = self.v.res_bits
-        cls = iop.int_add([cls, pos[0]], np.array([_IDENTITY] * 2), bits)
-        tokens = iop.int_add([pe, pos[1:]], self.p["embed.add"], bits)
-        return torch.cat([cls.expand(pe.shape[0], 1, -1), tokens], dim=1)
-
-    def block(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        pre = f"blocks.{i}"
-        b, t, d = x.shape
-        a = self.attention(pre, self.ln(f"{pre}.norm1", x).reshape(b * t, d), b)
-        x = iop.int_add([x, a.reshape(b, t, -1)], self.p[f"{pre}.add1"], self.v.res_bits)
-        h = self.slot(f"{pre}.mlp.fc1", self.ln(f"{pre}.norm2", x).reshape(b * t, d))
-        h = self.slot(f"{pre}.mlp.fc2", iop.lut_apply(h, self.p[f"{pre}.mlp.gelu"]))
-        return iop.int_add([x, h.reshape(b, t, -1)], self.p[f"{pre}.add2"], self.v.res_bits)
-
-    def attention(self, pre: str, rows: torch.Tensor, b: int) -> torch.Tensor:
-        hd = self.v.cfg.dim // self.v.cfg.heads
-        qkv = self.slot(f"{pre}.attn.qkv", rows)
-        heads = qkv.shape[1] // (3 * hd)  # structured pruning may have removed heads
-        q, k, v = qkv.reshape(b, -1, 3, heads, hd).permute(2, 0, 3, 1, 4)
-        m, s = (int(a) for a in self.p[f"{pre}.attn.softmax"])
-        p = iop.int_softmax(q @ k.transpose(-2, -1), m, s, self.p["softmax.exp2_lut"],
-                            self.v.prob_max)
-        m, s = (int(a) for a in self.p[f"{pre}.attn.out"])
-        o = requantize(p @ v, torch.tensor(m), torch.tensor(s))
-        return self.slot(f"{pre}.attn.proj", o.transpose(1, 2).reshape(rows.shape[0], -1))
+def _as_linear(layers: dict[str, IntLinear], backend: LinearBackend
+               ) -> Callable[[str, np.ndarray], np.ndarray]:
+    """A `LinearBackend` as the runtime's `linear(name, rows)`: the layer object and int8 rows
+    in, as vitfpga's backends (the RTL session) take them."""
+    def linear(name: str, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(backend(layers[name], rows.astype(np.int8)))
+    return linear
 
 
 # ---- calibration -------------------------------------------------------------------------

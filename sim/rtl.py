@@ -1,9 +1,11 @@
 """Simulate the emitted Verilog engine with cocotb on Icarus Verilog or Verilator.
 
-An `RtlSession` compiles the design once per build directory (a content hash of the sources
+A `SimProcess` compiles the design once per build directory (a content hash of the sources
 decides when to rebuild), copies the `$readmemh` files next to the simulator, starts the cocotb
-testbench `vitfpga.sim.tb.engine_tb` in a background thread and talks to it over a Unix socket:
-each `run(layer, rows)` is one `ap_start` of the engine, and the simulator stays up between runs.
+testbench `vitfpga.sim.tb.engine_tb` in a background thread and talks to it over a Unix socket.
+An `RtlSession` drives it run by run: each `run(layer, rows)` is one `ap_start` of the engine, and
+the simulator stays up between runs. (`vitfpga.sim.overlay` drives the same process with single
+bus operations instead: a simulated PYNQ board.)
 Values and the stream/control protocol are checked here, in one place; a protocol fault raises,
 wrong values are counted. `run_rtl` verifies a list of (layer, rows, golden) jobs in one session;
 hardware-in-the-loop inference calls `RtlSession.linear` from the golden model.
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from vitfpga.ir import IntLinear
 
-__all__ = ["SIMULATORS", "TB_MODULE", "TOP", "LayerRun", "RtlSession", "run_rtl",
+__all__ = ["SIMULATORS", "TB_MODULE", "TOP", "LayerRun", "RtlSession", "SimProcess", "run_rtl",
            "simulator_status", "tool_env", "verilator_root"]
 
 SIMULATORS = ("icarus", "verilator")
@@ -224,6 +226,14 @@ def _lanes(beats: list[int], lanes: int) -> np.ndarray:
     return np.where(raw >= 128, raw - 256, raw)
 
 
+def _weight_beats(words: list[int], word_bits: int, beat_bits: int) -> list[int]:
+    """Weight words -> input beats of a weight load: ceil(word_bits/beat_bits) beats a word,
+    low bits first (docs/engine.md, weight load)."""
+    per_word = -(-word_bits // beat_bits)
+    mask = (1 << beat_bits) - 1
+    return [(w >> (j * beat_bits)) & mask for w in words for j in range(per_word)]
+
+
 def _protocol_faults(rec: dict[str, Any], index: int, rows: int, slot: LayerSlot,
                      y: np.ndarray) -> list[str]:
     """Everything but the values that a correct run must show."""
@@ -257,31 +267,34 @@ class LayerRun:
     ideal_cycles: int  # rows * NF * SF
 
 
-class RtlSession:
-    """One simulator process serving engine runs, layer by layer, until closed.
+class SimProcess:
+    """The engine's cocotb bench running in a simulator, serving requests until closed.
 
-    `stress` drops s_axis TVALID and m_axis TREADY at random (30% of cycles each, from `seed`);
-    measured cycles then include those stalls. Weights the plan keeps in the start-up-loaded RAM
-    (`weights_ram.mem`) are streamed in before the first run, as a board's driver does; `load`
-    False skips that (a test that the RAM is really read).
+    Entering builds the design (unless `sim_dir` already holds a build of the same sources),
+    copies the `$readmemh` files next to the simulator, starts the bench in a background thread
+    and waits for its hello (`hello`: what it saw right after reset). `request` sends one message
+    and returns the bench's answer; the simulator is paused between requests, so simulated time
+    passes only while the bench serves one. Leaving stops the bench; a bench that did not end
+    cleanly is a VerificationFailed (unless another exception is already on its way). This is the
+    one channel both `RtlSession` and the simulated PYNQ board (`vitfpga.sim.overlay`) talk
+    through; `config` is passed to the bench as JSON (the socket path is added here).
     """
 
-    def __init__(self, rtl_dir: Path, plan: ModelPlan, sim: str, build_dir: Path, *,
-                 stress: bool = False, seed: int = 0, load: bool = True) -> None:
-        self.plan, self.sim, self.stress, self.seed, self.load = plan, sim, stress, seed, load
-        self.rtl_dir = Path(rtl_dir).resolve()
-        self.sim_dir = (Path(build_dir) / sim).resolve()
-        self.runs: list[tuple[str, LayerRun]] = []
+    def __init__(self, rtl_dir: Path, sim: str, sim_dir: Path, config: dict[str, Any]) -> None:
+        self.rtl_dir, self.sim, self.sim_dir = Path(rtl_dir), sim, Path(sim_dir)
+        self.config = dict(config)
+        self.hello: dict[str, Any] = {}
         self._stack = contextlib.ExitStack()
         self._conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self._passed = False
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> RtlSession:
+    def __enter__(self) -> SimProcess:
         try:
             self._open()
         except BaseException:
+            # A bench that never connected may still be building or starting: do not wait on it.
+            self._close(join=self._conn is not None)
             self._stack.close()
             raise
         return self
@@ -293,13 +306,23 @@ class RtlSession:
         finally:
             self._stack.close()
         if exc is None and not self._passed:
-            raise self._failure(f"the testbench did not finish cleanly: "
-                                f"{_reason(self.sim_dir / 'sim.log')}")
+            raise self.failure(f"the testbench did not finish cleanly: "
+                               f"{_reason(self.sim_dir / 'sim.log')}")
 
-    def _failure(self, what: str) -> VerificationFailed:
+    def failure(self, what: str) -> VerificationFailed:
         """A failure of the simulation process, with the end of its log."""
         log = self.sim_dir / "sim.log"
         return VerificationFailed(f"{self.sim}: {what}; last lines of {log}:\n{_tail(log)}")
+
+    def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send one request to the bench and return its answer."""
+        if self._conn is None:
+            raise RuntimeError(f"the {self.sim} simulation is not running")
+        try:
+            self._conn.send(message)
+        except OSError as e:
+            raise self.failure(f"the simulation stopped listening ({e})") from None
+        return self._receive()
 
     def _open(self) -> None:
         status = simulator_status(self.sim)
@@ -321,9 +344,7 @@ class RtlSession:
         server.bind(str(sock_dir / "tb.sock"))
         server.listen(1)
         config = self.sim_dir / "tb_config.json"
-        config.write_text(json.dumps({"pe": self.plan.pe, "simd": self.plan.simd,
-                                      "stress": self.stress, "seed": self.seed,
-                                      "socket": str(sock_dir / "tb.sock")}))
+        config.write_text(json.dumps({**self.config, "socket": str(sock_dir / "tb.sock")}))
         self._thread = threading.Thread(target=self._simulate, args=(config,), daemon=True)
         self._thread.start()
         server.settimeout(1.0)
@@ -337,46 +358,21 @@ class RtlSession:
         else:
             conn = None
         if conn is None:
-            raise self._failure("the testbench never connected")
+            raise self.failure("the testbench never connected")
         conn.setblocking(True)
         self._conn = Connection(conn.detach())
-        hello = self._receive()
-        if not hello["ctrl_after_reset"] & AP_IDLE:
-            raise VerificationFailed(f"{self.sim}: engine not idle after reset "
-                                     f"(ctrl={hello['ctrl_after_reset']:#x})")
-        if self.load and self.plan.ram_depth:
-            words = (self.rtl_dir / MEM_FILES["weights_ram"]).read_text().split()
-            self.load_weights([int(w, 16) for w in words])
-
-    def load_weights(self, words: list[int]) -> int:
-        """Stream weight words into the engine's RAM part (docs/engine.md, weight load);
-        returns the load's cycle count."""
-        if self._conn is None:
-            raise RuntimeError("the RTL session is not open")
-        beat_bits = self.plan.simd * 8
-        per_word = -(-self.plan.word_bits // beat_bits)
-        mask = (1 << beat_bits) - 1
-        beats = [(w >> (j * beat_bits)) & mask for w in words for j in range(per_word)]
-        self._conn.send({"op": "load", "words": len(words), "beats": beats,
-                         "max_cycles": 10 * len(beats) + 2000})
-        rec = self._receive()
-        if rec["timed_out"] or not rec["ctrl"] & AP_DONE or rec["extra_beats"]:
-            raise VerificationFailed(
-                f"{self.sim}: the weight load of {len(words)} words did not complete cleanly "
-                f"(timed out={rec['timed_out']}, ctrl={rec['ctrl']:#x}, output beats "
-                f"{rec['extra_beats']})")
-        return int(rec["cycles"])
+        self.hello = self._receive()
 
     def _simulate(self, config: Path) -> None:
         self._passed = _test(self.sim, self.sim_dir, config)
 
-    def _close(self) -> None:
+    def _close(self, join: bool = True) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):
                 self._conn.send({"op": "stop"})
             self._conn.close()
             self._conn = None
-        if self._thread is not None:
+        if self._thread is not None and join:
             self._thread.join(timeout=START_TIMEOUT_S)
 
     def _receive(self) -> dict[str, Any]:
@@ -385,18 +381,79 @@ class RtlSession:
         while not self._conn.poll(1.0):
             waited += 1.0
             if not self._thread.is_alive() or waited > RUN_TIMEOUT_S:
-                raise self._failure("the simulation stopped answering")
+                raise self.failure("the simulation stopped answering")
         try:
             return self._conn.recv()
         except EOFError:
-            raise self._failure("the simulation ended mid-run") from None
+            raise self.failure("the simulation ended mid-run") from None
+
+
+class RtlSession:
+    """One simulator process serving engine runs, layer by layer, until closed.
+
+    `stress` drops s_axis TVALID and m_axis TREADY at random (30% of cycles each, from `seed`);
+    measured cycles then include those stalls. Weights the plan keeps in the start-up-loaded RAM
+    (`weights_ram.mem`) are streamed in before the first run, as a board's driver does; `load`
+    False skips that (a test that the RAM is really read).
+    """
+
+    def __init__(self, rtl_dir: Path, plan: ModelPlan, sim: str, build_dir: Path, *,
+                 stress: bool = False, seed: int = 0, load: bool = True) -> None:
+        self.plan, self.sim, self.stress, self.seed, self.load = plan, sim, stress, seed, load
+        self.rtl_dir = Path(rtl_dir).resolve()
+        self.sim_dir = (Path(build_dir) / sim).resolve()
+        self.runs: list[tuple[str, LayerRun]] = []
+        self._proc: SimProcess | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> RtlSession:
+        proc = SimProcess(self.rtl_dir, self.sim, self.sim_dir,
+                          {"pe": self.plan.pe, "simd": self.plan.simd, "stress": self.stress,
+                           "seed": self.seed})
+        proc.__enter__()
+        self._proc = proc
+        try:
+            hello = proc.hello
+            if not hello["ctrl_after_reset"] & AP_IDLE:
+                raise VerificationFailed(f"{self.sim}: engine not idle after reset "
+                                         f"(ctrl={hello['ctrl_after_reset']:#x})")
+            if self.load and self.plan.ram_depth:
+                words = (self.rtl_dir / MEM_FILES["weights_ram"]).read_text().split()
+                self.load_weights([int(w, 16) for w in words])
+        except BaseException as e:
+            self._proc = None
+            proc.__exit__(type(e), e, e.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.__exit__(exc_type, exc, tb)
+
+    def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self._proc is None:
+            raise RuntimeError("the RTL session is not open")
+        return self._proc.request(message)
+
+    def load_weights(self, words: list[int]) -> int:
+        """Stream weight words into the engine's RAM part (docs/engine.md, weight load);
+        returns the load's cycle count."""
+        beats = _weight_beats(words, self.plan.word_bits, self.plan.simd * 8)
+        rec = self._request({"op": "load", "words": len(words), "beats": beats,
+                             "max_cycles": 10 * len(beats) + 2000})
+        if rec["timed_out"] or not rec["ctrl"] & AP_DONE or rec["extra_beats"]:
+            raise VerificationFailed(
+                f"{self.sim}: the weight load of {len(words)} words did not complete cleanly "
+                f"(timed out={rec['timed_out']}, ctrl={rec['ctrl']:#x}, output beats "
+                f"{rec['extra_beats']})")
+        return int(rec["cycles"])
 
     # ---- runs ------------------------------------------------------------------------------------
     def run(self, layer: str, x: np.ndarray) -> LayerRun:
         """One engine run of `layer` over int8 rows `x` (M, K). Raises VerificationFailed on a
         hang or any protocol fault; wrong values are returned for the caller to compare."""
-        if self._conn is None:
-            raise RuntimeError("the RTL session is not open")
         slot, index = self.plan.slot(layer), self.plan.index(layer)
         x = np.asarray(x, dtype=np.int64)
         if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] != slot.k:
@@ -408,10 +465,9 @@ class RtlSession:
         ideal = slot.ideal_cycles(rows)
         # Generous: stalls in stress mode cost a few times the ideal, a hang costs this much.
         max_cycles = 10 * ideal + 2000
-        self._conn.send({"op": "run", "layer": index, "sf": slot.sf, "nf": slot.nf,
-                         "x": pad_input(x, slot, self.plan.simd).tolist(),
-                         "max_cycles": max_cycles})
-        rec = self._receive()
+        rec = self._request({"op": "run", "layer": index, "sf": slot.sf, "nf": slot.nf,
+                             "x": pad_input(x, slot, self.plan.simd).tolist(),
+                             "max_cycles": max_cycles})
         if rec["timed_out"] or len(rec["beats"]) != rows * slot.nf:
             raise VerificationFailed(f"{self.sim}: {slot.ident} did not finish {rows} rows in "
                                      f"{max_cycles} cycles (hung)")

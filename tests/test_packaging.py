@@ -16,7 +16,17 @@ def test_wheel_contains_templates_and_packages(tmp_path: Path) -> None:
     for required in ("vitfpga/cli.py", "vitfpga/quant/golden.py", "vitfpga/hls/plan.py",
                      "vitfpga/sim/rtl.py", "vitfpga/sim/tb/engine_tb.py",
                      "vitfpga/templates/rtl/vitfpga_engine.v.j2",
-                     "vitfpga/templates/hls/run_hls.tcl.j2"):
+                     "vitfpga/templates/hls/run_hls.tcl.j2",
+                     "vitfpga/templates/vivado/build.tcl.j2",
+                     "vitfpga/templates/pynq/pyproject.toml.j2",
+                     "vitfpga/templates/pynq/run_on_board.py.j2",
+                     "vitfpga/templates/pynq/package/driver.py",
+                     "vitfpga/templates/pynq/package/__init__.py",
+                     "vitfpga/templates/project/Makefile.j2",
+                     "vitfpga/templates/project/README.md.j2",
+                     "vitfpga/runtime/forward.py", "vitfpga/runtime/intmath.py",
+                     "vitfpga/deploy.py", "vitfpga/sim/overlay.py", "vitfpga/sim/tclcheck.py",
+                     "vitfpga/sim/tclsh.py", "vitfpga/sim/tcl/stubs.tcl"):
         assert required in names, required
     assert any(n.startswith("vitfpga/templates/hls/include/") and n.endswith(".h") for n in names)
     assert any(n.startswith("vitfpga/templates/rtl/include/") and n.endswith(".v") for n in names)

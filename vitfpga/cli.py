@@ -169,20 +169,54 @@ def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Project directory to write (atomically).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+@click.option("--from-hls", is_flag=True, help="Build the bitstream from the Vitis HLS IP "
+              "(`make hls` first) instead of the emitted Verilog.")
 def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
              rank: float | None, max_lanes: int, boards_file: Path | None, out: Path,
-             force: bool) -> None:
-    """Plan for BOARD and write the engine project: HLS C++, Verilog, TCL, plan.json."""
+             force: bool, from_hls: bool) -> None:
+    """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
+    driver package, a Makefile (bitstream, hls, deploy) and a README."""
+    from vitfpga.hls.boards import get_board
     from vitfpga.hls.project import write_project
+    from vitfpga.hls.sources import preset_driver_source, run_driver_source
     from vitfpga.outdir import atomic_output_dir, check_output_dir
 
     check_output_dir(out, force)
     layers, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
                                         boards_file)
+    source = run_driver_source(run_dir) if run_dir is not None else preset_driver_source(
+        str(preset))
     with atomic_output_dir(out, force) as tmp:
-        files = write_project(result, layers, tmp)
+        files = write_project(result, layers, tmp, board=get_board(board), source=source,
+                              from_hls=from_hls)
     _console().print(f"{label}: PE={result.pe} x SIMD={result.simd} on {result.board}, "
-                     f"{len(files)} files in {out}")
+                     f"{len(files)} files in {out}; next: `make -C {out} bitstream`")
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Directory to write the archive and its manifest into (atomically).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
+@click.option("--require-bitstream", is_flag=True,
+              help="Refuse unless `make bitstream` has produced the .bit and .hwh.")
+def deploy(project: Path, out: Path, force: bool, require_bitstream: bool) -> None:
+    """Bundle what goes on the board (driver, integer model, test images, bitstream) from a
+    generated PROJECT (or a run directory) into one archive with a manifest and checksums."""
+    from vitfpga.deploy import bundle_project
+    from vitfpga.outdir import check_output_dir
+
+    check_output_dir(out, force)
+    bundle = bundle_project(project, out, force, require_bitstream)
+    bit = bundle.manifest["bitstream"]
+    assert isinstance(bit, dict)
+    state = "with its bitstream" if bit["present"] else (
+        f"WITHOUT a bitstream (build it with `make bitstream`; it belongs at {bit['path']})")
+    files = bundle.manifest["files"]
+    assert isinstance(files, dict)
+    _console().print(f"{bundle.archive}: {len(files)} files {state}; on the board: unpack, "
+                     f"`pip3 install --no-build-isolation --no-deps .`, "
+                     f"`python3 run_on_board.py`")
 
 
 def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:

@@ -9,8 +9,11 @@ import torch
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
 from vitfpga.hls.boards import get_board
+from vitfpga.hls.emit_pynq import DriverSource
 from vitfpga.hls.plan import plan_model
 from vitfpga.hls.project import write_project
+from vitfpga.hls.sources import TEST_IMAGES
+from vitfpga.hls.system import ps_family
 from vitfpga.quant.golden import linear_int
 from vitfpga.quant.model import PRESETS
 from vitfpga.quant.structure import layer_rows
@@ -37,9 +40,16 @@ def step_plan(run: Run) -> None:
 
 
 def step_generate(run: Run) -> None:
-    with step(run, "generate", "HLS C++ (+ csim testbench, run_hls.tcl) and Verilog"):
-        files = write_project(run.plan, run.layers, run.out / "project")
-        run.console.print(f"  {len(files)} files in project/hls and project/rtl")
+    cfg = PRESETS[run.cfg.model]
+    split = run.split
+    assert split is not None
+    source = DriverSource(model=run.cfg.model, cfg=cfg, model_file=run.out / "int_vit.npz",
+                          images=split.x_test[:TEST_IMAGES].numpy(),
+                          labels=split.y_test[:TEST_IMAGES].numpy())
+    with step(run, "generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
+        files = write_project(run.plan, run.layers, run.out / "project",
+                              board=get_board(run.cfg.board), source=source)
+        run.console.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
 
 
 def step_synth(run: Run) -> None:
@@ -124,7 +134,9 @@ def step_hil(run: Run) -> None:
 
 
 def check_tools(cfg: RunConfig) -> None:
-    """Fail before training, not after, when a requested simulator is missing."""
+    """Fail before training, not after, when a requested simulator is missing or the board
+    cannot host the PYNQ system the project is generated for."""
+    ps_family(get_board(cfg.board))
     for sim in cfg.simulators:
         reason = compiler_status() if sim == "csim" else simulator_status(sim)
         if reason:

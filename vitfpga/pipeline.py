@@ -64,7 +64,8 @@ def step_report(run: Run) -> dict[str, Any]:
     }
     notes = [
         "The integer model is integer-only: linear layers on the engine; LayerNorm, softmax, "
-        "GELU, attention products and residual adds in integers on the host (quant/intops.py).",
+        "GELU, attention products and residual adds in integers on the host (vitfpga.runtime, "
+        "numpy only: the code the board driver runs).",
         "Sizes in real bits: weights under their cheapest exact codec (a shared decoder once), "
         "72 bits of bias and requant tables per output channel, the host's integer parameters. "
         "compression_ratio counts all of it against every fp32 parameter; size.weight_ratio "

@@ -1,11 +1,20 @@
-"""cocotb testbench for `vitfpga_engine` (docs/engine.md), serving `vitfpga.sim.rtl.RtlSession`.
+"""cocotb testbench for `vitfpga_engine` (docs/engine.md), serving `vitfpga.sim.rtl.SimProcess`.
 
-The bench is a server: it resets the engine, connects to the session's Unix socket (path in the
-JSON config at $VITFPGA_TB_CONFIG) and runs what it is sent until told to stop. Each run writes
-`layer` and `rows` over AXI4-Lite, starts the engine, streams the padded rows in, collects the
-output beats, and reads back `ap_done`, the interrupt and `cycles`. It returns everything it saw
-and judges nothing: the session checks values and protocol in one place. While the bench waits
-for the next request the simulator is paused, so simulated time passes only during runs.
+The bench is a server: it resets the engine, connects to the host's Unix socket (path in the
+JSON config at $VITFPGA_TB_CONFIG) and serves what it is sent until told to stop. While the bench
+waits for the next request the simulator is paused, so simulated time passes only while it serves.
+
+Two kinds of requests:
+- Whole runs for `RtlSession` (`run`, `load`): each writes `layer` and `rows` over AXI4-Lite,
+  starts the engine, streams the padded rows in, collects the output beats, and reads back
+  `ap_done`, the interrupt and `cycles`. It returns everything it saw and judges nothing: the
+  session checks values and protocol in one place.
+- Single bus operations for the simulated PYNQ board (`vitfpga.sim.overlay`): `write` and `read`
+  of one AXI4-Lite register; `send` and `recv` start a DMA channel's stream (MM2S drives s_axis
+  with TLAST on the final beat; S2MM takes m_axis beats until TLAST) as a background task and
+  answer at once, so the stream advances during later register accesses exactly as on a board;
+  `wait` lets a channel run until its transfer is complete or a cycle limit passes.
+Every answer carries `cycle`, the clock cycles since the simulation began.
 
 All sampling happens at the falling edge, half a cycle away from the rising edge where the engine
 and the bench change signals, so it means the same thing in Icarus and Verilator.
@@ -17,6 +26,7 @@ import json
 import os
 import random
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -24,7 +34,16 @@ from typing import Any
 import cocotb
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.task import Task
+from cocotb.triggers import (
+    ClockCycles,
+    Event,
+    FallingEdge,
+    First,
+    RisingEdge,
+    SimTimeoutError,
+    with_timeout,
+)
 
 CONFIG_ENV = "VITFPGA_TB_CONFIG"
 PERIOD_NS = 10
@@ -33,6 +52,7 @@ STALL_P = 0.3  # probability of a TVALID gap / TREADY low per cycle in stress mo
 REG_CTRL, REG_GIE, REG_IER, REG_ISR = 0x00, 0x04, 0x08, 0x0C
 REG_ROWS, REG_CYCLES, REG_CYCLES_OK, REG_LAYER, REG_MODE = 0x10, 0x18, 0x1C, 0x20, 0x28
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
+CHANNELS = ("mm2s", "s2mm")  # AXI DMA names: memory to stream (s_axis), stream to memory (m_axis)
 
 
 def _pack(values: list[int]) -> int:
@@ -46,14 +66,33 @@ def _cycle() -> int:
     return int(get_sim_time("ns")) // PERIOD_NS
 
 
+class StreamJob:
+    """One DMA channel's transfer in flight: the task moving its beats and what it has moved."""
+
+    def __init__(self, beats: list[int] | None = None, max_beats: int = 0) -> None:
+        self.beats = beats or []  # MM2S: the beats to send
+        self.max_beats = max_beats  # S2MM: the buffer's room, in beats
+        self.moved = 0  # beats handshaked so far
+        self.got: list[int] = []  # S2MM: the beats received
+        self.overflow = False  # S2MM: the buffer filled before TLAST
+        self.finished = Event()
+        self.task: Task[None] | None = None
+
+
 class Bench:
     def __init__(self, dut: Any, cfg: dict[str, Any]) -> None:
         self.dut = dut
         self.cfg = cfg
         self.clk = dut.ap_clk
-        stress = bool(cfg["stress"])
-        self.in_rng = random.Random(cfg["seed"]) if stress else None
-        self.out_rng = random.Random(cfg["seed"] + 1) if stress else None
+        # The stream widths come from the design itself, so a host that knows nothing of the
+        # plan (a simulated board) can learn them from the hello.
+        self.in_bits = len(dut.s_axis_TDATA)
+        self.out_bits = len(dut.m_axis_TDATA)
+        stress = bool(cfg.get("stress", False))
+        seed = int(cfg.get("seed", 0))
+        self.in_rng = random.Random(seed) if stress else None
+        self.out_rng = random.Random(seed + 1) if stress else None
+        self.jobs: dict[str, StreamJob | None] = dict.fromkeys(CHANNELS)
 
     async def tick(self) -> None:
         """Finish the current cycle: after this, signals set now are seen at the next edge."""
@@ -113,7 +152,8 @@ class Bench:
         return data
 
     # ---- AXI4-Stream ----------------------------------------------------------------------------
-    async def drive_input(self, beats: list[int]) -> None:
+    async def drive_input(self, beats: list[int], job: StreamJob | None = None) -> None:
+        """Send `beats` on s_axis, TLAST on the final one; `job.moved` counts the handshakes."""
         d = self.dut
         idx = 0
         while idx < len(beats):
@@ -126,6 +166,8 @@ class Bench:
             await self.tick()
             if fire:
                 idx += 1
+                if job is not None:
+                    job.moved = idx
         d.s_axis_TVALID.value = 0
         d.s_axis_TLAST.value = 0
 
@@ -145,6 +187,28 @@ class Bench:
             if fire:
                 cycle = _cycle()
         return cycle
+
+    async def collect_packet(self, job: StreamJob) -> None:
+        """An S2MM transfer: take m_axis beats until one carries TLAST, or until the buffer's
+        `job.max_beats` are full without it (an AXI DMA then stops with an internal error)."""
+        d = self.dut
+        while True:
+            ready = self.out_rng is None or self.out_rng.random() >= STALL_P
+            d.m_axis_TREADY.value = int(ready)
+            await self.sample()
+            fire = ready and int(d.m_axis_TVALID.value) == 1
+            last = fire and int(d.m_axis_TLAST.value) == 1
+            if fire:
+                job.got.append(int(d.m_axis_TDATA.value))
+            await self.tick()
+            if fire:
+                job.moved += 1
+                if last:
+                    break
+                if job.moved >= job.max_beats:
+                    job.overflow = True
+                    break
+        d.m_axis_TREADY.value = 0
 
     async def extra_beats(self, cycles: int) -> int:
         """Beats offered after the run should have ended (each one a duplicate or a stray)."""
@@ -167,8 +231,8 @@ class Bench:
         d.s_axi_control_WDATA.value = 0
         d.s_axi_control_WSTRB.value = 0
         d.s_axis_TDATA.value = 0
-        d.s_axis_TKEEP.value = (1 << self.cfg["simd"]) - 1
-        d.s_axis_TSTRB.value = (1 << self.cfg["simd"]) - 1
+        d.s_axis_TKEEP.value = (1 << self.in_bits // 8) - 1
+        d.s_axis_TSTRB.value = (1 << self.in_bits // 8) - 1
         d.ap_rst_n.value = 0
         for _ in range(5):
             await self.tick()
@@ -180,7 +244,7 @@ class Bench:
 async def run_once(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
     """One ap_start run of layer `req["layer"]` over the padded rows `req["x"]`."""
     dut = bench.dut
-    x, sf, nf, simd = req["x"], req["sf"], req["nf"], bench.cfg["simd"]
+    x, sf, nf, simd = req["x"], req["sf"], req["nf"], bench.in_bits // 8
     rows = len(x)
     await bench.write(REG_LAYER, req["layer"])
     await bench.write(REG_ROWS, rows)
@@ -246,6 +310,66 @@ async def load_once(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+# ---- single bus operations (the simulated PYNQ board) -------------------------------------------
+async def op_write(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    await bench.write(req["addr"], req["data"])
+    return {}
+
+
+async def op_read(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    return {"data": await bench.read(req["addr"])}
+
+
+def _start(bench: Bench, channel: str, job: StreamJob, work: Coroutine[Any, Any, None]
+           ) -> dict[str, Any]:
+    if bench.jobs[channel] is not None:
+        work.close()
+        return {"error": f"{channel}: a transfer is already in flight"}
+
+    async def run() -> None:
+        try:
+            await work
+        finally:
+            job.finished.set()
+
+    job.task = cocotb.start_soon(run())
+    bench.jobs[channel] = job
+    return {}
+
+
+async def op_send(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    """Start an MM2S transfer of `beats`; answers at once."""
+    job = StreamJob(beats=req["beats"])
+    return _start(bench, "mm2s", job, bench.drive_input(job.beats, job))
+
+
+async def op_recv(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    """Start an S2MM transfer into a buffer of `max_beats` beats; answers at once."""
+    job = StreamJob(max_beats=req["max_beats"])
+    return _start(bench, "s2mm", job, bench.collect_packet(job))
+
+
+async def op_wait(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    """Run until `channel`'s transfer completes or `max_cycles` clock cycles pass. A completed
+    transfer is handed over (its beats for S2MM) and the channel is free again; one still in
+    flight keeps going, as a DMA does while its driver gives up waiting."""
+    job = bench.jobs[req["channel"]]
+    if job is None:
+        return {"done": True, "idle": True, "moved": 0, "beats": [], "overflow": False}
+    if not job.finished.is_set() and req["max_cycles"] > 0:
+        await First(job.finished.wait(), ClockCycles(bench.clk, req["max_cycles"]))
+    done = job.finished.is_set()
+    if done:
+        bench.jobs[req["channel"]] = None
+    return {"done": done, "idle": False, "moved": job.moved,
+            "beats": job.got if done else [], "overflow": job.overflow}
+
+
+OPS: dict[str, Callable[[Bench, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
+    "run": run_once, "load": load_once, "write": op_write, "read": op_read, "send": op_send,
+    "recv": op_recv, "wait": op_wait}
+
+
 def _connect(path: str) -> Connection:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
@@ -254,21 +378,33 @@ def _connect(path: str) -> Connection:
 
 @cocotb.test()
 async def engine_server(dut: Any) -> None:
-    """Serve runs until the session says stop; runs follow each other without a reset, so state
-    one run leaves behind (buffer banks, counters, done/interrupt flags) cannot hide."""
+    """Serve requests until the host says stop; runs follow each other without a reset, so state
+    one run leaves behind (buffer banks, counters, done/interrupt flags) cannot hide.
+
+    With `board` in the config the engine is left as a freshly configured board has it
+    (interrupts disabled); otherwise the bench enables the done interrupt that runs check."""
     cfg = json.loads(Path(os.environ[CONFIG_ENV]).read_text())
     Clock(dut.ap_clk, PERIOD_NS, unit="ns").start()
     bench = Bench(dut, cfg)
     await bench.reset()
     ctrl_after_reset = await bench.read(REG_CTRL)
-    await bench.write(REG_GIE, 1)
-    await bench.write(REG_IER, 1)
+    if not cfg.get("board", False):
+        await bench.write(REG_GIE, 1)
+        await bench.write(REG_IER, 1)
 
     conn = _connect(cfg["socket"])
-    conn.send({"op": "ready", "ctrl_after_reset": ctrl_after_reset})
+    conn.send({"op": "ready", "ctrl_after_reset": ctrl_after_reset, "in_bits": bench.in_bits,
+               "out_bits": bench.out_bits, "addr_bits": len(dut.s_axi_control_AWADDR),
+               "cycle": _cycle()})
     while True:
         req = conn.recv()  # blocks the simulator, which is what a paused host means
         if req["op"] == "stop":
             break
-        conn.send(await (load_once if req["op"] == "load" else run_once)(bench, req))
+        op = OPS.get(req["op"])
+        rec = {"error": f"unknown request {req['op']!r}"} if op is None else await op(bench, req)
+        rec["cycle"] = _cycle()
+        conn.send(rec)
+    for job in bench.jobs.values():
+        if job is not None and job.task is not None:
+            job.task.cancel()
     conn.close()

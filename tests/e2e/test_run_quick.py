@@ -7,17 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("e2e") / "run"
-    proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--out",
-                           str(out)], capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
-
 
 def test_report_schema_and_bit_exact_verification(quick_run: Path) -> None:
     report = json.loads((quick_run / "report.json").read_text())

@@ -1,4 +1,5 @@
-"""The one rounding rule, against a direct big-integer computation."""
+"""The one rounding rule, against a direct big-integer computation: the runtime's numpy
+implementation and golden's torch-facing wrapper around it."""
 
 from fractions import Fraction
 
@@ -9,6 +10,8 @@ from hypothesis import strategies as st
 
 from vitfpga.ir import requant_params
 from vitfpga.quant.golden import linear_int, requantize
+from vitfpga.runtime import intmath, linear_golden
+from vitfpga.runtime import model as rt_model
 
 
 def reference(acc: int, m: int, s: int, relu: bool = False) -> int:
@@ -22,15 +25,18 @@ def reference(acc: int, m: int, s: int, relu: bool = False) -> int:
 @settings(max_examples=2000, deadline=None)
 def test_requantize_matches_big_integers(acc: int, m: int, s: int, relu: bool) -> None:
     got = requantize(torch.tensor([acc]), torch.tensor([m]), torch.tensor([s]), relu)
-    assert int(got[0]) == reference(acc, m, s, relu)
+    assert got.dtype == torch.int8 and int(got[0]) == reference(acc, m, s, relu)
+    np_got = intmath.requantize(np.array([acc]), np.array([m]), np.array([s]), relu)
+    assert np_got.dtype == np.int64 and int(np_got[0]) == reference(acc, m, s, relu)
 
 
 def test_requantize_extremes_do_not_overflow_int64() -> None:
     acc = torch.tensor([2**31 - 1, -(2**31) + 1, 0, -1])
     m = torch.full((4,), 2**31 - 1)
     for s in (1, 31, 62):
-        got = requantize(acc, m, torch.full((4,), s)).tolist()
-        assert got == [reference(int(a), 2**31 - 1, s) for a in acc]
+        want = [reference(int(a), 2**31 - 1, s) for a in acc]
+        assert requantize(acc, m, torch.full((4,), s)).tolist() == want
+        assert intmath.requantize(acc.numpy(), m.numpy(), s).tolist() == want  # S broadcasts
 
 
 @given(real=st.floats(min_value=2.0**-31, max_value=2.0**29, allow_nan=False))
@@ -49,8 +55,32 @@ def test_linear_int_against_python_integers() -> None:
 
     layer = random_layer(11, 5, bits=4, seed=9)
     layer = type(layer)(**{**layer.__dict__, "weight": w})
-    got = linear_int(x, layer).numpy()
+    got = linear_int(x, layer)
+    assert got.dtype == torch.int8
+    got = got.numpy()
     for r in range(4):
         for n in range(5):
             acc = int(layer.bias[n]) + sum(int(x[r, k]) * int(w[n, k]) for k in range(11))
             assert got[r, n] == reference(acc, int(layer.multiplier[n]), int(layer.shift[n]))
+
+
+def test_linear_golden_exact_on_both_matmul_paths(monkeypatch) -> None:
+    """int_matmul runs in float64 only where that is provably exact; the int64 fallback gives
+    the same integers. Checked against Python integers on both paths."""
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, size=(6, 300))
+    x = rng.integers(-128, 128, size=(7, 300))
+    bias = rng.integers(-(2**20), 2**20, size=6)
+    layer = rt_model.Layer("l", w, bias, np.full(6, 2**30 + 12345), np.full(6, 20), False, 1.0,
+                           1.0)
+    want = [[reference(int(bias[n]) + sum(int(a) * int(b) for a, b in zip(x[r], w[n],
+                                                                        strict=True)),
+                       2**30 + 12345, 20) for n in range(6)] for r in range(7)]
+    assert linear_golden(x, layer).tolist() == want
+    monkeypatch.setattr(intmath, "_F64_EXACT", 0)  # force the int64 loop
+    assert linear_golden(x, layer).tolist() == want
+    # K*max|a|*max|b| >= 2^53 (float64 would round): the exact int64 loop, whatever the limit
+    monkeypatch.setattr(intmath, "_F64_EXACT", 2**53)
+    big = [[2**30 + 1, -3], [-(2**30) - 7, 5]]
+    want_big = [[sum(r[k] * c[k] for k in range(2)) for c in big] for r in big]
+    assert intmath.int_matmul(np.array(big), np.array(big).T).tolist() == want_big

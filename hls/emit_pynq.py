@@ -1,0 +1,155 @@
+"""Emit the PYNQ driver package of a project: `out_dir/pynq/` (design.md §7).
+
+    pynq/pyproject.toml           pip-installable on the board, numpy its only dependency
+    pynq/run_on_board.py          classifies test_images.npz, checks against the CPU golden
+    pynq/test_images.npz          a few test images and labels (trained runs only)
+    pynq/<design>/driver.py       hand-written, the same for every model (templates/pynq)
+    pynq/<design>/hw.json         what the driver needs to know of this engine and system
+    pynq/<design>/model.npz       the integer model: host-side parameters and layer integers
+    pynq/<design>/weights_ram.bin the weight words URAM needs after configuration, as DMA bytes
+    pynq/<design>/runtime/        vitfpga.runtime copied verbatim: the integer golden's host ops
+    pynq/<design>/overlay/        where `make bitstream` puts <design>.bit and .hwh
+
+Every file is written deterministically (npz members carry a fixed timestamp).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vitfpga import __version__
+from vitfpga.hls.emit import render, template_root
+from vitfpga.hls.layout import model_tables
+from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.system import ENGINE_REGS, SystemSpec
+from vitfpga.ir import IntLinear
+from vitfpga.quant.model import ViTConfig
+
+__all__ = ["DriverSource", "emit_pynq", "hw_description", "ram_bytes", "write_npz"]
+
+_PACKAGE_DATA = ("hw.json", "model.npz", "weights_ram.bin")
+_OVERLAY_DATA = ("*.bit", "*.hwh", "*.txt")
+
+
+@dataclass(frozen=True)
+class DriverSource:
+    """What the driver package carries beyond the engine: the integer model (a trained run's
+    `int_vit.npz`; None for a preset, whose package then holds its layers only and runs single
+    layers) and, for a trained model, test images with their labels."""
+
+    model: str  # e.g. "vit-digits", "deit-tiny"
+    cfg: ViTConfig
+    model_file: Path | None = None
+    images: np.ndarray | None = None  # (B, C, H, W) float32, preprocessed as in training
+    labels: np.ndarray | None = None
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez` with sorted members and a fixed timestamp, so equal arrays give equal bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
+def ram_bytes(plan: ModelPlan, layers: dict[str, IntLinear]) -> tuple[bytes, int]:
+    """The RAM part's weight words as the DMA streams them (docs/engine.md, weight load): each
+    word little-endian in `ceil(word_bits / (SIMD*8))` beats of SIMD bytes. Returns the bytes
+    and the bytes per word."""
+    beat = plan.simd
+    per_word = -(-plan.word_bits // (beat * 8)) * beat
+    words = model_tables(plan, layers).weights[plan.rom_depth:]
+    return b"".join(w.to_bytes(per_word, "little") for w in words), per_word
+
+
+def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int) -> dict[str, object]:
+    """`hw.json`: the names, registers and folding the driver uses; the static checks compare
+    its names with what build.tcl creates."""
+    return {
+        "design": spec.design, "board": spec.board, "part": spec.part,
+        "clock_mhz": spec.clock_mhz, "engine_cell": spec.engine_cell,
+        "dma_cell": spec.dma_cell, "ctrl_base": spec.ctrl_base, "dma_base": spec.dma_base,
+        "in_bits": spec.in_bits, "out_bits": spec.out_bits, "max_transfer": spec.max_transfer,
+        "pe": plan.pe, "simd": plan.simd, "word_bits": plan.word_bits,
+        "ram_words": plan.ram_depth, "ram_bytes_per_word": per_word,
+        "registers": ENGINE_REGS,
+        "layers": [{"name": s.name, "index": i, "k": s.k, "n": s.n, "sf": s.sf, "nf": s.nf}
+                   for i, s in enumerate(plan.layers)],
+        "generated_by": f"vitfpga {__version__}",
+    }
+
+
+def _model_arrays(source: DriverSource, layers: dict[str, IntLinear]) -> dict[str, np.ndarray]:
+    """The integer model's arrays in `save_int_vit`'s format (the runtime reads that format)."""
+    from vitfpga.quant.intvit import IntViT, save_int_vit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = source.model_file
+        if path is None:
+            path = Path(tmp) / "layers.npz"
+            save_int_vit(IntViT(cfg=source.cfg, layers=layers, params={}, scales={}), str(path))
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+    # Narrow-range weights fit int8: an eighth of the stored int64 (the runtime widens them).
+    return {k: a.astype(np.int8) if k.endswith("::weight") else a for k, a in arrays.items()}
+
+
+def _runtime_sources() -> list[tuple[str, bytes]]:
+    import vitfpga.runtime
+
+    root = Path(vitfpga.runtime.__file__).parent
+    return [(f.name, f.read_bytes()) for f in sorted(root.glob("*.py"))]
+
+
+def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
+              source: DriverSource, out_dir: Path) -> list[Path]:
+    """Write `out_dir/pynq/`; return the files written."""
+    root = Path(out_dir) / "pynq"
+    pkg = root / spec.design
+    (pkg / "runtime").mkdir(parents=True, exist_ok=True)
+    (pkg / "overlay").mkdir(exist_ok=True)
+    written: list[Path] = []
+
+    def put(path: Path, data: bytes | str) -> None:
+        if isinstance(data, str):
+            path.write_text(data)
+        else:
+            path.write_bytes(data)
+        written.append(path)
+
+    context = {"design": spec.design, "model": source.model, "board": spec.board,
+               "version": __version__, "data_files": list(_PACKAGE_DATA),
+               "overlay_files": list(_OVERLAY_DATA)}
+    put(root / "pyproject.toml", render("pynq/pyproject.toml.j2", **context))
+    put(root / "run_on_board.py", render("pynq/run_on_board.py.j2", **context))
+    static = template_root() / "pynq" / "package"
+    for name in ("__init__.py", "driver.py"):
+        put(pkg / name, (static / name).read_bytes())
+    for name, data in _runtime_sources():
+        put(pkg / "runtime" / name, data)
+
+    ram, per_word = ram_bytes(plan, layers)
+    put(pkg / "weights_ram.bin", ram)
+    hw = hw_description(spec, plan, per_word)
+    put(pkg / "hw.json", json.dumps(hw, indent=2) + "\n")
+    put(pkg / "overlay" / "README.txt",
+        f"`make bitstream` in the project directory puts {spec.design}.bit and "
+        f"{spec.design}.hwh here (PYNQ needs both, with the same base name).\n")
+    write_npz(pkg / "model.npz", _model_arrays(source, layers))
+    written.append(pkg / "model.npz")
+    if source.images is not None and source.labels is not None:
+        write_npz(root / "test_images.npz",
+                  {"images": np.asarray(source.images, dtype=np.float32),
+                   "labels": np.asarray(source.labels, dtype=np.int64)})
+        written.append(root / "test_images.npz")
+    return written

@@ -1,0 +1,208 @@
+"""Write `vivado/build.tcl`: the Vivado project, block design, bitstream and `.hwh` of the PYNQ
+overlay around the engine (design.md §7).
+
+Every decision comes from `vitfpga.hls.system.SystemSpec` (cells, addresses, stream widths, PS
+pins); this module turns it into plain strings and lists, and `templates/vivado/build.tcl.j2`
+only lays them out. Every value that reaches the TCL passes `tcl_word` (or `tcl_braced` for the
+text inside a `{...}` word), so a name can never become TCL syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from vitfpga.errors import BadInput
+from vitfpga.hls.emit import render, template_root
+from vitfpga.hls.emit_hls import HLS_IP_DIR, HLS_IP_VLNV
+from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.system import CELL_NAMES, VIVADO_VERSIONS, SystemSpec
+
+__all__ = ["BUILD_TCL", "DEFAULT_JOBS", "emit_vivado", "engine_sources",
+           "tcl_braced", "tcl_word"]
+
+BUILD_TCL = "build.tcl"
+_OLDEST = (2022, 2)  # the script warns (and goes on) in older Vivado
+# Parallel implementation jobs; a fixed number keeps the file identical on every machine (the
+# script reads VITFPGA_VIVADO_JOBS at run time for a different one).
+DEFAULT_JOBS = 4
+ENGINE_MODULE = "vitfpga_engine"  # the Verilog top; also the HLS top (docs/engine.md)
+
+# Memory-mapped data width of the PS port the DMA writes through: HP0 is 64 bits on Zynq-7000,
+# S_AXI_HP0_FPD 128 bits by default on Zynq UltraScale+. The DMA's own width is at least the
+# stream width (its DataMover requires stream <= memory-map width) and never below 32.
+_PORT_BITS = {"zynq7": 64, "zynqmp": 128}
+# Beats per AXI burst. 16 is what the Zynq-7000 HP ports take natively (AXI3) and keeps a burst
+# under the 4 KiB boundary for every width up to 1024 bits.
+_BURST = 16
+# Board automation of the PS: the rule, and on Zynq-7000 the external DDR and fixed-IO ports
+# every Zynq-7000 design needs (made with or without a board preset); no master/slave
+# automation, because build.tcl wires every interface itself.
+_PS_RULES = {
+    "zynq7": ("xilinx.com:bd_rule:processing_system7",
+              (("make_external", "FIXED_IO, DDR"), ("Master", "Disable"), ("Slave", "Disable"))),
+    "zynqmp": ("xilinx.com:bd_rule:zynq_ultra_ps_e", ()),
+}
+# Pins of the Xilinx IPs the script wires (PG021 AXI DMA, PG059 AXI Interconnect, PG247
+# SmartConnect, PG164 Processor System Reset).
+_DMA_CLOCKS = ("s_axi_lite_aclk", "m_axi_mm2s_aclk", "m_axi_s2mm_aclk")
+_CTRL_IC_CLOCKS = ("ACLK", "S00_ACLK", "M00_ACLK", "M01_ACLK")
+_CTRL_IC_RESETS = ("S00_ARESETN", "M00_ARESETN", "M01_ARESETN")
+
+_WORD = re.compile(r"^[A-Za-z0-9_.:/@+*-]+$")
+_BRACED_BAD = re.compile(r"[{}\\\n\r]")
+
+
+def tcl_word(value: object) -> str:
+    """`value` as a bare TCL word, or ValueError: only characters that TCL never treats as
+    syntax (no spaces, quotes, braces, brackets, `$`, `;`, `#` or backslashes; `*` is a
+    glob character for Vivado's get_* commands, not TCL syntax)."""
+    text = str(value)
+    if not _WORD.match(text) or text.startswith("#"):
+        raise ValueError(f"{text!r} is not a plain TCL word")
+    return text
+
+
+def tcl_braced(value: str) -> str:
+    """Text for inside a `{...}` word: anything but braces, backslashes and line breaks."""
+    if _BRACED_BAD.search(value):
+        raise ValueError(f"{value!r} cannot sit inside a braced TCL word")
+    return value
+
+
+def _hex(value: int) -> str:
+    return f"0x{value:08X}"
+
+
+def _mhz(value: float) -> str:
+    """100.0 -> "100", 187.5 -> "187.5": the form Vivado's PS frequency properties take."""
+    return f"{value:g}"
+
+
+def engine_sources() -> tuple[list[str], list[str]]:
+    """The files of `rtl/` that make the Verilog engine: the Verilog (top, then the hand-written
+    modules emit_rtl copies) and the `$readmemh` files baked into the bitstream. The RAM part of
+    the weights (weights_ram.mem) is not a design source: the host loads it at start-up."""
+    include = template_root() / "rtl" / "include"
+    verilog = [TOP_FILE, *sorted(f.name for f in include.iterdir() if f.suffix == ".v")]
+    mems = [name for key, name in MEM_FILES.items() if key != "weights_ram"]
+    return verilog, mems
+
+
+def _pairs(props: list[tuple[str, object]]) -> list[tuple[str, str]]:
+    return [(tcl_word(f"CONFIG.{k}"), tcl_word(v)) for k, v in props]
+
+
+def _config(items: tuple[tuple[str, str], ...], preset: bool) -> str:
+    """An `apply_bd_automation -config` dictionary as one braced TCL word."""
+    pairs = [*items[:1], ("apply_board_preset", "1" if preset else "0"), *items[1:]]
+    return "{" + tcl_braced(" ".join(f'{k} "{v}"' for k, v in pairs)) + "}"
+
+
+def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, object]:
+    family = spec.family
+    cells = {key: tcl_word(name) for key, name in CELL_NAMES.items()}
+    # SystemSpec carries the engine and DMA names too (hw.json reads them there): one truth.
+    if (spec.engine_cell, spec.dma_cell) != (cells["engine"], cells["dma"]):
+        raise ValueError("SystemSpec cell names disagree with CELL_NAMES")
+    ps, engine, dma = cells["ps"], cells["engine"], cells["dma"]
+    ctrl_ic, mem_ic, reset = cells["ctrl_ic"], cells["mem_ic"], cells["reset"]
+    in_bits, out_bits = plan.simd * 8, plan.pe * 8
+    if (in_bits, out_bits) != (spec.in_bits, spec.out_bits):
+        raise BadInput(f"the system spec streams {spec.in_bits}/{spec.out_bits} bits but the plan "
+                       f"{in_bits}/{out_bits}: it was made for another plan")
+    port_bits = _PORT_BITS[family.name]
+    rule, rule_items = _PS_RULES[family.name]
+    verilog, mems = engine_sources()
+    prj, wrapper = f"{spec.design}_prj", f"{spec.design}_wrapper"
+
+    def pin(cell: str, name: str) -> str:
+        return tcl_word(f"{cell}/{name}")
+
+    clock_pins = [pin(engine, "ap_clk"), *(pin(dma, p) for p in _DMA_CLOCKS),
+                  *(pin(ctrl_ic, p) for p in _CTRL_IC_CLOCKS), pin(mem_ic, "aclk"),
+                  pin(ps, family.master_clock), pin(ps, family.slave_clock),
+                  pin(reset, "slowest_sync_clk")]
+    peripheral_resets = [pin(engine, "ap_rst_n"), pin(dma, "axi_resetn"),
+                         *(pin(ctrl_ic, p) for p in _CTRL_IC_RESETS)]
+    interconnect_resets = [pin(ctrl_ic, "ARESETN"), pin(mem_ic, "aresetn")]
+    intf_nets = [
+        # control: PS master -> interconnect -> engine and DMA register files
+        (pin(ps, family.master), pin(ctrl_ic, "S00_AXI")),
+        (pin(ctrl_ic, "M00_AXI"), pin(engine, "s_axi_control")),
+        (pin(ctrl_ic, "M01_AXI"), pin(dma, "S_AXI_LITE")),
+        # data: DMA <-> DDR through the PS slave port
+        (pin(dma, "M_AXI_MM2S"), pin(mem_ic, "S00_AXI")),
+        (pin(dma, "M_AXI_S2MM"), pin(mem_ic, "S01_AXI")),
+        (pin(mem_ic, "M00_AXI"), pin(ps, family.slave)),
+        # streams: DMA -> engine -> DMA
+        (pin(dma, "M_AXIS_MM2S"), pin(engine, "s_axis")),
+        (pin(engine, "m_axis"), pin(dma, "S_AXIS_S2MM")),
+    ]
+    dma_props = [
+        ("c_include_sg", 0), ("c_sg_length_width", spec.dma_length_bits),
+        ("c_sg_include_stscntrl_strm", 0), ("c_include_mm2s", 1), ("c_include_s2mm", 1),
+        ("c_m_axis_mm2s_tdata_width", in_bits), ("c_s_axis_s2mm_tdata_width", out_bits),
+        ("c_m_axi_mm2s_data_width", max(32, port_bits, in_bits)),
+        ("c_m_axi_s2mm_data_width", max(32, port_bits, out_bits)),
+        ("c_mm2s_burst_size", _BURST), ("c_s2mm_burst_size", _BURST),
+    ]
+    board_glob = spec.board_part.split(":")[1] if spec.board_part.count(":") >= 2 else spec.board
+    return {
+        "design": tcl_word(spec.design), "board": tcl_word(spec.board),
+        "part": tcl_word(spec.part),
+        "board_part": tcl_word(spec.board_part) if spec.board_part else "",
+        "board_glob": tcl_word(f"*{board_glob}*"), "vivado_versions": VIVADO_VERSIONS,
+        "jobs": DEFAULT_JOBS, "from_hls": from_hls, "engine_module": tcl_word(ENGINE_MODULE),
+        "hls_ip_dir": tcl_word(HLS_IP_DIR), "hls_vlnv": tcl_word(HLS_IP_VLNV),
+        "verilog": [tcl_word(f) for f in verilog], "mems": [tcl_word(f) for f in mems],
+        "ps_ip": tcl_word(family.ip), "ps_rule": tcl_word(rule),
+        "ps_config_board": _config(rule_items, preset=True),
+        # Zynq-7000 needs its DDR / FIXED_IO ports even without the board file; Zynq
+        # UltraScale+ has no such ports, and without a preset the rule has nothing to do.
+        "ps_config_part": _config(rule_items, preset=False) if rule_items else "",
+        "ps_props": _pairs([(family.clock_property, _mhz(spec.clock_mhz)),
+                            *family.port_properties]),
+        "clock_mhz": _mhz(spec.clock_mhz),
+        "dma_props": _pairs(dma_props), "in_bits": in_bits, "out_bits": out_bits,
+        "cells": cells,
+        "ps_clock": pin(ps, family.clock), "ps_reset": pin(ps, family.reset),
+        "clock_pins": clock_pins,
+        "reset_in": pin(reset, "ext_reset_in"),
+        "peripheral_aresetn": pin(reset, "peripheral_aresetn"),
+        "interconnect_aresetn": pin(reset, "interconnect_aresetn"),
+        "peripheral_resets": peripheral_resets, "interconnect_resets": interconnect_resets,
+        "intf_nets": intf_nets,
+        "address_space": pin(ps, family.address_space),
+        "ctrl_intf": pin(engine, "s_axi_control"), "ctrl_base": _hex(spec.ctrl_base),
+        "ctrl_range": _hex(spec.ctrl_range),
+        "dma_intf": pin(dma, "S_AXI_LITE"), "dma_base": _hex(spec.dma_base),
+        "dma_range": _hex(spec.dma_range),
+        "ddr_segment": tcl_word(family.ddr_segment),
+        "dma_spaces": [pin(dma, "Data_MM2S"), pin(dma, "Data_S2MM")],
+        "ps_slave": pin(ps, family.slave),
+        "ctrl_ic_props": _pairs([("NUM_SI", 1), ("NUM_MI", 2)]),
+        "mem_ic_props": _pairs([("NUM_SI", 2), ("NUM_MI", 1)]),
+        # File and run names Vivado derives from the design and project names.
+        "prj_name": tcl_word(prj), "bd_file": tcl_word(f"{spec.design}.bd"),
+        "wrapper": tcl_word(wrapper), "wrapper_bit": tcl_word(f"{wrapper}.bit"),
+        "runs_dir": tcl_word(f"{prj}.runs"),
+        "gen_dirs": [tcl_word(f"{prj}.gen"), tcl_word(f"{prj}.srcs")],
+        # What PYNQ's Overlay loads: <design>.bit beside <design>.hwh.
+        "bit_file": tcl_word(f"{spec.design}.bit"), "hwh_file": tcl_word(f"{spec.design}.hwh"),
+        "oldest_version": _OLDEST[0] * 10 + _OLDEST[1],
+    }
+
+
+def emit_vivado(spec: SystemSpec, plan: ModelPlan, out_dir: Path, from_hls: bool) -> list[Path]:
+    """Write `out_dir/vivado/build.tcl` (nothing else) and return it in a one-element list.
+
+    `from_hls` picks the engine: False, the emitted Verilog of `rtl/` as a module reference;
+    True, the IP that `hls/run_hls.tcl` exports. Identical inputs give a byte-identical file.
+    """
+    vivado = Path(out_dir) / "vivado"
+    vivado.mkdir(parents=True, exist_ok=True)
+    path = vivado / BUILD_TCL
+    path.write_text(render("vivado/build.tcl.j2", **_context(spec, plan, from_hls)))
+    return [path]

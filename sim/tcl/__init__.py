@@ -1,0 +1,1 @@
+"""The TCL stub environment generated scripts are checked in (data: stubs.tcl)."""

@@ -1,0 +1,18 @@
+"""One `vitfpga run --quick` shared by every end-to-end test that needs a trained run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("e2e") / "run"
+    proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--out",
+                           str(out)], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
