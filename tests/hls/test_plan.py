@@ -5,22 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import digits_like, random_layer
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.boards import Board, get_board
 from vitfpga.hls.layout import PROGRAM_FIELDS, channel_words, pack_fields, weight_words
 from vitfpga.hls.plan import ModelPlan, check_model_plan, plan_model
 from vitfpga.quant.codecs import unpack_lanes
-from vitfpga.quant.synthetic import random_layer
-
-
-def digits_like() -> tuple[dict, dict]:
-    dims = [("patch_embed", 4, 32, 16)]
-    for b in range(3):
-        dims += [(f"blocks.{b}.attn.qkv", 32, 96, 17), (f"blocks.{b}.attn.proj", 32, 32, 17),
-                 (f"blocks.{b}.mlp.fc1", 32, 64, 17), (f"blocks.{b}.mlp.fc2", 64, 32, 17)]
-    dims.append(("head", 32, 10, 1))
-    layers = {name: random_layer(k, n, seed=i, name=name) for i, (name, k, n, _) in enumerate(dims)}
-    return layers, {name: rows for name, _, _, rows in dims}
 
 
 def test_plan_model_is_deterministic_and_round_trips() -> None:

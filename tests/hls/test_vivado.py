@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import random_layer
+from tests.conftest import digits_like, random_layer
 from vitfpga.errors import BadInput
 from vitfpga.hls.boards import BOARDS, Board, get_board
 from vitfpga.hls.emit_hls import emit_hls
 from vitfpga.hls.emit_vivado import emit_vivado, tcl_braced, tcl_word
 from vitfpga.hls.plan import ModelPlan, fixed_plan, plan_model
 from vitfpga.hls.system import SystemSpec, system_spec
-from vitfpga.ir import IntLinear
 from vitfpga.sim.tclcheck import (
     TclScriptError,
     check_hls_script,
@@ -30,20 +29,8 @@ needs_tclsh = pytest.mark.skipif(tclsh_status() is not None, reason=str(tclsh_st
 
 
 @cache
-def digits_like() -> tuple[dict[str, IntLinear], dict[str, int]]:
-    """A small ViT's linear layers on 8x8 digits (the shapes of tests/hls/test_plan.py)."""
-    dims = [("patch_embed", 4, 32, 16)]
-    for b in range(2):
-        dims += [(f"blocks.{b}.attn.qkv", 32, 96, 17), (f"blocks.{b}.attn.proj", 32, 32, 17),
-                 (f"blocks.{b}.mlp.fc1", 32, 64, 17), (f"blocks.{b}.mlp.fc2", 64, 32, 17)]
-    dims.append(("head", 32, 10, 1))
-    layers = {name: random_layer(k, n, seed=i, name=name) for i, (name, k, n, _) in enumerate(dims)}
-    return layers, {name: rows for name, _, _, rows in dims}
-
-
-@cache
 def _system(board: str) -> tuple[ModelPlan, SystemSpec]:
-    layers, rows = digits_like()
+    layers, rows = digits_like(blocks=2)
     plan = plan_model(layers, rows, get_board(board))
     return plan, system_spec(plan, get_board(board), "digits tiny")
 
@@ -191,7 +178,7 @@ def test_emit_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_system_spec_refuses_what_pynq_cannot_run() -> None:
-    layers, rows = digits_like()
+    layers, rows = digits_like(blocks=2)
     z2 = get_board("pynq-z2")
     plan = plan_model(layers, rows, z2)
     fabric_only = Board("artix", "xc7a100tcsg324-1", 63_400, 126_800, 135, 0, 240, 100.0,
