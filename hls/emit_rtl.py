@@ -36,7 +36,7 @@ def _context(plan: ModelPlan) -> dict[str, object]:
                    for i, s in enumerate(plan.layers)],
         "in_msb": plan.simd * 8 - 1, "in_keep_msb": plan.simd - 1,
         "out_msb": plan.pe * 8 - 1, "out_keep_msb": plan.pe - 1, "out_keep_bits": plan.pe,
-        "files": MEM_FILES,
+        "files": MEM_FILES, "top_name": "vitfpga_engine",
     }
 
 

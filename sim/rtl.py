@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 
     from vitfpga.ir import IntLinear
 
-__all__ = ["SIMULATORS", "TB_MODULE", "TOP", "LayerRun", "RtlSession", "SimProcess", "run_rtl",
-           "simulator_status", "tool_env", "verilator_root"]
+__all__ = ["ENGINE", "SIMULATORS", "TB_MODULE", "TOP", "Design", "LayerRun", "RtlSession",
+           "SimProcess", "run_rtl", "simulator_status", "tool_env", "verilator_root"]
 
 SIMULATORS = ("icarus", "verilator")
 TOP = "vitfpga_engine"
@@ -153,9 +153,22 @@ def _reason(log: Path) -> str:
     return "no assertion found in the log"
 
 
-def _sources(rtl_dir: Path) -> list[Path]:
+@dataclass(frozen=True)
+class Design:
+    """What a simulation builds: the top module, its file, and the `$readmemh` files it reads."""
+
+    top: str
+    top_file: str
+    mem_files: tuple[str, ...]
+
+
+ENGINE = Design(TOP, TOP_FILE, tuple(MEM_FILES.values()))
+
+
+def _sources(rtl_dir: Path, design: Design = ENGINE) -> list[Path]:
     sources = sorted(rtl_dir.glob("*.v"))
-    missing = [name for name in (TOP_FILE, *MEM_FILES.values()) if not (rtl_dir / name).is_file()]
+    missing = [name for name in (design.top_file, *design.mem_files)
+               if not (rtl_dir / name).is_file()]
     if missing:
         raise VerificationFailed(f"{rtl_dir} lacks {', '.join(missing)}; run emit_rtl first")
     return sources
@@ -168,8 +181,8 @@ def _stamp(sim: str, sources: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _binary(sim: str, sim_dir: Path) -> Path:
-    return sim_dir / ("sim.vvp" if sim == "icarus" else TOP)
+def _binary(sim: str, sim_dir: Path, top: str) -> Path:
+    return sim_dir / ("sim.vvp" if sim == "icarus" else top)
 
 
 def _runner(sim: str) -> Runner:
@@ -180,26 +193,26 @@ def _runner(sim: str) -> Runner:
     return runner
 
 
-def _build(sim: str, sources: list[Path], sim_dir: Path) -> None:
+def _build(sim: str, sources: list[Path], sim_dir: Path, top: str = TOP) -> None:
     """Compile unless this directory already holds a build of exactly these sources."""
     stamp_file = sim_dir / "build.stamp"
     stamp = _stamp(sim, sources)
-    if _binary(sim, sim_dir).is_file() and stamp_file.is_file() \
+    if _binary(sim, sim_dir, top).is_file() and stamp_file.is_file() \
             and stamp_file.read_text() == stamp:
         return
     stamp_file.unlink(missing_ok=True)
     log = sim_dir / "build.log"
     try:
-        _runner(sim).build(sources=sources, hdl_toplevel=TOP, build_dir=sim_dir,
+        _runner(sim).build(sources=sources, hdl_toplevel=top, build_dir=sim_dir,
                            build_args=_BUILD_ARGS[sim], timescale=TIMESCALE, always=True,
                            log_file=log)
     except (RuntimeError, SystemExit, ValueError) as e:
-        raise VerificationFailed(f"{sim}: building {TOP} failed ({e}); last lines of {log}:\n"
+        raise VerificationFailed(f"{sim}: building {top} failed ({e}); last lines of {log}:\n"
                                  f"{_tail(log)}") from e
     stamp_file.write_text(stamp)
 
 
-def _test(sim: str, sim_dir: Path, config: Path) -> bool:
+def _test(sim: str, sim_dir: Path, config: Path, top: str = TOP) -> bool:
     """Run the testbench; True when cocotb reports the test passed."""
     from cocotb_tools.check_results import get_results
 
@@ -208,7 +221,7 @@ def _test(sim: str, sim_dir: Path, config: Path) -> bool:
     # A failing simulator raises, and under pytest the runner exits on a failed test: either way
     # the outcome is read back from the results file below.
     with contextlib.suppress(RuntimeError, SystemExit):
-        _runner(sim).test(test_module=TB_MODULE, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+        _runner(sim).test(test_module=TB_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                           build_dir=sim_dir, test_dir=sim_dir, results_xml=str(results),
                           timescale=TIMESCALE, extra_env={CONFIG_ENV: str(config)},
                           log_file=sim_dir / "sim.log")
@@ -280,8 +293,10 @@ class SimProcess:
     through; `config` is passed to the bench as JSON (the socket path is added here).
     """
 
-    def __init__(self, rtl_dir: Path, sim: str, sim_dir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, rtl_dir: Path, sim: str, sim_dir: Path, config: dict[str, Any],
+                 design: Design = ENGINE) -> None:
         self.rtl_dir, self.sim, self.sim_dir = Path(rtl_dir), sim, Path(sim_dir)
+        self.design = design
         self.config = dict(config)
         self.hello: dict[str, Any] = {}
         self._stack = contextlib.ExitStack()
@@ -329,13 +344,13 @@ class SimProcess:
         if status is not None:
             raise VerificationFailed(f"{self.sim}: {status}")
         self.sim_dir.mkdir(parents=True, exist_ok=True)
-        sources = _sources(self.rtl_dir)
+        sources = _sources(self.rtl_dir, self.design)
         # $readmemh resolves the ROM names against the simulator's working directory (sim_dir),
         # so a new set of weights needs no rebuild.
-        for name in MEM_FILES.values():
+        for name in self.design.mem_files:
             shutil.copyfile(self.rtl_dir / name, self.sim_dir / name)
         self._stack.enter_context(tool_env(self.sim))
-        _build(self.sim, sources, self.sim_dir)
+        _build(self.sim, sources, self.sim_dir, self.design.top)
 
         # A private directory keeps the socket path short (Unix sockets allow ~100 bytes) and
         # out of other users' reach.
@@ -364,7 +379,7 @@ class SimProcess:
         self.hello = self._receive()
 
     def _simulate(self, config: Path) -> None:
-        self._passed = _test(self.sim, self.sim_dir, config)
+        self._passed = _test(self.sim, self.sim_dir, config, self.design.top)
 
     def _close(self, join: bool = True) -> None:
         if self._conn is not None:

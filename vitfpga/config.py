@@ -49,13 +49,17 @@ class RunConfig:
     simulators: tuple[str, ...] = field(default=SIMULATORS)
     hil_images: int = 360  # test images through hardware in the loop (0: skip; capped at all)
     hil_simulator: str = "verilator"
+    whole_images: int = 360  # test images through the whole-model RTL (0: skip; capped at all)
+    whole_synth: bool = False  # Yosys on the whole-model Verilog (yowasp aborts: docs/vit.md)
     synth: bool = True  # Yosys resource check of the emitted Verilog
 
     def quick(self) -> RunConfig:
         """Same path, fewer epochs: for tests and a first look."""
         return dataclasses.replace(self, float_epochs=min(self.float_epochs, 40),
                                    qat_epochs=min(self.qat_epochs, 5),
-                                   hil_images=min(self.hil_images, 32))
+                                   hil_images=min(self.hil_images, 32),
+                                   whole_images=min(self.whole_images, 32),
+                                   whole_synth=False)
 
     def validate(self) -> RunConfig:
         if self.model not in PRESETS:
@@ -72,6 +76,8 @@ class RunConfig:
             raise BadInput("kd_temperature, float_lr and qat_lr must be positive")
         if self.hil_images < 0:
             raise BadInput("hil_images must be 0 (skip) or more")
+        if self.whole_images < 0:
+            raise BadInput("whole_images must be 0 (skip) or more")
         if self.hil_simulator not in RTL_SIMULATORS:
             raise BadInput(f"hil_simulator must be one of {', '.join(RTL_SIMULATORS)}")
         self._validate_compression()

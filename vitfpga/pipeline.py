@@ -1,6 +1,7 @@
 """`vitfpga run` and `vitfpga compress`: the named steps, each saving its artifact.
 
-run: train_float -> compress -> export -> plan -> generate -> synth -> verify -> hil -> report.
+run: train_float -> compress -> export -> plan -> generate -> synth -> verify -> hil -> whole ->
+report.
 compress: train_float -> (search ->) compress -> export -> report. Everything is written into a
 temporary directory that replaces `--out` only when the run completed.
 """
@@ -29,6 +30,7 @@ from vitfpga.model_steps import step_compress, step_export, step_search, step_tr
 from vitfpga.outdir import atomic_output_dir, check_output_dir
 from vitfpga.report import machine_info, write_report
 from vitfpga.run_state import Run
+from vitfpga.whole_steps import step_whole
 
 __all__ = ["compress_pipeline", "run_pipeline"]
 
@@ -53,6 +55,7 @@ def step_report(run: Run) -> dict[str, Any]:
             "images_per_s": round(p.clock_mhz * 1e6 / p.cycles_per_image, 1)},
         "verification": [v.to_json() for v in run.verification],
         "hil": run.hil or None,
+        "whole_model": run.whole or None,
         "resources": None if run.synth is None else {
             "planner": {"bram36": p.bram36, "uram": p.uram, "dsp": p.dsp, "lut": p.lut},
             "yosys": {"bram36": run.synth.bram36, "uram": run.synth.uram, "dsp": run.synth.dsp,
@@ -75,6 +78,10 @@ def step_report(run: Run) -> dict[str, Any]:
         "One engine runs all linear layers, one layer per start; cycles_per_image is the ideal "
         "(rows x NF x SF summed over layers), the hil row the cycles the RTL measured.",
         "csim cycles are n/a: C simulation is functional, not cycle-accurate.",
+        "whole_model: the entire ViT in generated RTL (docs/vit.md): patches in, logits out, "
+        "LayerNorm, softmax, GELU, residual adds and Q.K^T / A.V on chip; its verification row "
+        "(layer whole-model) compares every logit with the golden, and accuracy.rtl is its top-1. "
+        "Its ideal is the sum of the per-op ideal cycle counts (each unit's throughput bound).",
     ]
     write_report(run.out, report, run.history, notes)
     return report
@@ -97,7 +104,7 @@ def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> di
     with atomic_output_dir(out, force) as tmp:
         run = Run(cfg=cfg, out=tmp, console=console)
         for step in (step_train_float, step_compress, step_export, step_plan, step_generate,
-                     step_synth, step_verify, step_hil):
+                     step_synth, step_verify, step_hil, step_whole):
             step(run)
         report = step_report(run)
     bad = [f"{v.target} {v.layer}: {v.mismatches} of {v.compared} values differ"

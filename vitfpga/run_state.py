@@ -48,6 +48,7 @@ class Run:
     history: dict[str, list[float]] = field(default_factory=dict)
     verification: list[SimResult] = field(default_factory=list)
     hil: dict[str, Any] = field(default_factory=dict)
+    whole: dict[str, Any] = field(default_factory=dict)
     synth: SynthReport | None = None
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -10,7 +10,19 @@
 // (`load` high at start) fills from the input stream, BPW beats a word.
 //
 // A program ROM holds one entry per layer: where its weights and per-channel tables start, its
-// input folds SF and output folds NF, and ReLU. `start` latches the entry selected by `layer`.
+// input folds SF and output folds NF, and flags (bit0 ReLU, bit1 stream, bit2 raw). `start`
+// latches the entry selected by `layer`.
+//
+// Streamed operand (OPDEPTH > 0; docs/engine.md "Streamed operand"): an operand buffer of OPDEPTH
+// words of PE*SIMD int8 lanes, written at any time through the opw_* port with byte-lane enables.
+// An entry with `stream` reads its "weight" word w_base + nf*SF + sf from that buffer instead of
+// the weight ROM/RAM, in the same pipeline slot, so activation x activation products (attention's
+// Q.K^T and A.V) run on the same array at the same rate. The lane products are then int8 x int8 in
+// every run (ROM weights sign-extended to 8 bits). `out_raw` carries the beat's PE int32
+// accumulators (bias + dot product) alongside the requantised out_data on every beat; an entry
+// with `raw` only tells the top which of the two it wants, so the bit costs no logic here.
+// With OPDEPTH = 0 none of this exists: stream and raw are ignored, out_raw is 0 and the
+// products are WBITS x 8 as before.
 // Folding: PE output channels x SIMD input lanes per clock. The weight ROM is read in its storage
 // order (word w_base + nf*SF + sf), one word per clock, so it needs only an incrementing address
 // that returns to w_base at the end of each row.
@@ -41,7 +53,8 @@ module vitfpga_mvu #(
     parameter BIAS_FILE = "bias.mem",
     parameter MULT_FILE = "mult.mem",
     parameter SHIFT_FILE = "shift.mem",
-    parameter PROGRAM_FILE = "program.mem"
+    parameter PROGRAM_FILE = "program.mem",
+    parameter integer OPDEPTH = 0  // operand buffer words; 0: no buffer, no streamed runs
 ) (
     input  wire              clk,
     input  wire              rst_n,
@@ -60,7 +73,17 @@ module vitfpga_mvu #(
     output wire [PE*8-1:0]   out_data,
     output reg               out_valid,
     output reg               out_last,
-    input  wire              out_ready
+    input  wire              out_ready,
+    // operand buffer writes (OPDEPTH > 0), at any time; lane L = bits [8L +: 8], int8.
+    // All unused when OPDEPTH = 0, and opw_addr's bits above the buffer's address always.
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire                   opw_en,
+    input  wire [15:0]            opw_addr,  // < OPDEPTH
+    input  wire [PE*SIMD-1:0]     opw_be,    // lane L written when opw_be[L]
+    input  wire [PE*SIMD*8-1:0]   opw_data,
+    /* verilator lint_on UNUSEDSIGNAL */
+    // the beat's PE int32 accumulators, lane p = bits [32p +: 32] (0 when OPDEPTH = 0)
+    output wire [PE*32-1:0]       out_raw
 );
     localparam integer WW = PE * SIMD * WBITS;
     localparam integer PROG_BITS = 104;  // vitfpga.hls.layout.PROGRAM_FIELDS
@@ -68,7 +91,11 @@ module vitfpga_mvu #(
     localparam integer SFB = (MAXSF > 1) ? $clog2(MAXSF) : 1;
     localparam integer CB = SFB + 1;  // beat counts run 0..MAXSF inclusive
     localparam integer WDEPTH = ROM_DEPTH + RAM_DEPTH;
-    localparam integer WAB = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+    localparam integer WAB0 = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
+    localparam integer OPB = (OPDEPTH > 1) ? $clog2(OPDEPTH) : 1;
+    // The weight-word address counts over the ROM/RAM and the operand buffer alike.
+    localparam integer WAB = (OPDEPTH > 0 && OPB > WAB0) ? OPB : WAB0;
+    localparam integer NL = PE * SIMD;  // lanes of a weight / operand word
     localparam integer ROMB = (ROM_DEPTH > 1) ? $clog2(ROM_DEPTH) : 1;
     localparam integer RAMB = (RAM_DEPTH > 1) ? $clog2(RAM_DEPTH) : 1;
     localparam integer BEAT = SIMD * 8;
@@ -77,7 +104,9 @@ module vitfpga_mvu #(
     localparam [WAB:0] ROM_END = ROM_DEPTH[WAB:0];  // one bit wider: ROM_DEPTH may be 2^WAB
     localparam integer CAB = (CDEPTH > 1) ? $clog2(CDEPTH) : 1;
     localparam integer LB = (NLAYERS > 1) ? $clog2(NLAYERS) : 1;
-    localparam integer PW = WBITS + 8;  // one product, exact
+    // Lane operand width: WBITS, or int8 when the lanes also take streamed operands.
+    localparam integer WX = (OPDEPTH > 0) ? 8 : WBITS;
+    localparam integer PW = WX + 8;  // one product, exact
     localparam integer DW = PW + ((SIMD > 1) ? $clog2(SIMD) : 0);  // one SIMD dot product, exact
     localparam signed [63:0] HI = 64'sd127;
 
@@ -126,6 +155,9 @@ module vitfpga_mvu #(
     reg [WAB-1:0] w_base;
     reg [CAB-1:0] c_base;
     reg           relu_q;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg           stream_q;  // weights from the operand buffer (read only when OPDEPTH > 0)
+    /* verilator lint_on UNUSEDSIGNAL */
     always @(posedge clk) begin
         if (go) begin
             sf_q <= e_sf[CB-1:0];
@@ -134,6 +166,7 @@ module vitfpga_mvu #(
             w_base <= e_wbase[WAB-1:0];
             c_base <= e_cbase[CAB-1:0];
             relu_q <= e_relu[0];
+            stream_q <= (OPDEPTH > 0) && e_relu[1];
         end
     end
 
@@ -361,6 +394,34 @@ module vitfpga_mvu #(
     endgenerate
     wire [WW-1:0] w_a = sel_ram_a ? ram_q : rom_q;
 
+    // Operand buffer: one write port with byte-lane enables (the block RAM byte-write template)
+    // and one synchronous read port in the weight ROM's slot, addressed by the same counter.
+    // The top never writes a word the running entry reads, so read-during-write is moot.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [NL*8-1:0] op_q;  // read only when OPDEPTH > 0
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (OPDEPTH > 0) begin : g_op
+            reg [NL*8-1:0] opbuf [0:OPDEPTH-1];
+            /* verilator lint_off WIDTHTRUNC */
+            /* verilator lint_off WIDTHEXPAND */
+            wire [OPB-1:0] opw_a = opw_addr;
+            wire [OPB-1:0] op_addr = i_wa;  // WAB >= OPB
+            /* verilator lint_on WIDTHEXPAND */
+            /* verilator lint_on WIDTHTRUNC */
+            integer lane;
+            always @(posedge clk) begin
+                if (opw_en) begin
+                    for (lane = 0; lane < NL; lane = lane + 1)
+                        if (opw_be[lane]) opbuf[opw_a][lane*8 +: 8] <= opw_data[lane*8 +: 8];
+                end
+                if (en) op_q <= opbuf[op_addr];
+            end
+        end else begin : g_no_op
+            always @(posedge clk) op_q <= {NL*8{1'b0}};
+        end
+    endgenerate
+
     // The clamp's lower bound, fixed for the run.
     wire signed [63:0] lo = relu_q ? 64'sd0 : -64'sd128;
     wire [7:0]         lo8 = relu_q ? 8'h00 : 8'h80;
@@ -386,14 +447,24 @@ module vitfpga_mvu #(
             // Stage B: SIMD exact products.
             wire [SIMD*PW-1:0] prod_d;
             for (s = 0; s < SIMD; s = s + 1) begin : g_lane
-                wire signed [WBITS-1:0] w = w_a[(p*SIMD + s)*WBITS +: WBITS];
+                wire signed [WBITS-1:0] w_rom = w_a[(p*SIMD + s)*WBITS +: WBITS];
                 wire signed [7:0]       x = x_a[s*8 +: 8];
-                if (WBITS < 8) begin : g_lut
+                wire signed [WX-1:0]    w;
+                if (OPDEPTH > 0) begin : g_w8
+                    // int8 lanes for both kinds of run: a ROM weight sign-extended, or an operand.
+                    /* verilator lint_off WIDTHEXPAND */
+                    wire signed [7:0] w_ext = w_rom;  // sign extension, intended
+                    /* verilator lint_on WIDTHEXPAND */
+                    assign w = stream_q ? op_q[(p*SIMD + s)*8 +: 8] : w_ext;
+                end else begin : g_wrom
+                    assign w = w_rom;
+                end
+                if (WX < 8) begin : g_lut
                     // A narrow product is a few LUTs; a DSP slice per lane would run out first
                     // (the planner counts DSPs this way). Written as partial products because
                     // Yosys ignores use_dsp and would put every `*` on a DSP48.
                     wire [PW-1:0] m;
-                    vitfpga_lutmul #(.WBITS(WBITS)) u_mul (.w(w), .x(x), .p(m));
+                    vitfpga_lutmul #(.WBITS(WX)) u_mul (.w(w), .x(x), .p(m));
                     assign prod_d[s*PW +: PW] = m;
                 end else begin : g_dsp
                     wire signed [PW-1:0] m = w * x;
@@ -441,6 +512,21 @@ module vitfpga_mvu #(
                 if (en) y <= y_d;
             end
             assign out_data[p*8 +: 8] = y;
+
+            // The raw accumulator, delayed alongside stages E and F so that it leaves with the
+            // same beat as y.
+            if (OPDEPTH > 0) begin : g_raw
+                reg [31:0] acc_e, acc_f;
+                always @(posedge clk) begin
+                    if (en) begin
+                        acc_e <= acc;
+                        acc_f <= acc_e;
+                    end
+                end
+                assign out_raw[p*32 +: 32] = acc_f;
+            end else begin : g_no_raw
+                assign out_raw[p*32 +: 32] = 32'd0;
+            end
         end
     endgenerate
 endmodule

@@ -1,0 +1,98 @@
+"""Write the whole-model Verilog (docs/vit.md): the rendered top, the hand-written modules, the
+memory images of the engine (its layers plus the attention products) and of the whole-model
+units (op program, XM constants, LayerNorm, GELU and exp tables)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vitfpga.errors import BadInput
+from vitfpga.hls.emit import copy_static, render, write_mem
+from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, channel_words, model_tables, program_words
+from vitfpga.hls.plan import ModelPlan, check_model_plan
+from vitfpga.hls.vit_program import OP_BITS, VitProgram, op_words
+from vitfpga.ir import IntLinear
+from vitfpga.quant.codecs import pack_lanes
+
+__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
+
+VIT_TOP = "vitfpga_vit"
+VIT_TOP_FILE = "vitfpga_vit.v"
+# Core parameter -> the plain file name it reads (resolved against the simulator's directory).
+VIT_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE": "mult.mem",
+             "SHIFT_FILE": "shift.mem", "PROGRAM_FILE": "program.mem",
+             "OPS_FILE": "vit_ops.mem", "XM_EVEN_FILE": "xm_even.mem",
+             "XM_ODD_FILE": "xm_odd.mem", "GAMMA_FILE": "ln_gamma.mem",
+             "BETA_FILE": "ln_beta.mem", "GELU_FILE": "gelu.mem", "EXP_FILE": "exp2_lut.mem"}
+
+
+def _words(elements: int, lanes: int) -> int:
+    return math.ceil(elements / lanes) + 1  # one spare word: an unaligned access spans two
+
+
+def _banks(values: tuple[int, ...], lanes: int, words: int, bits: int) -> tuple[list[int],
+                                                                                list[int]]:
+    flat = np.zeros(words * lanes, dtype=np.int64)
+    flat[:len(values)] = values
+    packed = [pack_lanes(flat[w * lanes:(w + 1) * lanes].tolist(), bits) for w in range(words)]
+    half = (words + 1) // 2
+    even, odd = packed[0::2], packed[1::2]
+    return even + [0] * (half - len(even)), odd + [0] * (half - len(odd))
+
+
+def _signed(values: tuple[int, ...], bits: int) -> list[int]:
+    return [int(v) & ((1 << bits) - 1) for v in values]
+
+
+def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path
+             ) -> list[Path]:
+    """Write `out_dir/` (the whole-model RTL); return the files written."""
+    check_model_plan(plan, layers)
+    if plan.ram_depth:
+        raise BadInput(f"whole-model hardware: the plan keeps {plan.ram_depth} weight words in "
+                       f"start-up-loaded RAM; the whole-model top needs every weight in ROM")
+    rtl = Path(out_dir)
+    rtl.mkdir(parents=True, exist_ok=True)
+    t = model_tables(plan, layers)
+    pe, lanes = plan.pe, prog.lanes
+    xm_words, bm_words = _words(prog.xm_depth, lanes), _words(prog.bm_depth, lanes)
+    ideal = sum(prog.ideal_cycles().values())
+    top = rtl / VIT_TOP_FILE
+    top.write_text(render(
+        "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,
+        weight_bits=plan.weight_bits, tokens=prog.tokens, dim=prog.dim,
+        ops=[{"index": i, "kind": o.kind, "name": o.name} for i, o in enumerate(prog.ops)],
+        ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
+        rom_depth=plan.rom_depth, channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
+        max_sf=prog.max_sf, op_depth=prog.op_depth, xm_words=xm_words, bm_words=bm_words,
+        ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), 1), sm_tmax=prog.tokens,
+        gelu_depth=max(len(prog.gelu), 1), files=VIT_FILES,
+        in_msb=plan.simd * 8 - 1, in_keep_msb=plan.simd - 1, out_msb=pe * 8 - 1,
+        out_keep_msb=pe - 1, out_keep_bits=pe))
+    written = [top, *copy_static("rtl/include", rtl), *copy_static("vit/include", rtl)]
+
+    extra = {name: channel_words(np.asarray(prog.tables[name]), pe, CHANNEL_PAD[name][0])
+             for name in ("bias", "mult", "shift")}
+    even, odd = _banks(prog.xm_init, lanes, xm_words, 16)
+    files = {
+        "WEIGHT_FILE": (t.weights, plan.word_bits),
+        "BIAS_FILE": (t.bias + extra["bias"], pe * 32),
+        "MULT_FILE": (t.mult + extra["mult"], pe * 32),
+        "SHIFT_FILE": (t.shift + extra["shift"], pe * 8),
+        "PROGRAM_FILE": (t.program_words + program_words(list(prog.entries)), PROGRAM_BITS),
+        "OPS_FILE": (op_words(prog.ops), OP_BITS),
+        "XM_EVEN_FILE": (even, lanes * 16),
+        "XM_ODD_FILE": (odd, lanes * 16),
+        "GAMMA_FILE": (_signed(prog.ln_gamma, 16) or [0], 16),
+        "BETA_FILE": (_signed(prog.ln_beta, 32) or [0], 32),
+        "GELU_FILE": (_signed(prog.gelu, 8) or [0], 8),
+        "EXP_FILE": (list(prog.exp_lut), 23),
+    }
+    for key, (words, bits) in files.items():
+        path = rtl / VIT_FILES[key]
+        write_mem(path, words, bits)
+        written.append(path)
+    return written

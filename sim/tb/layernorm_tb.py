@@ -1,0 +1,158 @@
+"""cocotb testbench for `vitfpga_layernorm`, driven by `tests/sim/test_layernorm_unit.py` through
+`vitfpga.sim.unit.run_unit`.
+
+The case ($VITFPGA_UNIT_CASE) is a list of runs played back to back in one simulation, without a
+reset between them. Each run gives the start inputs (d, rows, pbase, mult, shift, eps), the int16
+elements to stream in (row-major) and the probabilities of an input valid gap and of out_ready
+low in a cycle. The bench drives and records; it judges only what the pytest side cannot see:
+the AXI-Stream hold rule on the output (out_valid/out_data unchanged until accepted), one `done`
+pulse per run, `idle` low while running and high after, and no output after the run's last.
+Per run it returns the int8 outputs (signed), the cycles from the edge that samples `start` to
+the edge that raises `done`, and those check counts.
+
+All sampling happens at the falling edge, half a cycle away from the rising edge where the DUT
+and the bench change signals, as in `engine_tb`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import FallingEdge, RisingEdge
+
+PERIOD_NS = 10
+TIMEOUT_CYCLES = 50_000  # per run; the longest run in the tests takes about 3,000
+AFTER_CYCLES = 4  # cycles watched after `done` for a stray output or a second pulse
+
+
+def _cycle() -> int:
+    """Rising edges so far (an integer at either edge: the clock rises at multiples of 10 ns)."""
+    return int(get_sim_time("ns")) // PERIOD_NS
+
+
+def _s8(value: int) -> int:
+    return value - 256 if value & 0x80 else value
+
+
+class Bench:
+    def __init__(self, dut: Any) -> None:
+        self.dut = dut
+        self.clk = dut.clk
+
+    async def tick(self) -> None:
+        await RisingEdge(self.clk)
+
+    async def sample(self) -> None:
+        await FallingEdge(self.clk)
+
+    async def drive(self, xs: list[int], gap_p: float, rng: random.Random) -> None:
+        d = self.dut
+        idx = 0
+        while idx < len(xs):
+            valid = not gap_p or rng.random() >= gap_p
+            d.in_valid.value = int(valid)
+            d.in_data.value = xs[idx] & 0xFFFF
+            await self.sample()
+            fire = valid and int(d.in_ready.value) == 1
+            await self.tick()
+            if fire:
+                idx += 1
+        d.in_valid.value = 0
+
+    async def collect(self, count: int, stall_p: float, rng: random.Random, got: list[int],
+                      errors: list[str]) -> None:
+        """Take `count` outputs, out_ready low at random; check the hold rule meanwhile."""
+        d = self.dut
+        held: int | None = None  # data of an output seen and not accepted
+        while len(got) < count:
+            ready = not stall_p or rng.random() >= stall_p
+            d.out_ready.value = int(ready)
+            await self.sample()
+            valid = int(d.out_valid.value) == 1
+            data = int(d.out_data.value) if valid else None
+            if held is not None and data != held:
+                errors.append(f"cycle {_cycle()}: output {held} dropped or changed to {data} "
+                              "before it was accepted")
+            held = data if valid and not ready else None
+            if valid and ready:
+                got.append(_s8(int(data or 0)))
+            await self.tick()
+        d.out_ready.value = 0
+
+    async def run(self, spec: dict[str, Any], index: int) -> dict[str, Any]:
+        d = self.dut
+        rng = random.Random(int(spec.get("seed", index)))
+        xs = [int(v) for v in spec["x"]]
+        count = int(spec["rows"]) * int(spec["d"])
+        errors: list[str] = []
+        got: list[int] = []
+        # Drive the start pulse; the driver offers the first element in the same cycle, so an
+        # always-valid input is ready to move at the first edge after the start edge.
+        await self.tick()
+        for name in ("d", "rows", "pbase", "mult", "shift", "eps"):
+            getattr(d, name).value = int(spec[name])
+        d.start.value = 1
+        driver = cocotb.start_soon(self.drive(xs, float(spec.get("in_gap", 0.0)), rng))
+        collector = cocotb.start_soon(self.collect(
+            count, float(spec.get("out_stall", 0.0)), random.Random(rng.random()), got, errors))
+        await self.sample()
+        if int(d.idle.value) != 1:
+            errors.append("not idle before start")
+        await self.tick()
+        start = _cycle()
+        d.start.value = 0
+        done_at = -1
+        dones = 0
+        busy_seen = count == 0  # an empty run may finish without ever looking busy
+        while True:
+            await self.sample()
+            now = _cycle()
+            if int(d.done.value) == 1:
+                dones += 1
+                if done_at < 0:
+                    done_at = now
+            elif done_at < 0 and int(d.idle.value) == 0:
+                busy_seen = True
+            if done_at >= 0 and now - done_at >= AFTER_CYCLES:
+                break
+            if done_at >= 0 and int(d.out_valid.value) == 1:
+                errors.append(f"cycle {now}: out_valid after the run's done")
+            if now - start > TIMEOUT_CYCLES:
+                errors.append(f"no done within {TIMEOUT_CYCLES} cycles "
+                              f"({len(got)} of {count} outputs)")
+                break
+        if done_at >= 0 and int(d.idle.value) != 1:
+            errors.append("not idle after done")
+        if not busy_seen:
+            errors.append("idle never dropped during the run")
+        for task in (driver, collector):
+            if not task.done():
+                task.cancel()
+        d.in_valid.value = 0
+        d.out_ready.value = 0
+        return {"y": got, "cycles": done_at - start if done_at >= 0 else -1, "dones": dones,
+                "errors": errors}
+
+
+@cocotb.test()
+async def layernorm_runs(dut: Any) -> None:
+    """Play every run of the case back to back and write what was seen."""
+    case = json.loads(Path(os.environ["VITFPGA_UNIT_CASE"]).read_text())
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    for name in ("start", "in_valid", "out_ready", "d", "rows", "pbase", "mult", "shift", "eps",
+                 "in_data"):
+        getattr(dut, name).value = 0
+    dut.rst_n.value = 0
+    bench = Bench(dut)
+    for _ in range(3):
+        await bench.tick()
+    dut.rst_n.value = 1
+    results = [await bench.run(spec, i) for i, spec in enumerate(case["runs"])]
+    Path(os.environ["VITFPGA_UNIT_RESULT"]).write_text(json.dumps({"runs": results}))

@@ -1,0 +1,176 @@
+"""cocotb testbench for `vitfpga_softmax` (the integer softmax unit), driven by
+`tests/sim/test_softmax_unit.py` through `vitfpga.sim.unit.run_unit`.
+
+The case ($VITFPGA_UNIT_CASE) is a list of runs played back to back in one simulation, without a
+reset in between. Each run gives the control inputs (t, rows, mult, shift, prob_max), the scores
+(rows*t int32, rows back to back), the probabilities that an input pause (in_valid low) or an
+output pause (out_ready low) begins in a cycle, and `burst`, the longest pause (each lasts 1 to
+`burst` cycles, uniformly). The bench drives and records, and judges nothing but liveness (a
+run that never finishes fails the test). Per run it returns the output values, the cycle stamps
+of the start edge and of the `done` pulse and the cycles between them, how many `done` pulses
+it saw, and whether the unit was idle again afterwards.
+
+All sampling happens at the falling edge, half a cycle away from the rising edge where the DUT
+and the bench change signals, as in `engine_tb`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import FallingEdge, RisingEdge
+
+PERIOD_NS = 10
+SLACK_CYCLES = 2000  # beyond rows*t*(stall factor): a run still going then is hung
+
+
+def _cycle() -> int:
+    return int(get_sim_time("ns")) // PERIOD_NS
+
+
+class Bench:
+    def __init__(self, dut: Any, seed: int) -> None:
+        self.dut = dut
+        self.clk = dut.clk
+        self.in_rng = random.Random(seed)
+        self.out_rng = random.Random(seed + 1)
+
+    async def tick(self) -> None:
+        await RisingEdge(self.clk)
+
+    async def sample(self) -> None:
+        await FallingEdge(self.clk)
+
+    async def reset(self) -> None:
+        d = self.dut
+        d.rst_n.value = 0
+        d.start.value = 0
+        d.in_valid.value = 0
+        d.out_ready.value = 0
+        for name in ("t", "rows", "mult", "shift", "prob_max", "in_data"):
+            getattr(d, name).value = 0
+        for _ in range(4):
+            await self.tick()
+        d.rst_n.value = 1
+        await self.tick()
+
+    @staticmethod
+    def _pattern(rng: random.Random, p: float, burst: int) -> Iterator[bool]:
+        """Per cycle: True to move (valid / ready high). With probability `p` a pause starts,
+        lasting 1..`burst` cycles."""
+        while True:
+            if p and rng.random() < p:
+                for _ in range(rng.randint(1, max(1, burst))):
+                    yield False
+            else:
+                yield True
+
+    async def drive_input(self, scores: list[int], gap_p: float, burst: int) -> None:
+        d = self.dut
+        pattern = self._pattern(self.in_rng, gap_p, burst)
+        idx = 0
+        while idx < len(scores):
+            valid = next(pattern)
+            d.in_valid.value = int(valid)
+            d.in_data.value = scores[idx] & 0xFFFFFFFF
+            await self.sample()
+            fire = valid and int(d.in_ready.value) == 1
+            await self.tick()
+            if fire:
+                idx += 1
+        d.in_valid.value = 0
+
+    async def collect(self, stall_p: float, burst: int, rec: dict[str, Any], limit: int) -> None:
+        """Take output elements until `done` pulses (or `limit` cycles pass), and count the
+        `done` pulses seen meanwhile."""
+        d = self.dut
+        pattern = self._pattern(self.out_rng, stall_p, burst)
+        while True:
+            ready = next(pattern)
+            d.out_ready.value = int(ready)
+            await self.sample()
+            if ready and int(d.out_valid.value) == 1:
+                rec["out"].append(int(d.out_data.value))
+            if int(d.done.value) == 1:
+                rec["done_pulses"] += 1
+                rec["done"] = _cycle()
+                break
+            if _cycle() > limit:
+                rec["timed_out"] = True
+                break
+            await self.tick()
+        d.out_ready.value = 0
+
+    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        d = self.dut
+        rows, t = int(job["rows"]), int(job["t"])
+        rec: dict[str, Any] = {"out": [], "start": None, "done": None, "done_pulses": 0,
+                               "cycles": None, "timed_out": False, "idle_after": 0,
+                               "extra_out": 0}
+        d.t.value = t
+        d.rows.value = rows
+        d.mult.value = int(job["mult"])
+        d.shift.value = int(job["shift"])
+        d.prob_max.value = int(job["prob_max"])
+        await self.sample()
+        if int(d.idle.value) != 1:
+            raise AssertionError("the unit is not idle before a start")
+        await self.tick()
+        d.start.value = 1
+        await self.sample()
+        rec["start"] = _cycle() + 1  # the rising edge ending this cycle takes `start`
+        await self.tick()
+        d.start.value = 0
+        # Scramble the control inputs: the unit must have latched them.
+        d.t.value = 0
+        d.rows.value = 0
+        d.mult.value = 0
+        d.shift.value = 0
+        d.prob_max.value = 0
+        burst = int(job.get("burst", 1))
+        stretch = burst / (1.0 - max(job["gap_p"], job["stall_p"]))
+        limit = rec["start"] + int(rows * max(t, 16) * 3 * stretch) + SLACK_CYCLES
+        driver = cocotb.start_soon(self.drive_input(job["scores"], job["gap_p"], burst))
+        await self.collect(job["stall_p"], burst, rec, limit)
+        if not rec["timed_out"]:
+            await driver
+        else:
+            driver.cancel()
+            d.in_valid.value = 0
+        # After done: idle again, no further output, no second pulse.
+        d.out_ready.value = 1
+        for _ in range(8):
+            await self.tick()
+            await self.sample()
+            rec["extra_out"] += int(d.out_valid.value)
+            rec["done_pulses"] += int(d.done.value)
+        rec["idle_after"] = int(d.idle.value)
+        if rec["done"] is not None:
+            rec["cycles"] = rec["done"] - rec["start"]  # edges from start to done
+        d.out_ready.value = 0
+        await self.tick()
+        return rec
+
+
+@cocotb.test()
+async def softmax_runs(dut: Any) -> None:
+    with open(os.environ["VITFPGA_UNIT_CASE"]) as f:
+        case = json.load(f)
+    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    bench = Bench(dut, int(case.get("seed", 0)))
+    await bench.reset()
+    results = []
+    for job in case["runs"]:
+        rec = await bench.run(job)
+        results.append(rec)
+        if rec["timed_out"]:
+            break
+    with open(os.environ["VITFPGA_UNIT_RESULT"], "w") as f:
+        json.dump({"runs": results}, f)

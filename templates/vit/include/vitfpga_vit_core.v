@@ -1,0 +1,683 @@
+`timescale 1ns/1ps
+// The whole ViT on chip (docs/vit.md): patches in, logits out, every weight and activation in
+// on-chip memory. A program of ops (vitfpga.hls.vit_program) runs one op at a time, `images`
+// times per start. Each op streams from one memory through one unit into one memory:
+//
+//   XM (int16 residual stream, position embedding, class row)  BM (every int8 tensor)
+//   INPUT   s_axis beats ------------------------------------------------> BM
+//   LINEAR  BM --> matmul engine (weight layer, or Q.K^T / A.V on the operand buffer) -->
+//             BM | GELU table -> BM | residual add with XM -> XM | softmax -> BM | m_axis
+//   LN      XM --> LayerNorm unit --> BM
+//   FILLK/V BM --> engine operand buffer (one head's K, or V transposed)
+//   XCOPY   XM --> XM
+//
+// The reader issues one memory read per clock (a chunk of SIMD, PE, LANES or 1 elements of a
+// row, zero past the row's length) into a 4-entry FIFO the op's consumer drains; the sinks count
+// rows and folds to find their write addresses. Python decided every address and constant.
+module vitfpga_vit_core #(
+    parameter integer PE = 4,
+    parameter integer SIMD = 4,
+    parameter integer LANES = 4,       // max(PE, SIMD, 2): the memories' port width
+    parameter integer WBITS = 4,
+    parameter integer NENTRIES = 1,    // engine program entries (layers + attention products)
+    parameter integer ROM_DEPTH = 64,
+    parameter integer CDEPTH = 16,
+    parameter integer MAXSF = 4,
+    parameter integer OPDEPTH = 16,    // engine operand buffer words
+    parameter integer NOPS = 2,
+    parameter integer XWORDS = 64,     // XM words of LANES int16
+    parameter integer BWORDS = 64,     // BM words of LANES int8
+    parameter integer LN_DMAX = 64,
+    parameter integer LN_PDEPTH = 64,
+    parameter integer SM_TMAX = 32,
+    parameter integer GELU_DEPTH = 256,
+    parameter WEIGHT_FILE = "weights.mem",
+    parameter BIAS_FILE = "bias.mem",
+    parameter MULT_FILE = "mult.mem",
+    parameter SHIFT_FILE = "shift.mem",
+    parameter PROGRAM_FILE = "program.mem",
+    parameter OPS_FILE = "vit_ops.mem",
+    parameter XM_EVEN_FILE = "xm_even.mem",
+    parameter XM_ODD_FILE = "xm_odd.mem",
+    parameter GAMMA_FILE = "ln_gamma.mem",
+    parameter BETA_FILE = "ln_beta.mem",
+    parameter GELU_FILE = "gelu.mem",
+    parameter EXP_FILE = "exp2_lut.mem"
+) (
+    input  wire              clk,
+    input  wire              rst_n,
+    input  wire              start,
+    input  wire [31:0]       images,
+    output wire              idle,
+    output reg               done,
+    input  wire [SIMD*8-1:0] in_data,
+    input  wire              in_valid,
+    output wire              in_ready,
+    output wire [PE*8-1:0]   out_data,
+    output wire              out_valid,
+    output wire              out_last,
+    input  wire              out_ready
+);
+    // Op word fields (vitfpga.hls.vit_program.OP_FIELDS; a test holds the two equal).
+    localparam integer OP_BITS = 360;
+    localparam integer F_KIND = 0;  // 4 bits
+    localparam integer F_SINK = 4;  // 4 bits
+    localparam integer F_ROWS = 8;  // 16 bits
+    localparam integer F_SRC = 24;  // 24 bits
+    localparam integer F_SRC_STRIDE = 48;  // 16 bits
+    localparam integer F_SRC_LEN = 64;  // 16 bits
+    localparam integer F_DST = 80;  // 24 bits
+    localparam integer F_DST_STRIDE = 104;  // 16 bits
+    localparam integer F_DST_LEN = 120;  // 16 bits
+    localparam integer F_AUX = 136;  // 24 bits
+    localparam integer F_AUX_STRIDE = 160;  // 16 bits
+    localparam integer F_ENTRY = 176;  // 16 bits
+    localparam integer F_SF = 192;  // 16 bits
+    localparam integer F_NF = 208;  // 16 bits
+    localparam integer F_M0 = 224;  // 32 bits
+    localparam integer F_S0 = 256;  // 8 bits
+    localparam integer F_M1 = 264;  // 32 bits
+    localparam integer F_S1 = 296;  // 8 bits
+    localparam integer F_EPS = 304;  // 48 bits
+    localparam integer F_PMAX = 352;  // 8 bits
+    localparam [3:0] K_END = 4'd0, K_INPUT = 4'd1, K_LINEAR = 4'd2, K_LN = 4'd3, K_FILLK = 4'd4,
+                     K_FILLV = 4'd5, K_XCOPY = 4'd6;
+    localparam [3:0] S_BM = 4'd0, S_GELU = 4'd1, S_ADD = 4'd2, S_OUT = 4'd3, S_SOFTMAX = 4'd4;
+    localparam integer PB = (NOPS > 1) ? $clog2(NOPS) : 1;
+    localparam integer GB = (GELU_DEPTH > 1) ? $clog2(GELU_DEPTH) : 1;
+
+    // ------------------------------------------------------------------------------------------
+    // Sequencer: fetch, start the op's units, wait for the op to finish, next.
+    reg [OP_BITS-1:0] prog [0:NOPS-1];
+    initial $readmemh(OPS_FILE, prog);
+    reg [OP_BITS-1:0] op;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [3:0]  kind = op[F_KIND +: 4];
+    wire [3:0]  sink = op[F_SINK +: 4];
+    wire [15:0] f_rows = op[F_ROWS +: 16];
+    wire [23:0] f_src = op[F_SRC +: 24];
+    wire [15:0] f_src_stride = op[F_SRC_STRIDE +: 16];
+    wire [15:0] f_src_len = op[F_SRC_LEN +: 16];
+    wire [23:0] f_dst = op[F_DST +: 24];
+    wire [15:0] f_dst_stride = op[F_DST_STRIDE +: 16];
+    wire [15:0] f_dst_len = op[F_DST_LEN +: 16];
+    wire [23:0] f_aux = op[F_AUX +: 24];
+    wire [15:0] f_aux_stride = op[F_AUX_STRIDE +: 16];
+    wire [15:0] f_entry = op[F_ENTRY +: 16];
+    wire [15:0] f_sf = op[F_SF +: 16];
+    wire [15:0] f_nf = op[F_NF +: 16];
+    wire [31:0] f_m0 = op[F_M0 +: 32];
+    wire [7:0]  f_s0 = op[F_S0 +: 8];
+    wire [31:0] f_m1 = op[F_M1 +: 32];
+    wire [7:0]  f_s1 = op[F_S1 +: 8];
+    wire [47:0] f_eps = op[F_EPS +: 48];
+    wire [7:0]  f_pmax = op[F_PMAX +: 8];
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    localparam [2:0] ST_IDLE = 3'd0, ST_FETCH = 3'd1, ST_DECODE = 3'd2, ST_RUN = 3'd3;
+    reg [2:0]    st;
+    reg [PB-1:0] pc;
+    reg [31:0]   images_left;
+    reg          op_start;  // the op's first cycle: units latch their configuration
+    wire         op_done;
+    wire         run = (st == ST_RUN);
+    assign idle = (st == ST_IDLE);
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            st <= ST_IDLE;
+            done <= 1'b0;
+            op_start <= 1'b0;
+            pc <= {PB{1'b0}};
+            images_left <= 32'd0;
+        end else begin
+            done <= 1'b0;
+            op_start <= 1'b0;
+            case (st)
+                ST_IDLE: if (start) begin
+                    if (images == 32'd0) done <= 1'b1;
+                    else begin
+                        images_left <= images;
+                        pc <= {PB{1'b0}};
+                        st <= ST_FETCH;
+                    end
+                end
+                ST_FETCH: begin
+                    op <= prog[pc];
+                    st <= ST_DECODE;
+                end
+                ST_DECODE: begin
+                    if (kind == K_END) begin
+                        pc <= {PB{1'b0}};
+                        if (images_left == 32'd1) begin
+                            done <= 1'b1;
+                            st <= ST_IDLE;
+                        end else begin
+                            images_left <= images_left - 32'd1;
+                            st <= ST_FETCH;
+                        end
+                    end else begin
+                        op_start <= 1'b1;
+                        st <= ST_RUN;
+                    end
+                end
+                default: if (op_done && !op_start) begin
+                    pc <= pc + 1'b1;
+                    st <= ST_FETCH;
+                end
+            endcase
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Memories
+    wire              xm_rd_en, xm_wr_en, bm_rd_en, bm_wr_en;
+    wire [23:0]       xm_rd_addr, xm_wr_addr, bm_rd_addr, bm_wr_addr;
+    wire [LANES*16-1:0] xm_rd_data, xm_wr_data;
+    wire [LANES*8-1:0]  bm_rd_data, bm_wr_data;
+    wire [LANES-1:0]  xm_wr_mask, bm_wr_mask;
+    vitfpga_vmem #(.LANES(LANES), .EW(16), .WORDS(XWORDS), .INIT(1), .EVEN_FILE(XM_EVEN_FILE),
+                   .ODD_FILE(XM_ODD_FILE)) u_xm (
+        .clk(clk), .rd_en(xm_rd_en), .rd_addr(xm_rd_addr), .rd_data(xm_rd_data),
+        .wr_en(xm_wr_en), .wr_addr(xm_wr_addr), .wr_data(xm_wr_data), .wr_mask(xm_wr_mask));
+    vitfpga_vmem #(.LANES(LANES), .EW(8), .WORDS(BWORDS), .INIT(0)) u_bm (
+        .clk(clk), .rd_en(bm_rd_en), .rd_addr(bm_rd_addr), .rd_data(bm_rd_data),
+        .wr_en(bm_wr_en), .wr_addr(bm_wr_addr), .wr_data(bm_wr_data), .wr_mask(bm_wr_mask));
+
+    // ------------------------------------------------------------------------------------------
+    // Reader: rows of `src_len` elements from `src`, `src_stride` apart, in chunks of `ch`.
+    wire reads = (kind == K_LINEAR) || (kind == K_LN) || (kind == K_FILLK) ||
+                 (kind == K_FILLV) || (kind == K_XCOPY);
+    wire from_xm = (kind == K_LN) || (kind == K_XCOPY);
+    wire [16:0] ch = (kind == K_LINEAR || kind == K_FILLK) ? SIMD[16:0] :
+                     (kind == K_LN) ? 17'd1 : (kind == K_FILLV) ? PE[16:0] : LANES[16:0];
+    wire [15:0] nch_last = ((kind == K_FILLV) ? f_nf : f_sf) - 16'd1;
+    reg         g_active;
+    reg [15:0]  g_row, g_ch;
+    reg [23:0]  g_rowaddr, g_addr;
+    reg signed [17:0] g_rem;  // elements of the row left from this chunk on
+    reg [2:0]   fcount;
+    reg         r_v;          // a read issued last cycle: its data arrives now
+    reg [LANES-1:0] r_mask;
+    wire        g_issue = run && !op_start && g_active && ({1'b0, fcount} + {3'b0, r_v} < 4'd3);
+    wire        g_row_end = (g_ch == nch_last);
+    integer li;
+    reg [LANES-1:0] g_mask;
+    always @(*) begin
+        for (li = 0; li < LANES; li = li + 1)
+            g_mask[li] = ($signed({1'b0, li[16:0]}) < g_rem) && (li < ch);
+    end
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            g_active <= 1'b0;
+            r_v <= 1'b0;
+        end else begin
+            r_v <= g_issue;
+            if (g_issue) r_mask <= g_mask;
+            if (op_start) begin
+                g_active <= reads && (f_rows != 16'd0);
+                g_row <= 16'd0;
+                g_ch <= 16'd0;
+                g_rowaddr <= f_src;
+                g_addr <= f_src;
+                g_rem <= {2'b0, f_src_len};
+            end else if (g_issue) begin
+                if (g_row_end) begin
+                    g_ch <= 16'd0;
+                    g_row <= g_row + 16'd1;
+                    g_rowaddr <= g_rowaddr + {8'd0, f_src_stride};
+                    g_addr <= g_rowaddr + {8'd0, f_src_stride};
+                    g_rem <= {2'b0, f_src_len};
+                    if (g_row == f_rows - 16'd1) g_active <= 1'b0;
+                end else begin
+                    g_ch <= g_ch + 16'd1;
+                    g_addr <= g_addr + {7'd0, ch};
+                    g_rem <= g_rem - $signed({1'b0, ch});
+                end
+            end
+        end
+    end
+
+    // The arriving chunk as int16 lanes (BM's int8 sign-extended), zero outside the mask.
+    reg [LANES*16-1:0] r_data;
+    integer ri;
+    always @(*) begin
+        for (ri = 0; ri < LANES; ri = ri + 1) begin
+            if (!r_mask[ri]) r_data[ri*16 +: 16] = 16'd0;
+            else if (from_xm) r_data[ri*16 +: 16] = xm_rd_data[ri*16 +: 16];
+            else r_data[ri*16 +: 16] = {{8{bm_rd_data[ri*8 + 7]}}, bm_rd_data[ri*8 +: 8]};
+        end
+    end
+
+    // FIFO of read chunks
+    reg [LANES*16-1:0] fdata [0:3];
+    reg [LANES-1:0]    fmask [0:3];
+    reg [1:0]          fhead, ftail;
+    wire               fempty = (fcount == 3'd0);
+    wire [LANES*16-1:0] c_data = fdata[fhead];
+    wire [LANES-1:0]   c_mask = fmask[fhead];
+    wire               c_pop;
+    always @(posedge clk) begin
+        if (!rst_n || op_start) begin
+            fhead <= 2'd0;
+            ftail <= 2'd0;
+            fcount <= 3'd0;
+        end else begin
+            if (r_v) begin
+                fdata[ftail] <= r_data;
+                fmask[ftail] <= r_mask;
+                ftail <= ftail + 2'd1;
+            end
+            if (c_pop) fhead <= fhead + 2'd1;
+            fcount <= fcount + {2'b0, r_v} - {2'b0, c_pop};
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // The matmul engine
+    wire [SIMD*8-1:0]    mvu_in_data;
+    wire                 mvu_in_valid = run && (kind == K_LINEAR) && !fempty;
+    wire                 mvu_in_ready;
+    wire [PE*8-1:0]      mvu_out_data;
+    wire [PE*32-1:0]     mvu_out_raw;
+    wire                 mvu_out_valid, mvu_out_last, mvu_out_ready;
+    wire                 mvu_idle, mvu_done;
+    reg                  opw_en;
+    reg [15:0]           opw_addr;
+    reg [PE*SIMD-1:0]    opw_be;
+    reg [PE*SIMD*8-1:0]  opw_data;
+    genvar gi;
+    generate
+        for (gi = 0; gi < SIMD; gi = gi + 1) begin : g_in
+            assign mvu_in_data[gi*8 +: 8] = c_data[gi*16 +: 8];
+        end
+    endgenerate
+    /* verilator lint_off PINCONNECTEMPTY */
+    vitfpga_mvu #(
+        .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
+        .RAM_DEPTH(0), .CDEPTH(CDEPTH), .MAXSF(MAXSF), .OPDEPTH(OPDEPTH),
+        .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
+        .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE)
+    ) u_mvu (
+        .clk(clk), .rst_n(rst_n),
+        .start(op_start && kind == K_LINEAR), .rows({16'd0, f_rows}),
+        .layer({16'd0, f_entry}), .load(1'b0), .idle(mvu_idle), .done(mvu_done),
+        .in_data(mvu_in_data), .in_valid(mvu_in_valid), .in_ready(mvu_in_ready),
+        .out_data(mvu_out_data), .out_valid(mvu_out_valid), .out_last(mvu_out_last),
+        .out_ready(mvu_out_ready),
+        .opw_en(opw_en), .opw_addr(opw_addr), .opw_be(opw_be), .opw_data(opw_data),
+        .out_raw(mvu_out_raw)
+    );
+    /* verilator lint_on PINCONNECTEMPTY */
+
+    // ------------------------------------------------------------------------------------------
+    // LayerNorm and softmax units
+    wire [15:0] ln_in_data = c_data[15:0];
+    wire        ln_in_valid = run && (kind == K_LN) && !fempty;
+    wire        ln_in_ready, ln_idle, ln_done;
+    wire [7:0]  ln_out_data;
+    wire        ln_out_valid;
+    vitfpga_layernorm #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .GAMMA_FILE(GAMMA_FILE),
+                        .BETA_FILE(BETA_FILE)) u_ln (
+        .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LN), .d(f_src_len),
+        .rows({16'd0, f_rows}), .pbase(f_aux[15:0]), .mult(f_m0), .shift(f_s0),
+        .eps({16'd0, f_eps}), .idle(ln_idle), .done(ln_done),
+        .in_data(ln_in_data), .in_valid(ln_in_valid), .in_ready(ln_in_ready),
+        .out_data(ln_out_data), .out_valid(ln_out_valid), .out_ready(1'b1));
+
+    // Raw scores leave the engine PE lanes a beat; the softmax unit takes one a clock.
+    reg [PE*32-1:0] ser_buf;
+    reg [15:0]      ser_idx, ser_last;
+    reg             ser_valid;
+    wire            sm_in_ready, sm_idle, sm_done;
+    wire [31:0]     sm_in_data = ser_buf[ser_idx[$clog2(PE > 1 ? PE : 2)-1:0]*32 +: 32];
+    wire [7:0]      sm_out_data;
+    wire            sm_out_valid;
+    wire            ser_take = ser_valid && sm_in_ready;
+    wire            ser_ready = !ser_valid || (ser_take && ser_idx == ser_last);
+    vitfpga_softmax #(.TMAX(SM_TMAX), .EXP_FILE(EXP_FILE)) u_sm (
+        .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LINEAR && sink == S_SOFTMAX),
+        .t(f_dst_len), .rows({16'd0, f_rows}), .mult(f_m0), .shift(f_s0), .prob_max(f_pmax),
+        .idle(sm_idle), .done(sm_done), .in_data(sm_in_data), .in_valid(ser_valid),
+        .in_ready(sm_in_ready), .out_data(sm_out_data), .out_valid(sm_out_valid),
+        .out_ready(1'b1));
+
+    // ------------------------------------------------------------------------------------------
+    // Engine output sinks: row/fold counters give the write address and the lanes to keep.
+    wire        beat = run && (kind == K_LINEAR) && mvu_out_valid && mvu_out_ready;
+    assign mvu_out_ready = (sink == S_OUT) ? out_ready :
+                           (sink == S_SOFTMAX) ? ser_ready : 1'b1;
+    reg [15:0]  so_nf;
+    reg [23:0]  so_row, so_addr, so_xrow, so_xaddr;
+    reg signed [17:0] so_rem;
+    reg [LANES-1:0] so_mask;
+    integer mi;
+    always @(*) begin
+        for (mi = 0; mi < LANES; mi = mi + 1)
+            so_mask[mi] = (mi < PE) && ($signed({1'b0, mi[16:0]}) < so_rem);
+    end
+    always @(posedge clk) begin
+        if (op_start) begin
+            so_nf <= 16'd0;
+            so_row <= f_dst;
+            so_addr <= f_dst;
+            so_xrow <= f_aux;
+            so_xaddr <= f_aux;
+            so_rem <= {2'b0, f_dst_len};
+        end else if (beat) begin
+            if (so_nf == f_nf - 16'd1) begin
+                so_nf <= 16'd0;
+                so_row <= so_row + {8'd0, f_dst_stride};
+                so_addr <= so_row + {8'd0, f_dst_stride};
+                so_xrow <= so_xrow + {8'd0, f_aux_stride};
+                so_xaddr <= so_xrow + {8'd0, f_aux_stride};
+                so_rem <= {2'b0, f_dst_len};
+            end else begin
+                so_nf <= so_nf + 16'd1;
+                so_addr <= so_addr + PE[23:0];
+                so_xaddr <= so_xaddr + PE[23:0];
+                so_rem <= so_rem - PE[17:0];
+            end
+        end
+    end
+
+    // Softmax serialiser: one beat's first min(PE, remaining) scores.
+    always @(posedge clk) begin
+        if (!rst_n || op_start) begin
+            ser_valid <= 1'b0;
+            ser_idx <= 16'd0;
+        end else begin
+            if (beat && sink == S_SOFTMAX) begin
+                ser_buf <= mvu_out_raw;
+                ser_valid <= 1'b1;
+                ser_idx <= 16'd0;
+                ser_last <= (so_rem < $signed(PE[17:0])) ? so_rem[15:0] - 16'd1 : PE[15:0] - 16'd1;
+            end else if (ser_take) begin
+                if (ser_idx == ser_last) ser_valid <= 1'b0;
+                ser_idx <= ser_idx + 16'd1;
+            end
+        end
+    end
+
+    // GELU: a synchronous table read per lane, written the next clock.
+    reg [7:0] gelu_rom [0:GELU_DEPTH-1];
+    initial $readmemh(GELU_FILE, gelu_rom);
+    reg [PE*8-1:0]  g_y;
+    reg             g_v;
+    reg [23:0]      g_waddr;
+    reg [LANES-1:0] g_wmask;
+    generate
+        for (gi = 0; gi < PE; gi = gi + 1) begin : g_gelu
+            /* verilator lint_off WIDTHTRUNC */
+            wire [GB-1:0] idx = f_aux + {16'd0, mvu_out_data[gi*8 +: 8] ^ 8'h80};
+            /* verilator lint_on WIDTHTRUNC */
+            always @(posedge clk) begin
+                if (beat) g_y[gi*8 +: 8] <= gelu_rom[idx];
+            end
+        end
+    endgenerate
+    always @(posedge clk) begin
+        g_v <= beat && sink == S_GELU;
+        g_waddr <= so_addr;
+        g_wmask <= so_mask;
+    end
+
+    // Residual add: y = sat16(round(a*M0 >> S0) + round(x*M1 >> S1)), x read from XM.
+    reg             a_v1, a_v2, a_v3;
+    reg [PE*8-1:0]  a_a1;
+    reg [23:0]      a_addr1, a_addr2, a_addr3;
+    reg [LANES-1:0] a_mask1, a_mask2, a_mask3;
+    reg [PE*64-1:0] a_pa2, a_px2;
+    reg [LANES*16-1:0] a_y3;
+    wire signed [63:0] rnd0 = 64'sd1 <<< (f_s0 - 8'd1);
+    wire signed [63:0] rnd1 = 64'sd1 <<< (f_s1 - 8'd1);
+    generate
+        for (gi = 0; gi < PE; gi = gi + 1) begin : g_add
+            wire signed [7:0]  a = a_a1[gi*8 +: 8];
+            wire signed [15:0] x = xm_rd_data[gi*16 +: 16];
+            wire signed [63:0] pa = a * $signed({1'b0, f_m0});
+            wire signed [63:0] px = x * $signed({1'b0, f_m1});
+            wire signed [63:0] pa2 = a_pa2[gi*64 +: 64];
+            wire signed [63:0] px2 = a_px2[gi*64 +: 64];
+            wire signed [63:0] sum = ((pa2 + rnd0) >>> f_s0) + ((px2 + rnd1) >>> f_s1);
+            wire [15:0] y = (sum > 64'sd32767) ? 16'h7fff : (sum < -64'sd32768) ? 16'h8000
+                                                                                : sum[15:0];
+            always @(posedge clk) begin
+                a_pa2[gi*64 +: 64] <= pa;
+                a_px2[gi*64 +: 64] <= px;
+                a_y3[gi*16 +: 16] <= y;
+            end
+        end
+        if (LANES > PE) begin : g_add_pad
+            always @(posedge clk) a_y3[LANES*16-1:PE*16] <= {(LANES-PE)*16{1'b0}};
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            a_v1 <= 1'b0;
+            a_v2 <= 1'b0;
+            a_v3 <= 1'b0;
+        end else begin
+            a_v1 <= beat && sink == S_ADD;
+            a_v2 <= a_v1;
+            a_v3 <= a_v2;
+        end
+        a_a1 <= mvu_out_data;
+        a_addr1 <= so_addr;
+        a_mask1 <= so_mask;
+        a_addr2 <= a_addr1;
+        a_mask2 <= a_mask1;
+        a_addr3 <= a_addr2;
+        a_mask3 <= a_mask2;
+    end
+
+    // LN and softmax outputs: one element a clock into BM, row by row.
+    wire        e_fire = run && ((kind == K_LN && ln_out_valid) ||
+                                 (kind == K_LINEAR && sink == S_SOFTMAX && sm_out_valid));
+    wire [7:0]  e_data = (kind == K_LN) ? ln_out_data : sm_out_data;
+    reg [15:0]  e_j;
+    reg [23:0]  e_row, e_addr;
+    always @(posedge clk) begin
+        if (op_start) begin
+            e_j <= 16'd0;
+            e_row <= f_dst;
+            e_addr <= f_dst;
+        end else if (e_fire) begin
+            if (e_j == f_dst_len - 16'd1) begin
+                e_j <= 16'd0;
+                e_row <= e_row + {8'd0, f_dst_stride};
+                e_addr <= e_row + {8'd0, f_dst_stride};
+            end else begin
+                e_j <= e_j + 16'd1;
+                e_addr <= e_addr + 24'd1;
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Consumers of the reader's FIFO besides the engine and LN: operand fills and XCOPY.
+    wire fills = run && (kind == K_FILLK || kind == K_FILLV);
+    wire xcopy = run && (kind == K_XCOPY);
+    assign c_pop = !fempty && ((mvu_in_valid && mvu_in_ready) || (ln_in_valid && ln_in_ready) ||
+                               fills || xcopy);
+    reg [15:0] k_c, k_jlo, v_cc, v_jlo, v_jhi, x_c;
+    reg [23:0] k_rowword, v_ccbase, x_row, x_addr;
+    integer fp, fs;
+    always @(posedge clk) begin
+        opw_en <= 1'b0;
+        if (op_start) begin
+            k_c <= 16'd0;
+            k_jlo <= 16'd0;
+            k_rowword <= f_aux;
+            v_cc <= 16'd0;
+            v_ccbase <= 24'd0;
+            v_jlo <= 16'd0;
+            v_jhi <= 16'd0;
+        end else if (c_pop && fills) begin
+            opw_en <= 1'b1;
+            opw_be <= {PE*SIMD{1'b0}};
+            opw_data <= {PE*SIMD*8{1'b0}};
+            if (kind == K_FILLK) begin
+                // chunk k_c of token j = K[j][k_c*SIMD + s] -> word (j/PE)*SF + k_c, lane (j%PE)*SIMD + s
+                opw_addr <= k_rowword[15:0] + k_c;
+                for (fp = 0; fp < PE; fp = fp + 1) begin
+                    if (fp == k_jlo) begin
+                        for (fs = 0; fs < SIMD; fs = fs + 1) begin
+                            opw_be[fp*SIMD + fs] <= 1'b1;
+                            opw_data[(fp*SIMD + fs)*8 +: 8] <= c_data[fs*16 +: 8];
+                        end
+                    end
+                end
+                if (k_c == f_sf - 16'd1) begin
+                    k_c <= 16'd0;
+                    if (k_jlo == PE - 1) begin
+                        k_jlo <= 16'd0;
+                        k_rowword <= k_rowword + {8'd0, f_sf};
+                    end else k_jlo <= k_jlo + 16'd1;
+                end else k_c <= k_c + 16'd1;
+            end else begin
+                // chunk v_cc of token j = V[j][v_cc*PE + p] -> word aux + v_cc*SF + j/SIMD,
+                // lane p*SIMD + j%SIMD (the operand is V transposed)
+                opw_addr <= f_aux[15:0] + v_ccbase[15:0] + v_jhi;
+                for (fp = 0; fp < PE; fp = fp + 1) begin
+                    for (fs = 0; fs < SIMD; fs = fs + 1) begin
+                        if (fs == v_jlo) begin
+                            opw_be[fp*SIMD + fs] <= 1'b1;
+                            opw_data[(fp*SIMD + fs)*8 +: 8] <= c_data[fp*16 +: 8];
+                        end
+                    end
+                end
+                if (v_cc == f_nf - 16'd1) begin
+                    v_cc <= 16'd0;
+                    v_ccbase <= 24'd0;
+                    if (v_jlo == SIMD - 1) begin
+                        v_jlo <= 16'd0;
+                        v_jhi <= v_jhi + 16'd1;
+                    end else v_jlo <= v_jlo + 16'd1;
+                end else begin
+                    v_cc <= v_cc + 16'd1;
+                    v_ccbase <= v_ccbase + {8'd0, f_sf};
+                end
+            end
+        end
+    end
+    always @(posedge clk) begin
+        if (op_start) begin
+            x_c <= 16'd0;
+            x_row <= f_dst;
+            x_addr <= f_dst;
+        end else if (c_pop && xcopy) begin
+            if (x_c == f_sf - 16'd1) begin
+                x_c <= 16'd0;
+                x_row <= x_row + {8'd0, f_dst_stride};
+                x_addr <= x_row + {8'd0, f_dst_stride};
+            end else begin
+                x_c <= x_c + 16'd1;
+                x_addr <= x_addr + LANES[23:0];
+            end
+        end
+    end
+
+    // INPUT: patch beats into BM rows of SF*SIMD elements.
+    reg [15:0] i_c, i_r;
+    reg [23:0] i_row, i_addr;
+    reg        i_done;
+    wire       i_fire = run && !op_start && (kind == K_INPUT) && in_valid && !i_done;
+    assign in_ready = run && !op_start && (kind == K_INPUT) && !i_done;
+    always @(posedge clk) begin
+        if (op_start) begin
+            i_c <= 16'd0;
+            i_r <= 16'd0;
+            i_row <= f_dst;
+            i_addr <= f_dst;
+            i_done <= (f_rows == 16'd0);
+        end else if (i_fire) begin
+            if (i_c == f_sf - 16'd1) begin
+                i_c <= 16'd0;
+                i_r <= i_r + 16'd1;
+                i_row <= i_row + {8'd0, f_dst_stride};
+                i_addr <= i_row + {8'd0, f_dst_stride};
+                if (i_r == f_rows - 16'd1) i_done <= 1'b1;
+            end else begin
+                i_c <= i_c + 16'd1;
+                i_addr <= i_addr + SIMD[23:0];
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Memory ports: one user each per op.
+    assign xm_rd_en = (g_issue && from_xm) || (beat && sink == S_ADD);
+    assign xm_rd_addr = from_xm ? g_addr : so_xaddr;
+    assign bm_rd_en = g_issue && !from_xm;
+    assign bm_rd_addr = g_addr;
+
+    assign xm_wr_en = a_v3 || (c_pop && xcopy);
+    assign xm_wr_addr = a_v3 ? a_addr3 : x_addr;
+    assign xm_wr_data = a_v3 ? a_y3 : c_data;
+    assign xm_wr_mask = a_v3 ? a_mask3 : c_mask;
+
+    reg [LANES*8-1:0] bm_data;
+    reg [23:0]        bm_addr;
+    reg [LANES-1:0]   bm_mask;
+    reg               bm_en;
+    integer bi;
+    always @(*) begin
+        bm_en = 1'b0;
+        bm_addr = so_addr;
+        bm_data = {LANES*8{1'b0}};
+        bm_mask = {LANES{1'b0}};
+        if (i_fire) begin
+            bm_en = 1'b1;
+            bm_addr = i_addr;
+            bm_data[SIMD*8-1:0] = in_data;
+            bm_mask[SIMD-1:0] = {SIMD{1'b1}};
+        end else if (e_fire) begin
+            bm_en = 1'b1;
+            bm_addr = e_addr;
+            bm_data[7:0] = e_data;
+            bm_mask[0] = 1'b1;
+        end else if (g_v) begin
+            bm_en = 1'b1;
+            bm_addr = g_waddr;
+            bm_data[PE*8-1:0] = g_y;
+            bm_mask = g_wmask;
+        end else if (beat && sink == S_BM) begin
+            bm_en = 1'b1;
+            bm_addr = so_addr;
+            bm_data[PE*8-1:0] = mvu_out_data;
+            bm_mask = so_mask;
+        end
+        for (bi = 0; bi < LANES; bi = bi + 1) if (bi >= PE && !i_fire && !e_fire) bm_mask[bi] = 1'b0;
+    end
+    assign bm_wr_en = bm_en;
+    assign bm_wr_addr = bm_addr;
+    assign bm_wr_data = bm_data;
+    assign bm_wr_mask = bm_mask;
+
+    // ------------------------------------------------------------------------------------------
+    // Output stream: the head's beats; TLAST on the final beat of the final image.
+    assign out_data = mvu_out_data;
+    assign out_valid = run && (kind == K_LINEAR) && (sink == S_OUT) && mvu_out_valid;
+    assign out_last = mvu_out_last && (images_left == 32'd1);
+
+    // ------------------------------------------------------------------------------------------
+    // When is an op finished? After its unit's done and the sink's last write.
+    reg       unit_done;  // the op's last unit reported done
+    reg [2:0] drain;
+    wire      mvu_side = (kind == K_LINEAR) && (sink != S_SOFTMAX);
+    always @(posedge clk) begin
+        if (!rst_n || op_start) begin
+            unit_done <= 1'b0;
+            drain <= 3'd0;
+        end else begin
+            if ((mvu_side && mvu_done) || (kind == K_LINEAR && sink == S_SOFTMAX && sm_done) ||
+                (kind == K_LN && ln_done) || (kind == K_INPUT && i_done) ||
+                ((fills || xcopy) && !g_active && fempty && !r_v))
+                unit_done <= 1'b1;
+            if (unit_done && drain != 3'd4) drain <= drain + 3'd1;
+        end
+    end
+    // The add sink writes 4 clocks after its last beat; every other sink within 2.
+    assign op_done = unit_done && (drain == ((sink == S_ADD && kind == K_LINEAR) ? 3'd4 : 3'd1));
+endmodule

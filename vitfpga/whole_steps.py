@@ -1,0 +1,102 @@
+"""The whole-model step of `vitfpga run`: the entire ViT in generated RTL, images in, logits out
+(docs/vit.md), checked against the integer golden and compared with the host-offload design."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vitfpga.errors import BadInput
+from vitfpga.hls.boards import get_board
+from vitfpga.hls.emit_vit import emit_vit
+from vitfpga.hls.vit_plan import plan_whole_model
+from vitfpga.hls.vit_program import compile_vit
+from vitfpga.run_state import Run, step
+from vitfpga.runtime.forward import logits as golden_logits
+from vitfpga.sim.result import SimResult
+from vitfpga.sim.synth import family_for_part, synthesize
+from vitfpga.sim.vit import run_vit
+
+__all__ = ["step_whole"]
+
+
+def step_whole(run: Run) -> None:
+    cfg = run.cfg
+    n = min(cfg.whole_images, len(run.split.y_test))
+    if n == 0:
+        return
+    sim = "verilator"
+    model = run.ivit.runtime_model()
+    try:
+        prog = compile_vit(model, run.plan)
+    except BadInput as e:  # a model this design does not run yet: say so, keep the run
+        run.whole = {"skipped": str(e)}
+        run.console.print(f"[yellow]whole[/]: skipped: {e}")
+        return
+    board = get_board(cfg.board)
+    wplan = plan_whole_model(run.plan, prog, board.bram36 * 0.9, board.dsp)
+    rtl = run.out / "project" / "vit"
+    with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
+        try:
+            emit_vit(run.plan, run.layers, prog, rtl)
+        except BadInput as e:
+            run.whole = {"skipped": str(e)}
+            run.console.print(f"  skipped: {e}")
+            return
+        x = run.split.x_test[:n].numpy()
+        y = run.split.y_test[:n].numpy()
+        expected = golden_logits(model, x)
+        with run.console.status(f"  {sim}: {n} images, patches in, logits out ..."):
+            r = run_vit(rtl, prog, run.plan, model, x, sim, run.out / "build" / "vit")
+        mismatches = int((r.logits != expected).sum())
+        run.verification.append(SimResult(
+            target=sim, layer="whole-model", compared=int(r.logits.size), mismatches=mismatches,
+            cycles=r.cycles, ideal_cycles=wplan.ideal_cycles_per_image * n))
+        run.accuracy["rtl"] = float((r.logits.argmax(-1) == y).mean())
+        yosys: dict[str, Any] | None = None
+        if cfg.synth and cfg.whole_synth:
+            s = synthesize(rtl, run.out / "build" / "yosys-vit", top="vitfpga_vit",
+                           family=family_for_part(run.plan.part))
+            yosys = {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram,
+                     "dsp": s.dsp, "seconds": s.seconds}
+        run.whole = _summary(run, wplan.to_json(), r.cycles / n, n, mismatches, yosys)
+        mark = "[green]✓[/]" if mismatches == 0 else "[red]✗[/]"
+        run.console.print(
+            f"  {mark} {r.logits.size} logits, {mismatches} mismatches; RTL top-1 "
+            f"{run.accuracy['rtl']:.2%} on {n} test images; {r.cycles / n:,.0f} cycles per "
+            f"image (sum of per-op ideals {wplan.ideal_cycles_per_image:,}, "
+            f"{r.cycles / n / wplan.ideal_cycles_per_image:.3f}x); "
+            f"{wplan.ps_pl_bytes_per_image} B across PS-PL per image "
+            f"(host offload: {wplan.host_offload_ps_pl_bytes_per_image:,} B)")
+
+
+def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches: int,
+             yosys: dict[str, Any] | None) -> dict[str, Any]:
+    clock = run.plan.clock_mhz * 1e6
+    hil = run.hil or {}
+    offload_cycles = hil.get("cycles_per_image", run.plan.cycles_per_image)
+    engine_yosys = None if run.synth is None else {
+        "lut": run.synth.lut, "ff": run.synth.ff, "bram36": run.synth.bram36,
+        "uram": run.synth.uram, "dsp": run.synth.dsp}
+    return {
+        "images": n, "simulator": "verilator", "mismatches": mismatches,
+        "cycles_per_image": round(cycles, 1),
+        "ideal_cycles_per_image": wplan["ideal_cycles_per_image"],
+        "cycles_vs_ideal": round(cycles / wplan["ideal_cycles_per_image"], 4),
+        "images_per_s": round(clock / cycles, 1),
+        "plan": wplan,
+        "resources": {"planner": {"bram36": wplan["bram36"], "dsp": wplan["dsp"]},
+                      "yosys": yosys},
+        "host_offload": {
+            "engine_cycles_per_image": offload_cycles,
+            "engine_images_per_s_bound": round(clock / float(offload_cycles), 1),
+            "ps_pl_bytes_per_image": wplan["host_offload_ps_pl_bytes_per_image"],
+            "note": "engine cycles only: the host's LayerNorm, softmax, GELU, attention "
+                    "products, adds and the DMA set-up per layer come on top",
+            "resources": {"planner": {"bram36": run.plan.bram36, "dsp": run.plan.dsp,
+                                      "lut": run.plan.lut},
+                          "yosys": engine_yosys}},
+        "ps_pl_bytes_per_image": wplan["ps_pl_bytes_per_image"],
+        "ps_pl_reduction": round(wplan["host_offload_ps_pl_bytes_per_image"]
+                                 / wplan["ps_pl_bytes_per_image"], 1),
+        "logits_identical": mismatches == 0,
+    }
