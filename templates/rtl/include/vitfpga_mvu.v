@@ -34,12 +34,13 @@
 //
 // Pipeline (one enable `en` for every stage; it drops only while an output beat is held back by
 // m_axis TREADY, so nothing is lost or duplicated under backpressure):
-//   A  weight ROM word + input buffer word (synchronous reads)
+//   A  weight ROM word (or operand buffer word) + input buffer word (synchronous reads)
 //   B  PE x SIMD products (registered, DSP/LUT multipliers)
 //   C  per-PE adder tree over SIMD lanes; bias table read
 //   D  per-PE int32 accumulator; M and S table reads
 //   E  acc * M in int64
-//   F  round, arithmetic shift, clamp -> output register (m_axis TDATA/TVALID)
+//   F  round, arithmetic shift, clamp -> output register (m_axis TDATA/TVALID); the raw
+//      accumulator, delayed through E and F, leaves with it on out_raw
 module vitfpga_mvu #(
     parameter integer PE = 4,
     parameter integer SIMD = 8,
@@ -467,6 +468,9 @@ module vitfpga_mvu #(
                     vitfpga_lutmul #(.WBITS(WX)) u_mul (.w(w), .x(x), .p(m));
                     assign prod_d[s*PW +: PW] = m;
                 end else begin : g_dsp
+                    // 8-bit weights, or any weights once the lanes take streamed int8 operands:
+                    // one DSP slice a lane, cheaper than an 8 x 8 LUT product (~135 LUTs more a
+                    // lane in Yosys; docs/engine.md "Streamed operand").
                     wire signed [PW-1:0] m = w * x;
                     assign prod_d[s*PW +: PW] = m;
                 end

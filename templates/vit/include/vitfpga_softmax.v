@@ -2,7 +2,7 @@
 // Integer softmax unit: `vitfpga.runtime.intmath.int_softmax` over rows of t int32 scores, bit
 // exact. Per row (lut = the EXP_FILE ROM, 256 entries below 2^23):
 //   d     = max(row) - s                          (0 .. 2^32-1, so the golden min() never acts)
-//   u     = (d*M + 2^(S-1)) >> S                  (exact: d*M < 2^63, the sum < 2^64 unsigned)
+//   u     = (d*M + 2^(S-1)) >> S                  (exact: d*M < 2^63, no int64 wrap)
 //   e     = lut[u & 255] >> min(u >> 8, 62)
 //   recip = 2^40 // sum(e)                        (once per row)
 //   p     = (e * (recip*prob_max) + 2^39) >> 40   (0 .. prob_max)
@@ -32,7 +32,9 @@
 //
 // Resources: one 32x31 multiplier (d*M), one 23x27 multiplier (e * recip*prob_max), one 20x7
 // multiplier used once per row, one 256 x 23 ROM, row buffers 2 x 2^ceil(log2 TMAX) deep of 32
-// (scores) and 23 bits (e), a radix-4 restoring divider (two 32-bit subtractors).
+// (scores) and 23 bits (e), a radix-4 restoring divider (two subtractors of 24 + log2 TMAX
+// bits). Yosys synth_xilinx at TMAX = 256 (xc7): 2 RAMB18, 9 DSP48E1, about 1000 LUTs (the
+// ROM among them) and 620 flip-flops.
 //
 // Assumptions beyond the port list: t <= TMAX (a larger t wraps the row buffers), lut[0] >
 // 2^20 (true for intmath.EXP2_LUT, lut[0] = 2^22: the row's maximum contributes lut[0] to the
@@ -79,10 +81,10 @@ module vitfpga_softmax #(
     // Run control. The run's parameters are latched at start; the inputs may change afterwards.
     reg          busy;
     reg [31:0]   rows_q;
+    reg [31:0]   rows_m1;  // rows - 1
     reg [IW-1:0] t_last;  // t - 1
     reg [30:0]   m_q;
-    reg [5:0]    s_q;
-    reg [63:0]   rnd_q;   // 2^(S-1)
+    reg [5:0]    sm1_q;   // S - 1
     reg [6:0]    pm_q;
     wire go = start && !busy;
     assign idle = !busy;
@@ -94,10 +96,10 @@ module vitfpga_softmax #(
     always @(posedge clk) begin
         if (go) begin
             rows_q <= rows;
+            rows_m1 <= rows - 32'd1;
             t_last <= t_m1[IW-1:0];
             m_q <= mult[30:0];
-            s_q <= shift[5:0];
-            rnd_q <= 64'd1 << (shift[5:0] - 6'd1);
+            sm1_q <= shift[5:0] - 6'd1;
             pm_q <= prob_max[6:0];
         end
     end
@@ -196,9 +198,10 @@ module vitfpga_softmax #(
     //   1  score read; the row's maximum rides along (A may overwrite rmax once the bank is free)
     //   2  d = max - s
     //   3  d*M
-    //   4  + 2^(S-1)
-    //   5  >> 8*S[5:3], keeping 21 bits and whether any higher bit is set
-    //   6  >> S[2:0]: u's 14 low bits and u >= 2^14; whole = min(u >> 8, 62); ROM read
+    //   4  y = d*M >> (S-1) in two steps, first by 8*((S-1) >> 3): 22 bits kept, and whether
+    //   5  any higher bit is set; then by (S-1) & 7: 15 bits and the flag y >= 2^15
+    //   6  u = (y + 1) >> 1, which is (d*M + 2^(S-1)) >> S without a 64-bit adder;
+    //      whole = min(u >> 8, 62) (u >= 2^14 is y >= 2^15 - 1); ROM read at u & 255
     //   7  e = lut >> whole
     // then the write stage: e into the e bank, row sum, divider start after the last element.
     reg v1, v2, v3, v4, v5, v6, v7;
@@ -206,17 +209,21 @@ module vitfpga_softmax #(
     reg signed [31:0] mx1;
     reg [31:0] d2;
     reg [62:0] p3;
-    reg [63:0] p4;
-    reg [20:0] x5;
+    reg [21:0] x4;
+    reg        h4;
+    reg [14:0] y5;
     reg        h5;
     reg [22:0] lut6;
     reg [5:0]  wh6;
     reg [22:0] e7;
 
-    wire [63:0] pc = p4 >> {s_q[5:3], 3'b000};
-    wire [20:0] uf = x5 >> s_q[2:0];
-    wire        big = h5 || (|uf[20:14]) || (uf[13:8] >= 6'd62);
-    wire [5:0]  whole = big ? 6'd62 : uf[13:8];
+    wire [62:0] pc = p3 >> {sm1_q[5:3], 3'b000};
+    wire [21:0] pf = x4 >> sm1_q[2:0];
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [15:0] u2 = {1'b0, y5} + 16'd1;  // 2u or 2u + 1: bit 0 is dropped
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire        big = h5 || u2[15] || (u2[14:9] >= 6'd62);
+    wire [5:0]  whole = big ? 6'd62 : u2[14:9];
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -244,10 +251,11 @@ module vitfpga_softmax #(
             mx1 <= rb ? rmax1 : rmax0;
             d2 <= mx1 - s1;  // max >= s: the 32-bit difference is exact, unsigned
             p3 <= d2 * m_q;
-            p4 <= {1'b0, p3} + rnd_q;
-            x5 <= pc[20:0];
-            h5 <= |pc[63:21];
-            lut6 <= lut[uf[7:0]];
+            x4 <= pc[21:0];
+            h4 <= |pc[62:22];
+            y5 <= pf[14:0];
+            h5 <= h4 || (|pf[21:15]);
+            lut6 <= lut[u2[8:1]];
             wh6 <= whole;
             e7 <= lut6 >> wh6;
         end
@@ -422,7 +430,7 @@ module vitfpga_softmax #(
         if (d_en) begin
             e1 <= ebuf[{d_bank, id}];
             rp1 <= d_rp;
-            tl1 <= id_last && (d_rows == rows_q - 32'd1);
+            tl1 <= id_last && (d_rows == rows_m1);
             m2 <= prod[PW-1:39];
             tl2 <= tl1;
             m3 <= m2;
