@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.sim.rtl import TIMESCALE, simulator_status, tool_env
+from vitfpga.sim.rtl import _BUILD_ARGS, TIMESCALE, simulator_status, tool_env
 
 __all__ = ["INCLUDE_DIR", "VIT_INCLUDE_DIR", "run_unit"]
 
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "templates" / "rtl" / "include"
 VIT_INCLUDE_DIR = INCLUDE_DIR.parents[1] / "vit" / "include"  # the whole-model units
-_BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal"]}
 
 
 def run_unit(*, toplevel: str, sources: Sequence[Path], test_module: str,

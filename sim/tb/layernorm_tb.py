@@ -24,48 +24,18 @@ from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, RisingEdge
 
-PERIOD_NS = 10
+from vitfpga.sim.tb.unit_bench import PERIOD_NS, UnitBench, cycle
+
 TIMEOUT_CYCLES = 50_000  # per run; the longest run in the tests takes about 3,000
 AFTER_CYCLES = 4  # cycles watched after `done` for a stray output or a second pulse
-
-
-def _cycle() -> int:
-    """Rising edges so far (an integer at either edge: the clock rises at multiples of 10 ns)."""
-    return int(get_sim_time("ns")) // PERIOD_NS
 
 
 def _s8(value: int) -> int:
     return value - 256 if value & 0x80 else value
 
 
-class Bench:
-    def __init__(self, dut: Any) -> None:
-        self.dut = dut
-        self.clk = dut.clk
-
-    async def tick(self) -> None:
-        await RisingEdge(self.clk)
-
-    async def sample(self) -> None:
-        await FallingEdge(self.clk)
-
-    async def drive(self, xs: list[int], gap_p: float, rng: random.Random) -> None:
-        d = self.dut
-        idx = 0
-        while idx < len(xs):
-            valid = not gap_p or rng.random() >= gap_p
-            d.in_valid.value = int(valid)
-            d.in_data.value = xs[idx] & 0xFFFF
-            await self.sample()
-            fire = valid and int(d.in_ready.value) == 1
-            await self.tick()
-            if fire:
-                idx += 1
-        d.in_valid.value = 0
-
+class Bench(UnitBench):
     async def collect(self, count: int, stall_p: float, rng: random.Random, got: list[int],
                       errors: list[str]) -> None:
         """Take `count` outputs, out_ready low at random; check the hold rule meanwhile."""
@@ -78,7 +48,7 @@ class Bench:
             valid = int(d.out_valid.value) == 1
             data = int(d.out_data.value) if valid else None
             if held is not None and data != held:
-                errors.append(f"cycle {_cycle()}: output {held} dropped or changed to {data} "
+                errors.append(f"cycle {cycle()}: output {held} dropped or changed to {data} "
                               "before it was accepted")
             held = data if valid and not ready else None
             if valid and ready:
@@ -99,21 +69,23 @@ class Bench:
         for name in ("d", "rows", "pbase", "mult", "shift", "eps"):
             getattr(d, name).value = int(spec[name])
         d.start.value = 1
-        driver = cocotb.start_soon(self.drive(xs, float(spec.get("in_gap", 0.0)), rng))
+        gap_p = float(spec.get("in_gap", 0.0))
+        driver = cocotb.start_soon(self.drive([x & 0xFFFF for x in xs],
+                                              lambda: not gap_p or rng.random() >= gap_p))
         collector = cocotb.start_soon(self.collect(
             count, float(spec.get("out_stall", 0.0)), random.Random(rng.random()), got, errors))
         await self.sample()
         if int(d.idle.value) != 1:
             errors.append("not idle before start")
         await self.tick()
-        start = _cycle()
+        start = cycle()
         d.start.value = 0
         done_at = -1
         dones = 0
         busy_seen = count == 0  # an empty run may finish without ever looking busy
         while True:
             await self.sample()
-            now = _cycle()
+            now = cycle()
             if int(d.done.value) == 1:
                 dones += 1
                 if done_at < 0:

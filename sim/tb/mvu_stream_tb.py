@@ -22,28 +22,16 @@ from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, RisingEdge
 
-PERIOD_NS = 10
+from vitfpga.sim.tb.unit_bench import PERIOD_NS, UnitBench, cycle
+
 RUN_TIMEOUT_CYCLES = 200_000
 
 
-def _cycle() -> int:
-    return int(get_sim_time("ns")) // PERIOD_NS
-
-
-class Bench:
+class Bench(UnitBench):
     def __init__(self, dut: Any, case: dict[str, Any]) -> None:
-        self.dut = dut
-        self.clk = dut.clk
+        super().__init__(dut)
         self.rng = random.Random(int(case.get("seed", 0)))
-
-    async def tick(self) -> None:
-        await RisingEdge(self.clk)
-
-    async def sample(self) -> None:
-        await FallingEdge(self.clk)
 
     async def write_operands(self, writes: list[list[int]], gap_p: float) -> int:
         """Write (addr, be, data) words through opw_*, one per cycle, idle cycles at random;
@@ -65,18 +53,7 @@ class Bench:
         return busy
 
     async def drive_input(self, beats: list[int], stall_p: float) -> None:
-        d = self.dut
-        idx = 0
-        while idx < len(beats):
-            valid = not stall_p or self.rng.random() >= stall_p
-            d.in_valid.value = int(valid)
-            d.in_data.value = beats[idx]
-            await self.sample()
-            fire = valid and int(d.in_ready.value) == 1
-            await self.tick()
-            if fire:
-                idx += 1
-        d.in_valid.value = 0
+        await self.drive(beats, lambda: not stall_p or self.rng.random() >= stall_p)
 
     async def collect(self, count: int, stall_p: float, seen: dict[str, Any]) -> None:
         d = self.dut
@@ -88,7 +65,7 @@ class Bench:
                 seen["data"].append(int(d.out_data.value))
                 seen["raw"].append(int(d.out_raw.value))
                 seen["last"].append(int(d.out_last.value))
-                seen["beat_cycles"].append(_cycle())
+                seen["beat_cycles"].append(cycle())
             await self.tick()
         d.out_ready.value = 0
 
@@ -105,7 +82,7 @@ class Bench:
         d.load.value = 0
         d.start.value = 1
         await self.tick()
-        start = _cycle()
+        start = cycle()
         d.start.value = 0
         seen: dict[str, Any] = {"data": [], "raw": [], "last": [], "beat_cycles": []}
         writer = cocotb.start_soon(self.write_operands(run["writes_during"], gap_p))
@@ -116,7 +93,7 @@ class Bench:
         for _ in range(RUN_TIMEOUT_CYCLES):
             await self.sample()
             if int(d.done.value) == 1:
-                done = _cycle()
+                done = cycle()
                 dones += 1
                 break
         else:

@@ -24,29 +24,17 @@ from typing import Any
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import FallingEdge, RisingEdge
 
-PERIOD_NS = 10
+from vitfpga.sim.tb.unit_bench import PERIOD_NS, UnitBench, cycle
+
 SLACK_CYCLES = 2000  # beyond rows*t*(stall factor): a run still going then is hung
 
 
-def _cycle() -> int:
-    return int(get_sim_time("ns")) // PERIOD_NS
-
-
-class Bench:
+class Bench(UnitBench):
     def __init__(self, dut: Any, seed: int) -> None:
-        self.dut = dut
-        self.clk = dut.clk
+        super().__init__(dut)
         self.in_rng = random.Random(seed)
         self.out_rng = random.Random(seed + 1)
-
-    async def tick(self) -> None:
-        await RisingEdge(self.clk)
-
-    async def sample(self) -> None:
-        await FallingEdge(self.clk)
 
     async def reset(self) -> None:
         d = self.dut
@@ -73,19 +61,8 @@ class Bench:
                 yield True
 
     async def drive_input(self, scores: list[int], gap_p: float, burst: int) -> None:
-        d = self.dut
         pattern = self._pattern(self.in_rng, gap_p, burst)
-        idx = 0
-        while idx < len(scores):
-            valid = next(pattern)
-            d.in_valid.value = int(valid)
-            d.in_data.value = scores[idx] & 0xFFFFFFFF
-            await self.sample()
-            fire = valid and int(d.in_ready.value) == 1
-            await self.tick()
-            if fire:
-                idx += 1
-        d.in_valid.value = 0
+        await self.drive([s & 0xFFFFFFFF for s in scores], lambda: next(pattern))
 
     async def collect(self, stall_p: float, burst: int, rec: dict[str, Any], limit: int) -> None:
         """Take output elements until `done` pulses (or `limit` cycles pass), and count the
@@ -100,9 +77,9 @@ class Bench:
                 rec["out"].append(int(d.out_data.value))
             if int(d.done.value) == 1:
                 rec["done_pulses"] += 1
-                rec["done"] = _cycle()
+                rec["done"] = cycle()
                 break
-            if _cycle() > limit:
+            if cycle() > limit:
                 rec["timed_out"] = True
                 break
             await self.tick()
@@ -125,7 +102,7 @@ class Bench:
         await self.tick()
         d.start.value = 1
         await self.sample()
-        rec["start"] = _cycle() + 1  # the rising edge ending this cycle takes `start`
+        rec["start"] = cycle() + 1  # the rising edge ending this cycle takes `start`
         await self.tick()
         d.start.value = 0
         # Scramble the control inputs: the unit must have latched them.
