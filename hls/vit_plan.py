@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from vitfpga.hls.memory import map_memory
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.plan import ModelPlan, estimate_resources
 from vitfpga.hls.vit_program import VitProgram
 
 __all__ = ["WholeModelPlan", "plan_whole_model"]
@@ -54,7 +54,10 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board_bram36: float, boa
     act = (2 * _bram(lanes * 16, xm_half) + 2 * _bram(lanes * 8, bm_half)
            + _bram(plan.pe * plan.simd * 8, prog.op_depth)
            + 3 * _bram(16, prog.dim) + 3 * _bram(32, prog.tokens))
-    dsp = plan.dsp + _LN_DSP + _SOFTMAX_DSP + _ADD_LANE_DSP * plan.pe
+    # With a streamed operand every lane multiplies int8 x int8 on a DSP, whatever the weight
+    # bits (docs/engine.md): the engine costs what an 8-bit engine does.
+    engine_dsp, _ = estimate_resources(plan.pe, plan.simd, 8)
+    dsp = engine_dsp + _LN_DSP + _SOFTMAX_DSP + _ADD_LANE_DSP * plan.pe
     bram = plan.bram36 + act
     in_bytes = prog.in_beats * plan.simd
     out_bytes = prog.out_beats * plan.pe
