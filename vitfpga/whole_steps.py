@@ -34,7 +34,8 @@ def step_whole(run: Run) -> None:
         return
     board = get_board(cfg.board)
     wplan = plan_whole_model(run.plan, prog, board.bram36 * 0.9, board.dsp)
-    rtl = run.out / "project" / "vit"
+    # beside project/, which `vitfpga generate` reproduces byte for byte
+    rtl = run.out / "whole_model" / "rtl"
     with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
         try:
             emit_vit(run.plan, run.layers, prog, rtl)

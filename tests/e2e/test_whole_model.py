@@ -35,7 +35,7 @@ def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     # the target of the issue: measured cycles within 10% of the sum of per-op ideals
     assert whole["cycles_vs_ideal"] <= 1.10, whole
     assert whole["ps_pl_bytes_per_image"] < whole["host_offload"]["ps_pl_bytes_per_image"]
-    assert (quick_run / "project" / "vit" / "vitfpga_vit.v").is_file()
+    assert (quick_run / "whole_model" / "rtl" / "vitfpga_vit.v").is_file()
 
 
 def test_op_program_matches_the_golden(quick_run: Path) -> None:
