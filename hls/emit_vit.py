@@ -13,11 +13,12 @@ from vitfpga.errors import BadInput
 from vitfpga.hls.emit import copy_static, render, write_mem
 from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, channel_words, model_tables, program_words
 from vitfpga.hls.plan import ModelPlan, check_model_plan
-from vitfpga.hls.vit_program import OP_BITS, VitProgram, op_words
+from vitfpga.hls.vit_program import OP_BITS, VitProgram, compile_vit, op_words
 from vitfpga.ir import IntLinear
 from vitfpga.quant.codecs import pack_lanes
+from vitfpga.runtime.model import IntModel
 
-__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
+__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit", "whole_model_program"]
 
 VIT_TOP = "vitfpga_vit"
 VIT_TOP_FILE = "vitfpga_vit.v"
@@ -47,13 +48,26 @@ def _signed(values: tuple[int, ...], bits: int) -> list[int]:
     return [int(v) & ((1 << bits) - 1) for v in values]
 
 
+def _check_weights_in_rom(plan: ModelPlan) -> None:
+    if plan.ram_depth:
+        raise BadInput(f"whole-model hardware: the plan keeps {plan.ram_depth:,} weight words "
+                       f"in URAM loaded at start-up, which the whole-model top has no load path "
+                       f"for yet: every weight must be in the bitstream ROM")
+
+
+def whole_model_program(model: IntModel, plan: ModelPlan) -> VitProgram:
+    """The program of `model` on `plan`'s engine, or BadInput naming what the whole-model RTL
+    does not run (requantising hops, sparse sums, weights in URAM)."""
+    prog = compile_vit(model, plan)
+    _check_weights_in_rom(plan)
+    return prog
+
+
 def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path
              ) -> list[Path]:
     """Write `out_dir/` (the whole-model RTL); return the files written."""
     check_model_plan(plan, layers)
-    if plan.ram_depth:
-        raise BadInput(f"whole-model hardware: the plan keeps {plan.ram_depth} weight words in "
-                       f"start-up-loaded RAM; the whole-model top needs every weight in ROM")
+    _check_weights_in_rom(plan)
     rtl = Path(out_dir)
     rtl.mkdir(parents=True, exist_ok=True)
     t = model_tables(plan, layers)

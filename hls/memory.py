@@ -131,11 +131,13 @@ def _map_rom(width: int, depth: int) -> MemoryMap:
     return best
 
 
-def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False) -> MemoryMap:
+def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False,
+               save_bram: bool = False) -> MemoryMap:
     """The cheapest mapping. With URAM available (`uram_limit` > 0), the deepest part of the
     memory goes into URAM288 when that spends no more capacity than block RAM would, and what
     does not fit the URAM limit stays in block RAM (on parts with URAM, BRAM is the scarcer
-    pool).
+    pool). With `save_bram`, for designs where block RAM is what runs out, it goes into URAM
+    whenever that takes fewer URAM blocks than BRAM36 blocks, capacity wasted or not.
 
     `rom=True` models an initialised, read-only memory as synthesis infers it instead (see the
     module docstring): one primitive shape, small ROMs in LUTs, and never URAM, whatever
@@ -160,6 +162,7 @@ def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False
                                luts=width * _mux_luts(stacked)
                                + _column_mux_luts(rest_cols, rest))
             capacity = rows * per_row * URAM288_BITS + rest_halves * BRAM36_BITS // 2
-            if capacity <= halves * BRAM36_BITS // 2:
+            if capacity <= halves * BRAM36_BITS // 2 or (
+                    save_bram and rows * per_row < (halves - rest_halves) / 2):
                 best = hybrid
     return best

@@ -25,7 +25,7 @@ from vitfpga.hls.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
-           "plan_model"]
+           "folds", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -158,7 +158,7 @@ def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
     return max(s.w_base + s.words for s in slots)
 
 
-def _folds(cap: int) -> list[int]:
+def folds(cap: int) -> list[int]:
     """Candidate fold sizes: powers of two up to cap. The engine's streams are SIMD x 8 and
     PE x 8 bits wide and an AXI DMA (the PYNQ project's data mover) streams only 8 x 2^k bits;
     zero-padding to the next power of two costs less than the width converters a
@@ -263,8 +263,8 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
     owners = weight_owners(layers)
-    for pe in _folds(max_lanes):
-        for simd in _folds(max_lanes // pe):
+    for pe in folds(max_lanes):
+        for simd in folds(max_lanes // pe):
             dsp, _ = estimate_resources(pe, simd, bits)
             if dsp > board.dsp:
                 continue

@@ -12,9 +12,10 @@ from vitfpga.ir import IntLinear
 from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_rows, layer_type
 from vitfpga.quant.synthetic import structure_layers
+from vitfpga.runtime.model import IntModel
 
-__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_layers", "run_driver_source",
-           "run_layers"]
+__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_int_model", "preset_layers",
+           "run_driver_source", "run_int_model", "run_layers"]
 
 
 def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str]:
@@ -57,6 +58,40 @@ def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | No
     label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights "
              f"(not a trained model)")
     return layers, rows, label
+
+
+def run_int_model(run_dir: Path) -> tuple[IntModel, dict[str, IntLinear], dict[str, int], str]:
+    """(the whole integer model, its layers, rows per image, description) of a `vitfpga run`
+    directory, for whole-model plans."""
+    from vitfpga.quant.checkpoint import run_model
+    from vitfpga.quant.intvit import load_int_vit
+
+    model = run_model(run_dir, "int_vit.npz")
+    try:
+        ivit = load_int_vit(str(run_dir / "int_vit.npz"))
+        rows = layer_rows(PRESETS[model], list(ivit.layers))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise BadInput(f"{run_dir}: corrupt run artifacts ({type(e).__name__}: {e})") from None
+    return ivit.runtime_model(), ivit.layers, rows, f"{model} from {run_dir}"
+
+
+def preset_int_model(preset: str, weight_bits: int, seed: int = 0
+                     ) -> tuple[IntModel, dict[str, IntLinear], dict[str, int], str]:
+    """A whole integer ViT of a hardware preset's shapes, for whole-model plans: the seeded
+    random layers of `preset_layers`, and LayerNorm, embedding, softmax and GELU parameters
+    calibrated on a randomly initialised float ViT of the same shape with random images. Its
+    arithmetic is exact and its shapes are real; its outputs mean nothing."""
+    import torch
+
+    from vitfpga.quant.intvit import calibrate_int_vit
+    from vitfpga.quant.model import ViT
+
+    layers, rows, label = preset_layers(preset, weight_bits, seed)
+    cfg = HARDWARE_PRESETS[preset]
+    torch.manual_seed(seed)
+    images = torch.randn(2, cfg.in_chans, cfg.image_size, cfg.image_size)
+    ivit = calibrate_int_vit(ViT(cfg), layers, images)
+    return ivit.runtime_model(), layers, rows, label
 
 
 TEST_IMAGES = 512  # at most, in a driver package: enough for accuracy, small on the board

@@ -1,36 +1,61 @@
 """What the whole-model design costs and moves, beside the host-offload engine it contains
-(docs/vit.md): cycles, PS-PL traffic, images/s at the board clock, and a resource estimate."""
+(docs/vit.md): cycles, PS-PL traffic, images/s at the board clock, and a resource estimate; and
+the search for the fastest PE x SIMD folding whose whole design fits a board."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
+from vitfpga.errors import DoesNotFit
+from vitfpga.hls.boards import Board
 from vitfpga.hls.memory import map_memory
-from vitfpga.hls.plan import ModelPlan, estimate_resources
-from vitfpga.hls.vit_program import VitProgram
+from vitfpga.hls.plan import (
+    BRAM_RESERVE,
+    LUT_BUDGET,
+    ModelPlan,
+    estimate_resources,
+    fixed_plan,
+    folds,
+)
+from vitfpga.hls.vit_program import VitProgram, compile_vit
+from vitfpga.ir import IntLinear
+from vitfpga.runtime.model import IntModel
 
-__all__ = ["WholeModelPlan", "plan_whole_model"]
+__all__ = ["ActivationMemory", "WholeModelPlan", "activation_memories", "plan_whole_model",
+           "search_whole_model"]
 
-# DSP slices of the fixed units (from the RTL: the LayerNorm unit's products and divider-free
-# requantisation, the softmax's rescale and normalisation), and of one residual-add lane
-# (an 8x31 and a 16x31 product).
-_LN_DSP, _SOFTMAX_DSP, _ADD_LANE_DSP = 8, 6, 3
+# Calibrated on Yosys synth_xilinx (xc7) of the emitted units and of the digits whole design
+# (PE 16 x SIMD 4: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere):
+# DSP slices of the LayerNorm unit (12), the softmax (9) and of one residual-add lane (an 8x31
+# and a 16x31 product, two DSP48 each).
+_LN_DSP, _SOFTMAX_DSP, _ADD_LANE_DSP = 12, 9, 4
+# LUTs: LayerNorm 3.1k and softmax 1.0k; per engine lane, the streamed operand's buffer and
+# select (the MVU with an operand buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without);
+# per memory lane (max(PE, SIMD)), the element-addressed memories' rotators, the GELU table's
+# read port, the residual add and the sequencer's share.
+_UNIT_LUTS, _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 4_100, 115, 570
 
 
 @dataclass(frozen=True)
 class WholeModelPlan:
     board: str
     clock_mhz: float
+    pe: int
+    simd: int
     ideal_cycles_per_image: int  # the sum of the per-op ideal cycle counts
     ideal_by_unit: dict[str, int]
     ps_pl_bytes_per_image: int  # patches in + logits out
     host_offload_ps_pl_bytes_per_image: int  # every linear layer's rows in and out
     host_offload_engine_cycles_per_image: int  # the engine's ideal alone (host ops not counted)
+    activation_bytes: int  # XM (int16) and BM (int8) elements
     activation_bram36: float  # XM, BM, operand buffer, unit row buffers
+    activation_uram: int
     bram36: float  # engine + activations
-    uram: int
+    uram: int  # weights loaded at start-up + activations
     dsp: int
+    lut: int
     fits: bool
     why: str
 
@@ -42,33 +67,114 @@ class WholeModelPlan:
         return {**asdict(self), "ideal_images_per_s": round(self.ideal_images_per_s, 1)}
 
 
-def _bram(width: int, depth: int) -> float:
-    return map_memory(width, max(depth, 1)).bram36
+@dataclass(frozen=True)
+class ActivationMemory:
+    name: str
+    width: int  # bits
+    depth: int
+    initialised: bool  # holds constants from the bitstream: never URAM, which has no init
 
 
-def plan_whole_model(plan: ModelPlan, prog: VitProgram, board_bram36: float, board_dsp: int
-                     ) -> WholeModelPlan:
+def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMemory, ...]:
+    """Every memory the whole model adds to the engine: XM and BM as two banks of LANES-element
+    words each (vitfpga_vmem.v), the operand buffer, the LayerNorm and softmax row buffers."""
     lanes = prog.lanes
     xm_half = math.ceil((math.ceil(prog.xm_depth / lanes) + 1) / 2)
     bm_half = math.ceil((math.ceil(prog.bm_depth / lanes) + 1) / 2)
-    act = (2 * _bram(lanes * 16, xm_half) + 2 * _bram(lanes * 8, bm_half)
-           + _bram(plan.pe * plan.simd * 8, prog.op_depth)
-           + 3 * _bram(16, prog.dim) + 3 * _bram(32, prog.tokens))
+    return (ActivationMemory("xm.even", lanes * 16, xm_half, True),
+            ActivationMemory("xm.odd", lanes * 16, xm_half, True),
+            ActivationMemory("bm.even", lanes * 8, bm_half, False),
+            ActivationMemory("bm.odd", lanes * 8, bm_half, False),
+            ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1), False),
+            *[ActivationMemory(f"ln.row{i}", 16, prog.dim, False) for i in range(3)],
+            *[ActivationMemory(f"softmax.row{i}", 32, prog.tokens, False) for i in range(3)])
+
+
+def _place(memories: tuple[ActivationMemory, ...], uram: int, save_bram: bool
+           ) -> tuple[float, int, int]:
+    """(BRAM36, URAM, LUTs) of the memories, mapped one by one while `uram` blocks are left
+    (map_memory's rules; `save_bram` moves a memory into URAM whenever it takes fewer URAM
+    blocks than BRAM36)."""
+    bram, used, luts = 0.0, 0, 0
+    for mem in memories:
+        limit = 0 if mem.initialised else uram - used
+        m = map_memory(mem.width, mem.depth, limit, save_bram=save_bram)
+        bram, used, luts = bram + m.bram36, used + m.uram, luts + m.luts
+    return bram, used, luts
+
+
+def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram: bool = False
+                     ) -> WholeModelPlan:
+    """The whole design on `plan`'s engine: its activations take the URAM its weights leave
+    (with `save_bram`, even where URAM stores them less densely)."""
+    act_bram, act_uram, act_luts = _place(activation_memories(plan, prog),
+                                          board.uram - plan.uram, save_bram)
     # With a streamed operand every lane multiplies int8 x int8 on a DSP, whatever the weight
     # bits (docs/engine.md): the engine costs what an 8-bit engine does.
-    engine_dsp, _ = estimate_resources(plan.pe, plan.simd, 8)
+    engine_dsp, engine_lut = estimate_resources(plan.pe, plan.simd, 8)
     dsp = engine_dsp + _LN_DSP + _SOFTMAX_DSP + _ADD_LANE_DSP * plan.pe
-    bram = plan.bram36 + act
-    in_bytes = prog.in_beats * plan.simd
-    out_bytes = prog.out_beats * plan.pe
-    offload = sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
-    fits = bram <= board_bram36 and dsp <= board_dsp
-    why = (f"{bram:.1f} of {board_bram36:.1f} BRAM36, {dsp} of {board_dsp} DSP")
+    engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
+    lut = (engine_lut + engine_memory_luts + act_luts + _UNIT_LUTS
+           + _OPERAND_LANE_LUTS * plan.pe * plan.simd + _MEMORY_LANE_LUTS * prog.lanes)
+    bram, uram = plan.bram36 + act_bram, plan.uram + act_uram
+    budget = board.bram36 * (1 - BRAM_RESERVE)
+    fits = (bram <= budget and uram <= board.uram and dsp <= board.dsp
+            and lut <= board.lut * LUT_BUDGET)
+    why = (f"{bram:.1f} of {budget:.1f} BRAM36, {uram} of {board.uram} URAM, {dsp} of "
+           f"{board.dsp} DSP, {lut:,} of {int(board.lut * LUT_BUDGET):,} LUT")
     ideal = prog.ideal_cycles()
+    offload = sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
     return WholeModelPlan(
-        board=plan.board, clock_mhz=plan.clock_mhz, ideal_cycles_per_image=sum(ideal.values()),
-        ideal_by_unit=ideal, ps_pl_bytes_per_image=in_bytes + out_bytes,
+        board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
+        ideal_cycles_per_image=sum(ideal.values()), ideal_by_unit=ideal,
+        ps_pl_bytes_per_image=prog.in_beats * plan.simd + prog.out_beats * plan.pe,
         host_offload_ps_pl_bytes_per_image=offload,
         host_offload_engine_cycles_per_image=plan.cycles_per_image,
-        activation_bram36=round(act, 1), bram36=round(bram, 1), uram=plan.uram, dsp=dsp,
-        fits=fits, why=why)
+        activation_bytes=2 * prog.xm_depth + prog.bm_depth,
+        activation_bram36=round(act_bram, 1), activation_uram=act_uram, bram36=round(bram, 1),
+        uram=uram, dsp=dsp, lut=lut, fits=fits, why=why)
+
+
+def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
+                       board: Board, max_lanes: int = 64
+                       ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
+    """The fastest PE x SIMD folding whose whole design fits `board` (ties: less block RAM,
+    then wider SIMD). For each folding the weights' bitstream-ROM/URAM split is redone with
+    the block RAM the activations leave, activations first in block RAM, then in URAM; the
+    better of the two that fits counts. Raises DoesNotFit with the closest miss."""
+    best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
+    closest: WholeModelPlan | None = None
+    for pe in folds(max_lanes):
+        for simd in folds(max_lanes // pe):
+            if estimate_resources(pe, simd, 8)[0] > board.dsp:
+                continue
+            base = fixed_plan(layers, rows, board, pe, simd)
+            prog = compile_vit(model, base)  # the ROM/URAM split does not change the program
+            mems = activation_memories(base, prog)
+            for save_bram in (False, True):
+                bram, uram, _ = _place(mems, board.uram, save_bram)
+                # leave the activations' BRAM out of the weights' split (it budgets 90%)
+                rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
+                                           uram=board.uram - uram)
+                if rest.bram36 <= 0:
+                    continue
+                plan = dataclasses.replace(fixed_plan(layers, rows, rest, pe, simd),
+                                           board=board.name)
+                whole = plan_whole_model(plan, prog, board, save_bram)
+                if not whole.fits:
+                    if closest is None or whole.bram36 < closest.bram36:
+                        closest = whole
+                    continue
+                key = (whole.ideal_cycles_per_image, whole.bram36, -simd)
+                if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
+                                          -best[2].simd):
+                    best = (plan, prog, whole)
+    if best is None:
+        if closest is None:
+            raise DoesNotFit(f"no PE x SIMD folding up to {max_lanes} lanes fits "
+                             f"{board.name}'s {board.dsp} DSP")
+        raise DoesNotFit(f"the whole-model design does not fit {board.name}: at best "
+                         f"PE={closest.pe} x SIMD={closest.simd} needs {closest.why}; try fewer "
+                         f"weight bits, low-rank layers or a larger board")
+    return best
+

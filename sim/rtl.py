@@ -363,6 +363,7 @@ class SimProcess:
         self._thread = threading.Thread(target=self._simulate, args=(config,), daemon=True)
         self._thread.start()
         server.settimeout(1.0)
+        conn: socket.socket | None = None
         for _ in range(START_TIMEOUT_S):
             try:
                 conn, _ = server.accept()
@@ -370,8 +371,6 @@ class SimProcess:
             except TimeoutError:
                 if not self._thread.is_alive():
                     break
-        else:
-            conn = None
         if conn is None:
             raise self.failure("the testbench never connected")
         conn.setblocking(True)

@@ -16,6 +16,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from vitfpga.hls.plan import ModelPlan
+    from vitfpga.hls.vit_plan import WholeModelPlan
     from vitfpga.ir import IntLinear
 
 from vitfpga.errors import BadInput, VitfpgaError
@@ -122,12 +123,8 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-                rank: float | None, max_lanes: int, boards_file: Path | None
-                ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
-    from vitfpga.hls.boards import get_board, register_boards_file
-    from vitfpga.hls.plan import plan_model
-    from vitfpga.hls.sources import preset_layers, run_layers
+def _plan_model_checks(run_dir: Path | None, preset: str | None, weight_bits: int,
+                       max_lanes: int) -> None:
     from vitfpga.quant.codecs import SUPPORTED_BITS
 
     if (run_dir is None) == (preset is None):
@@ -138,6 +135,16 @@ def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bit
                        f"{', '.join(map(str, SUPPORTED_BITS))}")
     if max_lanes < 1:
         raise BadInput("--max-lanes must be at least 1")
+
+
+def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+                rank: float | None, max_lanes: int, boards_file: Path | None
+                ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
+    from vitfpga.hls.boards import get_board, register_boards_file
+    from vitfpga.hls.plan import plan_model
+    from vitfpga.hls.sources import preset_layers, run_layers
+
+    _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
     if rank is not None and run_dir is not None:
         raise BadInput("--rank applies to --preset; a run's layers are planned as trained")
     register_boards_file(boards_file)
@@ -151,10 +158,17 @@ def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bit
 @_model_options
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the plan as JSON here.")
+@click.option("--whole", is_flag=True, help="Plan the whole-model design instead (every op on "
+              "chip, image in, logits out): the fastest folding whose engine, weights and "
+              "activation memories all fit BOARD.")
 def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
          rank: float | None, max_lanes: int, boards_file: Path | None,
-         json_out: Path | None) -> None:
+         json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
+    if whole:
+        _plan_whole(run_dir, preset, board, weight_bits, rank, max_lanes, boards_file,
+                    json_out)
+        return
     _, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
                                    boards_file)
     console = _console()
@@ -162,6 +176,53 @@ def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
         console.print(table)
     if json_out is not None:
         json_out.write_text(result.to_json())
+
+
+def _plan_whole(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+                rank: float | None, max_lanes: int, boards_file: Path | None,
+                json_out: Path | None) -> None:
+    import json
+
+    from vitfpga.hls.boards import get_board, register_boards_file
+    from vitfpga.hls.sources import preset_int_model, run_int_model
+    from vitfpga.hls.vit_plan import search_whole_model
+
+    if rank is not None:
+        raise BadInput("--whole does not take --rank yet: low-rank preset layers need a "
+                       "requantising hop, which only the host-offload design runs")
+    _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
+    register_boards_file(boards_file)
+    target = get_board(board)
+    console = _console()
+    with console.status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
+                        f"lanes ..."):
+        model, layers, rows, label = (run_int_model(run_dir) if run_dir is not None
+                                      else preset_int_model(str(preset), weight_bits))
+        engine, _, w = search_whole_model(model, layers, rows, target, max_lanes)
+    console.print(_whole_table(w, label))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
+                                        "whole_model": w.to_json()}, indent=1) + "\n")
+
+
+def _whole_table(w: WholeModelPlan, label: str) -> Table:
+    table = Table(title=f"{label}: whole model on {w.board}, PE={w.pe} x SIMD={w.simd}",
+                  show_header=False, caption="cycles are per-op ideals (docs/vit.md, Cycles)")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [(f"  {unit}", f"{cycles:,}") for unit, cycles in w.ideal_by_unit.items()]
+    for what, value in (
+        ("cycles per image (ideal)", f"{w.ideal_cycles_per_image:,}"), *rows,
+        (f"images/s at {w.clock_mhz:g} MHz", f"{w.ideal_images_per_s:,.1f}"),
+        ("PS-PL bytes per image", f"{w.ps_pl_bytes_per_image:,}"),
+        ("  host-offload design", f"{w.host_offload_ps_pl_bytes_per_image:,}"),
+        ("activations on chip (XM + BM)", f"{w.activation_bytes:,} B"),
+        ("BRAM36 / URAM (all memories)", f"{w.bram36:g} / {w.uram}"),
+        ("  activations", f"{w.activation_bram36:g} / {w.activation_uram}"),
+        ("DSP / LUT (estimate)", f"{w.dsp:,} / {w.lut:,}"),
+    ):
+        table.add_row(what, value)
+    return table
 
 
 @cli.command()

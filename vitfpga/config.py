@@ -50,7 +50,7 @@ class RunConfig:
     hil_images: int = 360  # test images through hardware in the loop (0: skip; capped at all)
     hil_simulator: str = "verilator"
     whole_images: int = 360  # test images through the whole-model RTL (0: skip; capped at all)
-    whole_synth: bool = False  # Yosys on the whole-model Verilog (yowasp aborts: docs/vit.md)
+    whole_synth: bool = True  # Yosys on the whole-model Verilog (~4 min; --quick: off)
     synth: bool = True  # Yosys resource check of the emitted Verilog
 
     def quick(self) -> RunConfig:

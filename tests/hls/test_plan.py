@@ -1,4 +1,4 @@
-"""The whole-model plan: one engine, one weight memory, one program entry per layer."""
+"""The model plan: one engine, one weight memory, one program entry per layer."""
 
 import json
 

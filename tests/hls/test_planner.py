@@ -1,4 +1,5 @@
-"""Boards, memory mapping and identifier sanitising (the whole-model plan: test_plan.py)."""
+"""Boards, memory mapping and identifier sanitising (the model plan: test_plan.py; the
+whole-model design: test_vit_plan.py)."""
 
 import pytest
 

@@ -400,7 +400,10 @@ module vitfpga_vit_core #(
     end
 
     // GELU: a synchronous table read per lane, written the next clock.
-    reg [7:0] gelu_rom [0:GELU_DEPTH-1];
+    // One table with PE read ports, kept in logic for Yosys: memory_libmap enumerates every
+    // assignment of read ports to RAM port groups (exponential in the port count; PE = 16 exceeds
+    // YoWASP's 4 GiB and traps) and picks logic for this table at any port count anyway.
+    (* logic_block *) reg [7:0] gelu_rom [0:GELU_DEPTH-1];
     initial $readmemh(GELU_FILE, gelu_rom);
     reg [PE*8-1:0]  g_y;
     reg             g_v;

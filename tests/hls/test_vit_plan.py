@@ -1,0 +1,81 @@
+"""The whole-model design's plan at DeiT-Tiny dimensions (seeded random weights): activation
+memories by liveness, their placement in block RAM or URAM, and the folding search on KV260."""
+
+import subprocess
+import sys
+
+import pytest
+
+from vitfpga.errors import DoesNotFit
+from vitfpga.hls.boards import get_board
+from vitfpga.hls.memory import map_memory
+from vitfpga.hls.plan import BRAM_RESERVE, fixed_plan
+from vitfpga.hls.sources import preset_int_model
+from vitfpga.hls.vit_plan import activation_memories, plan_whole_model, search_whole_model
+from vitfpga.hls.vit_program import compile_vit
+from vitfpga.quant.model import HARDWARE_PRESETS
+
+KV260 = get_board("kv260")
+DEIT = HARDWARE_PRESETS["deit-tiny"]
+
+
+@pytest.fixture(scope="module")
+def deit2() -> tuple:
+    return preset_int_model("deit-tiny", 2)
+
+
+def test_bm_shares_one_region_between_phases(deit2: tuple) -> None:
+    model, layers, rows, _ = deit2
+    prog = compile_vit(model, fixed_plan(layers, rows, KV260, 4, 16))
+    t, d = DEIT.tokens, DEIT.dim
+    attention = t * (3 * d + t + d)  # q/k/v, one head's probabilities, attention out
+    mlp, patches = t * DEIT.hidden, DEIT.num_patches * DEIT.patch_dim
+    assert attention > max(mlp, patches)
+    assert prog.bm_depth == t * d + attention  # Y, then the shared region
+    assert prog.xm_depth == 2 * t * d + d  # residual, position embedding, class row
+
+
+def test_save_bram_moves_uninitialised_memories_into_uram(deit2: tuple) -> None:
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 8, 8)
+    prog = compile_vit(model, plan)
+    dense = plan_whole_model(plan, prog, KV260)
+    saving = plan_whole_model(plan, prog, KV260, save_bram=True)
+    assert dense.activation_uram == 0  # URAM would store these less densely
+    assert saving.activation_uram > 0 and saving.activation_bram36 < dense.activation_bram36
+    xm = [m for m in activation_memories(plan, prog) if m.name.startswith("xm")]
+    # XM holds the position embedding from the bitstream, and URAM has no initial contents
+    assert all(m.initialised for m in xm)
+    xm_bram = sum(map_memory(m.width, m.depth).bram36 for m in xm)
+    assert saving.activation_bram36 >= xm_bram
+    assert map_memory(256, 2371, 64, save_bram=True).uram == 4  # 4 URAM < 18 BRAM36
+
+
+def test_deit_tiny_fits_kv260_at_two_bits(deit2: tuple) -> None:
+    model, layers, rows, _ = deit2
+    plan, prog, whole = search_whole_model(model, layers, rows, KV260, max_lanes=64)
+    assert whole.fits and plan.pe * plan.simd <= 64
+    assert whole.bram36 <= KV260.bram36 * (1 - BRAM_RESERVE) and whole.uram <= KV260.uram
+    assert whole.ideal_cycles_per_image == sum(prog.ideal_cycles().values())
+    # patches in, 1000 logits out; the host-offload design moves every linear layer's rows
+    assert whole.ps_pl_bytes_per_image == DEIT.num_patches * DEIT.patch_dim + 1000
+    assert whole.host_offload_ps_pl_bytes_per_image > 40 * whole.ps_pl_bytes_per_image
+    # at most 64 MACs a clock: 1.26 GMAC per image needs about 20M cycles
+    assert 19e6 < whole.ideal_by_unit["engine"] < 21e6
+
+
+def test_deit_tiny_does_not_fit_kv260_at_three_bits() -> None:
+    model, layers, rows, _ = preset_int_model("deit-tiny", 3)
+    with pytest.raises(DoesNotFit, match=r"does not fit kv260: at best .* BRAM36, .* URAM"):
+        search_whole_model(model, layers, rows, KV260, max_lanes=16)
+
+
+def test_cli_plans_the_whole_model_and_refuses_rank() -> None:
+    cmd = [sys.executable, "-m", "vitfpga.cli", "plan", "--preset", "deit-tiny", "--board",
+           "kv260", "--whole", "--weight-bits", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "images/s at 250 MHz" in done.stdout and "host-offload design" in done.stdout
+    bad = subprocess.run([*cmd, "--rank", "0.5"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1 and "--rank" in bad.stderr
