@@ -29,6 +29,7 @@ from vitfpga.hls.emit import render, template_root
 from vitfpga.hls.layout import model_tables
 from vitfpga.hls.plan import ModelPlan
 from vitfpga.hls.system import ENGINE_REGS, SystemSpec
+from vitfpga.hls.vit_program import VitProgram
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import ViTConfig
 
@@ -72,11 +73,13 @@ def ram_bytes(plan: ModelPlan, layers: dict[str, IntLinear]) -> tuple[bytes, int
     return b"".join(w.to_bytes(per_word, "little") for w in words), per_word
 
 
-def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int) -> dict[str, object]:
+def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int,
+                   whole: VitProgram | None = None) -> dict[str, object]:
     """`hw.json`: the names, registers and folding the driver uses; the static checks compare
-    its names with what build.tcl creates."""
+    its names with what build.tcl creates. `whole` (the whole-model design's program) adds
+    the stream shapes of one image: patch rows in, logits out (docs/vit.md)."""
     return {
-        "design": spec.design, "board": spec.board, "part": spec.part,
+        "design": spec.design, "top": spec.top, "board": spec.board, "part": spec.part,
         "clock_mhz": spec.clock_mhz, "engine_cell": spec.engine_cell,
         "dma_cell": spec.dma_cell, "ctrl_base": spec.ctrl_base, "dma_base": spec.dma_base,
         "in_bits": spec.in_bits, "out_bits": spec.out_bits, "max_transfer": spec.max_transfer,
@@ -85,6 +88,9 @@ def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int) -> dict[str
         "registers": ENGINE_REGS,
         "layers": [{"name": s.name, "index": i, "k": s.k, "n": s.n, "sf": s.sf, "nf": s.nf}
                    for i, s in enumerate(plan.layers)],
+        "whole": None if whole is None else {
+            "in_beats": whole.in_beats, "out_beats": whole.out_beats,
+            "row_beats": whole.row_beats},
         "generated_by": f"vitfpga {__version__}",
     }
 
@@ -112,8 +118,10 @@ def _runtime_sources() -> list[tuple[str, bytes]]:
 
 
 def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
-              source: DriverSource, out_dir: Path) -> list[Path]:
-    """Write `out_dir/pynq/`; return the files written."""
+              source: DriverSource, out_dir: Path, whole: VitProgram | None = None
+              ) -> list[Path]:
+    """Write `out_dir/pynq/` (for the whole-model design when `whole` is its program); return
+    the files written."""
     root = Path(out_dir) / "pynq"
     pkg = root / spec.design
     (pkg / "runtime").mkdir(parents=True, exist_ok=True)
@@ -140,7 +148,7 @@ def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
 
     ram, per_word = ram_bytes(plan, layers)
     put(pkg / "weights_ram.bin", ram)
-    hw = hw_description(spec, plan, per_word)
+    hw = hw_description(spec, plan, per_word, whole)
     put(pkg / "hw.json", json.dumps(hw, indent=2) + "\n")
     put(pkg / "overlay" / "README.txt",
         f"`make bitstream` in the project directory puts {spec.design}.bit and "

@@ -14,11 +14,12 @@ from pathlib import Path
 from vitfpga.hls.emit import copy_static, render, write_mem
 from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, model_tables
 from vitfpga.hls.plan import ModelPlan, check_model_plan
+from vitfpga.hls.system import ENGINE_TOP
 from vitfpga.ir import IntLinear
 
 __all__ = ["MEM_FILES", "TOP_FILE", "emit_rtl"]
 
-TOP_FILE = "vitfpga_engine.v"
+TOP_FILE = f"{ENGINE_TOP}.v"
 # File names the top passes to the ROM parameters; simulators and Vivado resolve them relative to
 # their working directory, so they must stay plain names.
 MEM_FILES = {"weights": "weights.mem", "weights_ram": "weights_ram.mem", "bias": "bias.mem",
@@ -36,7 +37,7 @@ def _context(plan: ModelPlan) -> dict[str, object]:
                    for i, s in enumerate(plan.layers)],
         "in_msb": plan.simd * 8 - 1, "in_keep_msb": plan.simd - 1,
         "out_msb": plan.pe * 8 - 1, "out_keep_msb": plan.pe - 1, "out_keep_bits": plan.pe,
-        "files": MEM_FILES, "top_name": "vitfpga_engine",
+        "files": MEM_FILES, "top_name": ENGINE_TOP,
     }
 
 

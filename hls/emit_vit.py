@@ -13,15 +13,15 @@ from vitfpga.errors import BadInput
 from vitfpga.hls.emit import copy_static, render, write_mem
 from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, channel_words, model_tables, program_words
 from vitfpga.hls.plan import ModelPlan, check_model_plan
-from vitfpga.hls.vit_program import OP_BITS, VitProgram, compile_vit, op_words
+from vitfpga.hls.system import WHOLE_TOP
+from vitfpga.hls.vit_program import OP_BITS, VitProgram, op_words
 from vitfpga.ir import IntLinear
 from vitfpga.quant.codecs import pack_lanes
-from vitfpga.runtime.model import IntModel
 
-__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit", "whole_model_program"]
+__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
 
-VIT_TOP = "vitfpga_vit"
-VIT_TOP_FILE = "vitfpga_vit.v"
+VIT_TOP = WHOLE_TOP
+VIT_TOP_FILE = f"{VIT_TOP}.v"
 # Core parameter -> the plain file name it reads (resolved against the simulator's directory).
 VIT_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE": "mult.mem",
              "SHIFT_FILE": "shift.mem", "PROGRAM_FILE": "program.mem",
@@ -53,14 +53,6 @@ def _check_weights_in_rom(plan: ModelPlan) -> None:
         raise BadInput(f"whole-model hardware: the plan keeps {plan.ram_depth:,} weight words "
                        f"in URAM loaded at start-up, which the whole-model top has no load path "
                        f"for yet: every weight must be in the bitstream ROM")
-
-
-def whole_model_program(model: IntModel, plan: ModelPlan) -> VitProgram:
-    """The program of `model` on `plan`'s engine, or BadInput naming what the whole-model RTL
-    does not run (requantising hops, sparse sums, weights in URAM)."""
-    prog = compile_vit(model, plan)
-    _check_weights_in_rom(plan)
-    return prog
 
 
 def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path

@@ -16,18 +16,18 @@ from vitfpga.errors import BadInput
 from vitfpga.hls.emit import render, template_root
 from vitfpga.hls.emit_hls import HLS_IP_DIR, HLS_IP_VLNV
 from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.emit_vit import VIT_FILES, VIT_TOP_FILE
 from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import CELL_NAMES, VIVADO_VERSIONS, SystemSpec
+from vitfpga.hls.system import CELL_NAMES, ENGINE_TOP, VIVADO_VERSIONS, WHOLE_TOP, SystemSpec
 
-__all__ = ["BUILD_TCL", "DEFAULT_JOBS", "emit_vivado", "engine_sources",
-           "tcl_braced", "tcl_word"]
+__all__ = ["BUILD_TCL", "DEFAULT_JOBS", "design_sources", "emit_vivado", "tcl_braced",
+           "tcl_word"]
 
 BUILD_TCL = "build.tcl"
 _OLDEST = (2022, 2)  # the script warns (and goes on) in older Vivado
 # Parallel implementation jobs; a fixed number keeps the file identical on every machine (the
 # script reads VITFPGA_VIVADO_JOBS at run time for a different one).
 DEFAULT_JOBS = 4
-ENGINE_MODULE = "vitfpga_engine"  # the Verilog top; also the HLS top (docs/engine.md)
 
 # Memory-mapped data width of the PS port the DMA writes through: HP0 is 64 bits on Zynq-7000,
 # S_AXI_HP0_FPD 128 bits by default on Zynq UltraScale+. The DMA's own width is at least the
@@ -80,14 +80,22 @@ def _mhz(value: float) -> str:
     return f"{value:g}"
 
 
-def engine_sources() -> tuple[list[str], list[str]]:
-    """The files of `rtl/` that make the Verilog engine: the Verilog (top, then the hand-written
-    modules emit_rtl copies) and the `$readmemh` files baked into the bitstream. The RAM part of
-    the weights (weights_ram.mem) is not a design source: the host loads it at start-up."""
-    include = template_root() / "rtl" / "include"
-    verilog = [TOP_FILE, *sorted(f.name for f in include.iterdir() if f.suffix == ".v")]
-    mems = [name for key, name in MEM_FILES.items() if key != "weights_ram"]
-    return verilog, mems
+def design_sources(top: str) -> tuple[list[str], list[str]]:
+    """The files of `rtl/` that make the Verilog design `top`: the Verilog (top, then the
+    hand-written modules emit_rtl / emit_vit copy) and the `$readmemh` files baked into the
+    bitstream. The RAM part of the weights (weights_ram.mem) is not a design source: the host
+    loads it at start-up."""
+    def modules(folder: str) -> list[str]:
+        root = template_root() / folder
+        return sorted(f.name for f in root.iterdir() if f.suffix == ".v")
+
+    if top == ENGINE_TOP:
+        mems = [name for key, name in MEM_FILES.items() if key != "weights_ram"]
+        return [TOP_FILE, *modules("rtl/include")], mems
+    if top == WHOLE_TOP:
+        return ([VIT_TOP_FILE, *modules("rtl/include"), *modules("vit/include")],
+                list(VIT_FILES.values()))
+    raise ValueError(f"no sources for top {top!r}")
 
 
 def _pairs(props: list[tuple[str, object]]) -> list[tuple[str, str]]:
@@ -114,7 +122,7 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
                        f"{in_bits}/{out_bits}: it was made for another plan")
     port_bits = _PORT_BITS[family.name]
     rule, rule_items = _PS_RULES[family.name]
-    verilog, mems = engine_sources()
+    verilog, mems = design_sources(spec.top)
     prj, wrapper = f"{spec.design}_prj", f"{spec.design}_wrapper"
 
     def pin(cell: str, name: str) -> str:
@@ -154,7 +162,7 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
         "part": tcl_word(spec.part),
         "board_part": tcl_word(spec.board_part) if spec.board_part else "",
         "board_glob": tcl_word(f"*{board_glob}*"), "vivado_versions": VIVADO_VERSIONS,
-        "jobs": DEFAULT_JOBS, "from_hls": from_hls, "engine_module": tcl_word(ENGINE_MODULE),
+        "jobs": DEFAULT_JOBS, "from_hls": from_hls, "engine_module": tcl_word(spec.top),
         "hls_ip_dir": tcl_word(HLS_IP_DIR), "hls_vlnv": tcl_word(HLS_IP_VLNV),
         "verilog": [tcl_word(f) for f in verilog], "mems": [tcl_word(f) for f in mems],
         "ps_ip": tcl_word(family.ip), "ps_rule": tcl_word(rule),

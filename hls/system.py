@@ -16,8 +16,8 @@ from vitfpga.hls.boards import Board
 from vitfpga.hls.names import identifier
 from vitfpga.hls.plan import ModelPlan
 
-__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "PS_FAMILIES", "VIVADO_VERSIONS", "PsFamily",
-           "SystemSpec", "ps_family", "system_spec"]
+__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "ENGINE_TOP", "PS_FAMILIES", "TOPS", "VIVADO_VERSIONS",
+           "WHOLE_TOP", "PsFamily", "SystemSpec", "ps_family", "system_spec"]
 
 VIVADO_VERSIONS = "2022.2 or later"  # what build.tcl and the project README say they target
 
@@ -30,6 +30,10 @@ DMA_LENGTH_BITS = 26
 # Register offsets of the engine's AXI4-Lite slave (docs/engine.md).
 ENGINE_REGS = {"ctrl": 0x00, "gie": 0x04, "ier": 0x08, "isr": 0x0C, "rows": 0x10,
                "cycles": 0x18, "cycles_valid": 0x1C, "layer": 0x20, "mode": 0x28}
+# The two designs behind the same ports and register map: the host-offload engine (docs/engine.md,
+# linear layers only) and the whole model (docs/vit.md, image in, logits out).
+ENGINE_TOP, WHOLE_TOP = "vitfpga_engine", "vitfpga_vit"
+TOPS = (ENGINE_TOP, WHOLE_TOP)
 CELL_NAMES = {"ps": "ps", "engine": "vitfpga_engine_0", "dma": "axi_dma_0",
               "ctrl_ic": "ctrl_interconnect", "mem_ic": "mem_interconnect",
               "reset": "rst_ps_pl"}
@@ -105,6 +109,7 @@ class SystemSpec:
     """Plain data: what `vivado/build.tcl` builds and what `pynq/.../hw.json` says about it."""
 
     design: str  # block design, bitstream and .hwh base name; the driver package's name
+    top: str  # the Verilog module in the engine cell: ENGINE_TOP or WHOLE_TOP
     board: str
     part: str
     board_part: str  # "" when the board has no Vivado board file we know of
@@ -138,9 +143,12 @@ def design_name(model: str) -> str:
     return identifier(f"vitfpga_{stem}", max_len=40).lower()
 
 
-def system_spec(plan: ModelPlan, board: Board, model: str) -> SystemSpec:
-    """The system for `plan` on `board`; BadInput when the board or the streams cannot be
-    built as a PYNQ design."""
+def system_spec(plan: ModelPlan, board: Board, model: str, top: str = ENGINE_TOP
+                ) -> SystemSpec:
+    """The system for `plan` on `board` around `top`; BadInput when the board or the streams
+    cannot be built as a PYNQ design."""
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r}")
     family = ps_family(board)
     if board.name != plan.board:
         raise BadInput(f"the plan is for {plan.board}, not {board.name}")
@@ -152,7 +160,7 @@ def system_spec(plan: ModelPlan, board: Board, model: str) -> SystemSpec:
                            f"of two up to 128 for a PYNQ project")
     window = 0x1_0000
     return SystemSpec(
-        design=design_name(model), board=board.name, part=board.part,
+        design=design_name(model), top=top, board=board.name, part=board.part,
         board_part=BOARD_PARTS.get(board.name, ""), ps=family.name, clock_mhz=plan.clock_mhz,
         engine_cell=CELL_NAMES["engine"], dma_cell=CELL_NAMES["dma"],
         ctrl_base=family.ctrl_base, ctrl_range=window, dma_base=family.ctrl_base + window,

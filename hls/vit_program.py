@@ -86,6 +86,12 @@ class VitProgram:
     out_beats: int = 1  # output beats per image
     in_beats: int = 1
 
+    @property
+    def row_beats(self) -> int:
+        """Input beats per patch row (K zero-padded to whole SIMD beats); the class token is
+        made on chip, so an image is `tokens - 1` rows."""
+        return self.in_beats // (self.tokens - 1)
+
     def ideal_cycles(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for op in self.ops:

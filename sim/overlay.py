@@ -33,8 +33,11 @@ from typing import Any, SupportsIndex
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.system import CELL_NAMES, DMA_LENGTH_BITS
-from vitfpga.sim.rtl import SimProcess
+from vitfpga.hls.system import CELL_NAMES, DMA_LENGTH_BITS, ENGINE_TOP, WHOLE_TOP
+from vitfpga.sim.rtl import ENGINE, Design, SimProcess
+from vitfpga.sim.vit import VIT_DESIGN
+
+_DESIGNS = {ENGINE_TOP: ENGINE, WHOLE_TOP: VIT_DESIGN}  # the RTL behind system.json's `top`
 
 __all__ = ["DEFAULT_MAX_CYCLES", "DmaChannel", "DmaError", "DmaTimeout", "SimBuffer", "SimDma",
            "SimIP", "SimOverlay", "SimPynq", "SystemInfo"]
@@ -78,6 +81,11 @@ class SystemInfo:
     in_bits: int | None  # None: take the RTL's s_axis width
     out_bits: int | None
     max_transfer: int  # bytes one DMA transfer may move
+    top: str = ENGINE_TOP  # the design in rtl/: the host-offload engine or the whole model
+
+    @property
+    def rtl(self) -> Design:
+        return _DESIGNS[self.top]
 
     @classmethod
     def load(cls, project_dir: Path) -> SystemInfo:
@@ -88,12 +96,17 @@ class SystemInfo:
                        max_transfer=2**DMA_LENGTH_BITS - 1)
         data = json.loads(path.read_text())
         try:
-            return cls(engine_cell=str(data["engine_cell"]), dma_cell=str(data["dma_cell"]),
+            info = cls(engine_cell=str(data["engine_cell"]), dma_cell=str(data["dma_cell"]),
                        design=str(data["design"]), in_bits=int(data["in_bits"]),
                        out_bits=int(data["out_bits"]),
-                       max_transfer=int(data.get("max_transfer", 2**DMA_LENGTH_BITS - 1)))
+                       max_transfer=int(data.get("max_transfer", 2**DMA_LENGTH_BITS - 1)),
+                       top=str(data.get("top", ENGINE_TOP)))
         except KeyError as e:
             raise VerificationFailed(f"{path} lacks the key {e.args[0]!r}") from None
+        if info.top not in _DESIGNS:
+            raise VerificationFailed(f"{path}: unknown top {info.top!r} (one of "
+                                     f"{', '.join(_DESIGNS)})")
+        return info
 
 
 # ---- buffers ----------------------------------------------------------------------------------
@@ -473,7 +486,8 @@ class SimPynq:
     # ---- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> SimPynq:
         proc = SimProcess(self.project_dir / "rtl", self.sim, self.build_dir / self.sim,
-                          {"board": True, "stress": self.stress, "seed": self.seed})
+                          {"board": True, "stress": self.stress, "seed": self.seed},
+                          self.system.rtl)
         proc.__enter__()
         try:
             self._check(proc.hello)

@@ -295,7 +295,8 @@ class SimProcess:
 
     def __init__(self, rtl_dir: Path, sim: str, sim_dir: Path, config: dict[str, Any],
                  design: Design = ENGINE) -> None:
-        self.rtl_dir, self.sim, self.sim_dir = Path(rtl_dir), sim, Path(sim_dir)
+        # Absolute: the bench runs in sim_dir and reads its config through a path given here.
+        self.rtl_dir, self.sim, self.sim_dir = Path(rtl_dir).resolve(), sim, Path(sim_dir).resolve()
         self.design = design
         self.config = dict(config)
         self.hello: dict[str, Any] = {}

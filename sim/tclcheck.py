@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from vitfpga.hls.emit_hls import HLS_IP_DIR, HLS_IP_VLNV
 from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import CELL_NAMES, SystemSpec
+from vitfpga.hls.system import CELL_NAMES, ENGINE_TOP, WHOLE_TOP, SystemSpec
 from vitfpga.sim.tclsh import (
     TCL_BUILTINS,
     VITIS_COMMANDS,
@@ -39,9 +39,14 @@ _RESETS = {"engine": ("ap_rst_n",), "dma": ("axi_resetn",),
            "ctrl_ic": ("ARESETN", "S00_ARESETN", "M00_ARESETN", "M01_ARESETN")}
 _MEM_IC_PINS = {"smartconnect": ("aclk", "aresetn"), "axi_interconnect": ("ACLK", "ARESETN")}
 _HLS_ORDER = ("csim_design", "csynth_design", "cosim_design", "export_design")
-_ENGINE_MODULE = "vitfpga_engine"
-_RTL_SOURCES = ("vitfpga_engine.v",)
+# What each design's module reference needs in the project (docs/engine.md, docs/vit.md).
 _ROM_FILES = ("weights.mem", "bias.mem", "mult.mem", "shift.mem", "program.mem")
+_RTL_SOURCES = {
+    ENGINE_TOP: (f"{ENGINE_TOP}.v", "vitfpga_mvu.v", *_ROM_FILES),
+    WHOLE_TOP: (f"{WHOLE_TOP}.v", "vitfpga_vit_core.v", "vitfpga_mvu.v", "vitfpga_layernorm.v",
+                "vitfpga_softmax.v", "vitfpga_vmem.v", *_ROM_FILES, "vit_ops.mem",
+                "xm_even.mem", "xm_odd.mem", "gelu.mem", "exp2_lut.mem"),
+}
 _HOST_LOADED = "weights_ram.mem"
 
 
@@ -151,9 +156,9 @@ def _check_cells(b: _Built, spec: SystemSpec, problems: list[str]) -> str:
     if engine is None:
         return "missing"
     if engine.option("-type") == "module":
-        _expect(problems, engine.option("-reference") == _ENGINE_MODULE,
+        _expect(problems, engine.option("-reference") == spec.top,
                 f"the engine cell references module {engine.option('-reference')!r}, "
-                f"not {_ENGINE_MODULE!r}")
+                f"not {spec.top!r}")
         return "rtl"
     if engine.option("-type") == "ip":
         _expect(problems, engine.option("-vlnv") == HLS_IP_VLNV,
@@ -164,13 +169,13 @@ def _check_cells(b: _Built, spec: SystemSpec, problems: list[str]) -> str:
     return "missing"
 
 
-def _check_sources(b: _Built, tcl: Path, engine: str, problems: list[str]) -> None:
+def _check_sources(b: _Built, tcl: Path, engine: str, top: str, problems: list[str]) -> None:
     root = tcl.resolve().parent.parent
     added = [PurePosixPath(w) for c in b.named("add_files") for i in c.positional_indices()
              for w in c.words(i)]
     if engine == "rtl":
         names = {p.name for p in added if p.parent == PurePosixPath(root / "rtl")}
-        for need in (*_RTL_SOURCES, *_ROM_FILES):
+        for need in _RTL_SOURCES.get(top, ()):
             _expect(problems, need in names, f"rtl/{need} is not added to the project")
         _expect(problems, _HOST_LOADED not in names,
                 f"rtl/{_HOST_LOADED} is added as a design source, but the host loads it")
@@ -435,7 +440,7 @@ def _check_one(calls: list[Call], tcl: Path, spec: SystemSpec, plan: ModelPlan,
     problems: list[str] = []
     b = _Built(calls)
     engine = _check_cells(b, spec, problems)
-    _check_sources(b, tcl, engine, problems)
+    _check_sources(b, tcl, engine, spec.top, problems)
     _check_ps(b, spec, plan, problems)
     _check_dma(b, spec, plan, problems)
     _check_wiring(b, spec, problems)

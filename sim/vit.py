@@ -68,8 +68,7 @@ def run_vit(rtl_dir: Path, prog: VitProgram, plan: ModelPlan, model: IntModel, i
     """Classify `images` (B, C, H, W floats) on the whole-model RTL in `rtl_dir`."""
     q = quantise_images(images, model.cfg["patch_size"], model.input_scale())
     count = q.shape[0]
-    sf = prog.in_beats // q.shape[1]
-    beats = input_beats(q, sf, plan.simd)
+    beats = input_beats(q, prog.row_beats, plan.simd)
     classes = model.cfg["num_classes"]
     with SimProcess(rtl_dir, sim, build_dir, {"board": True}, VIT_DESIGN) as proc:
         proc.request({"op": "write", "addr": REG_ROWS, "data": count})

@@ -17,6 +17,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from vitfpga.hls.plan import ModelPlan
     from vitfpga.hls.vit_plan import WholeModelPlan
+    from vitfpga.hls.vit_program import VitProgram
     from vitfpga.ir import IntLinear
 
 from vitfpga.errors import BadInput, VitfpgaError
@@ -183,6 +184,19 @@ def _plan_whole(run_dir: Path | None, preset: str | None, board: str, weight_bit
                 json_out: Path | None) -> None:
     import json
 
+    _, engine, _, w, label = _whole_design(run_dir, preset, board, weight_bits, rank, max_lanes,
+                                           boards_file, rom_only=False)
+    _console().print(_whole_table(w, label))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
+                                        "whole_model": w.to_json()}, indent=1) + "\n")
+
+
+def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+                  rank: float | None, max_lanes: int, boards_file: Path | None, rom_only: bool
+                  ) -> tuple[dict[str, IntLinear], ModelPlan, VitProgram, WholeModelPlan, str]:
+    """(layers, engine plan, op program, whole-model plan, description): the fastest whole
+    design that fits the board (`plan --whole`, `generate --whole`)."""
     from vitfpga.hls.boards import get_board, register_boards_file
     from vitfpga.hls.sources import preset_int_model, run_int_model
     from vitfpga.hls.vit_plan import search_whole_model
@@ -193,16 +207,12 @@ def _plan_whole(run_dir: Path | None, preset: str | None, board: str, weight_bit
     _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
     register_boards_file(boards_file)
     target = get_board(board)
-    console = _console()
-    with console.status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
-                        f"lanes ..."):
+    with _console().status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
+                           f"lanes ..."):
         model, layers, rows, label = (run_int_model(run_dir) if run_dir is not None
                                       else preset_int_model(str(preset), weight_bits))
-        engine, _, w = search_whole_model(model, layers, rows, target, max_lanes)
-    console.print(_whole_table(w, label))
-    if json_out is not None:
-        json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
-                                        "whole_model": w.to_json()}, indent=1) + "\n")
+        engine, prog, w = search_whole_model(model, layers, rows, target, max_lanes, rom_only)
+    return layers, engine, prog, w, label
 
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
@@ -232,25 +242,42 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--from-hls", is_flag=True, help="Build the bitstream from the Vitis HLS IP "
               "(`make hls` first) instead of the emitted Verilog.")
+@click.option("--whole", is_flag=True, help="The whole-model design instead (every op on chip, "
+              "image in, logits out; a trained RUN_DIR): the folding `plan --whole` picks, with "
+              "every weight in the bitstream.")
 def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
              rank: float | None, max_lanes: int, boards_file: Path | None, out: Path,
-             force: bool, from_hls: bool) -> None:
+             force: bool, from_hls: bool, whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
     from vitfpga.hls.boards import get_board
-    from vitfpga.hls.project import write_project
+    from vitfpga.hls.project import WholeModel, write_project
     from vitfpga.hls.sources import preset_driver_source, run_driver_source
     from vitfpga.outdir import atomic_output_dir, check_output_dir
 
     check_output_dir(out, force)
-    layers, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
-                                        boards_file)
+    design: WholeModel | None = None
+    if whole:
+        if preset is not None:
+            raise BadInput("--whole needs a trained RUN_DIR: a preset's seeded random weights "
+                           "run single layers only (`vitfpga plan --preset ... --whole` plans "
+                           "one)")
+        if from_hls:
+            raise BadInput("--from-hls: there is no HLS C++ of the whole model yet "
+                           "(docs/vit.md); the whole-model project builds from the Verilog")
+        layers, result, prog, wplan, label = _whole_design(
+            run_dir, preset, board, weight_bits, rank, max_lanes, boards_file, rom_only=True)
+        design = WholeModel(prog, wplan)
+    else:
+        layers, result, label = _plan_model(run_dir, preset, board, weight_bits, rank,
+                                            max_lanes, boards_file)
     source = run_driver_source(run_dir) if run_dir is not None else preset_driver_source(
         str(preset))
     with atomic_output_dir(out, force) as tmp:
         files = write_project(result, layers, tmp, board=get_board(board), source=source,
-                              from_hls=from_hls)
-    _console().print(f"{label}: PE={result.pe} x SIMD={result.simd} on {result.board}, "
+                              from_hls=from_hls, whole=design)
+    what = "whole model" if whole else "engine"
+    _console().print(f"{label}: {what} PE={result.pe} x SIMD={result.simd} on {result.board}, "
                      f"{len(files)} files in {out}; next: `make -C {out} bitstream`")
 
 

@@ -22,7 +22,7 @@ from vitfpga.sim.csim import compiler_status, run_csim
 from vitfpga.sim.rtl import RtlSession, run_rtl, simulator_status
 from vitfpga.sim.synth import family_for_part, synth_status, synthesize
 
-__all__ = ["check_tools", "step_generate", "step_hil", "step_plan", "step_synth",
+__all__ = ["check_tools", "driver_source", "step_generate", "step_hil", "step_plan", "step_synth",
            "step_verify"]
 
 
@@ -39,16 +39,21 @@ def step_plan(run: Run) -> None:
                           f"{p.mac_utilisation:.1%} MAC utilisation")
 
 
-def step_generate(run: Run) -> None:
-    cfg = PRESETS[run.cfg.model]
+def driver_source(run: Run) -> DriverSource:
+    """The trained integer model and test images a generated driver package carries (what
+    `vitfpga generate RUN_DIR` reads back from the run directory)."""
     split = run.split
     assert split is not None
-    source = DriverSource(model=run.cfg.model, cfg=cfg, model_file=run.out / "int_vit.npz",
-                          images=split.x_test[:TEST_IMAGES].numpy(),
-                          labels=split.y_test[:TEST_IMAGES].numpy())
+    return DriverSource(model=run.cfg.model, cfg=PRESETS[run.cfg.model],
+                        model_file=run.out / "int_vit.npz",
+                        images=split.x_test[:TEST_IMAGES].numpy(),
+                        labels=split.y_test[:TEST_IMAGES].numpy())
+
+
+def step_generate(run: Run) -> None:
     with step(run, "generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
         files = write_project(run.plan, run.layers, run.out / "project",
-                              board=get_board(run.cfg.board), source=source)
+                              board=get_board(run.cfg.board), source=driver_source(run))
         run.console.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
 
 
@@ -121,7 +126,7 @@ def step_hil(run: Run) -> None:
         identical = bool(torch.equal(logits, expected))
         run.accuracy["rtl"] = float((logits.argmax(-1) == y).float().mean())
         run.hil = {"simulator": sim, "images": n, "engine_runs": len(rtl.runs),
-                   "logits_identical": identical,
+                   "logits_identical": identical, "rtl_accuracy": run.accuracy["rtl"],
                    "integer_accuracy": float((expected.argmax(-1) == y).float().mean()),
                    "cycles": measured, "ideal_cycles": ideal,
                    "cycles_per_image": round(measured / n, 1)}

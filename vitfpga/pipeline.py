@@ -66,9 +66,11 @@ def step_report(run: Run) -> dict[str, Any]:
         "machine": machine_info(),
     }
     notes = [
-        "The integer model is integer-only: linear layers on the engine; LayerNorm, softmax, "
-        "GELU, attention products and residual adds in integers on the host (vitfpga.runtime, "
-        "numpy only: the code the board driver runs).",
+        "The integer model is integer-only. In the host-offload design (project/, the hil "
+        "row) the linear layers run on the engine and LayerNorm, softmax, GELU, attention "
+        "products and residual adds in integers on the host (vitfpga.runtime, numpy only: the "
+        "code the board driver runs); in the whole-model design (whole_model/) all of it runs "
+        "on chip.",
         "Sizes in real bits: weights under their cheapest exact codec (a shared decoder once), "
         "72 bits of bias and requant tables per output channel, the host's integer parameters. "
         "compression_ratio counts all of it against every fp32 parameter; size.weight_ratio "

@@ -8,7 +8,9 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine_info", "write_report"]
+__all__ = ["WHOLE", "machine_info", "write_report"]
+
+WHOLE = "whole-model"  # the verification row of the whole ViT in RTL, beside per-layer rows
 
 
 def machine_info() -> dict[str, Any]:
@@ -82,6 +84,49 @@ def _hil_lines(hil: dict[str, Any] | None) -> list[str]:
             f"{hil['ideal_cycles'] / hil['images']:,.0f} ideal.", ""]
 
 
+def _whole_lines(w: dict[str, Any] | None) -> list[str]:
+    """The whole-model design beside the host-offload design it grew from (docs/vit.md)."""
+    if not w:
+        return []
+    if "skipped" in w:
+        return ["## Whole model in RTL", "", f"Not run: {w['skipped']}.", ""]
+    off, plan = w["host_offload"], w["plan"]
+    verdict = ("identical to" if w["logits_identical"]
+               else f"DIFFERENT from ({w['mismatches']} values)")
+    clock = plan["clock_mhz"]
+
+    def resources(res: dict[str, Any]) -> tuple[str, str]:
+        p, y = res["planner"], res["yosys"]
+        planned = f"{p['bram36']:g} / {p['uram']} / {p['dsp']} / ~{p['lut']:,}"
+        synth = ("not run" if y is None else
+                 f"{y['bram36']:g} / {y['uram']} / {y['dsp']} / {y['lut']:,} (FF {y['ff']:,})")
+        return planned, synth
+
+    (w_plan, w_synth), (o_plan, o_synth) = resources(w["resources"]), resources(off["resources"])
+    ideal = plan["ideal_by_unit"]
+    total = sum(ideal.values())
+    lines = [
+        "## Whole model in RTL (every op on chip)", "",
+        f"{w['images']} test images through `vitfpga_vit` on {w['simulator']}, patches in, "
+        f"logits out: every logit {verdict} the golden. Measured cycles are the cycles "
+        f"register, start to done; the ideal is the sum of each op's throughput bound.", "",
+        "| per image | host offload (engine on chip, the rest on the ARM) | whole model on "
+        "chip |", "|---|---|---|",
+        f"| clock cycles | {off['engine_cycles_per_image']:,.0f} (engine only; host ops on top) | "
+        f"{w['cycles_per_image']:,.0f} measured, {w['ideal_cycles_per_image']:,} ideal "
+        f"({w['cycles_vs_ideal']:.3f}x) |",
+        f"| images/s at {clock:g} MHz | at most {off['engine_images_per_s_bound']:,.0f} "
+        f"(engine bound) | {w['images_per_s']:,.0f} |",
+        f"| bytes across PS-PL | {off['ps_pl_bytes_per_image']:,} | "
+        f"{w['ps_pl_bytes_per_image']:,} ({w['ps_pl_reduction']:g}x less) |",
+        f"| planner BRAM36 / URAM / DSP / LUT | {o_plan} | {w_plan} |",
+        f"| Yosys BRAM36 / URAM / DSP / LUT | {o_synth} | {w_synth} |", "",
+        "| unit | ideal cycles per image | share |", "|---|---|---|",
+        *[f"| {unit} | {c:,} | {c / total:.1%} |" for unit, c in ideal.items()], "",
+        "![whole-model cycles](whole_model.png)", ""]
+    return lines
+
+
 def _size_lines(r: dict[str, Any]) -> list[str]:
     z = r["size"]
     lines = ["## Size (real bits)", "",
@@ -119,9 +164,15 @@ def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
 
 def _markdown(r: dict[str, Any], notes: list[str]) -> str:
     acc = r["accuracy"]
-    hil = r.get("hil")
-    hil_subset = (f" (first {hil['images']} test images; integer golden on them: "
-                  f"{_pct(hil['integer_accuracy'])})" if hil else "")
+    hil, whole = r.get("hil"), r.get("whole_model")
+    rtl_rows = []
+    if hil:
+        rtl_rows.append(f"| host-offload engine in the loop (first {hil['images']} test images;"
+                        f" integer golden on them: {_pct(hil['integer_accuracy'])}) | "
+                        f"{_pct(hil.get('rtl_accuracy'))} |")
+    if whole and "images" in whole:
+        rtl_rows.append(f"| whole-model RTL (first {whole['images']} test images) | "
+                        f"{_pct(acc['rtl'])} |")
     lines = [
         "# vitfpga run report", "",
         "## Accuracy (top-1, digits test split)", "",
@@ -129,13 +180,14 @@ def _markdown(r: dict[str, Any], notes: list[str]) -> str:
         f"| float teacher | {_pct(acc['float'])} |",
         f"| Brevitas QAT (fake-quant) | {_pct(acc['qat'])} |",
         f"| integer-only golden | {_pct(acc['integer'])} |",
-        f"| RTL in the loop{hil_subset} | {_pct(acc['rtl'])} |", "",
+        *(rtl_rows or [f"| RTL | {_pct(acc['rtl'])} |"]), "",
         f"Top-1 agreement, QAT vs integer golden: {_pct(r['agreement_qat_integer'])}.", "",
         *_size_lines(r),
         *_plan_lines(r.get("plan")),
         *_resource_lines(r.get("resources")),
         *_verification_table(r["verification"]),
         *_hil_lines(r.get("hil")),
+        *_whole_lines(whole),
     ]
     m = r["machine"]
     lines += ["", "![training and verification](report.png)", "", "## Notes", ""]
@@ -158,8 +210,9 @@ def _plot(path: Path, history: dict[str, list[float]], r: dict[str, Any]) -> Non
     ax1.set_ylabel("training loss")
     ax1.set_title("Training")
     ax1.legend()
-    target = next((v["target"] for v in r["verification"] if v["cycles"] is not None), None)
-    rows = [v for v in r["verification"] if v["target"] == target]
+    target = next((v["target"] for v in r["verification"]
+                   if v["cycles"] is not None and v["layer"] != WHOLE), None)
+    rows = [v for v in r["verification"] if v["target"] == target and v["layer"] != WHOLE]
     xs = range(len(rows))
     ax2.bar([i - 0.2 for i in xs], [v["ideal_cycles"] for v in rows], 0.4, label="ideal")
     ax2.bar([i + 0.2 for i in xs], [v["cycles"] for v in rows], 0.4, label="measured")
@@ -176,8 +229,41 @@ def _plot(path: Path, history: dict[str, list[float]], r: dict[str, Any]) -> Non
     plt.close(fig)
 
 
+def _plot_whole(path: Path, w: dict[str, Any]) -> None:
+    """Where the whole model's cycles go (ideal by unit, beside the measured total), and what
+    crosses PS-PL per image in each design."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4),
+                                   gridspec_kw={"width_ratios": [2, 1]})
+    bottom = 0
+    for unit, cycles in w["plan"]["ideal_by_unit"].items():
+        ax1.bar(0, cycles, 0.5, bottom=bottom, label=unit)
+        bottom += cycles
+    ax1.bar(1, w["cycles_per_image"], 0.5, color="0.4")
+    ax1.set_xticks([0, 1], ["sum of per-op ideals", "measured (RTL)"])
+    ax1.set_ylabel("clock cycles per image")
+    ax1.set_title(f"Whole model: {w['cycles_vs_ideal']:.3f}x the ideal")
+    ax1.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    crossing = [w["host_offload"]["ps_pl_bytes_per_image"], w["ps_pl_bytes_per_image"]]
+    ax2.bar([0, 1], crossing, 0.5, color=["tab:red", "tab:green"])
+    ax2.set_yscale("log")
+    ax2.set_xticks([0, 1], ["host offload", "whole model"])
+    ax2.set_ylabel("bytes across PS-PL per image")
+    ax2.set_title(f"{w['ps_pl_reduction']:g}x less traffic")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
 def write_report(out: Path, report: dict[str, Any], history: dict[str, list[float]],
                  notes: list[str]) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report, notes))
     _plot(out / "report.png", history, report)
+    whole = report.get("whole_model")
+    if whole and "skipped" not in whole:
+        _plot_whole(out / "whole_model.png", whole)

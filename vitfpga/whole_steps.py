@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vitfpga.errors import BadInput
+from vitfpga.errors import VitfpgaError
+from vitfpga.hardware_steps import driver_source
 from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_vit import emit_vit, whole_model_program
-from vitfpga.hls.vit_plan import plan_whole_model
+from vitfpga.hls.emit_vit import VIT_TOP
+from vitfpga.hls.project import WholeModel, write_project
+from vitfpga.hls.vit_plan import search_whole_model
+from vitfpga.quant.model import PRESETS
+from vitfpga.quant.structure import layer_rows
+from vitfpga.report import WHOLE
 from vitfpga.run_state import Run, step
 from vitfpga.runtime.forward import logits as golden_logits
 from vitfpga.sim.result import SimResult
@@ -25,33 +30,42 @@ def step_whole(run: Run) -> None:
         return
     sim = "verilator"
     model = run.ivit.runtime_model()
-    try:
-        prog = whole_model_program(model, run.plan)
-    except BadInput as e:  # a model this design does not run yet: say so, keep the run
+    board = get_board(cfg.board)
+    rows = layer_rows(PRESETS[cfg.model], list(run.layers))
+    try:  # the folding `vitfpga plan --whole` picks, every weight in the bitstream ROM
+        plan, prog, wplan = search_whole_model(model, run.layers, rows, board, rom_only=True)
+    except VitfpgaError as e:  # a model this design does not run yet: say so, keep the run
         run.whole = {"skipped": str(e)}
         run.console.print(f"[yellow]whole[/]: skipped: {e}")
         return
-    wplan = plan_whole_model(run.plan, prog, get_board(cfg.board))
-    # beside project/, which `vitfpga generate` reproduces byte for byte
-    rtl = run.out / "whole_model" / "rtl"
+    # A project of its own beside project/: what `vitfpga generate RUN --whole` writes.
+    project = run.out / "whole_model"
     with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
-        emit_vit(run.plan, run.layers, prog, rtl)
+        files = write_project(plan, run.layers, project, board=board,
+                              source=driver_source(run), whole=WholeModel(prog, wplan))
+        run.console.print(f"  PE={plan.pe} SIMD={plan.simd}: {len(files)} files in "
+                          f"whole_model/ (rtl, vivado, pynq)")
         x = run.split.x_test[:n].numpy()
         y = run.split.y_test[:n].numpy()
         expected = golden_logits(model, x)
         with run.console.status(f"  {sim}: {n} images, patches in, logits out ..."):
-            r = run_vit(rtl, prog, run.plan, model, x, sim, run.out / "build" / "vit")
+            r = run_vit(project / "rtl", prog, plan, model, x, sim, run.out / "build" / "vit")
         mismatches = int((r.logits != expected).sum())
         run.verification.append(SimResult(
-            target=sim, layer="whole-model", compared=int(r.logits.size), mismatches=mismatches,
+            target=sim, layer=WHOLE, compared=int(r.logits.size), mismatches=mismatches,
             cycles=r.cycles, ideal_cycles=wplan.ideal_cycles_per_image * n))
         run.accuracy["rtl"] = float((r.logits.argmax(-1) == y).mean())
         yosys: dict[str, Any] | None = None
         if cfg.synth and cfg.whole_synth:
-            s = synthesize(rtl, run.out / "build" / "yosys-vit", top="vitfpga_vit",
-                           family=family_for_part(run.plan.part))
+            with run.console.status("  Yosys synth_xilinx on the whole design (minutes) ..."):
+                s = synthesize(project / "rtl", run.out / "build" / "yosys-vit", top=VIT_TOP,
+                               family=family_for_part(plan.part))
             yosys = {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram,
                      "dsp": s.dsp, "seconds": s.seconds}
+            run.console.print(
+                f"  Yosys (whole design): {s.bram36:g} BRAM36, {s.uram} URAM, {s.dsp} DSP, "
+                f"{s.lut} LUT, {s.ff} FF; planner: {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
+                f"{wplan.dsp} DSP, ~{wplan.lut} LUT")
         run.whole = _summary(run, wplan.to_json(), r.cycles / n, n, mismatches, yosys)
         mark = "[green]✓[/]" if mismatches == 0 else "[red]✗[/]"
         run.console.print(
@@ -86,8 +100,8 @@ def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches:
             "ps_pl_bytes_per_image": wplan["host_offload_ps_pl_bytes_per_image"],
             "note": "engine cycles only: the host's LayerNorm, softmax, GELU, attention "
                     "products, adds and the DMA set-up per layer come on top",
-            "resources": {"planner": {"bram36": run.plan.bram36, "dsp": run.plan.dsp,
-                                      "lut": run.plan.lut},
+            "resources": {"planner": {"bram36": run.plan.bram36, "uram": run.plan.uram,
+                                      "dsp": run.plan.dsp, "lut": run.plan.lut},
                           "yosys": engine_yosys}},
         "ps_pl_bytes_per_image": wplan["ps_pl_bytes_per_image"],
         "ps_pl_reduction": round(wplan["host_offload_ps_pl_bytes_per_image"]

@@ -11,8 +11,11 @@ import pytest
 
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # A relative --out, run from its parent, as `make demo` does: the simulators work in their
+    # own directories, so every path handed to them must survive that.
     out = tmp_path_factory.mktemp("e2e") / "run"
     proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--out",
-                           str(out)], capture_output=True, text=True, timeout=1200)
+                           out.name], cwd=out.parent, capture_output=True, text=True,
+                          timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out

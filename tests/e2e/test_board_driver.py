@@ -6,6 +6,7 @@ integer golden's, exactly."""
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -118,3 +119,27 @@ def test_driver_loads_the_uram_weights_before_the_first_inference(quick_run: Pat
         assert acc.runs == 1  # the weight load, before any inference
         logits = acc.logits(x)
     np.testing.assert_array_equal(logits, _golden(quick_run, x))
+
+
+@pytest.mark.skipif(simulator_status(SIM) is not None, reason=str(simulator_status(SIM)))
+def test_whole_model_driver_classifies_on_the_simulated_board(quick_run: Path, tmp_path: Path,
+                                                             driver_module) -> None:
+    """The whole-model project of the run (what `vitfpga generate --whole` writes): one start
+    per batch, patches in, logits out, nothing run on the host but the image quantisation."""
+    project = quick_run / "whole_model"
+    pkg = driver_module(_install(project, tmp_path / "site"), "vitfpga_vit_digits_whole")
+    data = np.load(project / "pynq" / "test_images.npz")
+    x = data["images"][:IMAGES]
+    with SimPynq(project, sim=SIM, build_dir=tmp_path / "build") as board:
+        acc = pkg.Accelerator(backend=board, batch=IMAGES // 2)
+        labels, logits = acc.predict(x)
+        runs, cycles = acc.runs, acc.cycles
+        with pytest.raises(pkg.EngineError, match="whole-model design"):
+            acc.run_layer("head", np.zeros((1, 32), dtype=np.int64))
+    golden = _golden(quick_run, x)
+    np.testing.assert_array_equal(logits, golden)
+    np.testing.assert_array_equal(labels, golden.argmax(1))
+    report = json.loads((quick_run / "report.json").read_text())
+    # two batches, two starts; the cycles register counts what the whole-model row measured
+    assert runs == 2
+    assert cycles == pytest.approx(IMAGES * report["whole_model"]["cycles_per_image"], rel=0.01)

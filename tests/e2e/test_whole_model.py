@@ -1,21 +1,32 @@
 """The whole ViT in generated RTL (docs/vit.md) on the quick run's model: the run's verification
-row, the op program against the golden, and what the whole-model design refuses."""
+row, the op program against the golden, other foldings of the same model, the whole-model
+project `vitfpga generate --whole` writes, and what the whole-model design refuses."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.boards import get_board
+from vitfpga.hls.emit_vit import emit_vit
+from vitfpga.hls.plan import ModelPlan, fixed_plan
+from vitfpga.hls.sources import run_int_model
+from vitfpga.hls.system import ENGINE_TOP, WHOLE_TOP, SystemSpec
 from vitfpga.hls.vit_program import compile_vit, execute, field_offsets
 from vitfpga.quant.data import load_digits_split
 from vitfpga.runtime.forward import logits
 from vitfpga.runtime.model import load_model
+from vitfpga.sim.rtl import simulator_status
+from vitfpga.sim.tclcheck import check_vivado_project, tclsh_status
+from vitfpga.sim.vit import run_vit
 
 CORE = Path(__file__).resolve().parents[2] / "templates" / "vit" / "include" / \
     "vitfpga_vit_core.v"
@@ -36,6 +47,11 @@ def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     assert whole["cycles_vs_ideal"] <= 1.10, whole
     assert whole["ps_pl_bytes_per_image"] < whole["host_offload"]["ps_pl_bytes_per_image"]
     assert (quick_run / "whole_model" / "rtl" / "vitfpga_vit.v").is_file()
+    # for people: the comparison with the host-offload design, and its plot
+    md = (quick_run / "report.md").read_text()
+    assert "## Whole model in RTL" in md and "bytes across PS-PL" in md
+    assert f"{whole['ps_pl_reduction']:g}x less" in md
+    assert (quick_run / "whole_model.png").stat().st_size > 0
 
 
 def test_op_program_matches_the_golden(quick_run: Path) -> None:
@@ -59,3 +75,73 @@ def test_models_with_hops_are_refused(quick_run: Path) -> None:
     model.params["hop.blocks.0.mlp.fc2.v"] = np.array([1 << 30, 30])
     with pytest.raises(BadInput, match="hop"):
         compile_vit(model, plan)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vitfpga.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def _tree(root: Path) -> dict[Path, bytes]:
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(tclsh_status() is not None, reason=str(tclsh_status()))
+def test_generate_whole_writes_the_runs_whole_model_project(quick_run: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "whole"
+    proc = _cli("generate", str(quick_run), "--board", "pynq-z2", "--whole", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    tree = _tree(out)
+    # what `vitfpga run` verified is what a user generates, byte for byte
+    assert tree == _tree(quick_run / "whole_model")
+    assert not any(p.parts[0] == "hls" for p in tree)  # no HLS C++ of the whole model (yet)
+    spec = SystemSpec(**json.loads((out / "system.json").read_text()))
+    assert spec.top == WHOLE_TOP and spec.design == "vitfpga_vit_digits_whole"
+    plan = ModelPlan.from_json((out / "plan.json").read_text())
+    hw = json.loads((out / "pynq" / spec.design / "hw.json").read_text())
+    assert hw["top"] == WHOLE_TOP and hw["whole"]["out_beats"] >= 1
+    assert check_vivado_project(out / "vivado" / "build.tcl", spec, plan, hw) == []
+    # the check can fail: the same script judged as the host-offload engine's
+    wrong = check_vivado_project(out / "vivado" / "build.tcl",
+                                 dataclasses.replace(spec, top=ENGINE_TOP), plan)
+    assert any("references module 'vitfpga_vit', not 'vitfpga_engine'" in p for p in wrong)
+    assert any("rtl/vitfpga_engine.v is not added" in p for p in wrong)
+    whole = json.loads((out / "whole_model.json").read_text())
+    report = json.loads((quick_run / "report.json").read_text())
+    assert whole == report["whole_model"]["plan"] and whole["fits"]
+    assert "make hls" not in (out / "Makefile").read_text()
+
+
+def test_generate_whole_refuses_what_it_cannot_build(quick_run: Path, tmp_path: Path) -> None:
+    for args, words in (
+        (["--preset", "deit-tiny", "--board", "kv260"], "--whole needs a trained RUN_DIR"),
+        ([str(quick_run), "--board", "pynq-z2", "--from-hls"], "no HLS C++ of the whole model"),
+        ([str(quick_run), "--board", "pynq-z2", "--rank", "0.5"], "--rank"),
+    ):
+        out = tmp_path / "refused"
+        proc = _cli("generate", *args, "--whole", "--out", str(out))
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert words in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert not out.exists()
+
+
+@pytest.mark.skipif(simulator_status("verilator") is not None,
+                    reason=str(simulator_status("verilator")))
+@pytest.mark.parametrize("pe,simd", [(4, 16), (32, 2)])
+def test_other_foldings_are_bit_exact(quick_run: Path, tmp_path: Path, pe: int,
+                                      simd: int) -> None:
+    """The run's folding is one point; the RTL must be exact wherever the planner lands: SIMD
+    wider than PE (memory lanes = SIMD) and PE much wider than SIMD."""
+    model, layers, rows, _ = run_int_model(quick_run)
+    plan = fixed_plan(layers, rows, get_board("kv260"), pe, simd)
+    prog = compile_vit(model, plan)
+    emit_vit(plan, layers, prog, tmp_path / "rtl")
+    images = load_digits_split().x_test[:3].numpy()
+    r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
+    expected = logits(model, images)
+    assert r.logits.shape == expected.shape == (3, 10)
+    np.testing.assert_array_equal(r.logits, expected)
+    # one op at a time: the engine's own ideal alone is a lower bound
+    assert r.cycles > 3 * prog.ideal_cycles()["engine"] > 0

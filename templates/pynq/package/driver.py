@@ -1,9 +1,12 @@
-"""PYNQ driver of a vitfpga engine: the ViT's linear layers on the FPGA, the rest on the ARM core.
+"""PYNQ driver of a vitfpga design. Two designs have the same ports and registers:
+- the host-offload engine: the ViT's linear layers on the FPGA, the rest on the ARM core;
+- the whole model (`vitfpga generate --whole`): every op on the FPGA, patches in, logits out.
 
 Copied verbatim into every generated driver package; everything model- or board-specific comes
 from `hw.json` beside it (written by `vitfpga generate` from the same plan as the bitstream).
-The host-side integer ops (LayerNorm, softmax, GELU, residual adds, attention products) are the
-integer golden's own code in `runtime/`, numpy only, so a board needs no torch.
+The host-side integer ops (LayerNorm, softmax, GELU, residual adds, attention products; for the
+whole model only the image quantisation) are the integer golden's own code in `runtime/`, numpy
+only, so a board needs no torch.
 
     from vitfpga_vit_digits import Accelerator
     acc = Accelerator()                      # loads overlay/<design>.bit and the weight RAM
@@ -55,6 +58,7 @@ class Accelerator:
         self.regs: dict[str, int] = self.hw["registers"]
         self.layers: dict[str, dict[str, int]] = {s["name"]: s for s in self.hw["layers"]}
         self.model = runtime.load_model(str(model or HERE / "model.npz"))
+        self.whole: dict[str, int] | None = self.hw.get("whole")
         self.batch = batch
         self.cycles = 0  # engine clock cycles of every run so far (its own `cycles` register)
         self.runs = 0
@@ -111,6 +115,9 @@ class Accelerator:
     # ---- one linear layer --------------------------------------------------------------------
     def run_layer(self, name: str, rows: np.ndarray) -> np.ndarray:
         """int8 rows (M, K) through layer `name` on the engine -> int8 rows (M, N) as int64."""
+        if self.whole is not None:
+            raise EngineError("this bitstream is the whole-model design: it runs whole images "
+                              "(predict, logits), not single layers")
         spec = self.layers.get(name)
         if spec is None:
             raise KeyError(f"no layer {name!r} in this engine; it runs {', '.join(self.layers)}")
@@ -152,10 +159,43 @@ class Accelerator:
         engine, batches of `self.batch` images."""
         self._need_model()
         images = np.asarray(images, dtype=np.float32)
-        parts = [runtime.logits(self.model, images[i:i + self.batch],
-                                linear=self.run_layer)
-                 for i in range(0, images.shape[0], self.batch)]
+        run = self._offload_images if self.whole is None else self._whole_images
+        parts = [run(images[i:i + self.batch]) for i in range(0, images.shape[0], self.batch)]
         return np.concatenate(parts)
+
+    def _offload_images(self, images: np.ndarray) -> np.ndarray:
+        return runtime.logits(self.model, images, linear=self.run_layer)
+
+    def _whole_images(self, images: np.ndarray) -> np.ndarray:
+        """The whole-model design: one start classifies the batch (`rows` = images). In: each
+        image's int8 patch rows zero-padded to whole beats; out: `out_beats` beats an image,
+        the logits in the first lanes (docs/vit.md)."""
+        assert self.whole is not None
+        q = runtime.quantise_images(images, int(self.model.cfg["patch_size"]),
+                                    self.model.input_scale())
+        count, patches, k = q.shape
+        row = int(self.whole["row_beats"]) * int(self.hw["simd"])
+        in_bytes = patches * row
+        out_bytes = int(self.whole["out_beats"]) * int(self.hw["pe"])
+        step = max(1, int(self.hw["max_transfer"]) // max(in_bytes, out_bytes))
+        out = []
+        for i in range(0, count, step):
+            m = min(step, count - i)
+            padded = np.zeros((m, patches, row), dtype=np.int8)
+            padded[:, :, :k] = q[i:i + m]
+            send = self._send(padded.view(np.uint8).reshape(-1))
+            recv = self._buffer("out", m * out_bytes)
+            self.engine.write(self.regs["rows"], m)
+            self.dma.recvchannel.transfer(recv, nbytes=m * out_bytes)
+            self.dma.sendchannel.transfer(send, nbytes=m * in_bytes)
+            self.engine.write(self.regs["ctrl"], AP_START)
+            self.dma.sendchannel.wait()
+            self.dma.recvchannel.wait()
+            self._wait_done(f"{m} images")
+            recv.invalidate()
+            y = np.array(recv[:m * out_bytes]).view(np.int8).reshape(m, out_bytes)
+            out.append(y[:, :int(self.model.cfg["num_classes"])].astype(np.int64))
+        return np.concatenate(out)
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(labels, logits) of (B, C, H, W) float images."""

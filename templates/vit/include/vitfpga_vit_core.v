@@ -114,14 +114,21 @@ module vitfpga_vit_core #(
     wire [7:0]  f_pmax = op[F_PMAX +: 8];
     /* verilator lint_on UNUSEDSIGNAL */
 
-    localparam [2:0] ST_IDLE = 3'd0, ST_FETCH = 3'd1, ST_DECODE = 3'd2, ST_RUN = 3'd3;
-    reg [2:0]    st;
+    // The program ROM is read synchronously (block RAM) one op ahead: while op pc runs, `ahead`
+    // loads op pc + 1, so the clock after an op finishes starts the next one (ST_NEXT) with no
+    // decode cycle between them. Outside ST_RUN the read address is 0: the first op of an image
+    // is in `ahead` by the time ST_NEXT needs it (ST_IDLE and ST_REWIND wait on it).
+    localparam [1:0] ST_IDLE = 2'd0, ST_NEXT = 2'd1, ST_REWIND = 2'd2, ST_RUN = 2'd3;
+    reg [1:0]    st;
     reg [PB-1:0] pc;
     reg [31:0]   images_left;
     reg          op_start;  // the op's first cycle: units latch their configuration
     wire         op_done;
     wire         run = (st == ST_RUN);
     assign idle = (st == ST_IDLE);
+    reg  [OP_BITS-1:0] ahead;
+    wire [PB-1:0]      ahead_addr = run ? pc + 1'b1 : {PB{1'b0}};
+    always @(posedge clk) ahead <= prog[ahead_addr];
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -139,31 +146,29 @@ module vitfpga_vit_core #(
                     else begin
                         images_left <= images;
                         pc <= {PB{1'b0}};
-                        st <= ST_FETCH;
+                        st <= ST_NEXT;
                     end
                 end
-                ST_FETCH: begin
-                    op <= prog[pc];
-                    st <= ST_DECODE;
-                end
-                ST_DECODE: begin
-                    if (kind == K_END) begin
+                ST_NEXT: begin
+                    op <= ahead;
+                    if (ahead[F_KIND +: 4] == K_END) begin
                         pc <= {PB{1'b0}};
                         if (images_left == 32'd1) begin
                             done <= 1'b1;
                             st <= ST_IDLE;
                         end else begin
                             images_left <= images_left - 32'd1;
-                            st <= ST_FETCH;
+                            st <= ST_REWIND;
                         end
                     end else begin
                         op_start <= 1'b1;
                         st <= ST_RUN;
                     end
                 end
+                ST_REWIND: st <= ST_NEXT;  // `ahead` reads op 0 of the next image
                 default: if (op_done && !op_start) begin
                     pc <= pc + 1'b1;
-                    st <= ST_FETCH;
+                    st <= ST_NEXT;
                 end
             endcase
         end
