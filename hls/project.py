@@ -31,7 +31,6 @@ from vitfpga.hls.emit_vivado import emit_vivado
 from vitfpga.hls.plan import ModelPlan, check_model_plan
 from vitfpga.hls.system import (
     ENGINE_REGS,
-    ENGINE_TOP,
     VIVADO_VERSIONS,
     WHOLE_TOP,
     SystemSpec,
@@ -123,10 +122,9 @@ def write_project(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path, 
         path = out_dir / name
         path.write_text(text)
         written.append(path)
-    if spec.top == ENGINE_TOP:
+    if whole is None:
         written += [*emit_hls(plan, layers, out_dir), *emit_rtl(plan, layers, out_dir)]
     else:
-        assert whole is not None
         written += emit_vit(plan, layers, whole.program, out_dir / "rtl")
     return [*written, *emit_vivado(spec, plan, out_dir, from_hls),
             *emit_pynq(spec, plan, layers, source, out_dir,

@@ -262,9 +262,6 @@ def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: 
             raise BadInput("--whole needs a trained RUN_DIR: a preset's seeded random weights "
                            "run single layers only (`vitfpga plan --preset ... --whole` plans "
                            "one)")
-        if from_hls:
-            raise BadInput("--from-hls: there is no HLS C++ of the whole model yet "
-                           "(docs/vit.md); the whole-model project builds from the Verilog")
         layers, result, prog, wplan, label = _whole_design(
             run_dir, preset, board, weight_bits, rank, max_lanes, boards_file, rom_only=True)
         design = WholeModel(prog, wplan)

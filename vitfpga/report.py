@@ -112,6 +112,8 @@ def _whole_lines(w: dict[str, Any] | None) -> list[str]:
         f"register, start to done; the ideal is the sum of each op's throughput bound.", "",
         "| per image | host offload (engine on chip, the rest on the ARM) | whole model on "
         "chip |", "|---|---|---|",
+        f"| engine folding | PE {off['pe']} x SIMD {off['simd']} | PE {plan['pe']} x SIMD "
+        f"{plan['simd']} |",
         f"| clock cycles | {off['engine_cycles_per_image']:,.0f} (engine only; host ops on top) | "
         f"{w['cycles_per_image']:,.0f} measured, {w['ideal_cycles_per_image']:,} ideal "
         f"({w['cycles_vs_ideal']:.3f}x) |",

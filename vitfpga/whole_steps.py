@@ -95,6 +95,7 @@ def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches:
         "resources": {"planner": {k: wplan[k] for k in ("bram36", "uram", "dsp", "lut")},
                       "yosys": yosys},
         "host_offload": {
+            "pe": run.plan.pe, "simd": run.plan.simd,
             "engine_cycles_per_image": offload_cycles,
             "engine_images_per_s_bound": round(clock / float(offload_cycles), 1),
             "ps_pl_bytes_per_image": wplan["host_offload_ps_pl_bytes_per_image"],

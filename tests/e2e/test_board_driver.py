@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,7 +127,8 @@ def test_whole_model_driver_classifies_on_the_simulated_board(quick_run: Path, t
                                                              driver_module) -> None:
     """The whole-model project of the run (what `vitfpga generate --whole` writes): one start
     per batch, patches in, logits out, nothing run on the host but the image quantisation."""
-    project = quick_run / "whole_model"
+    # a copy: pip builds inside the source tree, and the run's project must stay as generated
+    project = Path(shutil.copytree(quick_run / "whole_model", tmp_path / "whole"))
     pkg = driver_module(_install(project, tmp_path / "site"), "vitfpga_vit_digits_whole")
     data = np.load(project / "pynq" / "test_images.npz")
     x = data["images"][:IMAGES]

@@ -138,10 +138,10 @@ def test_other_foldings_are_bit_exact(quick_run: Path, tmp_path: Path, pe: int,
     plan = fixed_plan(layers, rows, get_board("kv260"), pe, simd)
     prog = compile_vit(model, plan)
     emit_vit(plan, layers, prog, tmp_path / "rtl")
-    images = load_digits_split().x_test[:3].numpy()
+    images = load_digits_split().x_test[:2].numpy()
     r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
     expected = logits(model, images)
-    assert r.logits.shape == expected.shape == (3, 10)
+    assert r.logits.shape == expected.shape == (2, 10)
     np.testing.assert_array_equal(r.logits, expected)
     # one op at a time: the engine's own ideal alone is a lower bound
-    assert r.cycles > 3 * prog.ideal_cycles()["engine"] > 0
+    assert r.cycles > 2 * prog.ideal_cycles()["engine"] > 0

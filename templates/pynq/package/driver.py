@@ -139,19 +139,24 @@ class Accelerator:
         m = x.shape[0]
         padded = np.zeros((m, in_width), dtype=np.int8)  # padding lanes meet zero weights
         padded[:, :spec["k"]] = x
-        send = self._send(padded.view(np.uint8).reshape(-1))
-        recv = self._buffer("out", m * out_width)
         self.engine.write(self.regs["layer"], spec["index"])
-        self.engine.write(self.regs["rows"], m)
-        self.dma.recvchannel.transfer(recv, nbytes=m * out_width)
-        self.dma.sendchannel.transfer(send, nbytes=m * in_width)
+        y = self._stream(padded, m, m * out_width, spec["name"])
+        return y.reshape(m, out_width).astype(np.int64)
+
+    def _stream(self, data: np.ndarray, rows: int, out_bytes: int, what: str) -> np.ndarray:
+        """One start: `rows` (layer rows, or images for the whole model) in from the int8
+        array `data`, `out_bytes` int8 values back."""
+        send = self._send(data.view(np.uint8).reshape(-1))
+        recv = self._buffer("out", out_bytes)
+        self.engine.write(self.regs["rows"], rows)
+        self.dma.recvchannel.transfer(recv, nbytes=out_bytes)
+        self.dma.sendchannel.transfer(send, nbytes=data.size)
         self.engine.write(self.regs["ctrl"], AP_START)
         self.dma.sendchannel.wait()
         self.dma.recvchannel.wait()
-        self._wait_done(spec["name"])
+        self._wait_done(what)
         recv.invalidate()
-        y = np.array(recv[:m * out_width]).view(np.int8).reshape(m, out_width)
-        return y.astype(np.int64)
+        return np.array(recv[:out_bytes]).view(np.int8)
 
     # ---- whole images ------------------------------------------------------------------------
     def logits(self, images: np.ndarray) -> np.ndarray:
@@ -183,17 +188,7 @@ class Accelerator:
             m = min(step, count - i)
             padded = np.zeros((m, patches, row), dtype=np.int8)
             padded[:, :, :k] = q[i:i + m]
-            send = self._send(padded.view(np.uint8).reshape(-1))
-            recv = self._buffer("out", m * out_bytes)
-            self.engine.write(self.regs["rows"], m)
-            self.dma.recvchannel.transfer(recv, nbytes=m * out_bytes)
-            self.dma.sendchannel.transfer(send, nbytes=m * in_bytes)
-            self.engine.write(self.regs["ctrl"], AP_START)
-            self.dma.sendchannel.wait()
-            self.dma.recvchannel.wait()
-            self._wait_done(f"{m} images")
-            recv.invalidate()
-            y = np.array(recv[:m * out_bytes]).view(np.int8).reshape(m, out_bytes)
+            y = self._stream(padded, m, m * out_bytes, f"{m} images").reshape(m, out_bytes)
             out.append(y[:, :int(self.model.cfg["num_classes"])].astype(np.int64))
         return np.concatenate(out)
 
