@@ -23,8 +23,8 @@ from vitfpga.hls.vit_program import VitProgram, compile_vit
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
-__all__ = ["ActivationMemory", "WholeModelPlan", "activation_memories", "plan_whole_model",
-           "search_whole_model"]
+__all__ = ["ActivationMemory", "WholeModelPlan", "activation_memories", "offload_ps_pl_bytes",
+           "plan_whole_model", "search_whole_model"]
 
 # Calibrated on Yosys synth_xilinx (xc7) of the emitted units and of the digits whole design
 # (PE 16 x SIMD 4: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere):
@@ -103,6 +103,12 @@ def _place(memories: tuple[ActivationMemory, ...], uram: int, save_bram: bool
     return bram, used, luts
 
 
+def offload_ps_pl_bytes(plan: ModelPlan) -> int:
+    """Bytes across PS-PL per image when `plan`'s engine runs host-offload: every linear layer's
+    padded rows in and out."""
+    return sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
+
+
 def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram: bool = False
                      ) -> WholeModelPlan:
     """The whole design on `plan`'s engine: its activations take the URAM its weights leave
@@ -123,7 +129,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     why = (f"{bram:.1f} of {budget:.1f} BRAM36, {uram} of {board.uram} URAM, {dsp} of "
            f"{board.dsp} DSP, {lut:,} of {int(board.lut * LUT_BUDGET):,} LUT")
     ideal = prog.ideal_cycles()
-    offload = sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
+    offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
         ideal_cycles_per_image=sum(ideal.values()), ideal_by_unit=ideal,
