@@ -152,7 +152,7 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
     the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
-    needs_uram = 0  # foldings that fit only with weights in URAM, when rom_only
+    needs_uram = False  # a folding fitted, but only with weights in URAM (rom_only)
     for pe in folds(max_lanes):
         for simd in folds(max_lanes // pe):
             if estimate_resources(pe, simd, 8)[0] > board.dsp:
@@ -174,7 +174,7 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
                         closest = whole
                     continue
                 if rom_only and plan.ram_depth:
-                    needs_uram += 1
+                    needs_uram = True
                     continue
                 key = (whole.ideal_cycles_per_image, whole.bram36, -simd)
                 if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
