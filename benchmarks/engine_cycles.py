@@ -24,16 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_rtl import emit_rtl
-from vitfpga.hls.plan import ModelPlan, plan_model
-from vitfpga.hls.sources import preset_layers, run_layers
+from vitfpga.hls.emit.rtl import emit_rtl
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, plan_model
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
 from vitfpga.quant.model import PRESETS, linear_shapes
 from vitfpga.quant.synthetic import random_layer, random_rows
 from vitfpga.report import machine_info
 from vitfpga.sim.rtl import RtlSession, simulator_status
+from vitfpga.sources import preset_layers, run_layers
 
 
 def _digits(run: Path | None) -> tuple[dict[str, IntLinear], dict[str, int], str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vitfpga.hls.layout import CHANNEL_PAD
+from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.ir import IntLinear, weight_owners
 from vitfpga.quant.codecs import NMSparse, bitmap_encode, nm_encode, packed_bytes
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.emit_hls import RAM_WORDS_FILE, read_matrix, write_matrix
-from vitfpga.hls.plan import LayerSlot, ModelPlan
+from vitfpga.hls.emit.hls import RAM_WORDS_FILE, read_matrix, write_matrix
+from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.sim.result import SimResult, compare
 
 __all__ = ["ap_types_dir", "compiler_status", "run_csim"]

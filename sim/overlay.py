@@ -33,7 +33,7 @@ from typing import Any, SupportsIndex
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.system import CELL_NAMES, DMA_LENGTH_BITS, ENGINE_TOP, WHOLE_TOP
+from vitfpga.hls.plan.system import CELL_NAMES, DMA_LENGTH_BITS, ENGINE_TOP, WHOLE_TOP
 from vitfpga.sim.rtl import ENGINE, Design, SimProcess
 from vitfpga.sim.vit import VIT_DESIGN
 
@@ -72,7 +72,7 @@ class DmaTimeout(TimeoutError):
 class SystemInfo:
     """What the driver may know of the block design: cell names, stream widths, DMA limits.
 
-    Read from `project_dir/system.json` (`vitfpga.hls.system.SystemSpec.to_json`); without it the
+    Read from `project_dir/system.json` (`hls.plan.system.SystemSpec.to_json`); without it the
     default cell names (`CELL_NAMES`) and the widths the RTL itself has."""
 
     engine_cell: str

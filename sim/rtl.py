@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE
-from vitfpga.hls.layout import pad_input, unpad_output
-from vitfpga.hls.plan import LayerSlot, ModelPlan
+from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
+from vitfpga.hls.plan.layout import pad_input, unpad_output
 from vitfpga.sim.result import SimResult, compare
 
 if TYPE_CHECKING:

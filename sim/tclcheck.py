@@ -5,7 +5,7 @@ TCL parses the syntax, unknown commands fail with their name, writes are recorde
 The checks then read the recorded calls: which cells the block design creates, how they are
 configured, wired and addressed, and what the script copies where. Nothing of vitfpga's own
 emitters is imported to build the expectations except the shared decisions in
-`vitfpga.hls.system` and the HLS export's identity.
+`vitfpga.hls.plan.system` and the HLS export's identity.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from vitfpga.hls.emit_hls import HLS_IP_DIR, HLS_IP_VLNV
-from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import CELL_NAMES, ENGINE_TOP, WHOLE_TOP, SystemSpec
+from vitfpga.hls.emit.hls import HLS_IP_DIR, HLS_IP_VLNV
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_TOP, WHOLE_TOP, SystemSpec
 from vitfpga.sim.tclsh import (
     TCL_BUILTINS,
     VITIS_COMMANDS,

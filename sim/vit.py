@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.emit_vit import VIT_FILES, VIT_TOP, VIT_TOP_FILE
-from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.vit_program import VitProgram
+from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP, VIT_TOP_FILE
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.program import VitProgram
 from vitfpga.runtime.forward import quantise_images
 from vitfpga.runtime.model import IntModel
 from vitfpga.sim.rtl import Design, SimProcess

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.plan import ModelPlan, fixed_plan
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.synthetic import random_layer, random_rows
 

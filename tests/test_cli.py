@@ -184,7 +184,7 @@ def test_bad_boards_file(tmp_path: Path, text: str, message: str) -> None:
 def test_generate_deit_tiny_for_kv260_splits_weights_into_uram(tmp_path: Path) -> None:
     """Design-scale: all 50 DeiT-Tiny layers (seeded random int3) on one KV260 engine; what
     block RAM cannot hold goes to URAM, loaded at start-up from weights_ram.mem."""
-    from vitfpga.hls.plan import ModelPlan
+    from vitfpga.hls.plan.engine import ModelPlan
 
     out = tmp_path / "deit"
     proc = run_cli("generate", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "3",

@@ -8,7 +8,7 @@ import pytest
 
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import Board, get_board
+from vitfpga.hls.plan.boards import Board, get_board
 from vitfpga.quant.model import PRESETS, ViT, linear_shapes
 from vitfpga.quant.size import model_size
 from vitfpga.quant.structure import SlotSpec, dense_structure

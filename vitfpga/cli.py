@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from vitfpga.hls.plan import ModelPlan
-    from vitfpga.hls.vit_plan import WholeModelPlan
-    from vitfpga.hls.vit_program import VitProgram
+    from vitfpga.hls.plan.engine import ModelPlan
+    from vitfpga.hls.plan.program import VitProgram
+    from vitfpga.hls.plan.whole import WholeModelPlan
     from vitfpga.ir import IntLinear
 
 from vitfpga.errors import BadInput, VitfpgaError
@@ -74,7 +74,7 @@ def compress_cmd(config_path: Path | None, budget_kb: float | None, board: str |
                  out: Path, force: bool, quick: bool) -> None:
     """Train the teacher and compress it (the config's recipe, or the best that fits)."""
     from vitfpga.config import load_config
-    from vitfpga.hls.boards import get_board
+    from vitfpga.hls.plan.boards import get_board
     from vitfpga.outdir import check_output_dir
 
     if budget_kb is not None and board is not None:
@@ -141,9 +141,9 @@ def _plan_model_checks(run_dir: Path | None, preset: str | None, weight_bits: in
 def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
                 rank: float | None, max_lanes: int, boards_file: Path | None
                 ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
-    from vitfpga.hls.boards import get_board, register_boards_file
-    from vitfpga.hls.plan import plan_model
-    from vitfpga.hls.sources import preset_layers, run_layers
+    from vitfpga.hls.plan.boards import get_board, register_boards_file
+    from vitfpga.hls.plan.engine import plan_model
+    from vitfpga.sources import preset_layers, run_layers
 
     _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
     if rank is not None and run_dir is not None:
@@ -197,9 +197,9 @@ def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_b
                   ) -> tuple[dict[str, IntLinear], ModelPlan, VitProgram, WholeModelPlan, str]:
     """(layers, engine plan, op program, whole-model plan, description): the fastest whole
     design that fits the board (`plan --whole`, `generate --whole`)."""
-    from vitfpga.hls.boards import get_board, register_boards_file
-    from vitfpga.hls.sources import preset_int_model, run_int_model
-    from vitfpga.hls.vit_plan import search_whole_model
+    from vitfpga.hls.plan.boards import get_board, register_boards_file
+    from vitfpga.hls.plan.whole import search_whole_model
+    from vitfpga.sources import preset_int_model, run_int_model
 
     if rank is not None:
         raise BadInput("--whole does not take --rank yet: low-rank preset layers need a "
@@ -250,10 +250,10 @@ def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: 
              force: bool, from_hls: bool, whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
-    from vitfpga.hls.boards import get_board
-    from vitfpga.hls.project import WholeModel, write_project
-    from vitfpga.hls.sources import preset_driver_source, run_driver_source
+    from vitfpga.hls.emit.project import WholeModel, write_project
+    from vitfpga.hls.plan.boards import get_board
     from vitfpga.outdir import atomic_output_dir, check_output_dir
+    from vitfpga.sources import preset_driver_source, run_driver_source
 
     check_output_dir(out, force)
     design: WholeModel | None = None
@@ -338,7 +338,7 @@ def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
               help="TOML file with more boards ([boards.NAME] tables).")
 def boards(boards_file: Path | None) -> None:
     """List the known boards and their resources."""
-    from vitfpga.hls.boards import BOARDS, register_boards_file
+    from vitfpga.hls.plan.boards import BOARDS, register_boards_file
 
     register_boards_file(boards_file)
 

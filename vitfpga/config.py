@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import get_board
+from vitfpga.hls.plan.boards import get_board
 from vitfpga.quant.codecs import SUPPORTED_BITS
 from vitfpga.quant.model import PRESETS
 from vitfpga.tomlfile import read_toml, typed_value

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vitfpga import __version__
 from vitfpga.errors import BadInput
-from vitfpga.hls.project import SYSTEM_FILE
+from vitfpga.hls.emit.project import SYSTEM_FILE
 from vitfpga.outdir import atomic_output_dir
 
 __all__ = ["MANIFEST", "Bundle", "bundle_project", "find_project"]

@@ -8,12 +8,11 @@ import torch
 
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_pynq import DriverSource
-from vitfpga.hls.plan import plan_model
-from vitfpga.hls.project import write_project
-from vitfpga.hls.sources import TEST_IMAGES
-from vitfpga.hls.system import ps_family
+from vitfpga.hls.emit.project import write_project
+from vitfpga.hls.emit.pynq import DriverSource
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import plan_model
+from vitfpga.hls.plan.system import ps_family
 from vitfpga.quant.golden import linear_int
 from vitfpga.quant.model import PRESETS
 from vitfpga.quant.structure import layer_rows
@@ -21,6 +20,7 @@ from vitfpga.run_state import Run, step
 from vitfpga.sim.csim import compiler_status, run_csim
 from vitfpga.sim.rtl import RtlSession, run_rtl, simulator_status
 from vitfpga.sim.synth import family_for_part, synth_status, synthesize
+from vitfpga.sources import TEST_IMAGES
 
 __all__ = ["check_tools", "driver_source", "step_generate", "step_hil", "step_plan", "step_synth",
            "step_verify"]

@@ -9,7 +9,7 @@ import json
 import torch
 
 from vitfpga.config import RunConfig
-from vitfpga.hls.boards import Board
+from vitfpga.hls.plan.boards import Board
 from vitfpga.quant.compress import (
     calibration_images,
     compress,

@@ -25,7 +25,7 @@ from vitfpga.hardware_steps import (
     step_synth,
     step_verify,
 )
-from vitfpga.hls.boards import get_board
+from vitfpga.hls.plan.boards import get_board
 from vitfpga.model_steps import step_compress, step_export, step_search, step_train_float
 from vitfpga.outdir import atomic_output_dir, check_output_dir
 from vitfpga.report import machine_info, write_report

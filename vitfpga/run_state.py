@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitfpga.config import RunConfig
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.data import Split
 from vitfpga.quant.intvit import IntViT

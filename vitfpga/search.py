@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput, DoesNotFit
-from vitfpga.hls.boards import Board
-from vitfpga.hls.plan import plan_model
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.engine import plan_model
 from vitfpga.quant.codecs import SUPPORTED_BITS, nonzero_bits
 from vitfpga.quant.model import ViTConfig, linear_shapes
 from vitfpga.quant.size import TABLE_BITS

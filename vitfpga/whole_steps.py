@@ -7,10 +7,10 @@ from typing import Any
 
 from vitfpga.errors import VitfpgaError
 from vitfpga.hardware_steps import driver_source
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_vit import VIT_TOP
-from vitfpga.hls.project import WholeModel, write_project
-from vitfpga.hls.vit_plan import offload_ps_pl_bytes, search_whole_model
+from vitfpga.hls.emit.project import WholeModel, write_project
+from vitfpga.hls.emit.vit import VIT_TOP
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.whole import offload_ps_pl_bytes, search_whole_model
 from vitfpga.quant.model import PRESETS
 from vitfpga.quant.structure import layer_rows
 from vitfpga.report import WHOLE

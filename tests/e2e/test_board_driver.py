@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.plan import ModelPlan, fixed_plan
-from vitfpga.hls.project import write_project
-from vitfpga.hls.sources import run_driver_source, run_layers
+from vitfpga.hls.emit.project import write_project
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.quant.intvit import load_int_vit
 from vitfpga.sim.overlay import SimPynq
 from vitfpga.sim.rtl import simulator_status
+from vitfpga.sources import run_driver_source, run_layers
 
 IMAGES = 16
 SIM = "verilator"

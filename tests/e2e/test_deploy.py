@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import SystemSpec
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.system import SystemSpec
 from vitfpga.sim.tclcheck import check_hls_script, check_vivado_project, tclsh_status
 
 DESIGN = "vitfpga_vit_digits"

@@ -70,7 +70,7 @@ def test_integer_golden_matches_saved_vectors(quick_run: Path) -> None:
 
 
 def test_plan_of_the_run_covers_every_layer(quick_run: Path, tmp_path: Path) -> None:
-    from vitfpga.hls.plan import ModelPlan
+    from vitfpga.hls.plan.engine import ModelPlan
 
     out = tmp_path / "plan.json"
     proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "plan", str(quick_run),

@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_vit import emit_vit
-from vitfpga.hls.plan import ModelPlan, fixed_plan
-from vitfpga.hls.sources import run_int_model
-from vitfpga.hls.system import ENGINE_TOP, WHOLE_TOP, SystemSpec
-from vitfpga.hls.vit_program import compile_vit, execute, field_offsets
+from vitfpga.hls.emit.vit import emit_vit
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.program import compile_vit, execute, field_offsets
+from vitfpga.hls.plan.system import ENGINE_TOP, WHOLE_TOP, SystemSpec
 from vitfpga.quant.data import load_digits_split
 from vitfpga.runtime.forward import logits
 from vitfpga.runtime.model import load_model
 from vitfpga.sim.rtl import simulator_status
 from vitfpga.sim.tclcheck import check_vivado_project, tclsh_status
 from vitfpga.sim.vit import run_vit
+from vitfpga.sources import run_int_model
 
 CORE = Path(__file__).resolve().parents[2] / "templates" / "vit" / "include" / \
     "vitfpga_vit_core.v"

@@ -8,7 +8,7 @@ across depth-stacked primitives). tests/sim/test_synth.py checks the model on a 
 
 import pytest
 
-from vitfpga.hls.memory import map_memory
+from vitfpga.hls.plan.memory import map_memory
 
 # (width, depth, family, Yosys bram36, Yosys LUTs)
 MEASURED = [

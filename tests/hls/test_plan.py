@@ -7,9 +7,9 @@ import pytest
 
 from tests.conftest import digits_like, random_layer
 from vitfpga.errors import BadInput, DoesNotFit
-from vitfpga.hls.boards import Board, get_board
-from vitfpga.hls.layout import PROGRAM_FIELDS, channel_words, pack_fields, weight_words
-from vitfpga.hls.plan import ModelPlan, check_model_plan, plan_model
+from vitfpga.hls.plan.boards import Board, get_board
+from vitfpga.hls.plan.engine import ModelPlan, check_model_plan, plan_model
+from vitfpga.hls.plan.layout import PROGRAM_FIELDS, channel_words, pack_fields, weight_words
 from vitfpga.quant.codecs import unpack_lanes
 
 
@@ -60,8 +60,8 @@ def test_plan_model_refuses_what_does_not_fit() -> None:
 
 def test_plan_counts_every_memory_as_synthesis_maps_it() -> None:
     """Weights as a ROM, plus bias/mult/shift tables and the input row buffer."""
-    from vitfpga.hls.memory import map_memory
-    from vitfpga.hls.plan import engine_memories
+    from vitfpga.hls.plan.engine import engine_memories
+    from vitfpga.hls.plan.memory import map_memory
 
     layers, rows = digits_like()
     plan = plan_model(layers, rows, get_board("kv260"))

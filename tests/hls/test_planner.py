@@ -4,9 +4,9 @@ whole-model design: test_vit_plan.py)."""
 import pytest
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import BOARDS, get_board
-from vitfpga.hls.memory import BRAM36_BITS, map_memory
-from vitfpga.hls.names import identifier, unique_identifiers
+from vitfpga.hls.plan.boards import BOARDS, get_board
+from vitfpga.hls.plan.memory import BRAM36_BITS, map_memory
+from vitfpga.hls.plan.names import identifier, unique_identifiers
 
 
 def test_boards_have_data_sheet_figures() -> None:
@@ -36,7 +36,7 @@ def test_map_memory_cheapest_tiling(width: int, depth: int, bram36: float) -> No
 def test_map_memory_is_never_worse_than_one_shape() -> None:
     import math
 
-    from vitfpga.hls.memory import BRAM36_SHAPES
+    from vitfpga.hls.plan.memory import BRAM36_SHAPES
 
     for width in (1, 7, 64, 100, 256, 1000):
         for depth in (10, 512, 1500, 9000):

@@ -7,13 +7,13 @@ import sys
 import pytest
 
 from vitfpga.errors import DoesNotFit
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.memory import map_memory
-from vitfpga.hls.plan import BRAM_RESERVE, fixed_plan
-from vitfpga.hls.sources import preset_int_model
-from vitfpga.hls.vit_plan import activation_memories, plan_whole_model, search_whole_model
-from vitfpga.hls.vit_program import compile_vit
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import BRAM_RESERVE, fixed_plan
+from vitfpga.hls.plan.memory import map_memory
+from vitfpga.hls.plan.program import compile_vit
+from vitfpga.hls.plan.whole import activation_memories, plan_whole_model, search_whole_model
 from vitfpga.quant.model import HARDWARE_PRESETS
+from vitfpga.sources import preset_int_model
 
 KV260 = get_board("kv260")
 DEIT = HARDWARE_PRESETS["deit-tiny"]

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import digits_like, random_layer
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import BOARDS, Board, get_board
-from vitfpga.hls.emit_hls import emit_hls
-from vitfpga.hls.emit_vivado import emit_vivado, tcl_braced, tcl_word
-from vitfpga.hls.plan import ModelPlan, fixed_plan, plan_model
-from vitfpga.hls.system import SystemSpec, system_spec
+from vitfpga.hls.emit.hls import emit_hls
+from vitfpga.hls.emit.vivado import emit_vivado, tcl_braced, tcl_word
+from vitfpga.hls.plan.boards import BOARDS, Board, get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan, plan_model
+from vitfpga.hls.plan.system import SystemSpec, system_spec
 from vitfpga.sim.tclcheck import (
     TclScriptError,
     check_hls_script,
@@ -55,7 +55,7 @@ def test_every_board_builds_a_checked_project(tmp_path: Path, board: str, from_h
 
 @needs_tclsh
 def test_driver_description_matches_the_block_design(tmp_path: Path) -> None:
-    from vitfpga.hls.emit_pynq import hw_description
+    from vitfpga.hls.emit.pynq import hw_description
 
     plan, spec = _system("kv260")
     tcl = _build(tmp_path, "kv260")

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vitfpga.hls.layout import channel_words, weight_words
+from vitfpga.hls.plan.layout import channel_words, weight_words
 from vitfpga.quant.codecs import (
     SUPPORTED_BITS,
     bitmap_encode,

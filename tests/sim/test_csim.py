@@ -16,11 +16,11 @@ import torch
 
 from tests.conftest import hand_model_plan, random_layer, random_rows
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit import hexword, template_root
-from vitfpga.hls.emit_hls import JOBS_FILE, RAM_WORDS_FILE, emit_hls, read_matrix
-from vitfpga.hls.layout import model_tables
-from vitfpga.hls.plan import ModelPlan, fixed_plan
+from vitfpga.hls.emit.hls import JOBS_FILE, RAM_WORDS_FILE, emit_hls, read_matrix
+from vitfpga.hls.emit.templating import hexword, template_root
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.layout import model_tables
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int, requantize
 from vitfpga.sim.csim import ap_types_dir, compiler_status, run_csim

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
-from vitfpga.hls.layout import PROGRAM_BITS, channel_words, pack_fields, weight_words
+from vitfpga.hls.plan.layout import PROGRAM_BITS, channel_words, pack_fields, weight_words
 from vitfpga.quant.codecs import pack_lanes
 from vitfpga.runtime.intmath import requantize
 from vitfpga.runtime.model import Layer, linear_golden

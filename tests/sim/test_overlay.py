@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import random_layer, random_rows
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_rtl import MEM_FILES, emit_rtl
-from vitfpga.hls.layout import pad_input, unpad_output
-from vitfpga.hls.plan import LayerSlot, ModelPlan, fixed_plan
-from vitfpga.hls.system import CELL_NAMES, ENGINE_REGS, system_spec
+from vitfpga.hls.emit.rtl import MEM_FILES, emit_rtl
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import LayerSlot, ModelPlan, fixed_plan
+from vitfpga.hls.plan.layout import pad_input, unpad_output
+from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_REGS, system_spec
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
 from vitfpga.sim.overlay import DmaChannel, DmaError, DmaTimeout, SimDma, SimIP, SimPynq

@@ -19,10 +19,10 @@ import pytest
 
 from tests.conftest import hand_model_plan, random_layer, random_rows
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import get_board
-from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE, emit_rtl
-from vitfpga.hls.layout import PROGRAM_FIELDS
-from vitfpga.hls.plan import ModelPlan, fixed_plan
+from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE, emit_rtl
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.layout import PROGRAM_FIELDS
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
 from vitfpga.sim.rtl import (

@@ -17,10 +17,10 @@ import pytest
 
 from tests.conftest import hand_model_plan, random_layer
 from vitfpga.errors import BadInput, VerificationFailed
-from vitfpga.hls.emit_rtl import emit_rtl
-from vitfpga.hls.layout import CHANNEL_PAD
-from vitfpga.hls.memory import map_memory
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.emit.rtl import emit_rtl
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.layout import CHANNEL_PAD
+from vitfpga.hls.plan.memory import map_memory
 from vitfpga.sim.synth import SynthReport, family_for_part, synth_status, synthesize
 
 PE, SIMD, BITS = 2, 8, 4

@@ -21,23 +21,23 @@ from pathlib import Path
 
 from vitfpga import __version__
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import Board
-from vitfpga.hls.emit import render
-from vitfpga.hls.emit_hls import emit_hls
-from vitfpga.hls.emit_pynq import DriverSource, emit_pynq
-from vitfpga.hls.emit_rtl import emit_rtl
-from vitfpga.hls.emit_vit import emit_vit
-from vitfpga.hls.emit_vivado import emit_vivado
-from vitfpga.hls.plan import ModelPlan, check_model_plan
-from vitfpga.hls.system import (
+from vitfpga.hls.emit.hls import emit_hls
+from vitfpga.hls.emit.pynq import DriverSource, emit_pynq
+from vitfpga.hls.emit.rtl import emit_rtl
+from vitfpga.hls.emit.templating import render
+from vitfpga.hls.emit.vit import emit_vit
+from vitfpga.hls.emit.vivado import emit_vivado
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
+from vitfpga.hls.plan.program import VitProgram
+from vitfpga.hls.plan.system import (
     ENGINE_REGS,
     VIVADO_VERSIONS,
     WHOLE_TOP,
     SystemSpec,
     system_spec,
 )
-from vitfpga.hls.vit_plan import WholeModelPlan
-from vitfpga.hls.vit_program import VitProgram
+from vitfpga.hls.plan.whole import WholeModelPlan
 from vitfpga.ir import IntLinear
 
 __all__ = ["SYSTEM_FILE", "WHOLE_FILE", "WholeModel", "write_project"]

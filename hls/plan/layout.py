@@ -18,7 +18,7 @@ import numpy as np
 from vitfpga.quant.codecs import pack_lanes
 
 if TYPE_CHECKING:
-    from vitfpga.hls.plan import LayerSlot, ModelPlan
+    from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
     from vitfpga.ir import IntLinear
 
 __all__ = ["CHANNEL_PAD", "PROGRAM_BITS", "PROGRAM_FIELDS", "ModelTables", "channel_words",

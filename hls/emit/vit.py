@@ -10,11 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.emit import copy_static, render, write_mem
-from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, channel_words, model_tables, program_words
-from vitfpga.hls.plan import ModelPlan, check_model_plan
-from vitfpga.hls.system import WHOLE_TOP
-from vitfpga.hls.vit_program import OP_BITS, VitProgram, op_words
+from vitfpga.hls.emit.templating import copy_static, render, write_mem
+from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
+from vitfpga.hls.plan.layout import (
+    CHANNEL_PAD,
+    PROGRAM_BITS,
+    channel_words,
+    model_tables,
+    program_words,
+)
+from vitfpga.hls.plan.program import OP_BITS, VitProgram, op_words
+from vitfpga.hls.plan.system import WHOLE_TOP
 from vitfpga.ir import IntLinear
 from vitfpga.quant.codecs import pack_lanes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from vitfpga.hls.names import identifier
+from vitfpga.hls.plan.names import identifier
 
 __all__ = ["copy_static", "hexword", "render", "template_root", "write_mem"]
 

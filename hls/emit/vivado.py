@@ -1,7 +1,7 @@
 """Write `vivado/build.tcl`: the Vivado project, block design, bitstream and `.hwh` of the PYNQ
 overlay around the engine (design.md §7).
 
-Every decision comes from `vitfpga.hls.system.SystemSpec` (cells, addresses, stream widths, PS
+Every decision comes from `vitfpga.hls.plan.system.SystemSpec` (cells, addresses, stream widths, PS
 pins); this module turns it into plain strings and lists, and `templates/vivado/build.tcl.j2`
 only lays them out. Every value that reaches the TCL passes `tcl_word` (or `tcl_braced` for the
 text inside a `{...}` word), so a name can never become TCL syntax.
@@ -13,12 +13,12 @@ import re
 from pathlib import Path
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.emit import render, template_root
-from vitfpga.hls.emit_hls import HLS_IP_DIR, HLS_IP_VLNV
-from vitfpga.hls.emit_rtl import MEM_FILES, TOP_FILE
-from vitfpga.hls.emit_vit import VIT_FILES, VIT_TOP_FILE
-from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import CELL_NAMES, ENGINE_TOP, VIVADO_VERSIONS, WHOLE_TOP, SystemSpec
+from vitfpga.hls.emit.hls import HLS_IP_DIR, HLS_IP_VLNV
+from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.emit.templating import render, template_root
+from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP_FILE
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_TOP, VIVADO_VERSIONS, WHOLE_TOP, SystemSpec
 
 __all__ = ["BUILD_TCL", "DEFAULT_JOBS", "design_sources", "emit_vivado", "tcl_braced",
            "tcl_word"]

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga import __version__
-from vitfpga.hls.emit import render, template_root
-from vitfpga.hls.layout import model_tables
-from vitfpga.hls.plan import ModelPlan
-from vitfpga.hls.system import ENGINE_REGS, SystemSpec
-from vitfpga.hls.vit_program import VitProgram
+from vitfpga.hls.emit.templating import render, template_root
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.layout import model_tables
+from vitfpga.hls.plan.program import VitProgram
+from vitfpga.hls.plan.system import ENGINE_REGS, SystemSpec
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import ViTConfig
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.emit import copy_static, hexword, render, write_mem
-from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_FIELDS, ModelTables, model_tables
-from vitfpga.hls.plan import ModelPlan, check_model_plan
+from vitfpga.hls.emit.templating import copy_static, hexword, render, write_mem
+from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
+from vitfpga.hls.plan.layout import CHANNEL_PAD, PROGRAM_FIELDS, ModelTables, model_tables
 from vitfpga.ir import IntLinear
 from vitfpga.quant.golden import linear_int
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.layout import CHANNEL_PAD
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.runtime.forward import IDENTITY, quantise_images
 from vitfpga.runtime.intmath import int_add, int_layernorm, int_softmax, lut_apply, requantize
 from vitfpga.runtime.model import IntModel, linear_golden, slot_layers

@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.emit_pynq import DriverSource
+from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.ir import IntLinear
 from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_rows, layer_type

@@ -18,10 +18,10 @@ import math
 from dataclasses import asdict, dataclass
 
 from vitfpga.errors import BadInput, DoesNotFit
-from vitfpga.hls.boards import Board
-from vitfpga.hls.layout import CHANNEL_PAD
-from vitfpga.hls.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
-from vitfpga.hls.names import unique_identifiers
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.layout import CHANNEL_PAD
+from vitfpga.hls.plan.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
+from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",

@@ -9,9 +9,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from vitfpga.errors import DoesNotFit
-from vitfpga.hls.boards import Board
-from vitfpga.hls.memory import map_memory
-from vitfpga.hls.plan import (
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.engine import (
     BRAM_RESERVE,
     LUT_BUDGET,
     ModelPlan,
@@ -19,7 +18,8 @@ from vitfpga.hls.plan import (
     fixed_plan,
     folds,
 )
-from vitfpga.hls.vit_program import VitProgram, compile_vit
+from vitfpga.hls.plan.memory import map_memory
+from vitfpga.hls.plan.program import VitProgram, compile_vit
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 

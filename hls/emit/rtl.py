@@ -3,7 +3,7 @@ ROMs.
 
 The top (`templates/rtl/vitfpga_engine.v.j2`) only wires and parameterises the hand-written
 modules copied from `templates/rtl/include`; the model's integers reach the hardware as
-`$readmemh` files laid out by `vitfpga.hls.layout.model_tables`, so the Verilog and the HLS C++
+`$readmemh` files laid out by `vitfpga.hls.plan.layout.model_tables`, so the Verilog and the HLS C++
 engines read the very same words.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vitfpga.hls.emit import copy_static, render, write_mem
-from vitfpga.hls.layout import CHANNEL_PAD, PROGRAM_BITS, model_tables
-from vitfpga.hls.plan import ModelPlan, check_model_plan
-from vitfpga.hls.system import ENGINE_TOP
+from vitfpga.hls.emit.templating import copy_static, render, write_mem
+from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
+from vitfpga.hls.plan.layout import CHANNEL_PAD, PROGRAM_BITS, model_tables
+from vitfpga.hls.plan.system import ENGINE_TOP
 from vitfpga.ir import IntLinear
 
 __all__ = ["MEM_FILES", "TOP_FILE", "emit_rtl"]

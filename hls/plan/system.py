@@ -12,9 +12,9 @@ import re
 from dataclasses import asdict, dataclass
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.boards import Board
-from vitfpga.hls.names import identifier
-from vitfpga.hls.plan import ModelPlan
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.names import identifier
 
 __all__ = ["DMA_WIDTHS", "ENGINE_REGS", "ENGINE_TOP", "PS_FAMILIES", "TOPS", "VIVADO_VERSIONS",
            "WHOLE_TOP", "PsFamily", "SystemSpec", "ps_family", "system_spec"]
