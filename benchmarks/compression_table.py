@@ -32,39 +32,44 @@ from vitfpga.quant.data import load_digits_split
 from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
 from vitfpga.quant.model import PRESETS, ViT
 from vitfpga.quant.prune import Pruner, PruneSpec
+from vitfpga.quant.recipe import CompressionRecipe, LowRank, Prune, uniform_ranks
 from vitfpga.quant.size import float_bits, model_size
 from vitfpga.quant.train import accuracy, train
 from vitfpga.report import machine_info
+from vitfpga.runtime import logits as int_logits
 
 BASE = RunConfig()
-# (label, config) of the quantised rows; the float rows are built in `_float_rows`.
-ROWS: list[tuple[str, RunConfig]] = [
-    ("PTQ int8", dataclasses.replace(BASE, weight_bits=8, qat_epochs=0)),
+RECIPE, TRAIN = BASE.compress, BASE.train
+HEAD8 = (("head", 8), ("patch_embed", 8))
+HEAD4 = (("head", 4), ("patch_embed", 4))
+# (label, recipe) of the quantised rows; the float rows are built in `_float_rows`.
+ROWS: list[tuple[str, CompressionRecipe]] = [
+    ("PTQ int8", dataclasses.replace(RECIPE, weight_bits=8, qat_epochs=0)),
     ("QAT-only int2 (head, patch embed int8)",
-     dataclasses.replace(BASE, weight_bits=2, layer_bits=("head=8", "patch_embed=8"))),
+     dataclasses.replace(RECIPE, weight_bits=2, layer_bits=HEAD8)),
     ("plain SVD, int8, 35% of block params",
-     dataclasses.replace(BASE, weight_bits=8, lowrank="svd", lowrank_keep=0.35)),
+     dataclasses.replace(RECIPE, weight_bits=8, lowrank=LowRank.SVD, lowrank_keep=0.35)),
     ("activation-aware low-rank, int8, 35%",
-     dataclasses.replace(BASE, weight_bits=8, lowrank="aware", lowrank_keep=0.35)),
+     dataclasses.replace(RECIPE, weight_bits=8, lowrank=LowRank.AWARE, lowrank_keep=0.35)),
     ("shared decoders rank 12, int4",
-     dataclasses.replace(BASE, weight_bits=4, shared_rank=12)),
+     dataclasses.replace(RECIPE, weight_bits=4, shared_ranks=uniform_ranks(12))),
     ("combined: int2 + magnitude pruning 60% (head, patch embed int4)",
-     dataclasses.replace(BASE, weight_bits=2, prune="magnitude", prune_sparsity=0.6,
-                         layer_bits=("head=4", "patch_embed=4"))),
+     dataclasses.replace(RECIPE, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=0.6,
+                         layer_bits=HEAD4)),
     ("combined: int2 + magnitude pruning 50%, 60 QAT epochs",
-     dataclasses.replace(BASE, weight_bits=2, prune="magnitude", prune_sparsity=0.5,
-                         layer_bits=("head=8", "patch_embed=8"), qat_epochs=60)),
+     dataclasses.replace(RECIPE, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=0.5,
+                         layer_bits=HEAD8, qat_epochs=60)),
     ("combined: int2 + magnitude pruning 70%, 60 QAT epochs",
-     dataclasses.replace(BASE, weight_bits=2, prune="magnitude", prune_sparsity=0.7,
-                         layer_bits=("head=8", "patch_embed=8"), qat_epochs=60)),
+     dataclasses.replace(RECIPE, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=0.7,
+                         layer_bits=HEAD8, qat_epochs=60)),
     ("combined: int2 + aware low-rank 50% + compensation, 60 QAT epochs",
-     dataclasses.replace(BASE, weight_bits=2, lowrank="aware", lowrank_keep=0.5,
-                         lowrank_compensate=300, layer_bits=("head=4", "patch_embed=4"),
+     dataclasses.replace(RECIPE, weight_bits=2, lowrank=LowRank.AWARE, lowrank_keep=0.5,
+                         lowrank_compensate=300, layer_bits=HEAD4,
                          qat_epochs=60)),
     ("combined: int2 + aware low-rank 50% + compensation + magnitude pruning 50%",
-     dataclasses.replace(BASE, weight_bits=2, lowrank="aware", lowrank_keep=0.5,
-                         lowrank_compensate=300, prune="magnitude", prune_sparsity=0.5,
-                         layer_bits=("head=4", "patch_embed=4"))),
+     dataclasses.replace(RECIPE, weight_bits=2, lowrank=LowRank.AWARE, lowrank_keep=0.5,
+                         lowrank_compensate=300, prune=Prune.MAGNITUDE, prune_sparsity=0.5,
+                         layer_bits=HEAD4)),
 ]
 PRUNE_SPARSITY = 0.63  # fp32 + bitmap: 32 / (1 + 0.37 * 32) = 2.5x on the weights
 
@@ -72,8 +77,8 @@ PRUNE_SPARSITY = 0.63  # fp32 + bitmap: 32 / (1 + 0.37 * 32) = 2.5x on the weigh
 def _teacher(seed: int) -> tuple[ViT, object]:
     split = load_digits_split(seed=seed)
     torch.manual_seed(seed)
-    teacher = ViT(PRESETS[BASE.model])
-    train(teacher, split, epochs=BASE.float_epochs, lr=BASE.float_lr, seed=seed)
+    teacher = ViT(PRESETS[TRAIN.model])
+    train(teacher, split, epochs=TRAIN.float_epochs, lr=TRAIN.float_lr, seed=seed)
     return teacher, split
 
 
@@ -83,9 +88,9 @@ def _float_rows(teacher: ViT, split: object, seed: int) -> list[dict[str, object
              "qat": None, "weight_bytes": weights // 8, "whole_bytes": total // 8}]
     pruned = copy.deepcopy(teacher)
     spec = PruneSpec(method="magnitude", sparsity=PRUNE_SPARSITY)
-    pruner = Pruner(pruned, spec, BASE.qat_epochs)
-    train(pruned, split, epochs=BASE.qat_epochs, lr=BASE.qat_lr, seed=seed + 1,
-          teacher=teacher, kd_weight=BASE.kd_weight, on_epoch=pruner.step)
+    pruner = Pruner(pruned, spec, RECIPE.qat_epochs)
+    train(pruned, split, epochs=RECIPE.qat_epochs, lr=RECIPE.qat_lr, seed=seed + 1,
+          teacher=teacher, kd_weight=RECIPE.kd_weight, on_epoch=pruner.step)
     pruner.finalize()
     p_total, p_weights = float_bits(pruned)
     rows.append({"row": f"magnitude pruning {PRUNE_SPARSITY:.0%} (fp32)",
@@ -94,13 +99,15 @@ def _float_rows(teacher: ViT, split: object, seed: int) -> list[dict[str, object
     return rows
 
 
-def _quant_row(label: str, cfg: RunConfig, teacher: ViT, split: object) -> dict[str, object]:
-    model_cfg = PRESETS[cfg.model]
-    student = compress(cfg, model_cfg, teacher, split).student
-    layers = export_compressed(cfg, model_cfg, student)
-    ivit = calibrate_int_vit(student, layers, calibration_images(split))
-    size = model_size(teacher, layers, host_param_bits(ivit))
-    top1 = float((ivit.logits(split.x_test).argmax(-1) == split.y_test).float().mean())
+def _quant_row(label: str, recipe: CompressionRecipe, teacher: ViT, split: object,
+               seed: int) -> dict[str, object]:
+    model_cfg = PRESETS[TRAIN.model]
+    student = compress(recipe, model_cfg, teacher, split, seed=seed).student
+    layers = export_compressed(recipe, model_cfg, student)
+    model = calibrate_int_vit(student, layers, calibration_images(split))
+    size = model_size(teacher, layers, host_param_bits(model))
+    pred = torch.from_numpy(int_logits(model, split.x_test.numpy())).argmax(-1)
+    top1 = float((pred == split.y_test).float().mean())
     return {"row": label, "top1": top1, "qat": accuracy(student, split.x_test, split.y_test),
             "weight_bytes": size.weight_bits // 8, "whole_bytes": size.compressed_bytes}
 
@@ -110,8 +117,8 @@ def run_seed(seed: int) -> list[dict[str, object]]:
     start = time.perf_counter()
     teacher, split = _teacher(seed)
     rows = _float_rows(teacher, split, seed)
-    for label, cfg in ROWS:
-        rows.append(_quant_row(label, dataclasses.replace(cfg, seed=seed), teacher, split))
+    for label, recipe in ROWS:
+        rows.append(_quant_row(label, recipe, teacher, split, seed))
         r = rows[-1]
         print(f"  seed {seed}: {label}: top-1 {r['top1']:.2%}, {r['weight_bytes']} B of weights "
               f"({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)

@@ -28,11 +28,12 @@ from vitfpga.hls.emit.rtl import emit_rtl
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, plan_model
 from vitfpga.ir import IntLinear
-from vitfpga.quant.golden import linear_int
 from vitfpga.quant.model import PRESETS, linear_shapes
 from vitfpga.quant.synthetic import random_layer, random_rows
 from vitfpga.report import machine_info
-from vitfpga.sim.rtl import RtlSession, simulator_status
+from vitfpga.runtime.model import linear_golden
+from vitfpga.sim.rtl import RtlSession
+from vitfpga.sim.tools import simulator_status
 from vitfpga.sources import preset_layers, run_layers
 
 
@@ -58,7 +59,7 @@ def _session(plan: ModelPlan, layers: dict[str, IntLinear], sim: str, jobs: list
             print(f"  {sim}: build and start{loaded}: {time.perf_counter() - start:.1f} s")
             for name in jobs:
                 x = random_rows(rows[name], layers[name].k, seed=len(out))
-                expected = linear_int(x, layers[name]).numpy()
+                expected = linear_golden(x, layers[name])
                 times = []
                 for _ in range(repeats):
                     t0 = time.perf_counter()

@@ -22,8 +22,8 @@ def read_structure(run_dir: Path, model: str) -> Structure:
     path = run_dir / "structure.json"
     cfg = PRESETS[model]
     if not path.is_file():  # runs from before compression kept every slot dense
-        report = json.loads((run_dir / "report.json").read_text())
-        return dense_structure(cfg, int(report["config"]["weight_bits"]))
+        config = json.loads((run_dir / "report.json").read_text())["config"]
+        return dense_structure(cfg, int(config.get("compress", config)["weight_bits"]))
     try:
         raw = json.loads(path.read_text())
         structure = {slot: SlotSpec(**spec) for slot, spec in raw.items()}
@@ -41,8 +41,9 @@ def run_model(run_dir: Path, *needs: str) -> str:
         raise BadInput(f"{run_dir} is not a vitfpga run directory ({', '.join(needs)} and "
                        f"report.json are written by `vitfpga run` and `vitfpga compress`)")
     try:
-        model = json.loads(report.read_text())["config"]["model"]
-    except (ValueError, KeyError, TypeError) as e:
+        config = json.loads(report.read_text())["config"]
+        model = config.get("train", config)["model"]  # per table; flat before tables
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BadInput(f"{report}: corrupt report ({type(e).__name__}: {e})") from None
     if model not in PRESETS:
         raise BadInput(f"{report}: unknown model '{model}'")

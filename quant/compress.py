@@ -1,4 +1,4 @@
-"""From a trained float teacher to a compressed Brevitas student, as the run config says.
+"""From a trained float teacher to a compressed Brevitas student, as the recipe (quant.recipe) says.
 
 The order is fixed and each step is one module's job: choose every slot's form (mixed
 precision, low-rank ranks or shared decoders: `structure_for`), build the float model of that
@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
 from vitfpga.ir import IntLinear
 from vitfpga.quant.data import Split
@@ -34,12 +33,13 @@ from vitfpga.quant.factorize import (
 from vitfpga.quant.model import ViT, ViTConfig, linear_shapes
 from vitfpga.quant.prune import Pruner, PruneSpec, shrink_structured
 from vitfpga.quant.qat import quant_vit
+from vitfpga.quant.recipe import CompressionRecipe, LowRank, Prune
 from vitfpga.quant.shared import attach_encoders, drop_encoders, shared_init
 from vitfpga.quant.structure import SlotSpec, Structure, layer_type
 from vitfpga.quant.train import train
 
-__all__ = ["Compressed", "calibration_images", "compress", "export_compressed", "slot_bits",
-           "structure_for", "teacher_calibration"]
+__all__ = ["Compressed", "base_structure", "calibration_images", "compress", "export_compressed",
+           "slot_bits", "structure_for", "teacher_calibration"]
 
 CALIBRATION_IMAGES = 256
 ENCODER_SHARE = 0.7  # of the QAT epochs trained with the learned encoders attached
@@ -54,49 +54,55 @@ class Compressed:
     start: ViT  # the float model of the chosen form, before QAT (e.g. factorised teacher)
 
 
-def slot_bits(cfg: RunConfig, model_cfg: ViTConfig) -> dict[str, int]:
+def slot_bits(recipe: CompressionRecipe, model_cfg: ViTConfig) -> dict[str, int]:
     """Each slot's weight bits: `weight_bits`, then the first `layer_bits` glob that matches."""
-    overrides = cfg.layer_bit_overrides()
     slots = [name for name, _, _, _ in linear_shapes(model_cfg)]
-    for glob in overrides:
+    for glob, _ in recipe.layer_bits:
         if not any(fnmatch.fnmatchcase(s, glob) for s in slots):
             raise BadInput(f"layer_bits '{glob}' matches no layer; layers are "
                            f"{', '.join(slots[:3])}, ..., {slots[-1]}")
-    return {s: next((b for g, b in overrides.items() if fnmatch.fnmatchcase(s, g)),
-                    cfg.weight_bits) for s in slots}
+    return {s: next((b for g, b in recipe.layer_bits if fnmatch.fnmatchcase(s, g)),
+                    recipe.weight_bits) for s in slots}
 
 
-def structure_for(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT,
+def base_structure(recipe: CompressionRecipe, model_cfg: ViTConfig) -> Structure:
+    """Every slot's form as far as the shapes decide it: bits and shared decoders. Low-rank
+    ranks are not in it: they follow from the teacher's spectra (`structure_for`)."""
+    bits = slot_bits(recipe, model_cfg)
+    base = {slot: SlotSpec(bits=b) for slot, b in bits.items()}
+    ranks = recipe.ranks
+    if not recipe.shared:
+        return base
+    code_bits = recipe.shared_code_bits or recipe.weight_bits
+    for slot, k, n, _ in linear_shapes(model_cfg):
+        kind = layer_type(slot)
+        if kind is None or not ranks[kind]:
+            continue
+        if ranks[kind] >= min(k, n):
+            raise BadInput(f"shared rank {ranks[kind]} for {kind} is not below {slot}'s "
+                           f"{min(k, n)} (min of K={k}, N={n}); it would not compress")
+        base[slot] = SlotSpec(bits=code_bits, rank=ranks[kind], v_bits=bits[slot],
+                              shared=True)
+    return base
+
+
+def structure_for(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT,
                   calib: dict[str, np.ndarray]) -> Structure:
     """Every slot's form. Only block layers are factorised: patch_embed and head are tiny and
     sit at the model's ends, where errors cost the most."""
-    bits = slot_bits(cfg, model_cfg)
-    base = {slot: SlotSpec(bits=b) for slot, b in bits.items()}
-    ranks = cfg.shared_ranks()
-    if any(ranks.values()):
-        code_bits = cfg.shared_code_bits or cfg.weight_bits
-        for slot, k, n, _ in linear_shapes(model_cfg):
-            kind = layer_type(slot)
-            if kind is None or not ranks[kind]:
-                continue
-            if ranks[kind] >= min(k, n):
-                raise BadInput(f"shared rank {ranks[kind]} for {kind} is not below {slot}'s "
-                               f"{min(k, n)} (min of K={k}, N={n}); it would not compress")
-            base[slot] = SlotSpec(bits=code_bits, rank=ranks[kind], v_bits=bits[slot],
-                                  shared=True)
-        return base
-    if cfg.lowrank == "none":
+    base = base_structure(recipe, model_cfg)
+    if recipe.shared or recipe.lowrank == LowRank.NONE:
         return base
     blocks = {s: calib[s] for s in base if layer_type(s) is not None}
-    spectra = layer_spectra(teacher, blocks, aware=cfg.lowrank == "aware")
-    structure = rank_structure(model_cfg, base, cfg.lowrank_keep, spectra)
-    if cfg.lowrank_sparse:
+    spectra = layer_spectra(teacher, blocks, aware=recipe.lowrank == LowRank.AWARE)
+    structure = rank_structure(model_cfg, base, recipe.lowrank_keep, spectra)
+    if recipe.lowrank_sparse:
         structure = {s: (SlotSpec(**{**spec.to_dict(), "sparse": True}) if spec.factored
                          else spec) for s, spec in structure.items()}
     return structure
 
 
-def _start_model(cfg: RunConfig, teacher: ViT, structure: Structure,
+def _start_model(recipe: CompressionRecipe, teacher: ViT, structure: Structure,
                  calib: dict[str, np.ndarray], images: torch.Tensor) -> ViT:
     if any(spec.shared for spec in structure.values()):
         return shared_init(teacher, structure, calib)
@@ -104,17 +110,18 @@ def _start_model(cfg: RunConfig, teacher: ViT, structure: Structure,
         # Compensation runs layer after layer on the inputs the compressed model so far gives
         # (`images`), through the factors' own bit-widths: on a layer's own inputs the
         # activation-aware factors are already optimal, so only the sequential form helps.
-        return factorise_model(teacher, structure, calib, aware=cfg.lowrank == "aware",
-                               compensate_steps=cfg.lowrank_compensate,
-                               density=cfg.lowrank_sparse, images=images, quantised=True)
+        return factorise_model(teacher, structure, calib,
+                               aware=recipe.lowrank == LowRank.AWARE,
+                               compensate_steps=recipe.lowrank_compensate,
+                               density=recipe.lowrank_sparse, images=images, quantised=True)
     return copy.deepcopy(teacher)
 
 
-def _prune_spec(cfg: RunConfig) -> PruneSpec | None:
-    if cfg.prune == "none":
+def _prune_spec(recipe: CompressionRecipe) -> PruneSpec | None:
+    if recipe.prune == Prune.NONE:
         return None
-    n, m = cfg.nm
-    spec = PruneSpec(method=cfg.prune, sparsity=cfg.prune_sparsity, n=n, m=m)
+    n, m = recipe.prune_nm
+    spec = PruneSpec(method=str(recipe.prune), sparsity=recipe.prune_sparsity, n=n, m=m)
     try:
         spec.validate()
     except ValueError as e:
@@ -147,27 +154,28 @@ def teacher_calibration(teacher: ViT, model_cfg: ViTConfig, split: Split
     return calibration_inputs(teacher, calibration_images(split), slots)
 
 
-def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
-             on_epoch: EpochCallback | None = None) -> Compressed:
-    """Teacher -> trained compressed Brevitas student (see the module docstring)."""
+def compress(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT, split: Split,
+             on_epoch: EpochCallback | None = None, seed: int = 0) -> Compressed:
+    """Teacher -> trained compressed Brevitas student (see the module docstring). `seed` is the
+    run's: QAT draws from seed + 1 on, apart from the teacher's own training."""
     calib_images = calibration_images(split)
     calib = teacher_calibration(teacher, model_cfg, split)
-    structure = structure_for(cfg, model_cfg, teacher, calib)
-    start = _start_model(cfg, teacher, structure, calib, calib_images)
-    torch.manual_seed(cfg.seed + 1)
+    structure = structure_for(recipe, model_cfg, teacher, calib)
+    start = _start_model(recipe, teacher, structure, calib, calib_images)
+    torch.manual_seed(seed + 1)
     student = quant_vit(model_cfg, start, structure)
-    if cfg.qat_epochs == 0:
+    if recipe.qat_epochs == 0:
         _calibrate_activations(student, calib_images)
         return Compressed(student, structure, start)
 
-    spec = _prune_spec(cfg)
-    pruner = None if spec is None else Pruner(student, spec, cfg.qat_epochs)
-    kwargs = {"lr": cfg.qat_lr, "teacher": teacher, "kd_weight": cfg.kd_weight,
-              "temperature": cfg.kd_temperature}
-    epochs = [cfg.qat_epochs]
+    spec = _prune_spec(recipe)
+    pruner = None if spec is None else Pruner(student, spec, recipe.qat_epochs)
+    kwargs = {"lr": recipe.qat_lr, "teacher": teacher, "kd_weight": recipe.kd_weight,
+              "temperature": recipe.kd_temperature}
+    epochs = [recipe.qat_epochs]
     if any(spec.shared for spec in structure.values()):
-        first = max(1, math.ceil(ENCODER_SHARE * cfg.qat_epochs))
-        epochs = [first, cfg.qat_epochs - first]
+        first = max(1, math.ceil(ENCODER_SHARE * recipe.qat_epochs))
+        epochs = [first, recipe.qat_epochs - first]
         attach_encoders(student, structure, teacher)  # codes = E_t(W_l), W_l the teacher's
     done = 0
     for i, count in enumerate(epochs):
@@ -181,7 +189,7 @@ def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
                 on_epoch(offset + e, loss)
 
         if count:
-            train(student, split, epochs=count, seed=cfg.seed + 1 + i, on_epoch=step, **kwargs)
+            train(student, split, epochs=count, seed=seed + 1 + i, on_epoch=step, **kwargs)
             done += count
     if pruner is not None:
         pruner.finalize()
@@ -189,9 +197,9 @@ def compress(cfg: RunConfig, model_cfg: ViTConfig, teacher: ViT, split: Split,
     return Compressed(student, structure, start)
 
 
-def export_compressed(cfg: RunConfig, model_cfg: ViTConfig,
+def export_compressed(recipe: CompressionRecipe, model_cfg: ViTConfig,
                       student: nn.Module) -> dict[str, IntLinear]:
     layers = export_linears(student)
-    if cfg.prune in ("heads", "neurons"):
+    if recipe.prune in (Prune.HEADS, Prune.NEURONS):
         layers = shrink_structured(layers, model_cfg.dim // model_cfg.heads)
     return layers

@@ -1,6 +1,9 @@
-"""Brevitas model -> integer model (IR): per-channel intB weights, int32 biases, (M, S) requant."""
+"""Brevitas model -> integer layers (`IntLinear`): per-channel intB weights, int32 biases,
+(M, S) requant, rows per image."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -9,8 +12,9 @@ from torch import nn
 
 from vitfpga.errors import DoesNotFit
 from vitfpga.ir import ACC_LIMIT, IntLinear, requant_params
+from vitfpga.quant.structure import layer_rows
 
-__all__ = ["export_linears", "load_int_model", "save_int_model"]
+__all__ = ["export_linear", "export_linears"]
 
 
 @torch.no_grad()
@@ -34,7 +38,8 @@ def export_linear(name: str, m: QuantLinear) -> IntLinear:
         w_scale = live
     mult, shift = requant_params(in_scale * w_scale / out_scale)
     layer = IntLinear(name=name, weight=w_int, bias=bias, multiplier=mult, shift=shift,
-                      weight_bits=bits, in_scale=in_scale, w_scale=w_scale, out_scale=out_scale)
+                      relu=False, weight_bits=bits, in_scale=in_scale, w_scale=w_scale,
+                      out_scale=out_scale)
     bound = layer.acc_bound()
     if bound >= ACC_LIMIT:
         raise DoesNotFit(f"layer {name}: worst-case accumulator {bound} overflows int32 "
@@ -43,25 +48,13 @@ def export_linear(name: str, m: QuantLinear) -> IntLinear:
 
 
 def export_linears(model: nn.Module) -> dict[str, IntLinear]:
-    """Every QuantLinear of the model, in module order, keyed by its module path."""
+    """Every QuantLinear of the model, in module order, keyed by its module path; for a `ViT`
+    each with its rows per image from the model's config (other modules: 1 row)."""
     model.eval()
-    return {name: export_linear(name, m) for name, m in model.named_modules()
-            if isinstance(m, QuantLinear)}
-
-
-def save_int_model(layers: dict[str, IntLinear], path: str) -> None:
-    arrays = {f"{name}::{key}": value
-              for name, layer in layers.items() for key, value in layer.to_npz().items()}
-    arrays["__order__"] = np.array(list(layers))
-    np.savez(path, **arrays)
-
-
-def load_int_model(path: str) -> dict[str, IntLinear]:
-    with np.load(path, allow_pickle=False) as data:
-        order = [str(n) for n in data["__order__"]]
-        grouped: dict[str, dict[str, np.ndarray]] = {n: {} for n in order}
-        for key in data.files:
-            if key != "__order__":
-                name, field = key.rsplit("::", 1)
-                grouped[name][field] = data[key]
-    return {name: IntLinear.from_npz(name, grouped[name]) for name in order}
+    layers = {name: export_linear(name, m) for name, m in model.named_modules()
+              if isinstance(m, QuantLinear)}
+    cfg = getattr(model, "cfg", None)
+    if cfg is None:
+        return layers
+    rows = layer_rows(cfg, list(layers))
+    return {name: replace(layer, rows=rows[name]) for name, layer in layers.items()}

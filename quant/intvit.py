@@ -1,12 +1,13 @@
-"""The integer-only ViT: the golden model the hardware must match, every op in integers.
+"""Calibration of the integer-only ViT: the golden model the hardware must match, every op in
+integers.
 
-`IntViT` is the calibrated integer model as vitfpga builds, saves and loads it; its forward pass
-is `vitfpga.runtime.logits` (numpy only, the one Python implementation, which the generated PYNQ
-driver copies to the board), reached through `IntViT.logits`. The image is quantised once (int8
-at the patch embedding's input scale, round half to even as Brevitas does); from there on the
-forward is integer arithmetic only. Linear layers run through the runtime's `linear_golden` or a
-`LinearBackend` (RTL, board). The rest is `runtime.intmath` (re-exported by `quant.intops`),
-with parameters folded here, at calibration:
+`calibrate_int_vit` folds a QAT model into an `IntModel` (vitfpga.runtime's one contract); its
+forward pass is `vitfpga.runtime.logits` (numpy only, the one Python implementation, which the
+generated PYNQ driver copies to the board). The image is quantised once (int8 at the patch
+embedding's input scale, round half to even as Brevitas does); from there on the forward is
+integer arithmetic only. Linear layers run through the runtime's `linear_golden` or a caller's
+`linear(name, rows)` (RTL, board). The rest is `runtime.intmath` (re-exported by
+`quant.intops`), with parameters folded here, at calibration:
 
 - Residual stream: int16, per stage (the input of each LayerNorm) its own per-tensor scale,
   `2 * max|x| / 32767` from calibration images (2x headroom: int16 has the bits to spare, and a
@@ -22,74 +23,27 @@ with parameters folded here, at calibration:
   disagree), and the sparse `s` on the same input; `v + s` is an int8 add at a calibrated
   max-abs scale.
 - Head: its int8 output is the logits (returned as int64).
-
-Measured on vit-digits, 4-bit weights, default training (float 120 + QAT 30 epochs): Brevitas
-98.06%, integer 98.06%, top-1 agreement 99.44% (358/360); 127 vs 255 probability levels made no
-difference there, so the probabilities stay int8 like every other engine operand.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from vitfpga import runtime
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant import intops as iop
-from vitfpga.quant.golden import LinearBackend, runtime_layer
 from vitfpga.quant.model import ViT, ViTConfig
 from vitfpga.runtime import slot_layers
 
-__all__ = ["IntViT", "calibrate_int_vit", "host_param_bits", "load_int_vit", "save_int_vit",
-           "slot_layers"]
+__all__ = ["calibrate_int_vit", "host_param_bits", "slot_layers"]
 
 RES_BITS = 16
 RES_HEADROOM = 2.0
 PROB_MAX = 127
-
-
-@dataclass(eq=False)
-class IntViT:
-    """Plain data: the integer layers, every other parameter as an integer array keyed by its
-    path (`blocks.0.norm1.gamma`, `blocks.0.add1`, `hop.blocks.0.mlp.fc2.v`, ...), and the
-    calibrated real scales (reports only: `logits` never reads them)."""
-
-    cfg: ViTConfig
-    layers: dict[str, IntLinear]
-    params: dict[str, np.ndarray]
-    scales: dict[str, float]
-
-    def runtime_model(self) -> runtime.IntModel:
-        """The same model as the runtime's plain data (arrays shared, not copied)."""
-        layers = {name: runtime_layer(layer) for name, layer in self.layers.items()}
-        return runtime.IntModel(cfg=self.cfg.to_dict(), layers=layers, params=self.params,
-                                scales=self.scales)
-
-    def logits(self, images: torch.Tensor, backend: LinearBackend | None = None,
-               record: dict[str, list[np.ndarray]] | None = None) -> torch.Tensor:
-        """(B, C, H, W) float images -> (B, classes) int64 logits (the head's int8 output),
-        computed by `runtime.logits`. `backend`, when given, runs every linear layer on int8
-        rows (an int8 array); `record`, when given, collects each linear layer's int8 input
-        rows by layer name."""
-        linear = None if backend is None else _as_linear(self.layers, backend)
-        if isinstance(images, torch.Tensor):
-            images = images.detach().cpu()
-        out = runtime.logits(self.runtime_model(), np.asarray(images), linear, record)
-        return torch.from_numpy(out)
-
-
-def _as_linear(layers: dict[str, IntLinear], backend: LinearBackend
-               ) -> Callable[[str, np.ndarray], np.ndarray]:
-    """A `LinearBackend` as the runtime's `linear(name, rows)`: the layer object and int8 rows
-    in, as vitfpga's backends (the RTL session) take them."""
-    def linear(name: str, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(backend(layers[name], rows.astype(np.int8)))
-    return linear
 
 
 # ---- calibration -------------------------------------------------------------------------
@@ -130,9 +84,10 @@ def _pair(real: float) -> np.ndarray:
 
 @torch.no_grad()
 def calibrate_int_vit(qat_model: ViT, layers: dict[str, IntLinear], images: torch.Tensor,
-                      prob_max: int = PROB_MAX) -> IntViT:
-    """Fold the QAT model's non-linear parameters into integers, with the scales of the
-    tensors that have no quantiser calibrated on `images` (training images)."""
+                      prob_max: int = PROB_MAX) -> IntModel:
+    """The integer model of `qat_model` with its exported `layers`: the non-linear parameters
+    folded into integers, with the scales of the tensors that have no quantiser calibrated on
+    `images` (training images)."""
     cfg: ViTConfig = qat_model.cfg
     sparse = [s for s in _slots(cfg) if len(slot_layers(layers, s)) == 3]
     ranges = _ranges(qat_model, images, sparse)
@@ -191,41 +146,13 @@ def calibrate_int_vit(qat_model: ViT, layers: dict[str, IntLinear], images: torc
                                             in_scale(f"{pre}.mlp.fc2"))
         p[f"{pre}.add2"] = iop.add_params([r2, out_scale(f"{pre}.mlp.fc2")], r3)
     ln("norm", scales["res.norm"], in_scale("head"))
-    return IntViT(cfg=cfg, layers=dict(layers), params=p, scales=scales)
+    return IntModel(spec=cfg.spec(), layers=dict(layers), params=p, scales=scales)
 
 
-# ---- storage -----------------------------------------------------------------------------
+# ---- size --------------------------------------------------------------------------------
 
-def host_param_bits(ivit: IntViT) -> int:
+def host_param_bits(model: IntModel) -> int:
     """Bits of every stored parameter that is not a linear layer's: LayerNorm, cls, pos,
     ROMs, rescale pairs (at their stored integer widths) and the real scales (64 bits)."""
-    return sum(a.size * a.dtype.itemsize * 8 for a in ivit.params.values()) + 64 * len(
-        ivit.scales)
-
-
-def save_int_vit(ivit: IntViT, path: str) -> None:
-    arrays = {f"layer::{n}::{k}": a for n, layer in ivit.layers.items()
-              for k, a in layer.to_npz().items()}
-    arrays |= {f"param::{k}": a for k, a in ivit.params.items()}
-    arrays["__layers__"] = np.array(list(ivit.layers))
-    arrays["__scale_names__"] = np.array(list(ivit.scales))
-    arrays["__scale_values__"] = np.array(list(ivit.scales.values()), dtype=np.float64)
-    arrays["__cfg__"] = np.array([getattr(ivit.cfg, f.name) for f in fields(ViTConfig)])
-    np.savez(path, **arrays)
-
-
-def load_int_vit(path: str) -> IntViT:
-    with np.load(path, allow_pickle=False) as data:
-        cfg = ViTConfig(*(int(v) for v in data["__cfg__"]))
-        grouped: dict[str, dict[str, np.ndarray]] = {str(n): {} for n in data["__layers__"]}
-        params: dict[str, np.ndarray] = {}
-        for key in data.files:
-            if key.startswith("layer::"):
-                _, name, field = key.split("::")
-                grouped[name][field] = data[key]
-            elif key.startswith("param::"):
-                params[key.removeprefix("param::")] = data[key]
-        scales = dict(zip((str(n) for n in data["__scale_names__"]),
-                          data["__scale_values__"].tolist(), strict=True))
-    layers = {n: IntLinear.from_npz(n, a) for n, a in grouped.items()}
-    return IntViT(cfg=cfg, layers=layers, params=params, scales=scales)
+    return sum(a.size * a.dtype.itemsize * 8 for a in model.params.values()) + 64 * len(
+        model.scales)

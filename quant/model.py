@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from vitfpga.runtime.model import ModelSpec
+
 __all__ = ["HARDWARE_PRESETS", "PRESETS", "ViT", "ViTConfig", "float_linear", "linear_shapes"]
 
 LinearFactory = Callable[[int, int, str], nn.Module]
@@ -48,6 +50,13 @@ class ViTConfig:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def spec(self) -> ModelSpec:
+        """The integer model's geometry: a class token, nn.LayerNorm's eps, exact (erf) GELU."""
+        return ModelSpec(image_size=self.image_size, patch_size=self.patch_size,
+                         in_chans=self.in_chans, dim=self.dim, depth=self.depth,
+                         heads=self.heads, mlp_hidden=self.hidden, num_classes=self.num_classes,
+                         pool="token", ln_eps=1e-5, gelu="erf")
 
 
 PRESETS: dict[str, ViTConfig] = {"vit-digits": ViTConfig()}

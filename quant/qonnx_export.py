@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from vitfpga.errors import BadInput
+from vitfpga.errors import BadInput, ToolFailed
 
 if TYPE_CHECKING:
     import onnx
@@ -167,7 +167,8 @@ def qonnx_proto(model: ViT, example: torch.Tensor, *, dynamo: bool = True) -> on
             wrapped = cleanup_model(ModelWrapper(raw))
             onnx.checker.check_model(wrapped.model)  # well-formed graph, not just loadable
     except Exception as exc:  # any tracer/exporter/cleanup failure, reported as one line
-        raise BadInput(f"QONNX export failed: {_one_line(exc)}") from None
+        # The model passed _check_model: a crash here is the exporter's, not the user's input.
+        raise ToolFailed(f"QONNX export failed: {_one_line(exc)}") from None
     proto = wrapped.model
     strip_provenance(proto)
     return proto
@@ -187,7 +188,7 @@ def export_qonnx(model: ViT, path: Path, example: torch.Tensor, *, dynamo: bool 
     try:
         data = proto.SerializeToString(deterministic=True)
     except Exception as exc:  # e.g. protobuf's 2 GiB limit
-        raise BadInput(f"QONNX export failed: {_one_line(exc)}") from None
+        raise ToolFailed(f"QONNX export failed: {_one_line(exc)}") from None
     # O_EXCL on a random name: never clobbers a concurrent writer's temp file, and unlike
     # mkstemp's 0600 the final file gets the usual umask-derived permissions.
     tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.ir import IntLinear, weight_owners
 from vitfpga.quant.codecs import NMSparse, bitmap_encode, nm_encode, packed_bytes
+from vitfpga.runtime.codecs import CHANNEL_PAD
 
 __all__ = ["NM_PATTERNS", "SizeReport", "float_bits", "model_size", "weight_codec"]
 

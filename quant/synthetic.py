@@ -57,4 +57,6 @@ def structure_layers(structure: Structure, cfg: ViTConfig, seed: int = 0
         if spec.sparse:
             layers[f"{slot}.s"] = random_layer(k, n, bits=spec.bits, seed=seed + 2000 + i,
                                                name=f"{slot}.s")
-    return layers, layer_rows(cfg, list(layers))
+    rows = layer_rows(cfg, list(layers))
+    layers = {name: dataclasses.replace(layer, rows=rows[name]) for name, layer in layers.items()}
+    return layers, rows

@@ -66,6 +66,7 @@ def logits(model: IntModel, images: object,
 class _Forward:
     def __init__(self, model: IntModel, linear: Callable[[str, np.ndarray], np.ndarray] | None,
                  record: dict[str, list[np.ndarray]] | None) -> None:
+        model.spec.validate()  # pool, GELU: what this pass does not compute is refused here
         self.m, self.p, self.linear_fn, self.record = model, model.params, linear, record
 
     def linear(self, name: str, rows: np.ndarray) -> np.ndarray:
@@ -98,11 +99,11 @@ class _Forward:
                              self.p[f"{name}.meta"])
 
     def run(self, images: object) -> np.ndarray:
-        cfg = self.m.cfg
-        q = quantise_images(images, cfg["patch_size"], self.m.input_scale())
+        spec = self.m.spec
+        q = quantise_images(images, spec.patch_size, self.m.input_scale())
         b, n, k = q.shape
         x = self.embed(self.slot("patch_embed", q.reshape(b * n, k)).reshape(b, n, -1))
-        for i in range(cfg["depth"]):
+        for i in range(spec.depth):
             x = self.block(i, x)
         return self.slot("head", self.ln("norm", x[:, 0]))
 
@@ -125,7 +126,7 @@ class _Forward:
         return int_add([x, h.reshape(b, t, -1)], self.p[f"{pre}.add2"], self.m.res_bits)
 
     def attention(self, pre: str, rows: np.ndarray, b: int) -> np.ndarray:
-        hd = self.m.cfg["dim"] // self.m.cfg["heads"]
+        hd = self.m.spec.head_dim
         qkv = self.slot(f"{pre}.attn.qkv", rows)
         heads = qkv.shape[1] // (3 * hd)  # structured pruning may have removed heads
         q, k, v = qkv.reshape(b, -1, 3, heads, hd).transpose(2, 0, 3, 1, 4)  # (B, h, T, hd)

@@ -1,56 +1,152 @@
-"""The integer model as the runtime needs it: plain numpy data, read from the `.npz` that
-`vitfpga.quant.intvit.save_int_vit` writes, plus the one linear layer the engine computes.
+"""The integer model: ONE contract for export, golden, planner, emitters and the board driver.
 
-Kept free of vitfpga's own classes (`IntLinear`, `ViTConfig`, torch) so that this package runs
-where only numpy is installed (a PYNQ board's ARM core); vitfpga converts its `IntViT` to an
-`IntModel` and calls the same code.
+`ModelSpec` is the geometry, `IntLinear` one linear layer in the engine's arithmetic, `IntModel`
+the whole integer ViT (spec, layers in execution order, every other parameter as an integer
+array, the calibrated real scales). `IntModel.save` writes one `.npz` (no pickles; a run keeps it
+as `model.npz`) and `load_model` reads it back and validates it, so a damaged or hand-made file
+is refused with the layer and the value named instead of failing deep inside the planner.
+
+Kept free of vitfpga's own modules and torch, Python 3.8 syntax, relative imports only: the
+generated PYNQ driver copies this package verbatim to a board's ARM core (numpy only).
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import zipfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .codecs import CODECS, SUPPORTED_BITS, narrow_range
 from .intmath import int_matmul, requantize
 
-__all__ = ["ACC_LIMIT", "CFG_FIELDS", "IntModel", "Layer", "linear_golden", "load_model",
-           "slot_layers"]
+__all__ = ["ACC_LIMIT", "FORMAT", "IntLinear", "IntModel", "ModelSpec", "linear_golden",
+           "load_model", "requant_params", "slot_layers", "weight_owners"]
 
-# The ViTConfig fields, in the order `__cfg__` stores them (vitfpga's tests hold them equal).
-CFG_FIELDS = ("image_size", "patch_size", "in_chans", "dim", "depth", "heads", "mlp_ratio",
-              "num_classes")
 ACC_LIMIT = 2**31  # the engine's accumulators are int32
-_LAYER_ARRAYS = ("weight", "bias", "multiplier", "shift", "meta")
-_REQUIRED = ("__cfg__", "__layers__", "__scale_names__", "__scale_values__")
+FORMAT = "vitfpga.int_model/1"  # what `save` writes into `__meta__`; `load_model` checks it
+_ARRAYS = ("weight", "bias", "multiplier", "shift", "w_scale")
+_INT_ARRAYS = ("weight", "bias", "multiplier", "shift")
+# What the forward pass and the hardware compute today; the other values exist so frontends
+# can describe a model, which `ModelSpec.validate` then refuses by name.
+_POOLS, _RUN_POOLS = ("token", "avg"), ("token",)
+_GELUS, _RUN_GELUS = ("erf", "tanh"), ("erf",)
 
 
-@dataclass(eq=False)
-class Layer:
+@dataclass(frozen=True)
+class ModelSpec:
+    """A ViT's geometry and the choices its integer forward pass depends on."""
+
+    image_size: int
+    patch_size: int
+    in_chans: int
+    dim: int
+    depth: int
+    heads: int
+    mlp_hidden: int
+    num_classes: int
+    pool: str = "token"  # "token": the class token's output feeds the head; "avg": mean of tokens
+    ln_eps: float = 1e-5
+    gelu: str = "erf"  # "erf" (exact) or "tanh" (the approximation)
+
+    @property
+    def patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def tokens(self) -> int:
+        return self.patches + (1 if self.pool == "token" else 0)
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size**2 * self.in_chans
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> ModelSpec:
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise ValueError(f"spec: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**{k: values[k] for k in names if k in values})
+        except TypeError as exc:  # a required field is missing
+            raise ValueError(f"spec: {exc}") from None
+
+    def validate(self) -> None:
+        """ValueError naming the field for a value that is malformed, or that the integer
+        forward pass and the hardware do not run yet."""
+        for name in ("image_size", "patch_size", "in_chans", "dim", "depth", "heads",
+                     "mlp_hidden", "num_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"spec {name} {value!r}: expected a positive integer")
+        if self.image_size % self.patch_size:
+            raise ValueError(f"spec image_size {self.image_size} is not a multiple of "
+                             f"patch_size {self.patch_size}")
+        if self.dim % self.heads:
+            raise ValueError(f"spec dim {self.dim} is not a multiple of heads {self.heads}")
+        if not (isinstance(self.ln_eps, (float, int)) and math.isfinite(self.ln_eps)
+                and self.ln_eps > 0):
+            raise ValueError(f"spec ln_eps {self.ln_eps!r}: expected a positive number")
+        for name, known, runs in (("pool", _POOLS, _RUN_POOLS), ("gelu", _GELUS, _RUN_GELUS)):
+            value = getattr(self, name)
+            if value not in known:
+                raise ValueError(f"spec {name} {value!r}: expected one of {', '.join(known)}")
+            if value not in runs:
+                raise ValueError(f"spec {name} {value!r}: the integer forward pass and the "
+                                 f"hardware run {name}={' or '.join(runs)} only (so far)")
+
+    def slots(self) -> list[tuple[str, int]]:
+        """(slot, rows per image) of every linear layer, in execution order: the patch embedding
+        sees the patches, the blocks every token, the head one row."""
+        out = [("patch_embed", self.patches)]
+        for b in range(self.depth):
+            out += [(f"blocks.{b}.{part}", self.tokens)
+                    for part in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+        return [*out, ("head", 1)]
+
+
+@dataclass(frozen=True, eq=False)
+class IntLinear:
     """One linear layer in the integer contract: `acc = bias + x @ weight.T` in int32, then
     `y = clamp((acc*M + 2^(S-1)) >> S, -128, 127)` per output channel, ReLU a clamp at 0.
-    The scales are for information (reports, the image quantiser); the arithmetic never reads
-    them. Integer arrays are stored as int64."""
+    The real scales are for information (reports, the image quantiser); the arithmetic never
+    reads them. Integer arrays are held as int64, `w_scale` as float64."""
 
-    name: str
-    weight: np.ndarray  # (N, K)
-    bias: np.ndarray  # (N,), fits int32
+    name: str  # module path in the model, e.g. "blocks.0.mlp.fc1" or "blocks.0.mlp.fc1.u"
+    weight: np.ndarray  # (N, K), narrow range of `weight_bits`
+    bias: np.ndarray  # (N,), fits int32, at scale in_scale * w_scale[n]
     multiplier: np.ndarray  # (N,) in [2^30, 2^31)
     shift: np.ndarray  # (N,) in [1, 62]
     relu: bool
     in_scale: float
     out_scale: float
+    w_scale: np.ndarray  # (N,)
+    weight_bits: int
+    codec: str = "dense"  # how the engine's weight memory stores it (runtime.codecs)
+    rows: int = 1  # rows per image: patches, tokens, or 1 (head); .u/.v/.s: their slot's
 
     def __post_init__(self) -> None:
-        self.weight = np.asarray(self.weight, dtype=np.int64)
-        self.bias = np.asarray(self.bias, dtype=np.int64)
-        self.multiplier = np.asarray(self.multiplier, dtype=np.int64)
-        self.shift = np.asarray(self.shift, dtype=np.int64)
-        self.relu = bool(self.relu)
-        self.in_scale, self.out_scale = float(self.in_scale), float(self.out_scale)
+        for key in _INT_ARRAYS:
+            object.__setattr__(self, key, np.asarray(getattr(self, key), dtype=np.int64))
+        object.__setattr__(self, "w_scale", np.asarray(self.w_scale, dtype=np.float64))
+        object.__setattr__(self, "relu", bool(self.relu))
+        for key in ("in_scale", "out_scale"):
+            object.__setattr__(self, key, float(getattr(self, key)))
+        object.__setattr__(self, "weight_bits", int(self.weight_bits))
+        object.__setattr__(self, "rows", int(self.rows))
 
     @property
     def k(self) -> int:
@@ -60,16 +156,60 @@ class Layer:
     def n(self) -> int:
         return int(self.weight.shape[0])
 
+    def acc_bound(self, x_max: int = 128) -> int:
+        """Largest |acc| any int8 input can produce: the planner's overflow proof uses it."""
+        per_row = np.abs(self.weight).sum(axis=1) * x_max + np.abs(self.bias)
+        return int(per_row.max())
+
+    def validate(self) -> None:
+        """ValueError naming this layer and the offending value."""
+        where = f"layer {self.name}"
+        n = self.weight.shape[0] if self.weight.ndim == 2 else -1
+        if self.weight.ndim != 2 or 0 in self.weight.shape:
+            raise ValueError(f"{where}: weight has shape {self.weight.shape}, expected (N, K) "
+                             f"with N, K >= 1")
+        for key in ("bias", "multiplier", "shift", "w_scale"):
+            if getattr(self, key).shape != (n,):
+                raise ValueError(f"{where}: {key} has shape {getattr(self, key).shape}, "
+                                 f"expected ({n},) for {n} output channels")
+        if self.weight_bits not in SUPPORTED_BITS:
+            raise ValueError(f"{where}: weight_bits {self.weight_bits} is not supported (one of "
+                             f"{', '.join(map(str, SUPPORTED_BITS))})")
+        lo, hi = narrow_range(self.weight_bits)
+        _in_range(where, "weight", self.weight, lo, hi,
+                  f"int{self.weight_bits}'s narrow range [{lo}, {hi}]")
+        _in_range(where, "bias", self.bias, -ACC_LIMIT, ACC_LIMIT - 1, "int32")
+        _in_range(where, "multiplier", self.multiplier, 2**30, 2**31 - 1, "[2^30, 2^31)")
+        _in_range(where, "shift", self.shift, 1, 62, "[1, 62]")
+        bound = self.acc_bound()
+        if bound >= ACC_LIMIT:
+            raise ValueError(f"{where}: worst-case accumulator {bound} overflows int32")
+        if self.codec not in CODECS:
+            raise ValueError(f"{where}: codec {self.codec!r} is unknown (known: "
+                             f"{', '.join(CODECS)})")
+        if self.rows < 1:
+            raise ValueError(f"{where}: rows {self.rows} is below 1")
+        for key in ("in_scale", "out_scale"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise ValueError(f"{where}: {key} {getattr(self, key)!r} is not positive")
+
+
+def _in_range(where: str, key: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        raise ValueError(f"{where}: {key} {int(values[bad].flat[0])} is outside {what}")
+
 
 @dataclass(eq=False)
 class IntModel:
-    """The integer ViT: `cfg` by ViTConfig field name, the linear layers by module path, every
+    """The integer ViT: its spec, the linear layers by module path in execution order, every
     other parameter as an integer array keyed by its path (`blocks.0.norm1.gamma`,
-    `blocks.0.add1`, `hop.blocks.0.mlp.fc2.v`, ...), and the calibrated real scales (reports
-    only: the forward pass never reads them)."""
+    `blocks.0.add1`, `hop.blocks.0.mlp.fc2.v`, ...; empty for a layers-only model, which runs
+    single layers), and the calibrated real scales (reports only: the forward pass never reads
+    them)."""
 
-    cfg: dict[str, int]
-    layers: dict[str, Layer]
+    spec: ModelSpec
+    layers: dict[str, IntLinear]
     params: dict[str, np.ndarray]
     scales: dict[str, float]
 
@@ -85,6 +225,91 @@ class IntModel:
         """The scale of the int8 image patches: the patch embedding's input scale."""
         return self.layers[slot_layers(self.layers, "patch_embed")[0]].in_scale
 
+    def rows(self) -> dict[str, int]:
+        """Rows per image of every layer (what the planner schedules)."""
+        return {name: layer.rows for name, layer in self.layers.items()}
+
+    def validate(self) -> None:
+        """ValueError naming the field, layer or parameter and the value that is wrong."""
+        self.spec.validate()
+        for name, layer in self.layers.items():
+            if layer.name != name:
+                raise ValueError(f"layer {name}: holds a layer named {layer.name}")
+            layer.validate()
+        _check_geometry(self.spec, self.layers)
+        for key, array in self.params.items():
+            if not np.issubdtype(np.asarray(array).dtype, np.integer):
+                raise ValueError(f"param {key}: {np.asarray(array).dtype}, not integer")
+
+    def save(self, path: str) -> None:
+        """One `.npz`: the arrays, and `__meta__` (JSON) with the spec, the layers' scalars in
+        execution order and the scales. Deterministic: equal models give equal bytes."""
+        meta = {"format": FORMAT, "spec": self.spec.to_dict(),
+                "layers": [_layer_meta(layer) for layer in self.layers.values()],
+                "scales": {k: float(v) for k, v in self.scales.items()}}
+        arrays = {"__meta__": np.array(json.dumps(meta))}
+        for name, layer in self.layers.items():
+            for key in _ARRAYS:
+                arrays[f"layer::{name}::{key}"] = getattr(layer, key)
+            w = layer.weight
+            if w.size and w.min() >= -128 and w.max() <= 127:  # narrow-range weights: an eighth
+                arrays[f"layer::{name}::weight"] = w.astype(np.int8)
+        for key, array in self.params.items():
+            arrays[f"param::{key}"] = np.asarray(array)
+        _write_npz(path, arrays)
+
+
+def _layer_meta(layer: IntLinear) -> dict[str, object]:
+    return {"name": layer.name, "weight_bits": layer.weight_bits, "in_scale": layer.in_scale,
+            "out_scale": layer.out_scale, "relu": layer.relu, "codec": layer.codec,
+            "rows": layer.rows}
+
+
+def _write_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """`np.savez` with sorted members and a fixed timestamp, deflated."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asanyarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+
+
+def _slot_of(name: str, spec: ModelSpec, expected: Mapping[str, int]) -> str:
+    if name in expected:
+        return name
+    slot, _, part = name.rpartition(".")
+    if slot not in expected or part not in ("u", "v", "s"):
+        raise ValueError(f"layer {name}: not a linear layer of the spec (depth {spec.depth})")
+    return slot
+
+
+def _check_geometry(spec: ModelSpec, layers: Mapping[str, IntLinear]) -> None:
+    """Every layer belongs to a slot of the spec with that slot's rows; every slot is there;
+    the widths that structured pruning leaves alone agree with the spec."""
+    expected = dict(spec.slots())
+    for name, layer in layers.items():
+        slot = _slot_of(name, spec, expected)
+        if layer.rows != expected[slot]:
+            raise ValueError(f"layer {name}: rows {layer.rows}, but the spec gives {slot} "
+                             f"{expected[slot]} rows per image")
+    dim = spec.dim
+    widths = {"patch_embed": (spec.patch_dim, dim), "head": (dim, spec.num_classes)}
+    for b in range(spec.depth):
+        widths.update({f"blocks.{b}.attn.qkv": (dim, None), f"blocks.{b}.attn.proj": (None, dim),
+                       f"blocks.{b}.mlp.fc1": (dim, None), f"blocks.{b}.mlp.fc2": (None, dim)})
+    for slot, (k, n) in widths.items():
+        try:
+            names = slot_layers(layers, slot)
+        except KeyError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
+        first, last = layers[names[0]], layers[names[min(1, len(names) - 1)]]
+        if k is not None and first.k != k:
+            raise ValueError(f"layer {first.name}: K {first.k}, but the spec gives {k}")
+        if n is not None and last.n != n:
+            raise ValueError(f"layer {last.name}: N {last.n}, but the spec gives {n}")
+
 
 def slot_layers(layers: Mapping[str, object], slot: str) -> list[str]:
     """The integer layers of a slot: `[slot]`, `[slot.u, slot.v]` or `[.u, .v, .s]`."""
@@ -96,7 +321,7 @@ def slot_layers(layers: Mapping[str, object], slot: str) -> list[str]:
     return names
 
 
-def linear_golden(x: object, layer: Layer) -> np.ndarray:
+def linear_golden(x: object, layer: IntLinear) -> np.ndarray:
     """int8 rows (M, K) -> int8 rows (M, N) as int64, exactly as the engine computes them:
     accumulate in int64, refuse what an int32 accumulator could not hold, requantise."""
     x = np.asarray(x, dtype=np.int64)
@@ -111,72 +336,98 @@ def linear_golden(x: object, layer: Layer) -> np.ndarray:
     return requantize(acc, layer.multiplier, layer.shift, layer.relu)
 
 
+def requant_params(real: object) -> tuple[np.ndarray, np.ndarray]:
+    """Split positive real multipliers into (M, S) with M in [2^30, 2^31) and S in [1, 62].
+
+    `real ≈ M / 2^S`; M keeps 31 significant bits, so the rounding error is below 2^-31 relative.
+    """
+    real = np.asarray(real, dtype=np.float64)
+    if not np.all(np.isfinite(real)) or np.any(real <= 0):
+        raise ValueError("requantisation multipliers must be finite and positive")
+    mant, exp = np.frexp(real)  # real = mant * 2^exp, mant in [0.5, 1)
+    m = np.round(mant * 2.0**31).astype(np.int64)
+    carry = m == 2**31  # mantissa rounded up to 1.0
+    m = np.where(carry, 2**30, m)
+    exp = np.where(carry, exp + 1, exp)
+    s = 31 - exp.astype(np.int64)
+    if np.any(s < 1) or np.any(s > 62):
+        bad = real[(s < 1) | (s > 62)][0]
+        raise ValueError(f"requantisation multiplier {bad:.3g} is outside [2^-31, 2^30]")
+    return m, s
+
+
+def weight_owners(layers: Mapping[str, IntLinear]) -> dict[str, str]:
+    """Each layer's weight owner: the first layer with an identical integer weight array (a
+    decoder shared by every block), else itself. What the engine stores and the size counts
+    once."""
+    first: dict[tuple[tuple[int, ...], bytes], str] = {}
+    return {name: first.setdefault(
+        (layer.weight.shape, np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes()), name)
+        for name, layer in layers.items()}
+
+
+# ---- reading -------------------------------------------------------------------------------
+
 def load_model(path: str) -> IntModel:
-    """Read the `.npz` that `save_int_vit` writes (no pickles). A missing file raises
-    FileNotFoundError; anything else that is not such a model raises ValueError naming it."""
+    """Read and validate what `IntModel.save` writes (no pickles). A missing file raises
+    FileNotFoundError; anything else that is not a valid model raises ValueError whose text
+    starts with the path and names the layer or field and the value."""
     try:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not an integer model file (an .npz from save_int_vit): "
-                         f"{exc}") from exc
+        raise ValueError(f"{path}: not an integer model file (what IntModel.save writes): "
+                         f"{exc}") from None
     if not hasattr(data, "files"):  # a plain .npy array
-        raise ValueError(f"{path}: not an integer model file (an .npz from save_int_vit): "
+        raise ValueError(f"{path}: not an integer model file (what IntModel.save writes): "
                          f"it holds one array, not an archive")
     try:
         with data:
-            return _parse(data)
+            model = _parse(data)
     except (KeyError, ValueError, TypeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
             zlib.error) as exc:
-        raise ValueError(f"{path}: not a valid integer model file (an .npz from "
-                         f"save_int_vit): {exc}") from exc
+        raise ValueError(f"{path}: not a valid integer model file (what IntModel.save "
+                         f"writes): {exc}") from None
+    try:
+        model.validate()
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return model
 
 
 def _parse(data: np.lib.npyio.NpzFile) -> IntModel:
-    missing = [key for key in _REQUIRED if key not in data.files]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    cfg_values = data["__cfg__"].tolist()
-    if len(cfg_values) != len(CFG_FIELDS):
-        raise ValueError(f"__cfg__ holds {len(cfg_values)} values, expected "
-                         f"{len(CFG_FIELDS)} ({', '.join(CFG_FIELDS)})")
-    cfg = {field: int(cfg_values[i]) for i, field in enumerate(CFG_FIELDS)}
-    grouped: dict[str, dict[str, np.ndarray]] = {str(n): {} for n in data["__layers__"].tolist()}
-    params: dict[str, np.ndarray] = {}
+    if "__meta__" not in data.files:
+        raise ValueError("missing __meta__")
+    meta = json.loads(str(data["__meta__"].item()))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ValueError(f"format {found!r}, expected {FORMAT!r}")
+    spec = ModelSpec.from_dict(meta["spec"])
+    names = [str(entry["name"]) for entry in meta["layers"]]
     for key in data.files:
-        if key.startswith("layer::"):
-            parts = key.split("::")
-            if len(parts) != 3 or parts[1] not in grouped:
-                raise ValueError(f"entry {key!r} names no layer listed in __layers__")
-            grouped[parts[1]][parts[2]] = data[key]
-        elif key.startswith("param::"):
-            params[key[len("param::"):]] = data[key]
-    names = [str(n) for n in data["__scale_names__"].tolist()]
-    values = [float(v) for v in data["__scale_values__"].tolist()]
-    if len(names) != len(values):
-        raise ValueError(f"{len(names)} scale names but {len(values)} scale values")
-    layers = {name: _layer(name, arrays) for name, arrays in grouped.items()}
-    return IntModel(cfg=cfg, layers=layers, params=params,
-                    scales={names[i]: values[i] for i in range(len(names))})
+        if key.startswith("layer::") and key.split("::")[1] not in names:
+            raise ValueError(f"entry {key!r} names no layer listed in __meta__")
+    layers = {}
+    for entry in meta["layers"]:
+        layers[str(entry["name"])] = _layer(entry, data)
+    params = {key[len("param::"):]: data[key] for key in data.files if key.startswith("param::")}
+    scales = {str(k): float(v) for k, v in meta["scales"].items()}
+    return IntModel(spec=spec, layers=layers, params=params, scales=scales)
 
 
-def _layer(name: str, arrays: dict[str, np.ndarray]) -> Layer:
-    missing = [key for key in _LAYER_ARRAYS if key not in arrays]
+def _layer(entry: Mapping[str, object], data: np.lib.npyio.NpzFile) -> IntLinear:
+    name = str(entry["name"])
+    missing = [key for key in _ARRAYS if f"layer::{name}::{key}" not in data.files]
     if missing:
         raise ValueError(f"layer {name}: missing {', '.join(missing)}")
-    for key in ("weight", "bias", "multiplier", "shift"):
+    arrays = {key: data[f"layer::{name}::{key}"] for key in _ARRAYS}
+    for key in _INT_ARRAYS:
         if not np.issubdtype(arrays[key].dtype, np.integer):
             raise ValueError(f"layer {name}: {key} is {arrays[key].dtype}, not integer")
-    weight = arrays["weight"]
-    if weight.ndim != 2 or any(arrays[key].shape != (weight.shape[0],)
-                               for key in ("bias", "multiplier", "shift")):
-        raise ValueError(f"layer {name}: weight {weight.shape} with bias/multiplier/shift of "
-                         f"shapes {[arrays[key].shape for key in ('bias', 'multiplier', 'shift')]}")
-    meta = arrays["meta"].tolist()
-    if len(meta) != 4:
-        raise ValueError(f"layer {name}: meta holds {len(meta)} values, expected 4 "
-                         f"(weight bits, in scale, out scale, relu)")
-    _bits, in_scale, out_scale, relu = meta
-    return Layer(name=name, weight=weight, bias=arrays["bias"], multiplier=arrays["multiplier"],
-                 shift=arrays["shift"], relu=bool(relu), in_scale=in_scale, out_scale=out_scale)
+    return IntLinear(name=name, weight=arrays["weight"], bias=arrays["bias"],
+                     multiplier=arrays["multiplier"], shift=arrays["shift"],
+                     relu=bool(entry["relu"]), in_scale=float(entry["in_scale"]),
+                     out_scale=float(entry["out_scale"]), w_scale=arrays["w_scale"],
+                     weight_bits=int(entry["weight_bits"]), codec=str(entry["codec"]),
+                     rows=int(entry["rows"]))

@@ -10,13 +10,11 @@ tb_data/weights_ram.mem, as the host would, and that load is checked too.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +23,10 @@ from vitfpga.errors import VerificationFailed
 from vitfpga.hls.emit.hls import RAM_WORDS_FILE, read_matrix, write_matrix
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.sim.result import SimResult, compare
+from vitfpga.sim.tools import CXX, ap_types_dir, gxx_status
 
-__all__ = ["ap_types_dir", "compiler_status", "run_csim"]
+__all__ = ["run_csim"]
 
-CXX = "g++"
 COMPILE_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 600
 _ERROR_LINES = 12
@@ -39,35 +37,6 @@ _LOAD = re.compile(r"^LOAD WORDS (\d+) DROPPED (\d+) PROTOCOL_ERRORS (\d+) ITERA
                    re.MULTILINE)
 _SOURCES = ("vitfpga_engine.cpp", "tb_vitfpga_engine.cpp")
 _STAMP = "csim.stamp"
-
-
-def ap_types_dir() -> Path:
-    """Xilinx's ap_int.h / hls_stream.h as shipped inside the hls4ml wheel."""
-    # find_spec locates the package without importing it (importing hls4ml is slow).
-    spec = importlib.util.find_spec("hls4ml")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("hls4ml is not installed; it provides the ap_types headers")
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "templates" / "vivado" / "ap_types"
-        if (candidate / "ap_int.h").is_file() and (candidate / "hls_stream.h").is_file():
-            return candidate
-    raise FileNotFoundError("hls4ml is installed but ships no ap_types/ap_int.h")
-
-
-@cache
-def compiler_status() -> str | None:
-    """None when C simulation can run here, else the reason it cannot."""
-    if shutil.which(CXX) is None:
-        return f"{CXX} not found on PATH"
-    try:
-        ap_types_dir()
-    except FileNotFoundError as e:
-        return str(e)
-    try:
-        subprocess.run([CXX, "--version"], capture_output=True, check=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"{CXX} does not run: {e}"
-    return None
 
 
 def _first_errors(text: str) -> str:
@@ -148,7 +117,7 @@ def run_csim(hls_dir: Path, plan: ModelPlan,
     checked = [_check_job(plan, name, x, expected) for name, x, expected in jobs]
     if not checked:
         raise ValueError("csim needs at least one job")
-    if (reason := compiler_status()) is not None:
+    if (reason := gxx_status()) is not None:
         raise VerificationFailed(f"csim cannot run: {reason}")
     hls_dir, build_dir = Path(hls_dir).resolve(), Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)

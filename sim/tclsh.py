@@ -27,9 +27,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+from vitfpga.sim.tools import tclsh_status
+
 __all__ = ["PS_SLAVE_SEGMENTS", "RUN_TIMEOUT_S", "TCL_BUILTINS", "VALUE_OPTIONS",
-           "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call", "TclScriptError", "Tool", "run_tcl",
-           "tclsh_status"]
+           "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call", "TclScriptError", "Tool", "run_tcl"]
 
 Tool = Literal["vivado", "vitis_hls"]
 RUN_TIMEOUT_S = 60
@@ -145,22 +146,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def tclsh_status() -> str | None:
-    """None when `tclsh` can run the checks; otherwise why not (a skip reason)."""
-    exe = shutil.which("tclsh")
-    if exe is None:
-        return ("tclsh is not installed (Debian/Ubuntu package `tcl`; `make setup` installs it "
-                "as root), so generated TCL cannot be checked")
-    try:
-        out = subprocess.run([exe], input="puts [info patchlevel]\n", capture_output=True,
-                             text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"tclsh does not run: {e}"
-    if out.returncode != 0 or not out.stdout.strip().startswith("8."):
-        return f"tclsh is not a TCL 8.x shell: {out.stdout.strip() or out.stderr.strip()}"
-    return None
 
 
 def _tcl_list(words: Iterable[str]) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.sim.rtl import _BUILD_ARGS, TIMESCALE, simulator_status, tool_env
+from vitfpga.sim.rtl import _BUILD_ARGS, TIMESCALE
+from vitfpga.sim.tools import simulator_status, tool_env
 
 __all__ = ["INCLUDE_DIR", "VIT_INCLUDE_DIR", "run_unit"]
 

@@ -66,10 +66,10 @@ def _lanes(beat: int, lanes: int) -> list[int]:
 def run_vit(rtl_dir: Path, prog: VitProgram, plan: ModelPlan, model: IntModel, images: object,
             sim: str, build_dir: Path) -> VitRun:
     """Classify `images` (B, C, H, W floats) on the whole-model RTL in `rtl_dir`."""
-    q = quantise_images(images, model.cfg["patch_size"], model.input_scale())
+    q = quantise_images(images, model.spec.patch_size, model.input_scale())
     count = q.shape[0]
     beats = input_beats(q, prog.row_beats, plan.simd)
-    classes = model.cfg["num_classes"]
+    classes = model.spec.num_classes
     with SimProcess(rtl_dir, sim, build_dir, {"board": True}, VIT_DESIGN) as proc:
         proc.request({"op": "write", "addr": REG_ROWS, "data": count})
         proc.request({"op": "recv", "max_beats": count * prog.out_beats})

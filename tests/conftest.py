@@ -4,12 +4,31 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
+
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.synthetic import random_layer, random_rows
 
-__all__ = ["digits_like", "hand_model_plan", "random_layer", "random_rows"]
+__all__ = ["digits_like", "hand_model_plan", "random_layer", "random_rows", "sim_params",
+           "small_int_model"]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked with a tool (pyproject markers) when that tool cannot run here, with
+    the probe's reason: a missing tool is a skip that says why, never a pass."""
+    from vitfpga.sim import tools
+
+    for tool in tools.MARKERS:
+        if item.get_closest_marker(tool) is not None and (reason := tools.status(tool)):
+            pytest.skip(f"{tool}: {reason}")
+
+
+def sim_params(*sims: str) -> list:
+    """RTL simulators as `sim` parameters, each carrying its tool's marker (default: both)."""
+    return [pytest.param(s, marks=getattr(pytest.mark, s)) for s in sims or ("icarus",
+                                                                             "verilator")]
 
 
 def hand_model_plan(layers: dict[str, IntLinear], pe: int, simd: int,
@@ -28,3 +47,20 @@ def digits_like(blocks: int = 3) -> tuple[dict[str, IntLinear], dict[str, int]]:
     dims.append(("head", 32, 10, 1))
     layers = {name: random_layer(k, n, seed=i, name=name) for i, (name, k, n, _) in enumerate(dims)}
     return layers, {name: rows for name, _, _, rows in dims}
+
+
+def small_int_model(bits: int = 4, seed: int = 0) -> IntModel:
+    """A valid whole integer model of vit-digits' shapes in a second, without training: seeded
+    random intB layers, the rest calibrated on an untrained float ViT with random images."""
+    import torch
+
+    from vitfpga.quant.intvit import calibrate_int_vit
+    from vitfpga.quant.model import PRESETS, ViT
+    from vitfpga.quant.structure import dense_structure
+    from vitfpga.quant.synthetic import structure_layers
+
+    cfg = PRESETS["vit-digits"]
+    layers, _ = structure_layers(dense_structure(cfg, bits), cfg, seed)
+    torch.manual_seed(seed)
+    images = torch.randn(8, cfg.in_chans, cfg.image_size, cfg.image_size)
+    return calibrate_int_vit(ViT(cfg), layers, images)

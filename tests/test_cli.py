@@ -41,20 +41,31 @@ def test_unknown_board(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("seeed = 1\n", "unknown key 'seeed'"),
-    ('seed = "one"\n', "key 'seed' must be int"),
-    ("weight_bits = 5\n", "weight bit-width 5 is not supported"),
-    ('layer_bits = ["head=6"]\n', "weight bit-width 6 is not supported"),
-    ('layer_bits = ["head"]\n', "layer_bits entry 'head' must look like 'head=8'"),
-    ('prune = "nm"\nprune_nm = "4:4"\n', "prune_nm needs 1 <= N < M, got 4:4"),
-    ('prune = "random"\n', "prune must be one of none, magnitude, nm, heads, neurons"),
-    ("prune_sparsity = 1.0\n", "prune_sparsity must be in [0, 1)"),
-    ('lowrank = "aware"\nshared_rank = 8\n', "pick one"),
-    ('shared_type_ranks = ["mlp=4"]\n', "shared_type_ranks entry 'mlp=4' must look like"),
-    ("seed = 1\nboard = \n", "syntax error: Invalid value (at line 2"),
-    ('simulators = ["modelsim"]\n', "simulators must be"),
-    ('hil_simulator = "csim"\n', "hil_simulator must be one of verilator, icarus"),
-    ("verify_layer = 'head'\n", "unknown key 'verify_layer'"),
+    ("seeed = 1\n", "unknown key 'seeed'; the tables are [train], [compress], [hardware], "
+                    "[verify]"),
+    ("weight_bits = 4\n", "key 'weight_bits' now lives in the [compress] table"),
+    ("[train]\nseeed = 1\n", "unknown key 'seeed' in [train]; its keys: model, seed, "
+                              "float_epochs, float_lr"),
+    ("[train]\nweight_bits = 4\n", "unknown key 'weight_bits' in [train]; its keys: model, "
+                                    "seed, float_epochs, float_lr; it lives in the [compress]"),
+    ("train = 3\n", "'train' must be a table ([train] with keys model, seed"),
+    ('[train]\nseed = "one"\n', "[train] key 'seed' must be int"),
+    ("[compress]\nweight_bits = 5\n", "weight bit-width 5 is not supported"),
+    ('[compress]\nlayer_bits = ["head=6"]\n', "weight bit-width 6 is not supported"),
+    ('[compress]\nlayer_bits = ["head"]\n', "layer_bits entry 'head' must look like 'head=8'"),
+    ('[compress]\nprune = "nm"\nprune_nm = "4:4"\n', "prune_nm needs 1 <= N < M, got 4:4"),
+    ('[compress]\nprune_nm = "2-4"\n', "prune_nm must look like '2:4', got '2-4'"),
+    ('[compress]\nprune = "random"\n',
+     "prune must be one of none, magnitude, nm, heads, neurons"),
+    ("[compress]\nprune_sparsity = 1.0\n", "prune_sparsity must be in [0, 1)"),
+    ('[compress]\nlowrank = "aware"\nshared_rank = 8\n', "pick one"),
+    ('[compress]\nshared_type_ranks = ["mlp=4"]\n',
+     "shared_type_ranks entry 'mlp=4' must look like"),
+    ("[train]\nseed = 1\nmodel = \n", "syntax error: Invalid value (at line 3"),
+    ('[verify]\nsimulators = ["modelsim"]\n', "simulators must be"),
+    ('[verify]\nhil_simulator = "csim"\n', "hil_simulator must be one of verilator, icarus"),
+    ("[verify]\nverify_layer = 'head'\n", "unknown key 'verify_layer' in [verify]"),
+    ('[hardware]\nboard = "de10-nano"\n', "unknown board 'de10-nano'"),
 ])
 def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "run.toml"
@@ -139,10 +150,34 @@ def test_plan_bad_arguments(args: tuple[str, ...], message: str) -> None:
 def test_plan_refuses_corrupt_run_dir(tmp_path: Path) -> None:
     proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
     assert_one_line_error(proc, 2, "is not a vitfpga run directory")
-    (tmp_path / "int_model.npz").write_bytes(b"not a zip file")
+    (tmp_path / "model.npz").write_bytes(b"not a zip file")
     (tmp_path / "report.json").write_text('{"config": {"model": "vit-digits"}}')
     proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
-    assert_one_line_error(proc, 2, "corrupt run artifacts")
+    assert_one_line_error(proc, 2, f"{tmp_path / 'model.npz'}: not an integer model file")
+
+
+def test_generate_names_the_file_layer_and_value_of_a_bad_weight(tmp_path: Path) -> None:
+    """A weight outside its layer's narrow range is refused when model.npz is read, not deep
+    inside the weight packer (which used to fail with an internal error, exit 3)."""
+    import dataclasses
+
+    from tests.conftest import small_int_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "report.json").write_text('{"config": {"model": "vit-digits", "seed": 0}}')
+    model = small_int_model(bits=4)
+    model.save(str(run / "model.npz"))
+    assert run_cli("plan", str(run), "--board", "pynq-z2").returncode == 0  # valid as built
+    qkv = model.layers["blocks.0.attn.qkv"]
+    weight = qkv.weight.copy()
+    weight[3, 5] = 127
+    model.layers[qkv.name] = dataclasses.replace(qkv, weight=weight)
+    model.save(str(run / "model.npz"))
+    proc = run_cli("generate", str(run), "--board", "pynq-z2", "--out", str(tmp_path / "x"))
+    assert_one_line_error(proc, 2, f"{run / 'model.npz'}: layer blocks.0.attn.qkv: weight 127 "
+                                   f"is outside int4's narrow range [-7, 7]")
+    assert not (tmp_path / "x").exists()
 
 
 USER_BOARD = """[boards.my-zu2]

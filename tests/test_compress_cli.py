@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli import assert_one_line_error, run_cli
+from vitfpga.cli import main
 
-TINY = "float_epochs = 4\nqat_epochs = 3\n"
+TINY = "[train]\nfloat_epochs = 4\n[compress]\nqat_epochs = 3\n"
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,7 @@ def test_budget_search_fits_and_says_why(budget_run: Path) -> None:
     scored = [c for c in search["candidates"] if c["val_accuracy"] is not None]
     assert len(scored) >= 2 and all(c["fits"] for c in scored)
     assert any(not c["fits"] for c in search["candidates"])  # int8 is over 16 KB
-    for rel in ("float.pt", "qat.pt", "structure.json", "int_model.npz", "int_vit.npz",
-                "report.md"):
+    for rel in ("float.pt", "qat.pt", "structure.json", "model.npz", "report.md"):
         assert (budget_run / rel).is_file(), rel
     assert "## Search" in (budget_run / "report.md").read_text()
 
@@ -69,6 +69,31 @@ def test_an_impossible_budget_names_the_smallest(tiny_config: Path, tmp_path: Pa
                    str(tmp_path / "o"))
     assert_one_line_error(proc, 2, "no configuration fits a budget of 2 KB: the smallest (")
     assert "KB" in proc.stderr and not (tmp_path / "o").exists()
+
+
+def test_an_impossible_budget_is_refused_before_training(
+        tiny_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """1 KB is under the host parameters and per-channel tables alone: refused from the shapes,
+    before the teacher trains and before --out exists."""
+    import vitfpga.model_steps
+    import vitfpga.quant.compress
+
+    trained: list[object] = []
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        trained.append(kwargs.get("epochs"))
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(vitfpga.model_steps, "train", no_training)
+    monkeypatch.setattr(vitfpga.quant.compress, "train", no_training)
+    out = tmp_path / "o"
+    code = main(["compress", "--config", str(tiny_config), "--budget-kb", "1", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert trained == [] and code == 2, err
+    assert len(err) == 1 and "no configuration fits a budget of 1 KB: the smallest (" in err[0]
+    assert "KB over)" in err[0]
+    assert not out.exists() and not list(tmp_path.rglob("float.pt"))
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -13,7 +13,7 @@ def test_wheel_contains_templates_and_packages(tmp_path: Path) -> None:
                     "-q", "-w", str(tmp_path), str(ROOT)], check=True, timeout=300)
     (wheel,) = tmp_path.glob("vitfpga-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("vitfpga/cli.py", "vitfpga/quant/golden.py", "vitfpga/hls/plan/engine.py",
+    for required in ("vitfpga/cli.py", "vitfpga/quant/intvit.py", "vitfpga/hls/plan/engine.py",
                      "vitfpga/sim/rtl.py", "vitfpga/sim/tb/engine_tb.py",
                      "vitfpga/templates/rtl/vitfpga_engine.v.j2",
                      "vitfpga/templates/hls/run_hls.tcl.j2",

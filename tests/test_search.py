@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
-from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
 from vitfpga.hls.plan.boards import Board, get_board
+from vitfpga.quant.compress import base_structure
+from vitfpga.quant.factorize import rank_structure
 from vitfpga.quant.model import PRESETS, ViT, linear_shapes
+from vitfpga.quant.recipe import CompressionRecipe
 from vitfpga.quant.size import model_size
-from vitfpga.quant.structure import SlotSpec, dense_structure
+from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
-from vitfpga.search import Candidate, candidates, choose, predicted_bits, price
+from vitfpga.search import (
+    Candidate,
+    bits_floor,
+    candidates,
+    choose,
+    predicted_bits,
+    price,
+    refuse_early,
+)
 
 CFG = PRESETS["vit-digits"]
 
@@ -38,12 +49,12 @@ def test_prediction_matches_what_quant_size_counts(structure: dict[str, SlotSpec
     layers, rows = structure_layers(structure, CFG)
     for layer in layers.values():
         layer.weight[layer.weight == 0] = 1
-    cfg = RunConfig(lowrank_sparse=1e-9)  # the sparse term's non-zeros: ~0 of them
+    recipe = CompressionRecipe(lowrank_sparse=1e-9)  # the sparse term's non-zeros: ~0 of them
     size = model_size(ViT(CFG), layers, host_bits=123)
     sparse = sum(k * n for name, k, n, _ in _shapes() if structure[name].sparse)
     sparse_bits = sum(layers[f"{name}.s"].weight.size * layers[f"{name}.s"].weight_bits
                       for name, *_ in _shapes() if structure[name].sparse)
-    assert predicted_bits(structure, CFG, cfg, 123) == size.total_bits - sparse_bits + sparse
+    assert predicted_bits(structure, CFG, recipe, 123) == size.total_bits - sparse_bits + sparse
     assert set(rows) == set(layers)
 
 
@@ -57,15 +68,45 @@ def test_shared_decoders_are_identical_stand_ins() -> None:
 
 
 def test_grid_covers_every_family_least_compressed_first() -> None:
-    grid = candidates(RunConfig(), CFG)
+    grid = candidates(CompressionRecipe(), CFG)
     families = {c.family for c in grid}
     assert families == {"bits", "pruning", "low-rank", "shared decoders"}
-    assert [c.cfg.weight_bits for c in grid if c.family == "bits"] == [8, 4, 3, 2]
+    assert [c.recipe.weight_bits for c in grid if c.family == "bits"] == [8, 4, 3, 2]
+
+
+def test_the_floor_before_training_is_exact_or_a_true_lower_bound() -> None:
+    """Every candidate is priced from the shapes before the teacher exists: exactly, or for
+    low-rank (whose ranks follow the teacher's spectra) never above any rank allocation."""
+    rng = np.random.default_rng(0)
+    blocks = [s for s, *_ in _shapes() if layer_type(s)]
+    for c in candidates(CompressionRecipe(lowrank_sparse=0.05), CFG):
+        floor, exact = bits_floor(c.recipe, CFG, 123)
+        base = base_structure(c.recipe, CFG)
+        if exact:
+            assert c.recipe.lowrank == "none"
+            assert floor == predicted_bits(base, CFG, c.recipe, 123)
+            continue
+        for decay in (0.3, 0.9, 1.0):  # steep to flat spectra: few to many ranks
+            spectra = {s: np.sort(rng.random(32))[::-1] * decay ** np.arange(32)
+                       for s in blocks}
+            structure = rank_structure(CFG, base, c.recipe.lowrank_keep, spectra)
+            structure = {s: dataclasses.replace(spec, sparse=spec.factored)
+                         for s, spec in structure.items()}
+            assert floor <= predicted_bits(structure, CFG, c.recipe, 123), c.label
+
+
+def test_an_impossible_budget_is_refused_from_the_floors() -> None:
+    grid = candidates(CompressionRecipe(), CFG)
+    smallest = min(bits_floor(c.recipe, CFG, 0)[0] for c in grid)
+    refuse_early(grid, CFG, 0, smallest, "b")  # the smallest floor fits exactly: no refusal
+    with pytest.raises(BadInput, match=r"no configuration fits b: the smallest \(int\d, .*\) "
+                                       r"needs (at least )?\d+\.\d KB \(0\.0 KB over\)"):
+        refuse_early(grid, CFG, 0, smallest - 1, "b")
 
 
 def test_a_board_fit_comes_from_the_planner() -> None:
     tiny = Board("tiny", "xc7z007sclg400-1", 14400, 28800, 2, 0, 66, 100.0)
-    cand = Candidate("bits", RunConfig(weight_bits=8))
+    cand = Candidate("bits", CompressionRecipe(weight_bits=8))
     price(cand, dense_structure(CFG, 8), CFG, 0, None, tiny)
     assert not cand.fits and "BRAM36" in cand.why
     price(cand, dense_structure(CFG, 8), CFG, 0, None, get_board("pynq-z2"))
@@ -74,14 +115,14 @@ def test_a_board_fit_comes_from_the_planner() -> None:
 
 def test_choose_scores_one_finalist_per_family_and_explains_misses() -> None:
     def cand(family: str, bits: int, fits: bool) -> Candidate:
-        return Candidate(family, dataclasses.replace(RunConfig(), weight_bits=bits), bits=bits,
-                         fits=fits, why="x")
+        recipe = CompressionRecipe(weight_bits={900: 8, 500: 4, 300: 2}.get(bits, 3))
+        return Candidate(family, recipe, bits=bits, fits=fits, why="x")
 
     grid = [cand("bits", 900, False), cand("bits", 500, True), cand("bits", 300, True),
             cand("low-rank", 400, True)]
     scored = []
     best = choose(grid, lambda c: scored.append(c.bits) or {500: 0.9, 400: 0.95}[c.bits], "b")
     assert sorted(scored) == [400, 500] and best.bits == 400
-    with pytest.raises(BadInput, match=r"no configuration fits b: the smallest \(int300\) "
+    with pytest.raises(BadInput, match=r"no configuration fits b: the smallest \(int2\) "
                                        r"needs 0\.0 KB"):
         choose([cand("bits", 300, False)], lambda c: 0.0, "b")

@@ -1,5 +1,6 @@
 """The `vitfpga` command. Every user error is one line on stderr and exit code 2; a verification
-mismatch is exit code 1; never a traceback for either."""
+mismatch is exit code 1; a tool vitfpga drives failing (the QONNX exporter) is exit code 4; a bug
+is exit code 3; never a traceback for any (vitfpga.errors lists them)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML file with run settings (keys as in vitfpga.config.RunConfig).")
+              help="TOML file with run settings: [train], [compress], [hardware] and "
+                   "[verify] tables (README).")
 @click.option("--board", default=None, help="Target board (see `vitfpga boards`).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/latest"),
               show_default=True, help="Output directory, written atomically.")
@@ -61,7 +63,8 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
 
 @cli.command(name="compress")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML file with run settings (keys as in vitfpga.config.RunConfig).")
+              help="TOML file with run settings: [train], [compress], [hardware] and "
+                   "[verify] tables (README).")
 @click.option("--budget-kb", type=float, default=None,
               help="Search bits, rank and sparsity for the most accurate model within N KB.")
 @click.option("--board", default=None,
@@ -217,12 +220,14 @@ def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_b
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
     table = Table(title=f"{label}: whole model on {w.board}, PE={w.pe} x SIMD={w.simd}",
-                  show_header=False, caption="cycles are per-op ideals (docs/vit.md, Cycles)")
+                  show_header=False,
+                  caption="ideal: a lower bound, one op at a time at its slowest unit's rate; "
+                          "by unit: the ops each unit bounds (docs/vit.md, Cycles)")
     table.add_column("what")
     table.add_column("value", justify="right")
     rows = [(f"  {unit}", f"{cycles:,}") for unit, cycles in w.ideal_by_unit.items()]
     for what, value in (
-        ("cycles per image (ideal)", f"{w.ideal_cycles_per_image:,}"), *rows,
+        ("cycles per image (ideal, lower bound)", f"{w.ideal_cycles_per_image:,}"), *rows,
         (f"images/s at {w.clock_mhz:g} MHz", f"{w.ideal_images_per_s:,.1f}"),
         ("PS-PL bytes per image", f"{w.ps_pl_bytes_per_image:,}"),
         ("  host-offload design", f"{w.host_offload_ps_pl_bytes_per_image:,}"),
@@ -302,6 +307,36 @@ def deploy(project: Path, out: Path, force: bool, require_bitstream: bool) -> No
     _console().print(f"{bundle.archive}: {len(files)} files {state}; on the board: unpack, "
                      f"`pip3 install --no-build-isolation --no-deps .`, "
                      f"`python3 run_on_board.py`")
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+def check(project: Path) -> None:
+    """Static checks of a generated PROJECT (or a run directory's project/) without the vendor
+    tools: its Vivado and Vitis HLS TCL run under tclsh with stubbed commands and are checked
+    against plan.json, system.json and the driver's hw.json. Exit 1 names each failure."""
+    from vitfpga.errors import VerificationFailed
+    from vitfpga.project_check import check_project
+
+    records, checks = check_project(project)
+    table = Table(title=f"{records.root}: {records.spec.design} ({records.spec.top}) on "
+                        f"{records.spec.board}")
+    table.add_column("check")
+    table.add_column("result")
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/]" if c.ok else f"[red]{len(c.problems)} problem(s)[/]")
+    console = _console()
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    for c in failed:
+        for problem in c.problems:
+            console.print(f"FAIL {c.name}: {problem}", markup=False, highlight=False,
+                          soft_wrap=True)
+    if failed:
+        raise VerificationFailed(f"{sum(len(c.problems) for c in failed)} problem(s) in "
+                                 f"{len(failed)} of {len(checks)} checks of {records.root}")
+    console.print(f"all {len(checks)} checks passed; next: `make -C {records.root} bitstream`",
+                  markup=False, highlight=False)
 
 
 def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:

@@ -13,25 +13,25 @@ from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import plan_model
 from vitfpga.hls.plan.system import ps_family
-from vitfpga.quant.golden import linear_int
-from vitfpga.quant.model import PRESETS
-from vitfpga.quant.structure import layer_rows
 from vitfpga.run_state import Run, step
-from vitfpga.sim.csim import compiler_status, run_csim
-from vitfpga.sim.rtl import RtlSession, run_rtl, simulator_status
-from vitfpga.sim.synth import family_for_part, synth_status, synthesize
+from vitfpga.runtime import linear_golden
+from vitfpga.runtime import logits as int_logits
+from vitfpga.sim import tools
+from vitfpga.sim.csim import run_csim
+from vitfpga.sim.rtl import RtlSession, run_rtl
+from vitfpga.sim.synth import synthesize
 from vitfpga.sources import TEST_IMAGES
 
-__all__ = ["check_tools", "driver_source", "step_generate", "step_hil", "step_plan", "step_synth",
-           "step_verify"]
+__all__ = ["check_tools", "driver_source", "needed_tools", "step_generate", "step_hil",
+           "step_plan", "step_synth", "step_verify"]
 
 
 def step_plan(run: Run) -> None:
-    board = get_board(run.cfg.board)
-    rows = layer_rows(PRESETS[run.cfg.model], list(run.layers))
-    with step(run, "plan", f"fold all {len(run.layers)} linear layers onto one engine for "
+    board = run.board
+    layers = run.model.layers
+    with step(run, "plan", f"fold all {len(layers)} linear layers onto one engine for "
                             f"{board.name}"):
-        run.plan = p = plan_model(run.layers, rows, board)
+        run.plan = p = plan_model(layers, run.model.rows(), board)
         (run.out / "plan.json").write_text(p.to_json())
         run.console.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36:g} BRAM36 "
                           f"({p.bram_efficiency:.1%} full), {p.uram} URAM, {p.dsp} DSP, "
@@ -44,24 +44,24 @@ def driver_source(run: Run) -> DriverSource:
     `vitfpga generate RUN_DIR` reads back from the run directory)."""
     split = run.split
     assert split is not None
-    return DriverSource(model=run.cfg.model, cfg=PRESETS[run.cfg.model],
-                        model_file=run.out / "int_vit.npz",
+    return DriverSource(model=run.cfg.train.model, spec=run.model.spec,
+                        model_file=run.out / "model.npz",
                         images=split.x_test[:TEST_IMAGES].numpy(),
                         labels=split.y_test[:TEST_IMAGES].numpy())
 
 
 def step_generate(run: Run) -> None:
     with step(run, "generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
-        files = write_project(run.plan, run.layers, run.out / "project",
-                              board=get_board(run.cfg.board), source=driver_source(run))
+        files = write_project(run.plan, run.model.layers, run.out / "project",
+                              board=run.board, source=driver_source(run))
         run.console.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
 
 
 def step_synth(run: Run) -> None:
     """Yosys synth_xilinx on the emitted Verilog: what the planner estimated, measured."""
-    if not run.cfg.synth:
+    if not run.cfg.hardware.synth:
         return
-    family = family_for_part(run.plan.part)
+    family = run.board.synth_family
     with step(run, "synth", f"Yosys synth_xilinx -family {family} on project/rtl"), \
             run.console.status("  yosys ..."):
         run.synth = y = synthesize(run.out / "project" / "rtl", run.out / "build" / "yosys",
@@ -75,15 +75,18 @@ def step_synth(run: Run) -> None:
 def _layer_inputs(run: Run) -> dict[str, np.ndarray]:
     """Real int8 input rows of every layer, from test images through the integer model."""
     record: dict[str, list[np.ndarray]] = {}
-    run.ivit.logits(run.split.x_test[:run.cfg.verify_images], record=record)
-    return {name: np.concatenate([np.asarray(r) for r in record[name]]) for name in run.layers}
+    images = run.split.x_test[:run.cfg.verify.verify_images].numpy()
+    int_logits(run.model, images, record=record)
+    return {name: np.concatenate(record[name]) for name in run.model.layers}
 
 
 def step_verify(run: Run) -> None:
-    sims = run.cfg.simulators
+    sims = run.cfg.verify.simulators
     with step(run, "verify", f"every layer on {', '.join(sims)} against the integer golden"):
         inputs = _layer_inputs(run)
-        jobs = [(name, x, linear_int(x, run.layers[name]).numpy()) for name, x in inputs.items()]
+        # int8, as the golden's expected rows have always been stored in vectors.npz
+        jobs = [(name, x, linear_golden(x, run.model.layers[name]).astype(np.int8))
+                for name, x in inputs.items()]
         np.savez(run.out / "vectors.npz", **{f"{name}/x": x for name, x, _ in jobs},
                  **{f"{name}/expected": y for name, _, y in jobs})
         project, build = run.out / "project", run.out / "build"
@@ -111,16 +114,18 @@ def step_hil(run: Run) -> None:
     """Hardware in the loop: every linear layer of the forward pass runs on the RTL simulation,
     the rest on the host from the golden code; logits must equal the golden's exactly."""
     cfg = run.cfg
-    n = min(cfg.hil_images, len(run.split.y_test))
+    n = min(cfg.verify.hil_images, len(run.split.y_test))
     if n == 0:
         return
-    sim = cfg.hil_simulator
+    sim = cfg.verify.hil_simulator
     with step(run, "hil", f"{n} test images, every linear layer on {sim}"):
         x, y = run.split.x_test[:n], run.split.y_test[:n]
-        expected = run.ivit.logits(x)
+        model = run.model
+        expected = torch.from_numpy(int_logits(model, x.numpy()))
         with RtlSession(run.out / "project" / "rtl", run.plan, sim, run.out / "build") as rtl, \
                 run.console.status(f"  {sim}: {n} images through the engine ..."):
-            logits = run.ivit.logits(x, backend=rtl.linear)
+            logits = torch.from_numpy(int_logits(model, x.numpy(), linear=lambda name, rows: (
+                rtl.linear(model.layers[name], rows.astype(np.int8)))))
         measured = sum(r.cycles for _, r in rtl.runs)
         ideal = sum(r.ideal_cycles for _, r in rtl.runs)
         identical = bool(torch.equal(logits, expected))
@@ -138,15 +143,35 @@ def step_hil(run: Run) -> None:
 
 
 
+def needed_tools(cfg: RunConfig) -> list[tuple[str, str, str]]:
+    """(tool, what needs it, the config change that skips it) for every external tool a run
+    of `cfg` will start, in the order the steps start them."""
+    hw, v = cfg.hardware, cfg.verify
+    need = [(sim, "layer verification", f"leave {sim} out of [verify] simulators")
+            for sim in v.simulators]
+    if hw.synth:
+        # The whole-model synthesis runs only with synth on, so one entry covers both.
+        whole = v.whole_images > 0 and hw.whole_synth
+        need.append(("yosys", "the resource check" + (" and the whole-model synthesis"
+                                                      if whole else ""),
+                     "set [hardware] synth = false"))
+    if v.hil_images > 0:
+        need.append((v.hil_simulator, "hardware in the loop",
+                     "set [verify] hil_images = 0 or another hil_simulator"))
+    if v.whole_images > 0:
+        # step_whole always simulates the whole model on Verilator (sim/vit.py).
+        need.append(("verilator", "the whole-model run", "set [verify] whole_images = 0"))
+    return need
+
+
 def check_tools(cfg: RunConfig) -> None:
-    """Fail before training, not after, when a requested simulator is missing or the board
+    """Fail before training, not after, when a tool the run needs is missing or the board
     cannot host the PYNQ system the project is generated for."""
-    ps_family(get_board(cfg.board))
-    for sim in cfg.simulators:
-        reason = compiler_status() if sim == "csim" else simulator_status(sim)
+    ps_family(get_board(cfg.hardware.board))  # preflight: no Run (and no resolved board) yet
+    for tool, why, skip in needed_tools(cfg):
+        reason = tools.yosys_status() if tool == "yosys" else tools.simulator_status(tool)
         if reason:
-            raise BadInput(f"{sim} is not usable: {reason} (or leave it out of `simulators`)")
-    if cfg.synth and (reason := synth_status()):
-        raise BadInput(f"Yosys is not usable: {reason} (or set synth = false)")
+            name = "Yosys" if tool == "yosys" else tool
+            raise BadInput(f"{name} is not usable ({why} needs it): {reason} (or {skip})")
 
 

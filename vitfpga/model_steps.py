@@ -18,19 +18,21 @@ from vitfpga.quant.compress import (
     teacher_calibration,
 )
 from vitfpga.quant.data import Split, holdout, load_digits_split
-from vitfpga.quant.export import save_int_model
-from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits, save_int_vit
+from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
 from vitfpga.quant.model import PRESETS, ViT
+from vitfpga.quant.recipe import CompressionRecipe
 from vitfpga.quant.size import model_size
 from vitfpga.quant.train import accuracy, predict, train
 from vitfpga.run_state import Run, progress, step
-from vitfpga.search import Candidate, candidates, choose, price
+from vitfpga.runtime import logits as int_logits
+from vitfpga.search import Candidate, candidates, choose, price, refuse_early
 
-__all__ = ["step_compress", "step_export", "step_search", "step_train_float"]
+__all__ = ["check_budget", "shape_host_bits", "step_compress", "step_export", "step_search",
+           "step_train_float"]
 
 
 def step_train_float(run: Run) -> None:
-    cfg, model_cfg = run.cfg, PRESETS[run.cfg.model]
+    cfg, model_cfg = run.cfg.train, PRESETS[run.cfg.train.model]
     with step(run, "train_float", f"{cfg.model}: {model_cfg.describe()}"):
         run.split = load_digits_split(seed=cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -45,10 +47,10 @@ def step_train_float(run: Run) -> None:
 
 
 def step_compress(run: Run) -> None:
-    cfg = run.cfg
-    with step(run, "compress", f"Brevitas QAT with distillation (weight {cfg.kd_weight}): "
-                                f"{_recipe(cfg)}"):
-        run.student = _train_compressed(run, cfg, run.split, "qat")
+    recipe = run.cfg.compress
+    with step(run, "compress", f"Brevitas QAT with distillation (weight {recipe.kd_weight}): "
+                                f"{recipe.describe()}"):
+        run.student = _train_compressed(run, recipe, run.split, "qat")
         run.accuracy["qat"] = accuracy(run.student, run.split.x_test, run.split.y_test)
         torch.save(run.student.state_dict(), run.out / "qat.pt")
         (run.out / "structure.json").write_text(json.dumps(
@@ -56,47 +58,36 @@ def step_compress(run: Run) -> None:
         run.console.print(f"  QAT top-1 {run.accuracy['qat']:.2%}")
 
 
-def _recipe(cfg: RunConfig) -> str:
-    parts = [f"int{cfg.weight_bits} per-channel weights, int8 activations"]
-    if cfg.layer_bits:
-        parts.append("mixed precision " + ", ".join(cfg.layer_bits))
-    if cfg.prune != "none":
-        parts.append(f"{cfg.prune_nm} N:M pruning" if cfg.prune == "nm" else
-                     f"{cfg.prune} pruning to {cfg.prune_sparsity:.0%}")
-    if cfg.lowrank != "none":
-        parts.append(f"{cfg.lowrank} low-rank keeping {cfg.lowrank_keep:.0%} of block weights"
-                     + (f" + {cfg.lowrank_sparse:.0%} sparse" if cfg.lowrank_sparse else ""))
-    if shared := ", ".join(f"{t} {r}" for t, r in cfg.shared_ranks().items() if r):
-        parts.append(f"shared decoders of rank {shared}")
-    return ", ".join(parts)
-
-
-def _train_compressed(run: Run, cfg: RunConfig, split: Split, label: str) -> ViT:
-    with progress(run, label, max(cfg.qat_epochs, 1)) as on_loss:
-        result = compress(cfg, PRESETS[cfg.model], run.teacher, split,
-                          lambda _, loss: on_loss(loss))
+def _train_compressed(run: Run, recipe: CompressionRecipe, split: Split, label: str) -> ViT:
+    train_cfg = run.cfg.train
+    with progress(run, label, max(recipe.qat_epochs, 1)) as on_loss:
+        result = compress(recipe, PRESETS[train_cfg.model], run.teacher, split,
+                          lambda _, loss: on_loss(loss), seed=train_cfg.seed)
     run.structure = result.structure
     return result.student
 
 
-def step_search(run: Run, budget_kb: float | None, board: Board | None) -> None:
+def _target(budget_kb: float | None, board: Board | None) -> str:
+    return f"a budget of {budget_kb:g} KB" if budget_kb is not None else f"{board.name}"
+
+
+def step_search(run: Run, budget_kb: float | None, board: Board | None, host: int) -> None:
     """Price every candidate, short-train the best of each family on a validation split, and
-    keep the winner as the run's config."""
-    cfg, model_cfg = run.cfg, PRESETS[run.cfg.model]
-    target = f"a budget of {budget_kb:g} KB" if budget_kb is not None else f"{board.name}"
+    keep the winner as the run's recipe. `host`: `check_budget`'s host parameter bits."""
+    cfg, model_cfg = run.cfg, PRESETS[run.cfg.train.model]
+    target = _target(budget_kb, board)
     with step(run, "search", f"the most accurate compression that fits {target}"):
         calib = teacher_calibration(run.teacher, model_cfg, run.split)
-        host = _host_bits(run)
         budget = None if budget_kb is None else int(budget_kb * 1024 * 8)
-        run.search = cands = candidates(cfg, model_cfg)
+        run.search = cands = candidates(cfg.compress, model_cfg)
         for c in cands:
-            price(c, structure_for(c.cfg, model_cfg, run.teacher, calib), model_cfg, host,
+            price(c, structure_for(c.recipe, model_cfg, run.teacher, calib), model_cfg, host,
                   budget, board)
-        val = holdout(run.split, seed=cfg.seed)
-        short = max(1, cfg.qat_epochs // 3)
+        val = holdout(run.split, seed=cfg.train.seed)
+        short = max(1, cfg.compress.qat_epochs // 3)
 
         def score(c: Candidate) -> float:
-            trial = dataclasses.replace(c.cfg, qat_epochs=short)
+            trial = dataclasses.replace(c.recipe, qat_epochs=short)
             student = _train_compressed(run, trial, val, f"trial {c.label}")
             acc = accuracy(student, val.x_test, val.y_test)
             run.console.print(f"  {c.label}: {c.bits / 8192:.1f} KB, validation top-1 "
@@ -104,38 +95,53 @@ def step_search(run: Run, budget_kb: float | None, board: Board | None) -> None:
             return acc
 
         best = choose(cands, score, target)
-        run.cfg = dataclasses.replace(best.cfg, qat_epochs=cfg.qat_epochs)
+        run.cfg = dataclasses.replace(cfg, compress=dataclasses.replace(
+            best.recipe, qat_epochs=cfg.compress.qat_epochs))
         run.chosen = (f"{best.label}: {best.why}; best validation top-1 "
                       f"({best.val_accuracy:.2%}) of the least compressed fitting candidate of "
                       f"each family")
         run.console.print(f"  chose {run.chosen}")
 
 
-def _host_bits(run: Run) -> int:
-    """The integer model's non-linear parameters: the same for every candidate, so measured
-    once on a post-training-quantised student (seconds, no training)."""
-    cfg = dataclasses.replace(run.cfg, prune="none", lowrank="none", shared_rank=0,
-                              shared_type_ranks=(),
-                              qat_epochs=0, layer_bits=(), weight_bits=8)
-    student = compress(cfg, PRESETS[cfg.model], run.teacher, run.split).student
-    layers = export_compressed(cfg, PRESETS[cfg.model], student)
-    return host_param_bits(calibrate_int_vit(student, layers, calibration_images(run.split)))
+def shape_host_bits(model: str, split: Split) -> int:
+    """The integer model's non-linear parameters (LayerNorm, embeddings, ROMs, scales): the
+    same for every candidate. Their count follows from the shapes and the stored integer
+    widths, not from the values, so a post-training-quantised *untrained* model of the same
+    shapes gives it before any training (seconds)."""
+    recipe, model_cfg = CompressionRecipe(weight_bits=8, qat_epochs=0), PRESETS[model]
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        stand_in = ViT(model_cfg)
+        student = compress(recipe, model_cfg, stand_in, split).student
+    layers = export_compressed(recipe, model_cfg, student)
+    return host_param_bits(calibrate_int_vit(student, layers, calibration_images(split)))
+
+
+def check_budget(cfg: RunConfig, budget_kb: float | None, board: Board | None) -> int:
+    """Before any training: the host parameter bits the search prices every candidate with,
+    after refusing a budget that even the smallest candidate cannot meet (the sizes follow
+    from the shapes; only low-rank ranks wait for the teacher, and are bounded below)."""
+    model_cfg = PRESETS[cfg.train.model]
+    host = shape_host_bits(cfg.train.model, load_digits_split(seed=cfg.train.seed))
+    if budget_kb is not None:
+        refuse_early(candidates(cfg.compress, model_cfg), model_cfg, host,
+                     int(budget_kb * 1024 * 8), _target(budget_kb, board))
+    return host
 
 
 def step_export(run: Run) -> None:
     with step(run, "export", "integer-only model: intB weights, (M, S) requant, integer "
                               "LayerNorm, softmax, GELU, adds"):
         cfg = run.cfg
-        run.layers = export_compressed(cfg, PRESETS[cfg.model], run.student)
-        save_int_model(run.layers, str(run.out / "int_model.npz"))
-        run.ivit = calibrate_int_vit(run.student, run.layers, calibration_images(run.split))
-        save_int_vit(run.ivit, str(run.out / "int_vit.npz"))
+        layers = export_compressed(cfg.compress, PRESETS[cfg.train.model], run.student)
+        run.model = model = calibrate_int_vit(run.student, layers, calibration_images(run.split))
+        model.save(str(run.out / "model.npz"))
         x, y = run.split.x_test, run.split.y_test
-        int_pred = run.ivit.logits(x).argmax(-1)
+        int_pred = torch.from_numpy(int_logits(model, x.numpy())).argmax(-1)
         run.accuracy["integer"] = float((int_pred == y).float().mean())
         run.agreement = float((int_pred == predict(run.student, x).argmax(-1)).float().mean())
-        run.size = sz = model_size(run.teacher, run.layers, host_param_bits(run.ivit))
-        run.console.print(f"  {len(run.layers)} linear layers; integer-only top-1 "
+        run.size = sz = model_size(run.teacher, model.layers, host_param_bits(model))
+        run.console.print(f"  {len(model.layers)} linear layers; integer-only top-1 "
                           f"{run.accuracy['integer']:.2%}, agrees with QAT on "
                           f"{run.agreement:.2%} of test images")
         run.console.print(f"  {sz.compressed_bytes / 1024:.1f} KB stored ({sz.ratio:.1f}x "

@@ -8,7 +8,6 @@ temporary directory that replaces `--out` only when the run completed.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,13 @@ from vitfpga.hardware_steps import (
     step_verify,
 )
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.model_steps import step_compress, step_export, step_search, step_train_float
+from vitfpga.model_steps import (
+    check_budget,
+    step_compress,
+    step_export,
+    step_search,
+    step_train_float,
+)
 from vitfpga.outdir import atomic_output_dir, check_output_dir
 from vitfpga.report import machine_info, write_report
 from vitfpga.run_state import Run
@@ -61,7 +66,7 @@ def step_report(run: Run) -> dict[str, Any]:
             "yosys": {"bram36": run.synth.bram36, "uram": run.synth.uram, "dsp": run.synth.dsp,
                       "lut": run.synth.lut, "ff": run.synth.ff, "lutram": run.synth.lutram,
                       "family": run.synth.family, "seconds": run.synth.seconds}},
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(run.cfg).items()},
+        "config": run.cfg.to_json(),
         "timings_s": run.timings,
         "machine": machine_info(),
     }
@@ -83,7 +88,8 @@ def step_report(run: Run) -> dict[str, Any]:
         "whole_model: the entire ViT in generated RTL (docs/vit.md): patches in, logits out, "
         "LayerNorm, softmax, GELU, residual adds and Q.K^T / A.V on chip; its verification row "
         "(layer whole-model) compares every logit with the golden, and accuracy.rtl is its top-1. "
-        "Its ideal is the sum of the per-op ideal cycle counts (each unit's throughput bound).",
+        "Its ideal is a lower bound: ops run one at a time, each for its slowest unit's "
+        "throughput bound (the units of one op, Q.K^T and its softmax, overlap).",
     ]
     write_report(run.out, report, run.history, notes)
     return report
@@ -128,11 +134,14 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
     check_output_dir(out, force)
     target = None if board is None else get_board(board)
     torch.set_num_threads(1)
+    search = budget_kb is not None or target is not None
+    # A budget nothing can meet is refused here, from the shapes, before hours of training.
+    host = check_budget(cfg, budget_kb, target) if search else 0
     with atomic_output_dir(out, force) as tmp:
         run = Run(cfg=cfg, out=tmp, console=console)
         step_train_float(run)
-        if budget_kb is not None or target is not None:
-            step_search(run, budget_kb, target)
+        if search:
+            step_search(run, budget_kb, target, host)
         step_compress(run)
         step_export(run)
         if budget_kb is not None and run.size.compressed_bytes > budget_kb * 1024:

@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitfpga.config import RunConfig
+from vitfpga.hls.plan.boards import Board, get_board
 from vitfpga.hls.plan.engine import ModelPlan
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntModel
 from vitfpga.quant.data import Split
-from vitfpga.quant.intvit import IntViT
 from vitfpga.quant.model import ViT
 from vitfpga.quant.size import SizeReport
 from vitfpga.quant.structure import Structure
@@ -37,8 +37,7 @@ class Run:
     teacher: ViT | None = None
     student: ViT | None = None
     structure: Structure = field(default_factory=dict)
-    layers: dict[str, IntLinear] = field(default_factory=dict)
-    ivit: IntViT | None = None
+    model: IntModel | None = None  # the integer model (layers with their rows, spec, params)
     size: SizeReport | None = None
     search: list[Candidate] = field(default_factory=list)
     chosen: str = ""
@@ -51,6 +50,12 @@ class Run:
     whole: dict[str, Any] = field(default_factory=dict)
     synth: SynthReport | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    board: Board | None = None  # cfg.hardware.board's record, resolved once per run
+
+    def __post_init__(self) -> None:
+        # Every step reads this one record (a --boards-file board included), never the name.
+        if self.board is None:
+            self.board = get_board(self.cfg.hardware.board)
 
 @contextmanager
 def step(run: Run, name: str, what: str) -> Iterator[None]:

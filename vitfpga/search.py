@@ -6,6 +6,9 @@ for a board, the engine plan of its integer-layer shapes (hls.plan, on seeded st
 of those shapes). Accuracy is what needs training: the largest fitting candidate of each family
 (plain bits, pruning, low-rank, shared decoders) gets a short QAT and is scored on a validation
 split carved from the training images; the winner is then trained in full by the caller.
+Only low-rank ranks need the trained teacher (its spectra); before training, `refuse_early`
+prices every candidate from the shapes alone, low-rank by a lower bound, so a budget nothing
+can meet is refused before the teacher trains.
 """
 
 from __future__ import annotations
@@ -15,23 +18,25 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import Board
 from vitfpga.hls.plan.engine import plan_model
 from vitfpga.quant.codecs import SUPPORTED_BITS, nonzero_bits
+from vitfpga.quant.compress import base_structure
 from vitfpga.quant.model import ViTConfig, linear_shapes
+from vitfpga.quant.recipe import CompressionRecipe, LowRank, Prune, uniform_ranks
 from vitfpga.quant.size import TABLE_BITS
-from vitfpga.quant.structure import Structure, layer_type
+from vitfpga.quant.structure import SlotSpec, Structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
 
-__all__ = ["Candidate", "candidates", "choose", "predicted_bits", "price"]
+__all__ = ["Candidate", "bits_floor", "candidates", "choose", "predicted_bits", "price",
+           "refuse_early"]
 
 
 @dataclass
 class Candidate:
     family: str
-    cfg: RunConfig
+    recipe: CompressionRecipe
     bits: int = 0  # predicted whole-model bits
     fits: bool = False
     why: str = ""  # why it does not fit, or what it costs
@@ -39,78 +44,107 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        c = self.cfg
-        parts = [f"int{c.weight_bits}"]
-        if c.prune != "none":
-            parts.append(f"{c.prune_nm} sparse" if c.prune == "nm"
-                         else f"{c.prune} {c.prune_sparsity:.0%} pruned")
-        if c.lowrank != "none":
-            parts.append(f"{c.lowrank} low-rank keeping {c.lowrank_keep:.0%}")
-        if c.shared_rank:
-            parts.append(f"shared decoders rank {c.shared_rank}")
-        return ", ".join(parts)
+        return self.recipe.label
 
 
-def candidates(base: RunConfig, model_cfg: ViTConfig) -> list[Candidate]:
+def candidates(base: CompressionRecipe, model_cfg: ViTConfig) -> list[Candidate]:
     """The grid, least compressed first within each family."""
-    plain = dataclasses.replace(base, prune="none", lowrank="none", shared_rank=0,
-                                shared_type_ranks=(),
-                                layer_bits=())
+    plain = dataclasses.replace(base, prune=Prune.NONE, lowrank=LowRank.NONE,
+                                shared_ranks=uniform_ranks(0), layer_bits=())
     out = [Candidate("bits", dataclasses.replace(plain, weight_bits=b))
            for b in sorted(SUPPORTED_BITS, reverse=True)]
     for b in (4, 3):
-        out.append(Candidate("pruning", dataclasses.replace(plain, weight_bits=b, prune="nm",
-                                                            prune_nm="2:4")))
+        out.append(Candidate("pruning", dataclasses.replace(plain, weight_bits=b, prune=Prune.NM,
+                                                            prune_nm=(2, 4))))
     for sparsity in (0.5, 0.7):  # ternary weights: a non-zero costs its presence bit and a sign
         out.append(Candidate("pruning", dataclasses.replace(
-            plain, weight_bits=2, prune="magnitude", prune_sparsity=sparsity)))
+            plain, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=sparsity)))
     for b in (4, 3):
         for keep in (0.6, 0.4, 0.25):
             out.append(Candidate("low-rank", dataclasses.replace(
-                plain, weight_bits=b, lowrank="aware", lowrank_keep=keep)))
+                plain, weight_bits=b, lowrank=LowRank.AWARE, lowrank_keep=keep)))
     smallest = min(min(k, n) for s, k, n, _ in linear_shapes(model_cfg) if layer_type(s))
     for b in (4, 3):
         for rank in sorted({max(1, smallest // 2), max(1, smallest // 4)}, reverse=True):
             out.append(Candidate("shared decoders", dataclasses.replace(
-                plain, weight_bits=b, shared_rank=rank)))
+                plain, weight_bits=b, shared_ranks=uniform_ranks(rank))))
     return out
 
 
-def predicted_bits(structure: Structure, model_cfg: ViTConfig, cfg: RunConfig,
+def predicted_bits(structure: Structure, model_cfg: ViTConfig, recipe: CompressionRecipe,
                    host_bits: int) -> int:
     """Whole-model bits of a candidate, as quant.size counts the exported model: weights under
     their codec (a shared decoder once), per-channel tables, host parameters."""
-    n_keep, m = cfg.nm
-    weights = channels = 0
+    total = host_bits
     decoders: set[str] = set()
     for slot, k, n, _ in linear_shapes(model_cfg):
         spec = structure[slot]
-        if not spec.factored:
-            dense = k * n * spec.bits
-            if cfg.prune == "nm" and layer_type(slot) and k % m == 0:
-                pos = max(1, math.ceil(math.log2(m)))
-                dense = min(dense, k * n * n_keep // m * (spec.bits + pos))
-            elif cfg.prune == "magnitude" and layer_type(slot):
-                kept = round(k * n * (1 - cfg.prune_sparsity))
-                dense = min(dense, k * n + kept * nonzero_bits(spec.bits))
-            weights += dense
-            channels += n
-            continue
-        weights += spec.rank * k * spec.bits
         kind = layer_type(slot) or slot
-        if not (spec.shared and kind in decoders):
-            weights += spec.rank * n * spec.decoder_bits
+        total += _slot_bits(slot, k, n, spec, recipe,
+                            decoder=not (spec.shared and kind in decoders))
+        if spec.factored:
             decoders.add(kind)
-        channels += spec.rank + n
-        if spec.sparse:
-            weights += k * n + round(k * n * cfg.lowrank_sparse) * nonzero_bits(spec.bits)
-            channels += n
-    return weights + channels * TABLE_BITS + host_bits
+    return total
+
+
+def _slot_bits(slot: str, k: int, n: int, spec: SlotSpec, recipe: CompressionRecipe,
+               decoder: bool = True) -> int:
+    """One slot's weights under their codec and its per-channel tables (`decoder`: count V,
+    which a shared decoder stores once for all blocks)."""
+    if not spec.factored:
+        dense = k * n * spec.bits
+        n_keep, m = recipe.prune_nm
+        if recipe.prune == Prune.NM and layer_type(slot) and k % m == 0:
+            pos = max(1, math.ceil(math.log2(m)))
+            dense = min(dense, k * n * n_keep // m * (spec.bits + pos))
+        elif recipe.prune == Prune.MAGNITUDE and layer_type(slot):
+            kept = round(k * n * (1 - recipe.prune_sparsity))
+            dense = min(dense, k * n + kept * nonzero_bits(spec.bits))
+        return dense + n * TABLE_BITS
+    weights = spec.rank * k * spec.bits + (spec.rank * n * spec.decoder_bits if decoder else 0)
+    channels = spec.rank + n
+    if spec.sparse:
+        weights += k * n + round(k * n * recipe.lowrank_sparse) * nonzero_bits(spec.bits)
+        channels += n
+    return weights + channels * TABLE_BITS
+
+
+def bits_floor(recipe: CompressionRecipe, model_cfg: ViTConfig, host_bits: int
+               ) -> tuple[int, bool]:
+    """(bits, exact) of a candidate from the shapes alone, before any teacher exists. Exact
+    unless it is low-rank, whose ranks follow from the teacher's spectra: then a true lower
+    bound, every block slot at the cheaper of dense and rank 1 (the rank allocation starts
+    every slot at rank 1, a cost that only grows with the rank, and a slot it turns dense
+    costs its dense bits)."""
+    base = base_structure(recipe, model_cfg)
+    if recipe.lowrank == LowRank.NONE:
+        return predicted_bits(base, model_cfg, recipe, host_bits), True
+    total = host_bits
+    for slot, k, n, _ in linear_shapes(model_cfg):
+        cost = _slot_bits(slot, k, n, base[slot], recipe)
+        if layer_type(slot):
+            rank1 = dataclasses.replace(base[slot], rank=1, sparse=recipe.lowrank_sparse > 0)
+            cost = min(cost, _slot_bits(slot, k, n, rank1, recipe))
+        total += cost
+    return total, False
+
+
+def refuse_early(cands: list[Candidate], model_cfg: ViTConfig, host_bits: int,
+                 budget_bits: int, describe_budget: str) -> None:
+    """BadInput, before any training, when even the smallest candidate's floor is over the
+    budget (a candidate between its floor and the budget is refused by `choose`, after)."""
+    floors = [(*bits_floor(c.recipe, model_cfg, host_bits), -i) for i, c in enumerate(cands)]
+    bits, exact, at = min(floors, key=lambda f: (f[0], f[2]))  # ties: the more compressed
+    if bits > budget_bits:
+        raise BadInput(f"no configuration fits {describe_budget}: the smallest "
+                       f"({cands[-at].label}) needs {'' if exact else 'at least '}"
+                       f"{bits / 8 / 1024:.1f} KB ({(bits - budget_bits) / 8 / 1024:.1f} KB "
+                       f"over)")
 
 
 def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host_bits: int,
           budget_bits: int | None, board: Board | None) -> None:
-    candidate.bits = predicted_bits(structure, model_cfg, candidate.cfg, host_bits)
+    candidate.bits = predicted_bits(structure, model_cfg, candidate.recipe, host_bits)
     kb = candidate.bits / 8 / 1024
     if budget_bits is not None:
         candidate.fits = candidate.bits <= budget_bits

@@ -3,37 +3,41 @@ seeded random weights (labelled as such wherever it is reported)."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import DriverSource
-from vitfpga.ir import IntLinear
-from vitfpga.quant.model import HARDWARE_PRESETS, PRESETS, linear_shapes
-from vitfpga.quant.structure import SlotSpec, dense_structure, layer_rows, layer_type
+from vitfpga.ir import IntLinear, IntModel, load_model
+from vitfpga.quant.model import HARDWARE_PRESETS, linear_shapes
+from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
-from vitfpga.runtime.model import IntModel
 
-__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_int_model", "preset_layers",
-           "run_driver_source", "run_int_model", "run_layers"]
+__all__ = ["MODEL_FILE", "TEST_IMAGES", "preset_driver_source", "preset_int_model",
+           "preset_layers", "run_driver_source", "run_int_model", "run_layers", "run_model_file"]
+
+
+MODEL_FILE = "model.npz"  # a run directory's integer model (`IntModel.save`)
+
+
+def run_model_file(run_dir: Path) -> tuple[IntModel, str]:
+    """(the integer model, its name) of a `vitfpga run` or `compress` directory: the model, its
+    rows and its spec from `model.npz`, validated; a bad file is one line naming it."""
+    from vitfpga.quant.checkpoint import run_model
+
+    name = run_model(run_dir, MODEL_FILE)
+    try:
+        model = load_model(str(run_dir / MODEL_FILE))
+    except (OSError, ValueError) as e:  # load_model's text starts with the file's path
+        text = " ".join(str(e).split("\n"))
+        raise BadInput(text if str(run_dir / MODEL_FILE) in text
+                       else f"{run_dir / MODEL_FILE}: {text}") from None
+    return model, name
 
 
 def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str]:
     """(layers, rows per image, description) from a `vitfpga run` or `compress` directory."""
-    from vitfpga.quant.checkpoint import run_model
-    from vitfpga.quant.export import load_int_model
-
-    model = run_model(run_dir, "int_model.npz")
-    try:
-        layers = load_int_model(str(run_dir / "int_model.npz"))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise BadInput(f"{run_dir}: corrupt run artifacts ({type(e).__name__}: {e})") from None
-    try:
-        rows = layer_rows(PRESETS[model], list(layers))
-    except ValueError as e:
-        raise BadInput(f"{run_dir}: int_model.npz does not hold the layers of {model}: {e}"
-                       ) from None
-    return layers, rows, f"{model} from {run_dir}"
+    model, name = run_model_file(run_dir)
+    return model.layers, model.rows(), f"{name} from {run_dir}"
 
 
 def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | None = None
@@ -63,16 +67,8 @@ def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | No
 def run_int_model(run_dir: Path) -> tuple[IntModel, dict[str, IntLinear], dict[str, int], str]:
     """(the whole integer model, its layers, rows per image, description) of a `vitfpga run`
     directory, for whole-model plans."""
-    from vitfpga.quant.checkpoint import run_model
-    from vitfpga.quant.intvit import load_int_vit
-
-    model = run_model(run_dir, "int_vit.npz")
-    try:
-        ivit = load_int_vit(str(run_dir / "int_vit.npz"))
-        rows = layer_rows(PRESETS[model], list(ivit.layers))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-        raise BadInput(f"{run_dir}: corrupt run artifacts ({type(e).__name__}: {e})") from None
-    return ivit.runtime_model(), ivit.layers, rows, f"{model} from {run_dir}"
+    model, name = run_model_file(run_dir)
+    return model, model.layers, model.rows(), f"{name} from {run_dir}"
 
 
 def preset_int_model(preset: str, weight_bits: int, seed: int = 0
@@ -90,8 +86,8 @@ def preset_int_model(preset: str, weight_bits: int, seed: int = 0
     cfg = HARDWARE_PRESETS[preset]
     torch.manual_seed(seed)
     images = torch.randn(2, cfg.in_chans, cfg.image_size, cfg.image_size)
-    ivit = calibrate_int_vit(ViT(cfg), layers, images)
-    return ivit.runtime_model(), layers, rows, label
+    model = calibrate_int_vit(ViT(cfg), layers, images)
+    return model, layers, rows, label
 
 
 TEST_IMAGES = 512  # at most, in a driver package: enough for accuracy, small on the board
@@ -101,17 +97,17 @@ def run_driver_source(run_dir: Path) -> DriverSource:
     """The trained integer model and the run's test images, for the board's driver package."""
     import json
 
-    from vitfpga.quant.checkpoint import run_model
     from vitfpga.quant.data import load_digits_split
 
-    model = run_model(run_dir, "int_vit.npz")
-    seed = int(json.loads((run_dir / "report.json").read_text())["config"].get("seed", 0))
+    model, name = run_model_file(run_dir)
+    config = json.loads((run_dir / "report.json").read_text())["config"]
+    seed = int(config.get("train", config).get("seed", 0))  # per table; flat before tables
     split = load_digits_split(seed=seed)
-    return DriverSource(model=model, cfg=PRESETS[model], model_file=run_dir / "int_vit.npz",
+    return DriverSource(model=name, spec=model.spec, model_file=run_dir / MODEL_FILE,
                         images=split.x_test[:TEST_IMAGES].numpy(),
                         labels=split.y_test[:TEST_IMAGES].numpy())
 
 
 def preset_driver_source(preset: str) -> DriverSource:
     """A preset's package: its layers only (seeded random weights run layer by layer)."""
-    return DriverSource(model=preset, cfg=HARDWARE_PRESETS[preset])
+    return DriverSource(model=preset, spec=HARDWARE_PRESETS[preset].spec())

@@ -9,31 +9,34 @@ from vitfpga.errors import VitfpgaError
 from vitfpga.hardware_steps import driver_source
 from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.emit.vit import VIT_TOP
-from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.whole import offload_ps_pl_bytes, search_whole_model
-from vitfpga.quant.model import PRESETS
-from vitfpga.quant.structure import layer_rows
 from vitfpga.report import WHOLE
 from vitfpga.run_state import Run, step
 from vitfpga.runtime.forward import logits as golden_logits
 from vitfpga.sim.result import SimResult
-from vitfpga.sim.synth import family_for_part, synthesize
+from vitfpga.sim.synth import synthesize
 from vitfpga.sim.vit import run_vit
 
-__all__ = ["step_whole"]
+__all__ = ["IDEAL_NOTE", "step_whole"]
+
+# What report.json's whole_model.ideal_cycles_per_image is (docs/vit.md, Cycles).
+IDEAL_NOTE = ("a lower bound: ops run one at a time, each for its slowest unit's throughput "
+              "bound (units within an op, such as Q·Kᵀ and its softmax, overlap); "
+              "plan.ideal_by_unit splits it by that unit, plan.busy_by_unit is each unit's own "
+              "work")
 
 
 def step_whole(run: Run) -> None:
     cfg = run.cfg
-    n = min(cfg.whole_images, len(run.split.y_test))
+    n = min(cfg.verify.whole_images, len(run.split.y_test))
     if n == 0:
         return
     sim = "verilator"
-    model = run.ivit.runtime_model()
-    board = get_board(cfg.board)
-    rows = layer_rows(PRESETS[cfg.model], list(run.layers))
+    model = run.model
+    board = run.board
     try:  # the folding `vitfpga plan --whole` picks, every weight in the bitstream ROM
-        plan, prog, wplan = search_whole_model(model, run.layers, rows, board, rom_only=True)
+        plan, prog, wplan = search_whole_model(model, model.layers, model.rows(), board,
+                                                 rom_only=True)
     except VitfpgaError as e:  # a model this design does not run yet: say so, keep the run
         run.whole = {"skipped": str(e)}
         run.console.print(f"[yellow]whole[/]: skipped: {e}")
@@ -41,7 +44,7 @@ def step_whole(run: Run) -> None:
     # A project of its own beside project/: what `vitfpga generate RUN --whole` writes.
     project = run.out / "whole_model"
     with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
-        files = write_project(plan, run.layers, project, board=board,
+        files = write_project(plan, model.layers, project, board=board,
                               source=driver_source(run), whole=WholeModel(prog, wplan))
         run.console.print(f"  PE={plan.pe} SIMD={plan.simd}: {len(files)} files in "
                           f"whole_model/ (rtl, vivado, pynq)")
@@ -56,10 +59,10 @@ def step_whole(run: Run) -> None:
             cycles=r.cycles, ideal_cycles=wplan.ideal_cycles_per_image * n))
         run.accuracy["rtl"] = float((r.logits.argmax(-1) == y).mean())
         yosys: dict[str, Any] | None = None
-        if cfg.synth and cfg.whole_synth:
+        if cfg.hardware.synth and cfg.hardware.whole_synth:
             with run.console.status("  Yosys synth_xilinx on the whole design (minutes) ..."):
                 s = synthesize(project / "rtl", run.out / "build" / "yosys-vit", top=VIT_TOP,
-                               family=family_for_part(plan.part))
+                               family=board.synth_family)
             yosys = {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram,
                      "dsp": s.dsp, "seconds": s.seconds}
             run.console.print(
@@ -71,7 +74,7 @@ def step_whole(run: Run) -> None:
         run.console.print(
             f"  {mark} {r.logits.size} logits, {mismatches} mismatches; RTL top-1 "
             f"{run.accuracy['rtl']:.2%} on {n} test images; {r.cycles / n:,.0f} cycles per "
-            f"image (sum of per-op ideals {wplan.ideal_cycles_per_image:,}, "
+            f"image (ideal, a lower bound: {wplan.ideal_cycles_per_image:,}, "
             f"{r.cycles / n / wplan.ideal_cycles_per_image:.3f}x); "
             f"{wplan.ps_pl_bytes_per_image} B across PS-PL per image "
             f"(host offload: {run.whole['host_offload']['ps_pl_bytes_per_image']:,} B)")
@@ -90,6 +93,7 @@ def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches:
         "images": n, "simulator": "verilator", "mismatches": mismatches,
         "cycles_per_image": round(cycles, 1),
         "ideal_cycles_per_image": wplan["ideal_cycles_per_image"],
+        "ideal_note": IDEAL_NOTE,
         "cycles_vs_ideal": round(cycles / wplan["ideal_cycles_per_image"], 4),
         "images_per_s": round(clock / cycles, 1),
         "plan": wplan,

@@ -19,7 +19,7 @@ from vitfpga.hls.emit.templating import copy_static, hexword, render, write_mem
 from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.layout import CHANNEL_PAD, PROGRAM_FIELDS, ModelTables, model_tables
 from vitfpga.ir import IntLinear
-from vitfpga.quant.golden import linear_int
+from vitfpga.runtime.model import linear_golden
 
 __all__ = ["HLS_IP_DIR", "HLS_IP_VLNV", "JOBS_FILE", "RAM_WORDS_FILE", "TB_ROWS_MAX", "emit_hls",
            "read_matrix", "write_matrix"]
@@ -191,7 +191,7 @@ def _write_test_vectors(plan: ModelPlan, layers: dict[str, IntLinear], tables: M
         inputs, expected, output = (f"layer{i}_{part}.txt"
                                     for part in ("input", "expected", "output"))
         write_matrix(tb_dir / inputs, x)
-        write_matrix(tb_dir / expected, linear_int(x, layers[slot.name]).numpy())
+        write_matrix(tb_dir / expected, linear_golden(x, layers[slot.name]))
         written += [tb_dir / inputs, tb_dir / expected]
         jobs.append(f"{i} {inputs} {expected} {output}\n")
     (tb_dir / JOBS_FILE).write_text("".join(jobs))

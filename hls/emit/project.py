@@ -57,7 +57,7 @@ class WholeModel:
 
 def _readme_context(spec: SystemSpec, plan: ModelPlan, source: DriverSource,
                     from_hls: bool, whole: WholeModel | None) -> dict[str, object]:
-    family, cfg, model = spec.family, source.cfg, source.model
+    family, cfg, model = spec.family, source.spec, source.model
     label = (f"the trained {model} integer model" if source.model_file is not None
              else f"{model} dimensions with seeded random weights (not a trained model)")
     return {

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,7 @@ from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.layout import model_tables
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.hls.plan.system import ENGINE_REGS, SystemSpec
-from vitfpga.ir import IntLinear
-from vitfpga.quant.model import ViTConfig
+from vitfpga.ir import IntLinear, IntModel, ModelSpec, load_model
 
 __all__ = ["DriverSource", "emit_pynq", "hw_description", "ram_bytes", "write_npz"]
 
@@ -42,11 +40,11 @@ _OVERLAY_DATA = ("*.bit", "*.hwh", "*.txt")
 @dataclass(frozen=True)
 class DriverSource:
     """What the driver package carries beyond the engine: the integer model (a trained run's
-    `int_vit.npz`; None for a preset, whose package then holds its layers only and runs single
+    `model.npz`; None for a preset, whose package then holds its layers only and runs single
     layers) and, for a trained model, test images with their labels."""
 
     model: str  # e.g. "vit-digits", "deit-tiny"
-    cfg: ViTConfig
+    spec: ModelSpec
     model_file: Path | None = None
     images: np.ndarray | None = None  # (B, C, H, W) float32, preprocessed as in training
     labels: np.ndarray | None = None
@@ -95,19 +93,12 @@ def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int,
     }
 
 
-def _model_arrays(source: DriverSource, layers: dict[str, IntLinear]) -> dict[str, np.ndarray]:
-    """The integer model's arrays in `save_int_vit`'s format (the runtime reads that format)."""
-    from vitfpga.quant.intvit import IntViT, save_int_vit
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = source.model_file
-        if path is None:
-            path = Path(tmp) / "layers.npz"
-            save_int_vit(IntViT(cfg=source.cfg, layers=layers, params={}, scales={}), str(path))
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {k: stored[k] for k in stored.files}
-    # Narrow-range weights fit int8: an eighth of the stored int64 (the runtime widens them).
-    return {k: a.astype(np.int8) if k.endswith("::weight") else a for k, a in arrays.items()}
+def _driver_model(source: DriverSource, layers: dict[str, IntLinear]) -> IntModel:
+    """The integer model the driver loads: the trained one (validated again: the package must
+    not ship what its runtime would refuse), or a preset's layers only."""
+    if source.model_file is not None:
+        return load_model(str(source.model_file))
+    return IntModel(spec=source.spec, layers=dict(layers), params={}, scales={})
 
 
 def _runtime_sources() -> list[tuple[str, bytes]]:
@@ -153,7 +144,7 @@ def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
     put(pkg / "overlay" / "README.txt",
         f"`make bitstream` in the project directory puts {spec.design}.bit and "
         f"{spec.design}.hwh here (PYNQ needs both, with the same base name).\n")
-    write_npz(pkg / "model.npz", _model_arrays(source, layers))
+    _driver_model(source, layers).save(str(pkg / "model.npz"))
     written.append(pkg / "model.npz")
     if source.images is not None and source.labels is not None:
         write_npz(root / "test_images.npz",

@@ -22,7 +22,7 @@ from vitfpga.hls.plan.layout import (
 from vitfpga.hls.plan.program import OP_BITS, VitProgram, op_words
 from vitfpga.hls.plan.system import WHOLE_TOP
 from vitfpga.ir import IntLinear
-from vitfpga.quant.codecs import pack_lanes
+from vitfpga.runtime.codecs import pack_lanes
 
 __all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
 
@@ -71,7 +71,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
     t = model_tables(plan, layers)
     pe, lanes = plan.pe, prog.lanes
     xm_words, bm_words = _words(prog.xm_depth, lanes), _words(prog.bm_depth, lanes)
-    ideal = sum(prog.ideal_cycles().values())
+    ideal = prog.bound_cycles()
     top = rtl / VIT_TOP_FILE
     top.write_text(render(
         "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,

@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass
 
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import Board
-from vitfpga.hls.plan.layout import CHANNEL_PAD
+from vitfpga.hls.plan.layout import CHANNEL_PAD, layer_codec
 from vitfpga.hls.plan.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
 from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
-           "folds", "plan_model"]
+           "folds", "lane_bits", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -149,9 +149,15 @@ def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: in
         slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
                                rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu))
         if base == w_base:
-            w_base += sf * nf
+            w_base += layer_codec(layer).words(layer.k, layer.n, pe, simd)
         c_base += nf
     return tuple(slots)
+
+
+def lane_bits(layers: dict[str, IntLinear]) -> int:
+    """Weight lane bits of the shared memory: the widest any layer's codec needs (narrower
+    layers sit sign-extended in it)."""
+    return max(layer_codec(layer).lane_bits for layer in layers.values())
 
 
 def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
@@ -259,7 +265,7 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if not layers:
         raise BadInput("the model has no linear layers to plan")
     _check_overflow(layers)
-    bits = max(layer.weight_bits for layer in layers.values())
+    bits = lane_bits(layers)
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
     owners = weight_owners(layers)
@@ -297,7 +303,7 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if pe < 1 or simd < 1:
         raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
     _check_overflow(layers)
-    bits = max(layer.weight_bits for layer in layers.values())
+    bits = lane_bits(layers)
     slots = _slots(layers, rows, pe, simd, weight_owners(layers))
     if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")

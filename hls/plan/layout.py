@@ -1,10 +1,11 @@
 """How the model's integers sit in the engine's memories (the layout both emitters share).
 
 One weight memory holds every layer. Layer l's words start at `w_base`; its word `nf*SF + sf`
-holds PE x SIMD lanes, lane `p*SIMD + s` being weight `w[nf*PE + p, sf*SIMD + s]` packed by
-`codecs.pack_lanes`. Layers whose K or N is not a multiple of SIMD or PE are zero-padded, so every
-layer runs on the same PE x SIMD array. Per-channel tables (bias, M, S) hold `NF` words of `PE`
-lanes per layer from `c_base`; padded channels get bias 0, M = 2^30, S = 1 and so output 0.
+holds PE x SIMD lanes, lane `p*SIMD + s` being weight `w[nf*PE + p, sf*SIMD + s]` packed by the
+layer's codec (`runtime.codecs`; `dense` packs signed lanes with `pack_lanes`). Layers whose K or
+N is not a multiple of SIMD or PE are zero-padded, so every layer runs on the same PE x SIMD
+array. Per-channel tables (bias, M, S) hold `NF` words of `PE` lanes per layer from `c_base`;
+padded channels get bias 0, M = 2^30, S = 1 and so output 0.
 """
 
 from __future__ import annotations
@@ -15,18 +16,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vitfpga.quant.codecs import pack_lanes
+from vitfpga.errors import BadInput
+from vitfpga.runtime.codecs import CHANNEL_PAD, Codec, UnknownCodec, codec_for, pack_lanes
 
 if TYPE_CHECKING:
     from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
     from vitfpga.ir import IntLinear
 
 __all__ = ["CHANNEL_PAD", "PROGRAM_BITS", "PROGRAM_FIELDS", "ModelTables", "channel_words",
-           "model_tables", "pack_fields", "pad_input", "program_words", "unpad_output",
-           "weight_words"]
-
-# Per-channel table lane widths and the value a padded channel gets.
-CHANNEL_PAD = {"bias": (32, 0), "mult": (32, 2**30), "shift": (8, 1)}
+           "layer_codec", "model_tables", "pack_fields", "pad_input", "program_words",
+           "unpad_output", "weight_words"]
 
 # One program word per layer, fields LSB first: (name, bits).
 PROGRAM_FIELDS = (("w_base", 32), ("c_base", 32), ("sf", 16), ("nf", 16), ("relu", 8))
@@ -43,16 +42,19 @@ def _pad_to(values: np.ndarray, axis: int, multiple: int, fill: int) -> np.ndarr
     return np.pad(values, widths, constant_values=fill)
 
 
-def weight_words(weight: np.ndarray, pe: int, simd: int, bits: int) -> list[int]:
-    """One layer's weight words, zero-padded to whole PE x SIMD tiles."""
-    w = _pad_to(_pad_to(np.asarray(weight), 0, pe, 0), 1, simd, 0)
-    n, k = w.shape
-    words = []
-    for nf in range(n // pe):
-        for sf in range(k // simd):
-            tile = w[nf * pe:(nf + 1) * pe, sf * simd:(sf + 1) * simd]
-            words.append(pack_lanes(tile.reshape(-1).tolist(), bits))
-    return words
+def layer_codec(layer: IntLinear, bits: int | None = None) -> Codec:
+    """The codec that stores `layer` (at `bits` lanes; default its own weight bits); BadInput
+    naming the layer when its codec is unknown."""
+    try:
+        return codec_for(layer.codec, layer.weight_bits if bits is None else bits)
+    except UnknownCodec as e:
+        raise BadInput(f"layer {layer.name}: {e}") from None
+
+
+def weight_words(weight: np.ndarray, pe: int, simd: int, bits: int, codec: str = "dense"
+                 ) -> list[int]:
+    """One layer's weight words under `codec`, zero-padded to whole PE x SIMD tiles."""
+    return codec_for(codec, bits).pack(weight, pe, simd)
 
 
 def channel_words(values: np.ndarray, pe: int, bits: int, fill: int = 0) -> list[int]:
@@ -105,7 +107,7 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
     program = []
     for slot in plan.layers:
         layer = layers[slot.name]
-        words = weight_words(layer.weight, plan.pe, plan.simd, plan.weight_bits)
+        words = layer_codec(layer, plan.weight_bits).pack(layer.weight, plan.pe, plan.simd)
         if slot.w_base < len(weights):  # a shared weight copy, already laid down
             if weights[slot.w_base:slot.w_base + len(words)] != words:
                 raise ValueError(f"plan entry {slot.ident} shares weights it does not have")

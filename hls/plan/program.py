@@ -60,6 +60,16 @@ class VitOp:
     ideal: dict[str, int]  # unit -> ideal cycles of this op on it (engine, ln, softmax, ...)
 
     @property
+    def bound(self) -> tuple[str, int]:
+        """(unit, cycles): the op's slowest unit. The units of one op run overlapped (Q·Kᵀ's
+        raw scores stream through the serialiser into the softmax while the engine computes
+        the next ones), so the op takes at least its slowest unit's cycles, not their sum."""
+        if not self.ideal:
+            return "", 0
+        unit = max(self.ideal, key=lambda u: self.ideal[u])  # ties: the first listed
+        return unit, self.ideal[unit]
+
+    @property
     def sink(self) -> str:
         return next(k for k, v in SINKS.items() if v == self.fields.get("sink", 0))
 
@@ -93,11 +103,28 @@ class VitProgram:
         return self.in_beats // (self.tokens - 1)
 
     def ideal_cycles(self) -> dict[str, int]:
+        """unit -> cycles it is busy per image. Units overlap within an op, so these add up to
+        more than an image takes: see `bound_cycles`."""
         total: dict[str, int] = {}
         for op in self.ops:
             for unit, cycles in op.ideal.items():
                 total[unit] = total.get(unit, 0) + cycles
         return total
+
+    def bound_by_unit(self) -> dict[str, int]:
+        """unit -> the cycles per image in which it is the slowest unit of the running op: the
+        critical path by unit, adding up to `bound_cycles`."""
+        total: dict[str, int] = {}
+        for op in self.ops:
+            unit, cycles = op.bound
+            if unit:
+                total[unit] = total.get(unit, 0) + cycles
+        return total
+
+    def bound_cycles(self) -> int:
+        """A lower bound on the cycles per image: ops run one at a time, each at least as long as
+        its slowest unit (the sequencer, fills' and units' latencies come on top)."""
+        return sum(op.bound[1] for op in self.ops)
 
 
 def op_words(ops: tuple[VitOp, ...]) -> list[int]:
@@ -144,12 +171,11 @@ def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
     """The op program, memory layouts and tables of `model` on the engine of `plan`.
 
     Raises BadInput for what the whole-model hardware does not run (named)."""
-    cfg = model.cfg
+    spec = model.spec
     pe, simd = plan.pe, plan.simd
     lanes = max(pe, simd, 2)  # the memories' port width; 2 keeps their lane index a vector
-    grid = cfg["image_size"] // cfg["patch_size"]
-    patches, tokens, dim = grid * grid, grid * grid + 1, cfg["dim"]
-    hd = dim // cfg["heads"]
+    patches, tokens, dim = spec.patches, spec.tokens, spec.dim
+    hd = spec.head_dim
     for key in model.params:
         if key.startswith("hop.") or key.endswith(".sum"):
             raise BadInput(f"whole-model hardware: the model has {key} (a requantising hop or "
@@ -251,7 +277,7 @@ def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
              dst_stride=dim, dst_len=dim, aux=pos_base + dim, aux_stride=dim,
              **add_fields(model.params["embed.add"], 0, 1))
     exp_lut = [int(v) for v in np.asarray(model.params["softmax.exp2_lut"]).tolist()]
-    for i in range(cfg["depth"]):
+    for i in range(spec.depth):
         pre = f"blocks.{i}"
         ln(f"{pre}.norm1", tokens, y_base)
         slot_ops(f"{pre}.attn.qkv", tokens, y_base, dim, "bm", dst=qkv_base,
@@ -324,7 +350,7 @@ def _store(mem: np.ndarray, base: int, stride: int, values: np.ndarray) -> None:
 def execute(prog: VitProgram, model: IntModel, plan: ModelPlan, images: object) -> np.ndarray:
     """Run the program on every image; (B, classes) int64 logits."""
     pe, simd = plan.pe, plan.simd
-    q = quantise_images(images, model.cfg["patch_size"], model.input_scale())
+    q = quantise_images(images, model.spec.patch_size, model.input_scale())
     entries = [*({"name": s.name} for s in plan.layers), *prog.entries]
     tables = {k: np.asarray(v, dtype=np.int64) for k, v in prog.tables.items()}
     out = []

@@ -76,32 +76,19 @@ PS_FAMILIES = {
                          ("PSU__USE__M_AXI_GP2", "0"), ("PSU__USE__S_AXI_GP2", "1"))),
 }
 
-# Vivado board files (board_part) of the built-in boards: used when the install has them (the
-# Xilinx board store holds those not shipped with Vivado), else the part alone is targeted.
-BOARD_PARTS = {
-    "pynq-z1": "www.digilentinc.com:pynq-z1:part0:1.0",
-    "pynq-z2": "tul.com.tw:pynq-z2:part0:1.0",
-    "ultra96-v2": "avnet.com:ultra96v2:part0:1.2",
-    "kv260": "xilinx.com:kv260_som:part0:1.4",
-    "zcu104": "xilinx.com:zcu104:part0:1.1",
-    "zcu102": "xilinx.com:zcu102:part0:3.4",
-}
-
-
 def ps_family(board: Board) -> PsFamily:
-    """The board's processing system, or a clear refusal for boards PYNQ cannot run on."""
-    part = board.part.lower()
-    if not board.has_ps:
+    """The board's processing system (its record's `ps`), or a clear refusal for boards PYNQ
+    cannot run on."""
+    if board.ps == "none":
         raise BadInput(f"board '{board.name}' ({board.part}) has no processing system; a PYNQ "
                        f"project needs a Zynq-7000 or Zynq UltraScale+ board (see `vitfpga "
                        f"boards`)")
-    if part.startswith("xc7z"):
-        return PS_FAMILIES["zynq7"]
-    if part.startswith(("xczu", "xck26", "xck24")):
-        return PS_FAMILIES["zynqmp"]
+    if board.ps in PS_FAMILIES:
+        return PS_FAMILIES[board.ps]
     raise BadInput(f"board '{board.name}': part {board.part!r} is not a Zynq-7000 (xc7z*) or "
                    f"Zynq UltraScale+ (xczu*, xck26, xck24) device, so there is no processing "
-                   f"system to build the PYNQ project around")
+                   f"system to build the PYNQ project around (or set ps = \"zynq7\" or "
+                   f"\"zynqmp\" in its [boards.{board.name}] table)")
 
 
 @dataclass(frozen=True)
@@ -161,7 +148,7 @@ def system_spec(plan: ModelPlan, board: Board, model: str, top: str = ENGINE_TOP
     window = 0x1_0000
     return SystemSpec(
         design=design_name(model), top=top, board=board.name, part=board.part,
-        board_part=BOARD_PARTS.get(board.name, ""), ps=family.name, clock_mhz=plan.clock_mhz,
+        board_part=board.board_part, ps=family.name, clock_mhz=plan.clock_mhz,
         engine_cell=CELL_NAMES["engine"], dma_cell=CELL_NAMES["dma"],
         ctrl_base=family.ctrl_base, ctrl_range=window, dma_base=family.ctrl_base + window,
         dma_range=window, in_bits=plan.simd * 8, out_bits=plan.pe * 8,

@@ -44,8 +44,11 @@ class WholeModelPlan:
     clock_mhz: float
     pe: int
     simd: int
-    ideal_cycles_per_image: int  # the sum of the per-op ideal cycle counts
-    ideal_by_unit: dict[str, int]
+    # A lower bound (VitProgram.bound_cycles): ops run one at a time, the units within one op
+    # overlap, so each op counts its slowest unit's throughput bound.
+    ideal_cycles_per_image: int
+    ideal_by_unit: dict[str, int]  # the bound split by each op's slowest unit (sums to it)
+    busy_by_unit: dict[str, int]  # each unit's own work per image (overlapping: sums to more)
     ps_pl_bytes_per_image: int  # patches in + logits out
     host_offload_ps_pl_bytes_per_image: int  # every linear layer's rows in and out
     host_offload_engine_cycles_per_image: int  # the engine's ideal alone (host ops not counted)
@@ -128,11 +131,11 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
             and lut <= board.lut * LUT_BUDGET)
     why = (f"{bram:.1f} of {budget:.1f} BRAM36, {uram} of {board.uram} URAM, {dsp} of "
            f"{board.dsp} DSP, {lut:,} of {int(board.lut * LUT_BUDGET):,} LUT")
-    ideal = prog.ideal_cycles()
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
-        ideal_cycles_per_image=sum(ideal.values()), ideal_by_unit=ideal,
+        ideal_cycles_per_image=prog.bound_cycles(), ideal_by_unit=prog.bound_by_unit(),
+        busy_by_unit=prog.ideal_cycles(),
         ps_pl_bytes_per_image=prog.in_beats * plan.simd + prog.out_beats * plan.pe,
         host_offload_ps_pl_bytes_per_image=offload,
         host_offload_engine_cycles_per_image=plan.cycles_per_image,

@@ -16,18 +16,18 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
 
 from vitfpga.hls.emit.project import write_project
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
-from vitfpga.quant.intvit import load_int_vit
+from vitfpga.runtime import load_model
+from vitfpga.runtime import logits as int_logits
 from vitfpga.sim.overlay import SimPynq
-from vitfpga.sim.rtl import simulator_status
 from vitfpga.sources import run_driver_source, run_layers
 
 IMAGES = 16
 SIM = "verilator"
+pytestmark = pytest.mark.verilator
 
 
 def _install(project: Path, target: Path) -> Path:
@@ -58,7 +58,7 @@ def driver_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 def _golden(run: Path, images: np.ndarray) -> np.ndarray:
-    return load_int_vit(str(run / "int_vit.npz")).logits(torch.from_numpy(images)).numpy()
+    return int_logits(load_model(str(run / "model.npz")), images)
 
 
 def _generate(run: Path, out: Path) -> Path:
@@ -69,7 +69,6 @@ def _generate(run: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.skipif(simulator_status(SIM) is not None, reason=str(simulator_status(SIM)))
 def test_driver_package_classifies_on_the_simulated_board(quick_run: Path, tmp_path: Path,
                                                           driver_module) -> None:
     project = _generate(quick_run, tmp_path / "project")
@@ -95,7 +94,6 @@ def test_driver_package_classifies_on_the_simulated_board(quick_run: Path, tmp_p
     assert runs >= len(acc.layers) == 14 and cycles > 0
 
 
-@pytest.mark.skipif(simulator_status(SIM) is not None, reason=str(simulator_status(SIM)))
 def test_driver_loads_the_uram_weights_before_the_first_inference(quick_run: Path,
                                                                    tmp_path: Path,
                                                                    driver_module) -> None:
@@ -122,7 +120,6 @@ def test_driver_loads_the_uram_weights_before_the_first_inference(quick_run: Pat
     np.testing.assert_array_equal(logits, _golden(quick_run, x))
 
 
-@pytest.mark.skipif(simulator_status(SIM) is not None, reason=str(simulator_status(SIM)))
 def test_whole_model_driver_classifies_on_the_simulated_board(quick_run: Path, tmp_path: Path,
                                                              driver_module) -> None:
     """The whole-model project of the run (what `vitfpga generate --whole` writes): one start

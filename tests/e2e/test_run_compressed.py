@@ -10,13 +10,17 @@ from pathlib import Path
 
 import pytest
 
-COMMON = """float_epochs = 15
-qat_epochs = 3
-simulators = ["csim", "verilator"]
+COMMON = """[train]
+float_epochs = 15
+[hardware]
 synth = false
+[verify]
+simulators = ["csim", "verilator"]
 hil_images = 16
+[compress]
+qat_epochs = 3
 """
-RECIPES = {
+RECIPES = {  # appended to COMMON's [compress] table
     "shared-decoders": "shared_rank = 6\nweight_bits = 3\n",
     "low-rank-plus-sparse": 'lowrank = "aware"\nlowrank_keep = 0.5\nlowrank_sparse = 0.05\n',
 }

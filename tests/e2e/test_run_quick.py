@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def test_report_schema_and_bit_exact_verification(quick_run: Path) -> None:
     report = json.loads((quick_run / "report.json").read_text())
@@ -47,7 +49,7 @@ def test_hardware_in_the_loop_matches_the_golden(quick_run: Path) -> None:
 
 
 def test_artifacts_written(quick_run: Path) -> None:
-    for rel in ("float.pt", "qat.pt", "int_model.npz", "plan.json", "report.md", "report.png",
+    for rel in ("float.pt", "qat.pt", "model.npz", "plan.json", "report.md", "report.png",
                 "project/plan.json", "project/hls/run_hls.tcl", "project/rtl/weights.mem",
                 "project/rtl/program.mem"):
         assert (quick_run / rel).is_file(), rel
@@ -55,18 +57,30 @@ def test_artifacts_written(quick_run: Path) -> None:
     assert not list(quick_run.parent.glob(".run.*"))  # no temporary directory left behind
 
 
+def _linear_by_hand(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, mult: np.ndarray,
+                    shift: np.ndarray, relu: bool) -> np.ndarray:
+    """The integer contract written out again, independently of vitfpga's golden: an int64
+    dot product per output, then round-half-up by the shift and clamp to int8 (ReLU: at 0)."""
+    acc = (x.astype(np.int64)[:, None, :] * weight.astype(np.int64)[None, :, :]).sum(-1)
+    acc = acc + bias.astype(np.int64)
+    assert np.abs(acc).max() < 2**31  # the engine's accumulator is int32
+    # |acc| < 2^31 and M < 2^31: acc*M + 2^(S-1) stays inside int64; >> floors, as on the RTL.
+    y = (acc * mult.astype(np.int64) + (1 << (shift.astype(np.int64) - 1))) >> shift
+    return np.clip(y, 0 if relu else -128, 127)
+
+
 def test_integer_golden_matches_saved_vectors(quick_run: Path) -> None:
-    import numpy as np
+    """The vectors the RTL and C simulations were checked against are the integer contract."""
+    from vitfpga.runtime import load_model
 
-    from vitfpga.quant.export import load_int_model
-    from vitfpga.quant.golden import linear_int
-
-    layers = load_int_model(str(quick_run / "int_model.npz"))
+    layers = load_model(str(quick_run / "model.npz")).layers
     vectors = np.load(quick_run / "vectors.npz")
     for name, layer in layers.items():
         x = vectors[f"{name}/x"]
-        assert len(x) >= 4
-        assert (linear_int(x, layer).numpy() == vectors[f"{name}/expected"]).all(), name
+        assert len(x) >= 4 and x.min() >= -128 and x.max() <= 127
+        want = _linear_by_hand(x, np.asarray(layer.weight), np.asarray(layer.bias),
+                               np.asarray(layer.multiplier), np.asarray(layer.shift), layer.relu)
+        assert (want == vectors[f"{name}/expected"]).all(), name
 
 
 def test_plan_of_the_run_covers_every_layer(quick_run: Path, tmp_path: Path) -> None:

@@ -22,10 +22,10 @@ from vitfpga.sim.tclcheck import (
     check_hls_script,
     check_vivado_project,
     run_tcl,
-    tclsh_status,
 )
+from vitfpga.sim.tools import tclsh_status
 
-needs_tclsh = pytest.mark.skipif(tclsh_status() is not None, reason=str(tclsh_status()))
+needs_tclsh = pytest.mark.tclsh
 
 
 @cache
@@ -161,11 +161,16 @@ def test_failure_branches_stop_with_their_own_message(tmp_path: Path) -> None:
 def test_check_never_passes_without_tclsh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan, spec = _system("pynq-z2")
     tcl = _build(tmp_path)
-    monkeypatch.setattr("vitfpga.sim.tclsh.shutil.which", lambda _name: None)
-    assert "tclsh is not installed" in str(tclsh_status())
-    (problem,) = check_vivado_project(tcl, spec, plan)
-    assert "tclsh is not installed" in problem
-    assert "tclsh is not installed" in check_hls_script(tcl)[0]
+    monkeypatch.setattr("vitfpga.sim.tools.shutil.which", lambda _name: None)
+    # The probe is cached: look again without tclsh on PATH, and forget that answer afterwards.
+    tclsh_status.cache_clear()
+    try:
+        assert "tclsh is not installed" in str(tclsh_status())
+        (problem,) = check_vivado_project(tcl, spec, plan)
+        assert "tclsh is not installed" in problem
+        assert "tclsh is not installed" in check_hls_script(tcl)[0]
+    finally:
+        tclsh_status.cache_clear()
 
 
 def test_emit_is_deterministic(tmp_path: Path) -> None:

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from vitfpga.config import RunConfig
+from vitfpga import runtime
 from vitfpga.errors import BadInput
 from vitfpga.quant.compress import compress, export_compressed, slot_bits
 from vitfpga.quant.data import load_digits_split
-from vitfpga.quant.intvit import calibrate_int_vit
+from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
 from vitfpga.quant.model import PRESETS, ViT
+from vitfpga.quant.recipe import CompressionRecipe, Prune
 from vitfpga.quant.train import accuracy, train
 
 CFG = PRESETS["vit-digits"]
-BASE = RunConfig(qat_epochs=2)
+BASE = CompressionRecipe(qat_epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +32,18 @@ def teacher_split() -> tuple[ViT, object]:
     return teacher, split
 
 
-def _run(cfg: RunConfig, teacher_split: tuple[ViT, object]) -> tuple[ViT, dict, float]:
+def _run(cfg: CompressionRecipe, teacher_split: tuple[ViT, object]) -> tuple[ViT, dict, float]:
     teacher, split = teacher_split
     student = compress(cfg, CFG, teacher, split).student
     layers = export_compressed(cfg, CFG, student)
-    ivit = calibrate_int_vit(student, layers, split.x_train[:256])
-    agree = float((ivit.logits(split.x_test).argmax(-1)
-                   == student(split.x_test).argmax(-1)).float().mean())
+    model = calibrate_int_vit(student, layers, split.x_train[:256])
+    pred = torch.from_numpy(runtime.logits(model, split.x_test.numpy())).argmax(-1)
+    agree = float((pred == student(split.x_test).argmax(-1)).float().mean())
     return student, layers, agree
 
 
 def test_mixed_precision_and_post_training_quantisation(teacher_split: tuple) -> None:
-    cfg = dataclasses.replace(BASE, weight_bits=3, layer_bits=("head=8", "blocks.*.fc1=2"),
+    cfg = dataclasses.replace(BASE, weight_bits=3, layer_bits=(("head", 8), ("blocks.*.fc1", 2)),
                               qat_epochs=0)
     assert slot_bits(cfg, CFG)["blocks.1.mlp.fc1"] == 2
     _, layers, agree = _run(cfg, teacher_split)
@@ -52,7 +53,8 @@ def test_mixed_precision_and_post_training_quantisation(teacher_split: tuple) ->
 
 
 def test_nm_pruning_reaches_export(teacher_split: tuple) -> None:
-    _, layers, agree = _run(dataclasses.replace(BASE, prune="nm", prune_nm="1:4"), teacher_split)
+    cfg = dataclasses.replace(BASE, prune=Prune.NM, prune_nm=(1, 4))
+    _, layers, agree = _run(cfg, teacher_split)
     w = layers["blocks.0.mlp.fc2"].weight
     assert (np.count_nonzero(w.reshape(w.shape[0], -1, 4), axis=2) <= 1).all()
     head = layers["head"].weight  # not a block layer: left dense
@@ -79,7 +81,8 @@ def test_low_rank_plus_sparse_with_compensation(teacher_split: tuple) -> None:
 
 
 def test_shared_decoders_export_one_decoder_per_type(teacher_split: tuple) -> None:
-    cfg = dataclasses.replace(BASE, shared_rank=6, shared_type_ranks=("fc1=8",))
+    cfg = dataclasses.replace(BASE, shared_ranks=(("qkv", 6), ("proj", 6), ("fc1", 8),
+                                                  ("fc2", 6)))
     student, layers, agree = _run(cfg, teacher_split)
     assert layers["blocks.1.mlp.fc1.u"].n == 8 and layers["blocks.1.mlp.fc2.u"].n == 6
     for t in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"):
@@ -91,6 +94,19 @@ def test_shared_decoders_export_one_decoder_per_type(teacher_split: tuple) -> No
     assert accuracy(student, split.x_test, split.y_test) > 0.2 and agree >= 0.9
 
 
+def test_host_bits_follow_from_the_shapes(teacher_split: tuple) -> None:
+    """The budget search prices the host parameters before any training, on an untrained
+    stand-in of the same shapes: the count must not depend on the values."""
+    from vitfpga.model_steps import shape_host_bits
+
+    teacher, split = teacher_split
+    recipe = dataclasses.replace(BASE, weight_bits=8, qat_epochs=0)
+    student = compress(recipe, CFG, teacher, split).student
+    layers = export_compressed(recipe, CFG, student)
+    trained = host_param_bits(calibrate_int_vit(student, layers, split.x_train[:256]))
+    assert shape_host_bits("vit-digits", split) == trained > 0
+
+
 def test_a_layer_bits_glob_that_matches_nothing_is_named(teacher_split: tuple) -> None:
     with pytest.raises(BadInput, match=re.escape("layer_bits 'blocks.*.mlp.fc9' matches no")):
-        slot_bits(dataclasses.replace(BASE, layer_bits=("blocks.*.mlp.fc9=2",)), CFG)
+        slot_bits(dataclasses.replace(BASE, layer_bits=(("blocks.*.mlp.fc9", 2),)), CFG)

@@ -18,7 +18,6 @@ from vitfpga.ir import IntLinear
 from vitfpga.quant.codecs import nm_prune
 from vitfpga.quant.data import Split
 from vitfpga.quant.export import export_linears
-from vitfpga.quant.golden import linear_int
 from vitfpga.quant.model import ViT, ViTConfig
 from vitfpga.quant.prune import (
     Pruner,
@@ -35,6 +34,7 @@ from vitfpga.quant.qat import float_vit, quant_linear, quant_vit
 from vitfpga.quant.structure import SlotSpec, dense_structure
 from vitfpga.quant.synthetic import random_layer
 from vitfpga.quant.train import train
+from vitfpga.runtime.model import linear_golden
 
 torch.set_num_threads(1)
 CFG = ViTConfig(image_size=8, patch_size=2, dim=16, depth=2, heads=4, mlp_ratio=2)
@@ -203,7 +203,7 @@ def test_nm_survives_quantisation_and_export() -> None:
 
 def _attention_int(x: np.ndarray, qkv: IntLinear, proj: IntLinear) -> np.ndarray:
     """Integer qkv, float64 attention head by head (heads = qkv N // (3*hd)), integer proj."""
-    y = linear_int(x, qkv).numpy().astype(np.float64) * qkv.out_scale
+    y = linear_golden(x, qkv).astype(np.float64) * qkv.out_scale
     heads, dim = qkv.n // (3 * HD), qkv.n // 3
     q, k, v = (y[:, i * dim:(i + 1) * dim] for i in range(3))
     outs = []
@@ -213,13 +213,13 @@ def _attention_int(x: np.ndarray, qkv: IntLinear, proj: IntLinear) -> np.ndarray
         a = np.exp(a - a.max(1, keepdims=True))
         outs.append(a / a.sum(1, keepdims=True) @ v[:, s])
     z = np.clip(np.round(np.concatenate(outs, 1) / proj.in_scale), -128, 127).astype(np.int64)
-    return linear_int(z, proj).numpy()
+    return linear_golden(z, proj)
 
 
 def _mlp_int(x: np.ndarray, fc1: IntLinear, fc2: IntLinear) -> np.ndarray:
-    h = torch.from_numpy(linear_int(x, fc1).numpy() * fc1.out_scale)
+    h = torch.from_numpy(linear_golden(x, fc1) * fc1.out_scale)
     g = torch.round(nn.functional.gelu(h) / fc2.in_scale).clamp(-128, 127).to(torch.int64)
-    return linear_int(g, fc2).numpy()
+    return linear_golden(g, fc2)
 
 
 def test_structured_pruning_exports_and_shrinks_exactly() -> None:

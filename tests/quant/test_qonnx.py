@@ -13,7 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from torch import nn
 
-from vitfpga.errors import BadInput
+from vitfpga.errors import BadInput, ToolFailed, VitfpgaError
 from vitfpga.quant.model import ViT, ViTConfig
 from vitfpga.quant.qat import float_vit, quant_vit
 from vitfpga.quant.qonnx_export import export_qonnx
@@ -153,8 +153,8 @@ class _Untraceable(nn.Module):
         return torch.from_numpy(x.detach().numpy().copy())
 
 
-def _bad_input(fn: object, *args: object) -> str:
-    with pytest.raises(BadInput) as info:
+def _bad_input(fn: object, *args: object, error: type[VitfpgaError] = BadInput) -> str:
+    with pytest.raises(error) as info:
         fn(*args)  # type: ignore[operator]
     message = str(info.value)
     assert message and "\n" not in message and "Traceback" not in message
@@ -184,7 +184,9 @@ def test_tracer_failure_is_one_line_and_writes_nothing(
     broken.patch_embed = nn.Sequential(_Untraceable(), broken.patch_embed)
     target = tmp_path / "vit.onnx"
     target.write_bytes(b"previous")
-    msg = _bad_input(export_qonnx, broken, target, images(0))
+    msg = _bad_input(export_qonnx, broken, target, images(0), error=ToolFailed)
+    # An exporter crash is a tool failure with its own exit code, not bad input (exit 2).
+    assert ToolFailed.exit_code == 4 != BadInput.exit_code
     # The root cause, not torch.onnx's generic "Failed to export ... step 1/3" wrapper.
     assert msg.startswith("QONNX export failed: RuntimeError: ") and "numpy" in msg, msg
     assert "\x1b" not in msg

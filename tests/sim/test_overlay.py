@@ -9,23 +9,21 @@ and built once per simulator; every session after that reuses the build.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import random_layer, random_rows
+from tests.conftest import random_layer, random_rows, sim_params
 from vitfpga.hls.emit.rtl import MEM_FILES, emit_rtl
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan, fixed_plan
 from vitfpga.hls.plan.layout import pad_input, unpad_output
 from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_REGS, system_spec
 from vitfpga.ir import IntLinear
-from vitfpga.quant.golden import linear_int
+from vitfpga.runtime.model import linear_golden
 from vitfpga.sim.overlay import DmaChannel, DmaError, DmaTimeout, SimDma, SimIP, SimPynq
-from vitfpga.sim.rtl import SIMULATORS, simulator_status
 
 PE, SIMD = 4, 8
 # (K, N, weight bits, relu): 24 + 9 + 4 weight words; padded K and N in the last two.
@@ -59,12 +57,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     spec = replace(system_spec(plan, board, "overlay test"), engine_cell=ENGINE, dma_cell=DMA)
     (root / "project" / "system.json").write_text(spec.to_json())
     return Project(root / "project", root / "bare", root / "build", plan, list(layers.values()))
-
-
-def _require(sim: str) -> None:
-    reason = simulator_status(sim)
-    if reason is not None:
-        pytest.skip(f"{sim} unusable: {reason}")
 
 
 # ---- a driver: PYNQ calls only ------------------------------------------------------------------
@@ -120,13 +112,12 @@ def run_layer(pynq: SimPynq, engine: SimIP, dma: SimDma, index: int, slot: Layer
 
 
 def _golden(layer: IntLinear, x: np.ndarray) -> np.ndarray:
-    return linear_int(x, layer).numpy().astype(np.int64)
+    return linear_golden(x, layer).astype(np.int64)
 
 
 # ---- tests --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_driver_loads_the_ram_and_runs_layers_bit_exact(sim: str, project: Project) -> None:
-    _require(sim)
     plan = project.plan
     assert plan.rom_depth == ROM_WORDS and plan.ram_depth == 13
     words = [int(w, 16) for w in (project.dir / "rtl" / MEM_FILES["weights_ram"]).read_text()
@@ -154,9 +145,9 @@ def test_driver_loads_the_ram_and_runs_layers_bit_exact(sim: str, project: Proje
         assert dma.recvchannel.transferred == 6 * plan.layers[0].nf * PE
 
 
+@pytest.mark.verilator
 def test_driver_is_bit_exact_under_stalls(project: Project) -> None:
     """Random gaps on both DMA streams (a busy memory system): nothing lost or reordered."""
-    _require("verilator")
     plan = project.plan
     words = [int(w, 16) for w in (project.dir / "rtl" / MEM_FILES["weights_ram"]).read_text()
              .split()]
@@ -172,10 +163,10 @@ def test_driver_is_bit_exact_under_stalls(project: Project) -> None:
             assert cycles > slot.ideal_cycles(6)
 
 
+@pytest.mark.verilator
 def test_the_weight_ram_starts_empty(project: Project) -> None:
     """No weight load: layers in the ROM are right, layers in the RAM wrong. Then an output
     buffer a beat too small stops the receive channel with an error, as PG021 does."""
-    _require("verilator")
     plan = project.plan
     with SimPynq(project.dir, "verilator", project.build, max_cycles=20_000) as pynq:
         ol = pynq.Overlay("design.bit")
@@ -200,10 +191,10 @@ def test_the_weight_ram_starts_empty(project: Project) -> None:
         assert dma.recvchannel.transferred == out.nbytes
 
 
+@pytest.mark.verilator
 def test_misuse_fails_loudly(project: Project) -> None:
     """Without system.json the default cell names; wrong names, ragged or foreign buffers, a
     busy channel and a receive that never ends are errors that say what is wrong."""
-    _require("verilator")
     with SimPynq(project.bare, "verilator", project.build, max_cycles=300) as pynq:
         ol = pynq.Overlay("design.bit")
         with pytest.raises(AttributeError, match=f"{ENGINE}.*{CELL_NAMES['dma']}") as e:
@@ -232,11 +223,11 @@ def test_misuse_fails_loudly(project: Project) -> None:
 
         # The engine is never started: the receive waits for beats that never come.
         dma.recvchannel.transfer(out)
-        before, t0 = pynq.cycles, time.monotonic()
+        before = pynq.cycles  # its wall clock: benchmarks/wall_clock.py
         with pytest.raises(DmaTimeout, match=r"recvchannel.*300 clock cycles.*received 0") as t:
             dma.recvchannel.wait()
         assert isinstance(t.value, TimeoutError) and t.value.moved == 0
-        assert 300 <= pynq.cycles - before <= 310 and time.monotonic() - t0 < 10
+        assert 300 <= pynq.cycles - before <= 310
         assert not dma.recvchannel.idle
         with pytest.raises(RuntimeError, match="not idle"):
             dma.recvchannel.transfer(out)

@@ -17,22 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import hand_model_plan, random_layer, random_rows
+from tests.conftest import hand_model_plan, random_layer, random_rows, sim_params
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE, emit_rtl
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.hls.plan.layout import PROGRAM_FIELDS
 from vitfpga.ir import IntLinear
-from vitfpga.quant.golden import linear_int
-from vitfpga.sim.rtl import (
-    SIMULATORS,
-    RtlSession,
-    run_rtl,
-    simulator_status,
-    tool_env,
-    verilator_root,
-)
+from vitfpga.runtime.model import linear_golden
+from vitfpga.sim.rtl import RtlSession, run_rtl
+from vitfpga.sim.tools import tool_env, verilator_root
 
 # Cycles a run may take beyond rows*NF*SF with a free-flowing stream: one to take ap_start, one
 # for the first beat to land in the input buffer, six pipeline stages (ROM read, multiply, adder
@@ -84,23 +78,16 @@ def designs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Design]:
         jobs = []
         for i, layer in enumerate(layers.values()):
             x = random_rows(3 + 2 * i, layer.k, seed=100 * d + 50 + i)
-            jobs.append((layer.name, x, linear_int(x, layer).numpy().astype(np.int64)))
+            jobs.append((layer.name, x, linear_golden(x, layer).astype(np.int64)))
         out[name] = Design(layers, plan, root / name / "rtl", root / name / "build", jobs)
     return out
 
 
-def _require(sim: str) -> None:
-    reason = simulator_status(sim)
-    if reason is not None:
-        pytest.skip(f"{sim} unusable: {reason}")
-
-
 @pytest.mark.parametrize("name", [*DESIGNS, *SPLITS])
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_every_layer_bit_exact_at_full_rate(sim: str, name: str,
                                             designs: dict[str, Design]) -> None:
     """All layers in program order, then again in reverse, in one session without a reset."""
-    _require(sim)
     d = designs[name]
     jobs = d.jobs + d.jobs[::-1]
     results = run_rtl(d.rtl_dir, d.plan, jobs, sim, d.build_dir)
@@ -117,10 +104,9 @@ def test_every_layer_bit_exact_at_full_rate(sim: str, name: str,
 
 
 @pytest.mark.parametrize("name", list(DESIGNS))
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_bit_exact_under_backpressure(sim: str, name: str, designs: dict[str, Design]) -> None:
     """Random TVALID gaps in and TREADY drops out: nothing lost, duplicated or reordered."""
-    _require(sim)
     d = designs[name]
     results = run_rtl(d.rtl_dir, d.plan, d.jobs, sim, d.build_dir, stress=True, seed=3)
     for r in results:
@@ -129,10 +115,9 @@ def test_bit_exact_under_backpressure(sim: str, name: str, designs: dict[str, De
         assert r.cycles > r.ideal_cycles
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_corrupted_weight_rom_is_caught(sim: str, designs: dict[str, Design],
                                         tmp_path: Path) -> None:
-    _require(sim)
     d = designs["pe4_simd8_w4"]
     bad = tmp_path / "rtl"
     shutil.copytree(d.rtl_dir, bad)
@@ -148,10 +133,9 @@ def test_corrupted_weight_rom_is_caught(sim: str, designs: dict[str, Design],
     assert [r.mismatches > 0 for r in results] == [False, True, False, False]
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_weights_in_the_ram_part_come_from_the_load(sim: str, designs: dict[str, Design]) -> None:
     """Without the start-up load the RAM part reads as zeros: layers there must go wrong."""
-    _require(sim)
     d = designs["pe4_simd8_w4_ram"]
     assert 0 < d.plan.rom_depth < d.plan.weight_depth
     with RtlSession(d.rtl_dir, d.plan, sim, d.build_dir, load=False) as rtl:
@@ -160,10 +144,9 @@ def test_weights_in_the_ram_part_come_from_the_load(sim: str, designs: dict[str,
     assert wrong == [not r for r in in_rom] and any(in_rom) and not all(in_rom)
 
 
-@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("sim", sim_params())
 def test_session_serves_rows_one_call_at_a_time(sim: str, designs: dict[str, Design]) -> None:
     """The hardware-in-the-loop path: `linear` runs a layer and returns its int8 rows."""
-    _require(sim)
     d = designs["pe1_simd24_w3"]
     with RtlSession(d.rtl_dir, d.plan, sim, d.build_dir) as rtl:
         for layer, x, expected in d.jobs:
@@ -216,22 +199,21 @@ def test_emit_rejects_a_plan_for_other_layers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [*DESIGNS, *SPLITS])
-def test_verilog_2005_and_lint_clean(name: str, designs: dict[str, Design]) -> None:
+@pytest.mark.parametrize("sim", sim_params())
+def test_verilog_2005_and_lint_clean(sim: str, name: str, designs: dict[str, Design]) -> None:
     """Icarus in strict 2005 mode and Verilator -Wall accept every design without a warning."""
-    if simulator_status("icarus") and simulator_status("verilator"):
-        pytest.skip("neither Icarus nor Verilator is usable here")
     d = designs[name]
     sources = sorted(str(p) for p in d.rtl_dir.glob("*.v"))
-    if simulator_status("icarus") is None:
+    if sim == "icarus":
         run = subprocess.run(["iverilog", "-g2005", "-Wall", "-o", "/dev/null",
                               "-s", "vitfpga_engine", *sources],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and not run.stderr.strip(), run.stderr
-    if simulator_status("verilator") is None:
-        root = verilator_root()
-        assert root is not None
-        with tool_env("verilator"):
-            run = subprocess.run([str(root / "bin" / "verilator"), "--lint-only", "-Wall",
-                                  "--top-module", "vitfpga_engine", *sources],
-                                 capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr
+        return
+    root = verilator_root()
+    assert root is not None
+    with tool_env("verilator"):
+        run = subprocess.run([str(root / "bin" / "verilator"), "--lint-only", "-Wall",
+                              "--top-module", "vitfpga_engine", *sources],
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "%Warning" not in run.stderr, run.stderr

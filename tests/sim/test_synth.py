@@ -21,18 +21,12 @@ from vitfpga.hls.emit.rtl import emit_rtl
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.hls.plan.memory import map_memory
-from vitfpga.sim.synth import SynthReport, family_for_part, synth_status, synthesize
+from vitfpga.sim.synth import SynthReport, family_for_part, synthesize
 
 PE, SIMD, BITS = 2, 8, 4
 SHAPES = [(128, 64), (64, 32)]  # (K, N): 640 weight words of 64 bits, 48 channel words
 TOLERANCE = 0.10  # the planner target: Yosys BRAM and DSP within 10%
 REQUANT_DSP_PER_PE = 4  # the 32x31-bit acc*M product
-
-
-def _need_yosys() -> None:
-    reason = synth_status()
-    if reason is not None:
-        pytest.skip(f"Yosys not available: {reason}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,6 @@ class Synthesised:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
-    _need_yosys()
     layers = {f"blocks.{i}.fc": random_layer(k, n, bits=BITS, seed=i, name=f"blocks.{i}.fc")
               for i, (k, n) in enumerate(SHAPES)}
     plan = hand_model_plan(layers, PE, SIMD)
@@ -61,6 +54,7 @@ def _uses_lutmul(rtl: Path) -> bool:
                if v.name != "vitfpga_lutmul.v")
 
 
+@pytest.mark.yosys
 def test_engine_counts_are_plausible(engine: Synthesised) -> None:
     r = engine.report
     assert r.family == "xc7" and r.top == "vitfpga_engine"
@@ -74,6 +68,7 @@ def test_engine_counts_are_plausible(engine: Synthesised) -> None:
     assert (engine.rtl.parent / "build" / "yosys.log").stat().st_size > 0
 
 
+@pytest.mark.yosys
 def test_block_ram_matches_the_planner(engine: Synthesised) -> None:
     plan, r = engine.plan, engine.report
     assert plan.bram36 > 0
@@ -87,6 +82,7 @@ def test_block_ram_matches_the_planner(engine: Synthesised) -> None:
     assert r.bram36 == weights.bram36 + sum(t.bram36 for t in tables)
 
 
+@pytest.mark.yosys
 def test_dsp_matches_the_planner(engine: Synthesised) -> None:
     plan, r = engine.plan, engine.report
     assert plan.dsp == REQUANT_DSP_PER_PE * PE  # low-bit weights multiply in LUTs
@@ -98,8 +94,8 @@ def test_dsp_matches_the_planner(engine: Synthesised) -> None:
     assert abs(r.dsp - expected) <= TOLERANCE * expected, (r.dsp, expected)
 
 
+@pytest.mark.yosys
 def test_synthesis_failure_names_the_error(tmp_path: Path) -> None:
-    _need_yosys()
     rtl = tmp_path / "rtl"
     rtl.mkdir()
     (rtl / "broken.v").write_text(

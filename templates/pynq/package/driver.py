@@ -176,7 +176,7 @@ class Accelerator:
         image's int8 patch rows zero-padded to whole beats; out: `out_beats` beats an image,
         the logits in the first lanes (docs/vit.md)."""
         assert self.whole is not None
-        q = runtime.quantise_images(images, int(self.model.cfg["patch_size"]),
+        q = runtime.quantise_images(images, self.model.spec.patch_size,
                                     self.model.input_scale())
         count, patches, k = q.shape
         row = int(self.whole["row_beats"]) * int(self.hw["simd"])
@@ -189,7 +189,7 @@ class Accelerator:
             padded = np.zeros((m, patches, row), dtype=np.int8)
             padded[:, :, :k] = q[i:i + m]
             y = self._stream(padded, m, m * out_bytes, f"{m} images").reshape(m, out_bytes)
-            out.append(y[:, :int(self.model.cfg["num_classes"])].astype(np.int64))
+            out.append(y[:, :self.model.spec.num_classes].astype(np.int64))
         return np.concatenate(out)
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
