@@ -26,7 +26,7 @@ from .codecs import CODECS, SUPPORTED_BITS, narrow_range
 from .intmath import int_matmul, requantize
 
 __all__ = ["ACC_LIMIT", "FORMAT", "IntLinear", "IntModel", "ModelSpec", "linear_golden",
-           "load_model", "requant_params", "slot_layers", "weight_owners"]
+           "load_model", "requant_params", "slot_layers", "weight_owners", "write_npz"]
 
 ACC_LIMIT = 2**31  # the engine's accumulators are int32
 FORMAT = "vitfpga.int_model/1"  # what `save` writes into `__meta__`; `load_model` checks it
@@ -256,7 +256,7 @@ class IntModel:
                 arrays[f"layer::{name}::weight"] = w.astype(np.int8)
         for key, array in self.params.items():
             arrays[f"param::{key}"] = np.asarray(array)
-        _write_npz(path, arrays)
+        write_npz(path, arrays)
 
 
 def _layer_meta(layer: IntLinear) -> dict[str, object]:
@@ -265,8 +265,9 @@ def _layer_meta(layer: IntLinear) -> dict[str, object]:
             "rows": layer.rows}
 
 
-def _write_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-    """`np.savez` with sorted members and a fixed timestamp, deflated."""
+def write_npz(path: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """`np.savez` with sorted members and a fixed timestamp, deflated: equal arrays give equal
+    bytes (the model file, the driver package's test images)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for key in sorted(arrays):
             buf = io.BytesIO()

@@ -151,7 +151,7 @@ def test_plan_refuses_corrupt_run_dir(tmp_path: Path) -> None:
     proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
     assert_one_line_error(proc, 2, "is not a vitfpga run directory")
     (tmp_path / "model.npz").write_bytes(b"not a zip file")
-    (tmp_path / "report.json").write_text('{"config": {"model": "vit-digits"}}')
+    (tmp_path / "config.toml").write_text('[train]\nmodel = "vit-digits"\n')
     proc = run_cli("plan", str(tmp_path), "--board", "pynq-z2")
     assert_one_line_error(proc, 2, f"{tmp_path / 'model.npz'}: not an integer model file")
 
@@ -165,7 +165,7 @@ def test_generate_names_the_file_layer_and_value_of_a_bad_weight(tmp_path: Path)
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "report.json").write_text('{"config": {"model": "vit-digits", "seed": 0}}')
+    (run / "config.toml").write_text('[train]\nmodel = "vit-digits"\nseed = 0\n')
     model = small_int_model(bits=4)
     model.save(str(run / "model.npz"))
     assert run_cli("plan", str(run), "--board", "pynq-z2").returncode == 0  # valid as built

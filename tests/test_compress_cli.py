@@ -38,7 +38,7 @@ def test_budget_search_fits_and_says_why(budget_run: Path) -> None:
     scored = [c for c in search["candidates"] if c["val_accuracy"] is not None]
     assert len(scored) >= 2 and all(c["fits"] for c in scored)
     assert any(not c["fits"] for c in search["candidates"])  # int8 is over 16 KB
-    for rel in ("float.pt", "qat.pt", "structure.json", "model.npz", "report.md"):
+    for rel in ("config.toml", "float.pt", "qat.pt", "structure.json", "model.npz", "report.md"):
         assert (budget_run / rel).is_file(), rel
     assert "## Search" in (budget_run / "report.md").read_text()
 

@@ -14,6 +14,7 @@ from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import plan_model
 from vitfpga.hls.plan.system import ps_family
 from vitfpga.run_state import Run, step
+from vitfpga.rundir import RunDir
 from vitfpga.runtime import linear_golden
 from vitfpga.runtime import logits as int_logits
 from vitfpga.sim import tools
@@ -32,7 +33,7 @@ def step_plan(run: Run) -> None:
     with step(run, "plan", f"fold all {len(layers)} linear layers onto one engine for "
                             f"{board.name}"):
         run.plan = p = plan_model(layers, run.model.rows(), board)
-        (run.out / "plan.json").write_text(p.to_json())
+        (run.out / RunDir.PLAN).write_text(p.to_json())
         run.console.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36:g} BRAM36 "
                           f"({p.bram_efficiency:.1%} full), {p.uram} URAM, {p.dsp} DSP, "
                           f"~{p.lut} LUT; {p.cycles_per_image} cycles per image, "
@@ -45,14 +46,14 @@ def driver_source(run: Run) -> DriverSource:
     split = run.split
     assert split is not None
     return DriverSource(model=run.cfg.train.model, spec=run.model.spec,
-                        model_file=run.out / "model.npz",
+                        model_file=run.out / RunDir.MODEL,
                         images=split.x_test[:TEST_IMAGES].numpy(),
                         labels=split.y_test[:TEST_IMAGES].numpy())
 
 
 def step_generate(run: Run) -> None:
     with step(run, "generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
-        files = write_project(run.plan, run.model.layers, run.out / "project",
+        files = write_project(run.plan, run.model.layers, run.out / RunDir.PROJECT,
                               board=run.board, source=driver_source(run))
         run.console.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
 
@@ -64,7 +65,7 @@ def step_synth(run: Run) -> None:
     family = run.board.synth_family
     with step(run, "synth", f"Yosys synth_xilinx -family {family} on project/rtl"), \
             run.console.status("  yosys ..."):
-        run.synth = y = synthesize(run.out / "project" / "rtl", run.out / "build" / "yosys",
+        run.synth = y = synthesize(run.out / RunDir.PROJECT / "rtl", run.out.build("yosys"),
                                    family=family)
     p = run.plan
     run.console.print(f"  Yosys: {y.bram36:g} BRAM36, {y.uram} URAM, {y.dsp} DSP, {y.lut} LUT, "
@@ -87,9 +88,9 @@ def step_verify(run: Run) -> None:
         # int8, as the golden's expected rows have always been stored in vectors.npz
         jobs = [(name, x, linear_golden(x, run.model.layers[name]).astype(np.int8))
                 for name, x in inputs.items()]
-        np.savez(run.out / "vectors.npz", **{f"{name}/x": x for name, x, _ in jobs},
+        np.savez(run.out / RunDir.VECTORS, **{f"{name}/x": x for name, x, _ in jobs},
                  **{f"{name}/expected": y for name, _, y in jobs})
-        project, build = run.out / "project", run.out / "build"
+        project, build = run.out / RunDir.PROJECT, run.out / RunDir.BUILD
         values = sum(y.size for _, _, y in jobs)
         for sim in sims:
             with run.console.status(f"  {sim}: {len(jobs)} layers, {values} values ..."):
@@ -122,7 +123,8 @@ def step_hil(run: Run) -> None:
         x, y = run.split.x_test[:n], run.split.y_test[:n]
         model = run.model
         expected = torch.from_numpy(int_logits(model, x.numpy()))
-        with RtlSession(run.out / "project" / "rtl", run.plan, sim, run.out / "build") as rtl, \
+        rtl_dir, build = run.out / RunDir.PROJECT / "rtl", run.out / RunDir.BUILD
+        with RtlSession(rtl_dir, run.plan, sim, build) as rtl, \
                 run.console.status(f"  {sim}: {n} images through the engine ..."):
             logits = torch.from_numpy(int_logits(model, x.numpy(), linear=lambda name, rows: (
                 rtl.linear(model.layers[name], rows.astype(np.int8)))))

@@ -24,6 +24,7 @@ from vitfpga.quant.recipe import CompressionRecipe
 from vitfpga.quant.size import model_size
 from vitfpga.quant.train import accuracy, predict, train
 from vitfpga.run_state import Run, progress, step
+from vitfpga.rundir import RunDir
 from vitfpga.runtime import logits as int_logits
 from vitfpga.search import Candidate, candidates, choose, price, refuse_early
 
@@ -41,7 +42,7 @@ def step_train_float(run: Run) -> None:
             train(run.teacher, run.split, epochs=cfg.float_epochs, lr=cfg.float_lr,
                   seed=cfg.seed, on_epoch=lambda _, loss: on_loss(loss))
         run.accuracy["float"] = accuracy(run.teacher, run.split.x_test, run.split.y_test)
-        torch.save(run.teacher.state_dict(), run.out / "float.pt")
+        torch.save(run.teacher.state_dict(), run.out / RunDir.FLOAT)
         run.console.print(f"  float top-1 {run.accuracy['float']:.2%} "
                           f"on {len(run.split.y_test)} test images")
 
@@ -52,8 +53,8 @@ def step_compress(run: Run) -> None:
                                 f"{recipe.describe()}"):
         run.student = _train_compressed(run, recipe, run.split, "qat")
         run.accuracy["qat"] = accuracy(run.student, run.split.x_test, run.split.y_test)
-        torch.save(run.student.state_dict(), run.out / "qat.pt")
-        (run.out / "structure.json").write_text(json.dumps(
+        torch.save(run.student.state_dict(), run.out / RunDir.QAT)
+        (run.out / RunDir.STRUCTURE).write_text(json.dumps(
             {slot: spec.to_dict() for slot, spec in run.structure.items()}, indent=2) + "\n")
         run.console.print(f"  QAT top-1 {run.accuracy['qat']:.2%}")
 
@@ -135,7 +136,7 @@ def step_export(run: Run) -> None:
         cfg = run.cfg
         layers = export_compressed(cfg.compress, PRESETS[cfg.train.model], run.student)
         run.model = model = calibrate_int_vit(run.student, layers, calibration_images(run.split))
-        model.save(str(run.out / "model.npz"))
+        model.save(str(run.out / RunDir.MODEL))
         x, y = run.split.x_test, run.split.y_test
         int_pred = torch.from_numpy(int_logits(model, x.numpy())).argmax(-1)
         run.accuracy["integer"] = float((int_pred == y).float().mean())

@@ -35,6 +35,7 @@ from vitfpga.model_steps import (
 from vitfpga.outdir import atomic_output_dir, check_output_dir
 from vitfpga.report import machine_info, write_report
 from vitfpga.run_state import Run
+from vitfpga.rundir import RunDir, config_toml
 from vitfpga.whole_steps import step_whole
 
 __all__ = ["compress_pipeline", "run_pipeline"]
@@ -91,6 +92,9 @@ def step_report(run: Run) -> dict[str, Any]:
         "Its ideal is a lower bound: ops run one at a time, each for its slowest unit's "
         "throughput bound (the units of one op, Q.K^T and its softmax, overlap).",
     ]
+    # The resolved configuration (a search's choice included) is the run's input record:
+    # `plan`, `generate` and `export` read it back, never report.json.
+    (run.out / RunDir.CONFIG).write_text(config_toml(run.cfg))
     write_report(run.out, report, run.history, notes)
     return report
 
@@ -110,7 +114,7 @@ def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> di
     # (measured on the 2-core CI machine kind while a simulator build shared it).
     torch.set_num_threads(1)
     with atomic_output_dir(out, force) as tmp:
-        run = Run(cfg=cfg, out=tmp, console=console)
+        run = Run(cfg=cfg, out=RunDir(tmp), console=console)
         for step in (step_train_float, step_compress, step_export, step_plan, step_generate,
                      step_synth, step_verify, step_hil, step_whole):
             step(run)
@@ -138,7 +142,7 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
     # A budget nothing can meet is refused here, from the shapes, before hours of training.
     host = check_budget(cfg, budget_kb, target) if search else 0
     with atomic_output_dir(out, force) as tmp:
-        run = Run(cfg=cfg, out=tmp, console=console)
+        run = Run(cfg=cfg, out=RunDir(tmp), console=console)
         step_train_float(run)
         if search:
             step_search(run, budget_kb, target, host)

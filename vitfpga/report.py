@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from vitfpga.rundir import RunDir
+
 __all__ = ["WHOLE", "machine_info", "write_report"]
 
 WHOLE = "whole-model"  # the verification row of the whole ViT in RTL, beside per-layer rows
@@ -264,11 +266,11 @@ def _plot_whole(path: Path, w: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, report: dict[str, Any], history: dict[str, list[float]],
+def write_report(out: RunDir, report: dict[str, Any], history: dict[str, list[float]],
                  notes: list[str]) -> None:
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "report.md").write_text(_markdown(report, notes))
-    _plot(out / "report.png", history, report)
+    (out / RunDir.REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+    (out / RunDir.REPORT_MD).write_text(_markdown(report, notes))
+    _plot(out / RunDir.REPORT_PNG, history, report)
     whole = report.get("whole_model")
     if whole and "skipped" not in whole:
-        _plot_whole(out / "whole_model.png", whole)
+        _plot_whole(out / RunDir.WHOLE_PNG, whole)

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -21,6 +20,7 @@ from vitfpga.quant.data import Split
 from vitfpga.quant.model import ViT
 from vitfpga.quant.size import SizeReport
 from vitfpga.quant.structure import Structure
+from vitfpga.rundir import RunDir
 from vitfpga.search import Candidate
 from vitfpga.sim.result import SimResult
 from vitfpga.sim.synth import SynthReport
@@ -31,7 +31,7 @@ __all__ = ["Run", "progress", "step"]
 @dataclass
 class Run:
     cfg: RunConfig
-    out: Path  # the temporary directory being filled
+    out: RunDir  # the temporary directory being filled
     console: Console
     split: Split | None = None
     teacher: ViT | None = None

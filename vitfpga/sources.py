@@ -7,31 +7,22 @@ from pathlib import Path
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import DriverSource
-from vitfpga.ir import IntLinear, IntModel, load_model
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.model import HARDWARE_PRESETS, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
+from vitfpga.rundir import RunDir
 
-__all__ = ["MODEL_FILE", "TEST_IMAGES", "preset_driver_source", "preset_int_model",
+__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_int_model",
            "preset_layers", "run_driver_source", "run_int_model", "run_layers", "run_model_file"]
 
 
-MODEL_FILE = "model.npz"  # a run directory's integer model (`IntModel.save`)
-
-
 def run_model_file(run_dir: Path) -> tuple[IntModel, str]:
-    """(the integer model, its name) of a `vitfpga run` or `compress` directory: the model, its
-    rows and its spec from `model.npz`, validated; a bad file is one line naming it."""
-    from vitfpga.quant.checkpoint import run_model
-
-    name = run_model(run_dir, MODEL_FILE)
-    try:
-        model = load_model(str(run_dir / MODEL_FILE))
-    except (OSError, ValueError) as e:  # load_model's text starts with the file's path
-        text = " ".join(str(e).split("\n"))
-        raise BadInput(text if str(run_dir / MODEL_FILE) in text
-                       else f"{run_dir / MODEL_FILE}: {text}") from None
-    return model, name
+    """(the integer model, its preset name) of a `vitfpga run` or `compress` directory: the
+    model, its rows and its spec from `model.npz`, validated; the name from the run's
+    `config.toml`. A bad file is one line naming it."""
+    run = RunDir(run_dir)
+    return run.model(), run.config().train.model
 
 
 def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str]:
@@ -95,15 +86,12 @@ TEST_IMAGES = 512  # at most, in a driver package: enough for accuracy, small on
 
 def run_driver_source(run_dir: Path) -> DriverSource:
     """The trained integer model and the run's test images, for the board's driver package."""
-    import json
-
     from vitfpga.quant.data import load_digits_split
 
-    model, name = run_model_file(run_dir)
-    config = json.loads((run_dir / "report.json").read_text())["config"]
-    seed = int(config.get("train", config).get("seed", 0))  # per table; flat before tables
-    split = load_digits_split(seed=seed)
-    return DriverSource(model=name, spec=model.spec, model_file=run_dir / MODEL_FILE,
+    run = RunDir(run_dir)
+    train = run.config().train
+    split = load_digits_split(seed=train.seed)
+    return DriverSource(model=train.model, spec=run.model().spec, model_file=run / RunDir.MODEL,
                         images=split.x_test[:TEST_IMAGES].numpy(),
                         labels=split.y_test[:TEST_IMAGES].numpy())
 

@@ -12,6 +12,7 @@ from vitfpga.hls.emit.vit import VIT_TOP
 from vitfpga.hls.plan.whole import offload_ps_pl_bytes, search_whole_model
 from vitfpga.report import WHOLE
 from vitfpga.run_state import Run, step
+from vitfpga.rundir import RunDir
 from vitfpga.runtime.forward import logits as golden_logits
 from vitfpga.sim.result import SimResult
 from vitfpga.sim.synth import synthesize
@@ -42,7 +43,7 @@ def step_whole(run: Run) -> None:
         run.console.print(f"[yellow]whole[/]: skipped: {e}")
         return
     # A project of its own beside project/: what `vitfpga generate RUN --whole` writes.
-    project = run.out / "whole_model"
+    project = run.out / RunDir.WHOLE
     with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
         files = write_project(plan, model.layers, project, board=board,
                               source=driver_source(run), whole=WholeModel(prog, wplan))
@@ -52,7 +53,7 @@ def step_whole(run: Run) -> None:
         y = run.split.y_test[:n].numpy()
         expected = golden_logits(model, x)
         with run.console.status(f"  {sim}: {n} images, patches in, logits out ..."):
-            r = run_vit(project / "rtl", prog, plan, model, x, sim, run.out / "build" / "vit")
+            r = run_vit(project / "rtl", prog, plan, model, x, sim, run.out.build("vit"))
         mismatches = int((r.logits != expected).sum())
         run.verification.append(SimResult(
             target=sim, layer=WHOLE, compared=int(r.logits.size), mismatches=mismatches,
@@ -61,7 +62,7 @@ def step_whole(run: Run) -> None:
         yosys: dict[str, Any] | None = None
         if cfg.hardware.synth and cfg.hardware.whole_synth:
             with run.console.status("  Yosys synth_xilinx on the whole design (minutes) ..."):
-                s = synthesize(project / "rtl", run.out / "build" / "yosys-vit", top=VIT_TOP,
+                s = synthesize(project / "rtl", run.out.build("yosys-vit"), top=VIT_TOP,
                                family=board.synth_family)
             yosys = {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram,
                      "dsp": s.dsp, "seconds": s.seconds}

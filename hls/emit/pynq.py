@@ -15,9 +15,7 @@ Every file is written deterministically (npz members carry a fixed timestamp).
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +28,9 @@ from vitfpga.hls.plan.layout import model_tables
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.hls.plan.system import ENGINE_REGS, SystemSpec
 from vitfpga.ir import IntLinear, IntModel, ModelSpec, load_model
+from vitfpga.runtime.model import write_npz
 
-__all__ = ["DriverSource", "emit_pynq", "hw_description", "ram_bytes", "write_npz"]
+__all__ = ["DriverSource", "emit_pynq", "hw_description", "ram_bytes"]
 
 _PACKAGE_DATA = ("hw.json", "model.npz", "weights_ram.bin")
 _OVERLAY_DATA = ("*.bit", "*.hwh", "*.txt")
@@ -48,17 +47,6 @@ class DriverSource:
     model_file: Path | None = None
     images: np.ndarray | None = None  # (B, C, H, W) float32, preprocessed as in training
     labels: np.ndarray | None = None
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """`np.savez` with sorted members and a fixed timestamp, so equal arrays give equal bytes."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.asanyarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(info, buf.getvalue())
 
 
 def ram_bytes(plan: ModelPlan, layers: dict[str, IntLinear]) -> tuple[bytes, int]:

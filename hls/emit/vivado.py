@@ -18,7 +18,14 @@ from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
 from vitfpga.hls.emit.templating import render, template_root
 from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP_FILE
 from vitfpga.hls.plan.engine import ModelPlan
-from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_TOP, VIVADO_VERSIONS, WHOLE_TOP, SystemSpec
+from vitfpga.hls.plan.system import (
+    CELL_NAMES,
+    ENGINE_TOP,
+    VIVADO_VERSIONS,
+    WHOLE_TOP,
+    PsFamily,
+    SystemSpec,
+)
 
 __all__ = ["BUILD_TCL", "DEFAULT_JOBS", "design_sources", "emit_vivado", "tcl_braced",
            "tcl_word"]
@@ -108,54 +115,31 @@ def _config(items: tuple[tuple[str, str], ...], preset: bool) -> str:
     return "{" + tcl_braced(" ".join(f'{k} "{v}"' for k, v in pairs)) + "}"
 
 
-def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, object]:
-    family = spec.family
+def _pin(cell: str, name: str) -> str:
+    return tcl_word(f"{cell}/{name}")
+
+
+def _cells(spec: SystemSpec) -> dict[str, str]:
     cells = {key: tcl_word(name) for key, name in CELL_NAMES.items()}
     # SystemSpec carries the engine and DMA names too (hw.json reads them there): one truth.
     if (spec.engine_cell, spec.dma_cell) != (cells["engine"], cells["dma"]):
         raise ValueError("SystemSpec cell names disagree with CELL_NAMES")
-    ps, engine, dma = cells["ps"], cells["engine"], cells["dma"]
-    ctrl_ic, mem_ic, reset = cells["ctrl_ic"], cells["mem_ic"], cells["reset"]
+    return cells
+
+
+def _stream_bits(spec: SystemSpec, plan: ModelPlan) -> tuple[int, int]:
+    """(in, out) stream bits: SIMD and PE int8 lanes, which the spec must have been made for."""
     in_bits, out_bits = plan.simd * 8, plan.pe * 8
     if (in_bits, out_bits) != (spec.in_bits, spec.out_bits):
         raise BadInput(f"the system spec streams {spec.in_bits}/{spec.out_bits} bits but the plan "
                        f"{in_bits}/{out_bits}: it was made for another plan")
-    port_bits = _PORT_BITS[family.name]
-    rule, rule_items = _PS_RULES[family.name]
+    return in_bits, out_bits
+
+
+def _project_context(spec: SystemSpec, from_hls: bool) -> dict[str, object]:
+    """The part, the design's sources and every file and run name of the Vivado project."""
     verilog, mems = design_sources(spec.top)
     prj, wrapper = f"{spec.design}_prj", f"{spec.design}_wrapper"
-
-    def pin(cell: str, name: str) -> str:
-        return tcl_word(f"{cell}/{name}")
-
-    clock_pins = [pin(engine, "ap_clk"), *(pin(dma, p) for p in _DMA_CLOCKS),
-                  *(pin(ctrl_ic, p) for p in _CTRL_IC_CLOCKS), pin(mem_ic, "aclk"),
-                  pin(ps, family.master_clock), pin(ps, family.slave_clock),
-                  pin(reset, "slowest_sync_clk")]
-    peripheral_resets = [pin(engine, "ap_rst_n"), pin(dma, "axi_resetn"),
-                         *(pin(ctrl_ic, p) for p in _CTRL_IC_RESETS)]
-    interconnect_resets = [pin(ctrl_ic, "ARESETN"), pin(mem_ic, "aresetn")]
-    intf_nets = [
-        # control: PS master -> interconnect -> engine and DMA register files
-        (pin(ps, family.master), pin(ctrl_ic, "S00_AXI")),
-        (pin(ctrl_ic, "M00_AXI"), pin(engine, "s_axi_control")),
-        (pin(ctrl_ic, "M01_AXI"), pin(dma, "S_AXI_LITE")),
-        # data: DMA <-> DDR through the PS slave port
-        (pin(dma, "M_AXI_MM2S"), pin(mem_ic, "S00_AXI")),
-        (pin(dma, "M_AXI_S2MM"), pin(mem_ic, "S01_AXI")),
-        (pin(mem_ic, "M00_AXI"), pin(ps, family.slave)),
-        # streams: DMA -> engine -> DMA
-        (pin(dma, "M_AXIS_MM2S"), pin(engine, "s_axis")),
-        (pin(engine, "m_axis"), pin(dma, "S_AXIS_S2MM")),
-    ]
-    dma_props = [
-        ("c_include_sg", 0), ("c_sg_length_width", spec.dma_length_bits),
-        ("c_sg_include_stscntrl_strm", 0), ("c_include_mm2s", 1), ("c_include_s2mm", 1),
-        ("c_m_axis_mm2s_tdata_width", in_bits), ("c_s_axis_s2mm_tdata_width", out_bits),
-        ("c_m_axi_mm2s_data_width", max(32, port_bits, in_bits)),
-        ("c_m_axi_s2mm_data_width", max(32, port_bits, out_bits)),
-        ("c_mm2s_burst_size", _BURST), ("c_s2mm_burst_size", _BURST),
-    ]
     board_glob = spec.board_part.split(":")[1] if spec.board_part.count(":") >= 2 else spec.board
     return {
         "design": tcl_word(spec.design), "board": tcl_word(spec.board),
@@ -165,33 +149,6 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
         "jobs": DEFAULT_JOBS, "from_hls": from_hls, "engine_module": tcl_word(spec.top),
         "hls_ip_dir": tcl_word(HLS_IP_DIR), "hls_vlnv": tcl_word(HLS_IP_VLNV),
         "verilog": [tcl_word(f) for f in verilog], "mems": [tcl_word(f) for f in mems],
-        "ps_ip": tcl_word(family.ip), "ps_rule": tcl_word(rule),
-        "ps_config_board": _config(rule_items, preset=True),
-        # Zynq-7000 needs its DDR / FIXED_IO ports even without the board file; Zynq
-        # UltraScale+ has no such ports, and without a preset the rule has nothing to do.
-        "ps_config_part": _config(rule_items, preset=False) if rule_items else "",
-        "ps_props": _pairs([(family.clock_property, _mhz(spec.clock_mhz)),
-                            *family.port_properties]),
-        "clock_mhz": _mhz(spec.clock_mhz),
-        "dma_props": _pairs(dma_props), "in_bits": in_bits, "out_bits": out_bits,
-        "cells": cells,
-        "ps_clock": pin(ps, family.clock), "ps_reset": pin(ps, family.reset),
-        "clock_pins": clock_pins,
-        "reset_in": pin(reset, "ext_reset_in"),
-        "peripheral_aresetn": pin(reset, "peripheral_aresetn"),
-        "interconnect_aresetn": pin(reset, "interconnect_aresetn"),
-        "peripheral_resets": peripheral_resets, "interconnect_resets": interconnect_resets,
-        "intf_nets": intf_nets,
-        "address_space": pin(ps, family.address_space),
-        "ctrl_intf": pin(engine, "s_axi_control"), "ctrl_base": _hex(spec.ctrl_base),
-        "ctrl_range": _hex(spec.ctrl_range),
-        "dma_intf": pin(dma, "S_AXI_LITE"), "dma_base": _hex(spec.dma_base),
-        "dma_range": _hex(spec.dma_range),
-        "ddr_segment": tcl_word(family.ddr_segment),
-        "dma_spaces": [pin(dma, "Data_MM2S"), pin(dma, "Data_S2MM")],
-        "ps_slave": pin(ps, family.slave),
-        "ctrl_ic_props": _pairs([("NUM_SI", 1), ("NUM_MI", 2)]),
-        "mem_ic_props": _pairs([("NUM_SI", 2), ("NUM_MI", 1)]),
         # File and run names Vivado derives from the design and project names.
         "prj_name": tcl_word(prj), "bd_file": tcl_word(f"{spec.design}.bd"),
         "wrapper": tcl_word(wrapper), "wrapper_bit": tcl_word(f"{wrapper}.bit"),
@@ -200,6 +157,99 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
         # What PYNQ's Overlay loads: <design>.bit beside <design>.hwh.
         "bit_file": tcl_word(f"{spec.design}.bit"), "hwh_file": tcl_word(f"{spec.design}.hwh"),
         "oldest_version": _OLDEST[0] * 10 + _OLDEST[1],
+    }
+
+
+def _ps_context(spec: SystemSpec) -> dict[str, object]:
+    """The processing system: its IP, board automation and clock."""
+    family = spec.family
+    rule, rule_items = _PS_RULES[family.name]
+    return {
+        "ps_ip": tcl_word(family.ip), "ps_rule": tcl_word(rule),
+        "ps_config_board": _config(rule_items, preset=True),
+        # Zynq-7000 needs its DDR / FIXED_IO ports even without the board file; Zynq
+        # UltraScale+ has no such ports, and without a preset the rule has nothing to do.
+        "ps_config_part": _config(rule_items, preset=False) if rule_items else "",
+        "ps_props": _pairs([(family.clock_property, _mhz(spec.clock_mhz)),
+                            *family.port_properties]),
+        "clock_mhz": _mhz(spec.clock_mhz),
+    }
+
+
+def _dma_props(spec: SystemSpec, in_bits: int, out_bits: int) -> list[tuple[str, object]]:
+    port_bits = _PORT_BITS[spec.family.name]
+    return [
+        ("c_include_sg", 0), ("c_sg_length_width", spec.dma_length_bits),
+        ("c_sg_include_stscntrl_strm", 0), ("c_include_mm2s", 1), ("c_include_s2mm", 1),
+        ("c_m_axis_mm2s_tdata_width", in_bits), ("c_s_axis_s2mm_tdata_width", out_bits),
+        ("c_m_axi_mm2s_data_width", max(32, port_bits, in_bits)),
+        ("c_m_axi_s2mm_data_width", max(32, port_bits, out_bits)),
+        ("c_mm2s_burst_size", _BURST), ("c_s2mm_burst_size", _BURST),
+    ]
+
+
+def _wiring(family: PsFamily, cells: dict[str, str]) -> dict[str, object]:
+    """Clock, reset and interface nets between the cells."""
+    ps, engine, dma = cells["ps"], cells["engine"], cells["dma"]
+    ctrl_ic, mem_ic, reset = cells["ctrl_ic"], cells["mem_ic"], cells["reset"]
+    clock_pins = [_pin(engine, "ap_clk"), *(_pin(dma, p) for p in _DMA_CLOCKS),
+                  *(_pin(ctrl_ic, p) for p in _CTRL_IC_CLOCKS), _pin(mem_ic, "aclk"),
+                  _pin(ps, family.master_clock), _pin(ps, family.slave_clock),
+                  _pin(reset, "slowest_sync_clk")]
+    peripheral_resets = [_pin(engine, "ap_rst_n"), _pin(dma, "axi_resetn"),
+                         *(_pin(ctrl_ic, p) for p in _CTRL_IC_RESETS)]
+    interconnect_resets = [_pin(ctrl_ic, "ARESETN"), _pin(mem_ic, "aresetn")]
+    intf_nets = [
+        # control: PS master -> interconnect -> engine and DMA register files
+        (_pin(ps, family.master), _pin(ctrl_ic, "S00_AXI")),
+        (_pin(ctrl_ic, "M00_AXI"), _pin(engine, "s_axi_control")),
+        (_pin(ctrl_ic, "M01_AXI"), _pin(dma, "S_AXI_LITE")),
+        # data: DMA <-> DDR through the PS slave port
+        (_pin(dma, "M_AXI_MM2S"), _pin(mem_ic, "S00_AXI")),
+        (_pin(dma, "M_AXI_S2MM"), _pin(mem_ic, "S01_AXI")),
+        (_pin(mem_ic, "M00_AXI"), _pin(ps, family.slave)),
+        # streams: DMA -> engine -> DMA
+        (_pin(dma, "M_AXIS_MM2S"), _pin(engine, "s_axis")),
+        (_pin(engine, "m_axis"), _pin(dma, "S_AXIS_S2MM")),
+    ]
+    return {
+        "ps_clock": _pin(ps, family.clock), "ps_reset": _pin(ps, family.reset),
+        "clock_pins": clock_pins,
+        "reset_in": _pin(reset, "ext_reset_in"),
+        "peripheral_aresetn": _pin(reset, "peripheral_aresetn"),
+        "interconnect_aresetn": _pin(reset, "interconnect_aresetn"),
+        "peripheral_resets": peripheral_resets, "interconnect_resets": interconnect_resets,
+        "intf_nets": intf_nets,
+        "ctrl_ic_props": _pairs([("NUM_SI", 1), ("NUM_MI", 2)]),
+        "mem_ic_props": _pairs([("NUM_SI", 2), ("NUM_MI", 1)]),
+    }
+
+
+def _address_map(spec: SystemSpec, cells: dict[str, str]) -> dict[str, object]:
+    """The PS's address space: the engine's and the DMA's register files, and DDR for the
+    DMA's two data spaces."""
+    family, ps, engine, dma = spec.family, cells["ps"], cells["engine"], cells["dma"]
+    return {
+        "address_space": _pin(ps, family.address_space),
+        "ctrl_intf": _pin(engine, "s_axi_control"), "ctrl_base": _hex(spec.ctrl_base),
+        "ctrl_range": _hex(spec.ctrl_range),
+        "dma_intf": _pin(dma, "S_AXI_LITE"), "dma_base": _hex(spec.dma_base),
+        "dma_range": _hex(spec.dma_range),
+        "ddr_segment": tcl_word(family.ddr_segment),
+        "dma_spaces": [_pin(dma, "Data_MM2S"), _pin(dma, "Data_S2MM")],
+        "ps_slave": _pin(ps, family.slave),
+    }
+
+
+def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, object]:
+    """What `build.tcl.j2` lays out, every value already a checked TCL word."""
+    cells = _cells(spec)
+    in_bits, out_bits = _stream_bits(spec, plan)
+    return {
+        **_project_context(spec, from_hls), **_ps_context(spec),
+        "dma_props": _pairs(_dma_props(spec, in_bits, out_bits)), "in_bits": in_bits,
+        "out_bits": out_bits, "cells": cells, **_wiring(spec.family, cells),
+        **_address_map(spec, cells),
     }
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vitfpga.errors import BadInput
-from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.runtime.forward import IDENTITY, quantise_images
 from vitfpga.runtime.intmath import int_add, int_layernorm, int_softmax, lut_apply, requantize
@@ -167,166 +167,320 @@ def _ms(pair: object) -> tuple[int, int]:
     return m, s
 
 
-def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
-    """The op program, memory layouts and tables of `model` on the engine of `plan`.
+@dataclass(frozen=True)
+class _Dims:
+    """The shapes every op's fields derive from: the model's, folded onto the engine."""
 
-    Raises BadInput for what the whole-model hardware does not run (named)."""
-    spec = model.spec
-    pe, simd = plan.pe, plan.simd
-    lanes = max(pe, simd, 2)  # the memories' port width; 2 keeps their lane index a vector
-    patches, tokens, dim = spec.patches, spec.tokens, spec.dim
-    hd = spec.head_dim
+    pe: int
+    simd: int
+    lanes: int
+    patches: int
+    tokens: int
+    dim: int
+    hd: int  # head dim
+    heads: int
+    width: int  # heads * hd: the attention output's row
+    qkv_width: int
+    hidden: int
+    sf_pe: int  # patch row beats: K zero-padded to whole SIMD beats
+    ranks: tuple[int, ...]  # low-rank slots' middle widths
+    sf_qk: int
+    nf_qk: int
+    sf_av: int
+    nf_av: int
+    half: int  # operand buffer words per half (the larger of Q·Kᵀ's and A·V's operand)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Element addresses of every tensor in XM and BM."""
+
+    xm_depth: int
+    bm_depth: int
+    x_base: int  # the residual stream
+    pos_base: int
+    cls_base: int
+    y_base: int  # LayerNorm out
+    u_base: int  # a low-rank slot's middle
+    p_in: int  # patches (the shared region's first phase)
+    qkv_base: int
+    p_base: int  # one head's probabilities
+    o_base: int  # attention out
+    h_base: int  # the MLP's hidden layer
+
+
+def _check_whole_model(model: IntModel) -> None:
     for key in model.params:
         if key.startswith("hop.") or key.endswith(".sum"):
             raise BadInput(f"whole-model hardware: the model has {key} (a requantising hop or "
                            f"a sparse-sum slot), which only the host-offload design runs")
-    entry_of = {s.name: i for i, s in enumerate(plan.layers)}
+
+
+def _dims(model: IntModel, plan: ModelPlan) -> _Dims:
+    spec = model.spec
+    pe, simd, tokens, hd = plan.pe, plan.simd, spec.tokens, spec.head_dim
     qkv_width = model.layers[slot_layers(model.layers, "blocks.0.attn.qkv")[-1]].n
     heads = qkv_width // (3 * hd)
-    width = heads * hd
-    hidden = model.layers[slot_layers(model.layers, "blocks.0.mlp.fc1")[-1]].n
     kpe = model.layers[slot_layers(model.layers, "patch_embed")[0]].k
-    sf_pe = math.ceil(kpe / simd)
-    ranks = [model.layers[n].n for n in model.layers if n.endswith(".u")]
+    # Attention products as engine entries: Q·Kᵀ folds head_dim x tokens, A·V tokens x head_dim;
+    # the operand buffer's two halves each hold the larger operand.
+    sf_qk, nf_qk = math.ceil(hd / simd), math.ceil(tokens / pe)
+    sf_av, nf_av = math.ceil(tokens / simd), math.ceil(hd / pe)
+    return _Dims(
+        pe=pe, simd=simd,
+        lanes=max(pe, simd, 2),  # the memories' port width; 2 keeps their lane index a vector
+        patches=spec.patches, tokens=tokens, dim=spec.dim, hd=hd, heads=heads,
+        width=heads * hd, qkv_width=qkv_width,
+        hidden=model.layers[slot_layers(model.layers, "blocks.0.mlp.fc1")[-1]].n,
+        sf_pe=math.ceil(kpe / simd),
+        ranks=tuple(model.layers[n].n for n in model.layers if n.endswith(".u")),
+        sf_qk=sf_qk, nf_qk=nf_qk, sf_av=sf_av, nf_av=nf_av,
+        half=max(sf_qk * nf_qk, sf_av * nf_av))
 
+
+def _layout(d: _Dims) -> _Layout:
     xm, bm = _Alloc(), _Alloc()
-    x_base = xm.take(tokens * dim)
-    pos_base = xm.take(tokens * dim)
-    cls_base = xm.take(dim)
+    x_base = xm.take(d.tokens * d.dim)
+    pos_base = xm.take(d.tokens * d.dim)
+    cls_base = xm.take(d.dim)
     # BM by liveness: the patches die at the patch embedding, q/k/v, one head's probabilities
     # and the attention output live through attention only, the MLP's hidden layer through the
     # MLP only, so those three phases share one region (DeiT-Tiny: 228 kB instead of 530 kB).
     # Y (LayerNorm out) and U (a low-rank slot's middle) are read in more than one phase.
-    y_base = bm.take(tokens * dim)
-    u_base = bm.take(tokens * max(ranks, default=0))
-    p_in = qkv_base = h_base = bm.take(max(patches * sf_pe * simd,
-                                           tokens * (qkv_width + tokens + width),
-                                           tokens * hidden))
-    p_base = qkv_base + tokens * qkv_width
-    o_base = p_base + tokens * tokens
+    y_base = bm.take(d.tokens * d.dim)
+    u_base = bm.take(d.tokens * max(d.ranks, default=0))
+    shared = bm.take(max(d.patches * d.sf_pe * d.simd,
+                         d.tokens * (d.qkv_width + d.tokens + d.width),
+                         d.tokens * d.hidden))
+    p_base = shared + d.tokens * d.qkv_width
+    return _Layout(xm_depth=xm.size, bm_depth=bm.size, x_base=x_base, pos_base=pos_base,
+                   cls_base=cls_base, y_base=y_base, u_base=u_base, p_in=shared,
+                   qkv_base=shared, p_base=p_base, o_base=p_base + d.tokens * d.tokens,
+                   h_base=shared)
 
+
+def _xm_init(model: IntModel, d: _Dims, mem: _Layout) -> np.ndarray:
+    """XM's bitstream contents: the position embedding, and the class token row (class token
+    plus its position embedding, added once here rather than by an op)."""
     pos = np.asarray(model.params["embed.pos"], dtype=np.int64)
     cls = int_add([model.params["embed.cls"], pos[0]],
                   np.array([IDENTITY, IDENTITY], dtype=np.int64), model.res_bits)
-    xm_init = np.zeros(xm.size, dtype=np.int64)
-    xm_init[pos_base:pos_base + tokens * dim] = pos.reshape(-1)
-    xm_init[cls_base:cls_base + dim] = cls
+    xm_init = np.zeros(mem.xm_depth, dtype=np.int64)
+    xm_init[mem.pos_base:mem.pos_base + d.tokens * d.dim] = pos.reshape(-1)
+    xm_init[mem.cls_base:mem.cls_base + d.dim] = cls
+    return xm_init
 
-    # Attention products as engine entries after the plan's layers: QK (raw scores) shares one
-    # table of zero biases; AV has one table per block (its requantisation).
-    sf_qk, nf_qk = math.ceil(hd / simd), math.ceil(tokens / pe)
-    sf_av, nf_av = math.ceil(tokens / simd), math.ceil(hd / pe)
-    half = max(sf_qk * nf_qk, sf_av * nf_av)
-    c_next = plan.channel_depth
-    tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
 
-    def table(mult: int, shift: int, words: int) -> int:
-        nonlocal c_next
-        base = c_next
-        for _ in range(words * pe):
-            tables["bias"].append(0)
-            tables["mult"].append(mult)
-            tables["shift"].append(shift)
-        c_next += words
+def _add_fields(params: object, a_row: int, x_row: int) -> dict[str, int]:
+    """The add sink's two requantisations: of the linear's output (row `a_row` of `params`)
+    and of the XM operand (row `x_row`)."""
+    p = np.asarray(params).reshape(-1, 2)
+    (m0, s0), (m1, s1) = _ms(p[a_row]), _ms(p[x_row])
+    return {"m0": m0, "s0": s0, "m1": m1, "s1": s1}
+
+
+class _Builder:
+    """Appends ops, engine entries and unit tables in program order: one method per op kind,
+    so each kind's fields and ideal cycles are decided in one place."""
+
+    def __init__(self, model: IntModel, plan: ModelPlan, d: _Dims, mem: _Layout) -> None:
+        self.model, self.plan, self.d, self.mem = model, plan, d, mem
+        self.entry_of = {s.name: i for i, s in enumerate(plan.layers)}
+        self.ops: list[VitOp] = []
+        self.entries: list[dict[str, int]] = []
+        self.tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
+        self.c_next = plan.channel_depth  # attention tables go after the plan's layers'
+        self.ln_gamma: list[int] = []
+        self.ln_beta: list[int] = []
+        self.gelu: list[int] = []
+        # Q·Kᵀ (raw scores) of every block shares one table of zero biases
+        self.qk_table = self._table(CHANNEL_PAD["mult"][1], CHANNEL_PAD["shift"][1], d.nf_qk)
+
+    def _op(self, name: str, kind: str, ideal: dict[str, int], **fields: int) -> None:
+        self.ops.append(VitOp(name=name, kind=kind, fields=fields, ideal=ideal))
+
+    def _table(self, mult: int, shift: int, words: int) -> int:
+        """Channel table words of one requantisation for every PE lane; returns their base."""
+        base = self.c_next
+        for _ in range(words * self.d.pe):
+            self.tables["bias"].append(0)
+            self.tables["mult"].append(mult)
+            self.tables["shift"].append(shift)
+        self.c_next += words
         return base
 
-    qk_table = table(CHANNEL_PAD["mult"][1], CHANNEL_PAD["shift"][1], nf_qk)
-    entries: list[dict[str, int]] = []
-    ops: list[VitOp] = []
-    ln_gamma: list[int] = []
-    ln_beta: list[int] = []
-    gelu: list[int] = []
+    # INPUT ------------------------------------------------------------------------------------
+    def input(self) -> None:
+        d = self.d
+        self._op("input", "input", {"input": d.patches * d.sf_pe}, rows=d.patches, sf=d.sf_pe,
+                 dst=self.mem.p_in, dst_stride=d.sf_pe * d.simd)
 
-    def op(name: str, kind: str, ideal: dict[str, int], **fields: int) -> None:
-        ops.append(VitOp(name=name, kind=kind, fields=fields, ideal=ideal))
+    # XCOPY ------------------------------------------------------------------------------------
+    def xcopy_cls(self) -> None:
+        """The class token row (from the bitstream) into the residual stream's row 0."""
+        beats = math.ceil(self.d.dim / self.d.lanes)
+        self._op("embed.cls", "xcopy", {"copy": beats}, rows=1, src=self.mem.cls_base,
+                 src_len=self.d.dim, dst=self.mem.x_base, sf=beats)
 
-    def linear(name: str, layer: str, rows: int, src: int, stride: int, sink: str, **kw: int
-               ) -> None:
-        slot = plan.layers[entry_of[layer]]
-        op(name, "linear", {"engine": rows * slot.sf * slot.nf}, rows=rows, src=src,
-           src_stride=stride, src_len=slot.k, entry=entry_of[layer], sf=slot.sf, nf=slot.nf,
-           sink=SINKS[sink], **kw)
+    # LINEAR, a weight layer into one of its sinks ---------------------------------------------
+    def _linear(self, name: str, layer: str, rows: int, src: int, stride: int, sink: str,
+                **kw: int) -> None:
+        entry = self.entry_of[layer]
+        slot = self.plan.layers[entry]
+        self._op(name, "linear", {"engine": rows * slot.sf * slot.nf}, rows=rows, src=src,
+                 src_stride=stride, src_len=slot.k, entry=entry, sf=slot.sf, nf=slot.nf,
+                 sink=SINKS[sink], **kw)
 
-    def slot_ops(slot: str, rows: int, src: int, stride: int, sink: str, **kw: int) -> None:
-        names = slot_layers(model.layers, slot)
-        if len(names) == 2:  # low rank: u into BM, then v
-            rank = model.layers[names[0]].n
-            linear(f"{slot}.u", names[0], rows, src, stride, "bm", dst=u_base, dst_stride=rank,
-                   dst_len=rank)
+    def slot(self, slot: str, rows: int, src: int, stride: int, sink: str, **kw: int) -> None:
+        """One model slot: a low-rank slot is two linears, u into BM's U region, then v."""
+        names = slot_layers(self.model.layers, slot)
+        if len(names) == 2:
+            rank = self.model.layers[names[0]].n
+            u_base = self.mem.u_base
+            self._linear(f"{slot}.u", names[0], rows, src, stride, "bm", dst=u_base,
+                         dst_stride=rank, dst_len=rank)
             src, stride = u_base, rank
-        linear(slot, names[-1], rows, src, stride, sink, **kw)
+        self._linear(slot, names[-1], rows, src, stride, sink, **kw)
 
-    def ln(name: str, rows: int, dst: int) -> None:
-        m, s, eps = (int(v) for v in np.asarray(model.params[f"{name}.meta"]).tolist())
-        pbase = len(ln_gamma)
-        ln_gamma.extend(int(v) for v in np.asarray(model.params[f"{name}.gamma"]).tolist())
-        ln_beta.extend(int(v) for v in np.asarray(model.params[f"{name}.beta"]).tolist())
-        op(name, "ln", {"ln": rows * dim}, rows=rows, src=x_base, src_stride=dim, src_len=dim,
-           dst=dst, dst_stride=dim, dst_len=dim, aux=pbase, m0=m, s0=s, eps=eps, sf=dim)
+    def patch_embed(self) -> None:
+        """Patches into residual rows 1.. with the position embedding added (add sink)."""
+        d, mem = self.d, self.mem
+        self.slot("patch_embed", d.patches, mem.p_in, d.sf_pe * d.simd, "add",
+                  dst=mem.x_base + d.dim, dst_stride=d.dim, dst_len=d.dim,
+                  aux=mem.pos_base + d.dim, aux_stride=d.dim,
+                  **_add_fields(self.model.params["embed.add"], 0, 1))
 
-    def add_fields(params: object, a_row: int, x_row: int) -> dict[str, int]:
-        p = np.asarray(params).reshape(-1, 2)
-        (m0, s0), (m1, s1) = _ms(p[a_row]), _ms(p[x_row])
-        return {"m0": m0, "s0": s0, "m1": m1, "s1": s1}
+    def residual(self, slot: str, src: int, stride: int, add: str) -> None:
+        """A block's projection back into the residual stream (add sink, in place in XM)."""
+        x = self.mem.x_base
+        self.slot(slot, self.d.tokens, src, stride, "add", dst=x, dst_stride=self.d.dim,
+                  dst_len=self.d.dim, aux=x, aux_stride=self.d.dim,
+                  **_add_fields(self.model.params[add], 1, 0))
 
-    op("input", "input", {"input": patches * sf_pe}, rows=patches, sf=sf_pe, dst=p_in,
-       dst_stride=sf_pe * simd)
-    op("embed.cls", "xcopy", {"copy": math.ceil(dim / lanes)}, rows=1, src=cls_base,
-       src_len=dim, dst=x_base, sf=math.ceil(dim / lanes))
-    slot_ops("patch_embed", patches, p_in, sf_pe * simd, "add", dst=x_base + dim,
-             dst_stride=dim, dst_len=dim, aux=pos_base + dim, aux_stride=dim,
-             **add_fields(model.params["embed.add"], 0, 1))
+    def mlp_fc1(self, pre: str) -> None:
+        """fc1 through this block's GELU table (gelu sink) into BM's hidden region."""
+        d = self.d
+        gelu_base = len(self.gelu)
+        self.gelu.extend(int(v) for v in np.asarray(self.model.params[f"{pre}.mlp.gelu"]).tolist())
+        self.slot(f"{pre}.mlp.fc1", d.tokens, self.mem.y_base, d.dim, "gelu",
+                  dst=self.mem.h_base, dst_stride=d.hidden, dst_len=d.hidden, aux=gelu_base)
+
+    def head(self) -> LayerSlot:
+        """The classifier on the class token's row, into the output stream (out sink); returns
+        its plan slot (its output beats are the image's)."""
+        head = self.plan.layers[self.entry_of[slot_layers(self.model.layers, "head")[-1]]]
+        self.slot("head", 1, self.mem.y_base, self.d.dim, "out", dst_len=head.n)
+        return head
+
+    # LINEAR, attention products (engine entries after the plan's layers) ----------------------
+    def attention_entries(self, pre: str) -> int:
+        """Append block `pre`'s Q·Kᵀ and A·V engine entries (A·V with its own requantisation
+        table); returns Q·Kᵀ's entry, A·V's is the next."""
+        d = self.d
+        qk_entry = len(self.plan.layers) + len(self.entries)
+        self.entries.append({"w_base": 0, "c_base": self.qk_table, "sf": d.sf_qk,
+                             "nf": d.nf_qk, "relu": STREAM | RAW})
+        m_out, s_out = _ms(self.model.params[f"{pre}.attn.out"])
+        self.entries.append({"w_base": d.half, "c_base": self._table(m_out, s_out, d.nf_av),
+                             "sf": d.sf_av, "nf": d.nf_av, "relu": STREAM})
+        return qk_entry
+
+    def qk(self, att: str, h: int, entry: int, m_sm: int, s_sm: int) -> None:
+        """Head h's Q·Kᵀ, raw scores streamed through the softmax unit (softmax sink) into
+        BM's probabilities."""
+        d, mem = self.d, self.mem
+        self._op(f"{att}.qk.h{h}", "linear",
+                 {"engine": d.tokens * d.sf_qk * d.nf_qk, "softmax": d.tokens * d.tokens},
+                 rows=d.tokens, src=mem.qkv_base + h * d.hd, src_stride=d.qkv_width,
+                 src_len=d.hd, entry=entry, sf=d.sf_qk, nf=d.nf_qk, sink=SINKS["softmax"],
+                 dst=mem.p_base, dst_stride=d.tokens, dst_len=d.tokens, m0=m_sm, s0=s_sm,
+                 pmax=self.model.prob_max)
+
+    def av(self, att: str, h: int, entry: int) -> None:
+        """Head h's A·V into its columns of BM's attention output (bm sink)."""
+        d, mem = self.d, self.mem
+        self._op(f"{att}.av.h{h}", "linear", {"engine": d.tokens * d.sf_av * d.nf_av},
+                 rows=d.tokens, src=mem.p_base, src_stride=d.tokens, src_len=d.tokens,
+                 entry=entry, sf=d.sf_av, nf=d.nf_av, sink=SINKS["bm"],
+                 dst=mem.o_base + h * d.hd, dst_stride=d.width, dst_len=d.hd)
+
+    # LN ---------------------------------------------------------------------------------------
+    def ln(self, name: str, rows: int) -> None:
+        """XM rows through the LayerNorm unit into BM's Y; gamma and beta go to its tables."""
+        d, params = self.d, self.model.params
+        m, s, eps = (int(v) for v in np.asarray(params[f"{name}.meta"]).tolist())
+        pbase = len(self.ln_gamma)
+        self.ln_gamma.extend(int(v) for v in np.asarray(params[f"{name}.gamma"]).tolist())
+        self.ln_beta.extend(int(v) for v in np.asarray(params[f"{name}.beta"]).tolist())
+        self._op(name, "ln", {"ln": rows * d.dim}, rows=rows, src=self.mem.x_base,
+                 src_stride=d.dim, src_len=d.dim, dst=self.mem.y_base, dst_stride=d.dim,
+                 dst_len=d.dim, aux=pbase, m0=m, s0=s, eps=eps, sf=d.dim)
+
+    # FILLK / FILLV ----------------------------------------------------------------------------
+    def fillk(self, att: str, h: int) -> None:
+        """Head h's K into the operand buffer's first half, as Q·Kᵀ's operand."""
+        d = self.d
+        self._op(f"{att}.fillk.h{h}", "fillk", {"fill": d.tokens * d.sf_qk}, rows=d.tokens,
+                 src=self.mem.qkv_base + d.width + h * d.hd, src_stride=d.qkv_width,
+                 src_len=d.hd, aux=0, sf=d.sf_qk)
+
+    def fillv(self, att: str, h: int) -> None:
+        """Head h's V, transposed, into the operand buffer's second half, as A·V's operand."""
+        d = self.d
+        self._op(f"{att}.fillv.h{h}", "fillv", {"fill": d.tokens * d.nf_av}, rows=d.tokens,
+                 src=self.mem.qkv_base + 2 * d.width + h * d.hd, src_stride=d.qkv_width,
+                 src_len=d.hd, aux=d.half, sf=d.sf_av, nf=d.nf_av)
+
+    # END --------------------------------------------------------------------------------------
+    def end(self) -> None:
+        self._op("end", "end", {})
+
+
+def _block(b: _Builder, i: int) -> None:
+    """Transformer block i: attention head by head, then the MLP."""
+    d, mem, pre = b.d, b.mem, f"blocks.{i}"
+    b.ln(f"{pre}.norm1", d.tokens)
+    b.slot(f"{pre}.attn.qkv", d.tokens, mem.y_base, d.dim, "bm", dst=mem.qkv_base,
+           dst_stride=d.qkv_width, dst_len=d.qkv_width)
+    qk_entry = b.attention_entries(pre)
+    m_sm, s_sm = _ms(b.model.params[f"{pre}.attn.softmax"])
+    att = f"{pre}.attn"
+    for h in range(d.heads):
+        b.fillk(att, h)
+        b.fillv(att, h)
+        b.qk(att, h, qk_entry, m_sm, s_sm)
+        b.av(att, h, qk_entry + 1)
+    b.residual(f"{pre}.attn.proj", mem.o_base, d.width, f"{pre}.add1")
+    b.ln(f"{pre}.norm2", d.tokens)
+    b.mlp_fc1(pre)
+    b.residual(f"{pre}.mlp.fc2", mem.h_base, d.hidden, f"{pre}.add2")
+
+
+def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
+    """The op program, memory layouts and tables of `model` on the engine of `plan`.
+
+    Raises BadInput for what the whole-model hardware does not run (named)."""
+    _check_whole_model(model)
+    d = _dims(model, plan)
+    mem = _layout(d)
+    xm_init = _xm_init(model, d, mem)
+    b = _Builder(model, plan, d, mem)
+    b.input()
+    b.xcopy_cls()
+    b.patch_embed()
+    for i in range(model.spec.depth):
+        _block(b, i)
+    b.ln("norm", 1)
+    head = b.head()
+    b.end()
     exp_lut = [int(v) for v in np.asarray(model.params["softmax.exp2_lut"]).tolist()]
-    for i in range(spec.depth):
-        pre = f"blocks.{i}"
-        ln(f"{pre}.norm1", tokens, y_base)
-        slot_ops(f"{pre}.attn.qkv", tokens, y_base, dim, "bm", dst=qkv_base,
-                 dst_stride=qkv_width, dst_len=qkv_width)
-        qk_entry = len(plan.layers) + len(entries)
-        entries.append({"w_base": 0, "c_base": qk_table, "sf": sf_qk, "nf": nf_qk,
-                        "relu": STREAM | RAW})
-        m_out, s_out = _ms(model.params[f"{pre}.attn.out"])
-        entries.append({"w_base": half, "c_base": table(m_out, s_out, nf_av), "sf": sf_av,
-                        "nf": nf_av, "relu": STREAM})
-        m_sm, s_sm = _ms(model.params[f"{pre}.attn.softmax"])
-        for h in range(heads):
-            att = f"{pre}.attn"
-            op(f"{att}.fillk.h{h}", "fillk", {"fill": tokens * sf_qk}, rows=tokens,
-               src=qkv_base + width + h * hd, src_stride=qkv_width, src_len=hd, aux=0,
-               sf=sf_qk)
-            op(f"{att}.fillv.h{h}", "fillv", {"fill": tokens * nf_av}, rows=tokens,
-               src=qkv_base + 2 * width + h * hd, src_stride=qkv_width, src_len=hd,
-               aux=half, sf=sf_av, nf=nf_av)
-            op(f"{att}.qk.h{h}", "linear",
-               {"engine": tokens * sf_qk * nf_qk, "softmax": tokens * tokens},
-               rows=tokens, src=qkv_base + h * hd, src_stride=qkv_width, src_len=hd,
-               entry=qk_entry, sf=sf_qk, nf=nf_qk, sink=SINKS["softmax"], dst=p_base,
-               dst_stride=tokens, dst_len=tokens, m0=m_sm, s0=s_sm, pmax=model.prob_max)
-            op(f"{att}.av.h{h}", "linear", {"engine": tokens * sf_av * nf_av}, rows=tokens,
-               src=p_base, src_stride=tokens, src_len=tokens, entry=qk_entry + 1, sf=sf_av,
-               nf=nf_av, sink=SINKS["bm"], dst=o_base + h * hd, dst_stride=width, dst_len=hd)
-        slot_ops(f"{pre}.attn.proj", tokens, o_base, width, "add", dst=x_base, dst_stride=dim,
-                 dst_len=dim, aux=x_base, aux_stride=dim,
-                 **add_fields(model.params[f"{pre}.add1"], 1, 0))
-        ln(f"{pre}.norm2", tokens, y_base)
-        gelu_base = len(gelu)
-        gelu.extend(int(v) for v in np.asarray(model.params[f"{pre}.mlp.gelu"]).tolist())
-        slot_ops(f"{pre}.mlp.fc1", tokens, y_base, dim, "gelu", dst=h_base, dst_stride=hidden,
-                 dst_len=hidden, aux=gelu_base)
-        slot_ops(f"{pre}.mlp.fc2", tokens, h_base, hidden, "add", dst=x_base, dst_stride=dim,
-                 dst_len=dim, aux=x_base, aux_stride=dim,
-                 **add_fields(model.params[f"{pre}.add2"], 1, 0))
-    ln("norm", 1, y_base)
-    head = plan.layers[entry_of[slot_layers(model.layers, "head")[-1]]]
-    slot_ops("head", 1, y_base, dim, "out", dst_len=head.n)
-    op("end", "end", {})
     return VitProgram(
-        lanes=lanes, tokens=tokens, dim=dim, ops=tuple(ops), xm_depth=xm.size,
-        bm_depth=bm.size, xm_init=tuple(int(v) for v in xm_init), op_depth=2 * half,
-        entries=tuple(entries), tables={k: tuple(v) for k, v in tables.items()},
-        ln_gamma=tuple(ln_gamma), ln_beta=tuple(ln_beta), gelu=tuple(gelu),
-        exp_lut=tuple(exp_lut), max_sf=max(plan.max_sf, sf_qk, sf_av),
-        out_beats=head.nf, in_beats=patches * sf_pe)
+        lanes=d.lanes, tokens=d.tokens, dim=d.dim, ops=tuple(b.ops), xm_depth=mem.xm_depth,
+        bm_depth=mem.bm_depth, xm_init=tuple(int(v) for v in xm_init), op_depth=2 * d.half,
+        entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
+        ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),
+        exp_lut=tuple(exp_lut), max_sf=max(plan.max_sf, d.sf_qk, d.sf_av),
+        out_beats=head.nf, in_beats=d.patches * d.sf_pe)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,9 @@ def test_hardware_in_the_loop_matches_the_golden(quick_run: Path) -> None:
 
 
 def test_artifacts_written(quick_run: Path) -> None:
-    for rel in ("float.pt", "qat.pt", "model.npz", "plan.json", "report.md", "report.png",
-                "project/plan.json", "project/hls/run_hls.tcl", "project/rtl/weights.mem",
-                "project/rtl/program.mem"):
+    for rel in ("config.toml", "float.pt", "qat.pt", "model.npz", "plan.json", "report.md",
+                "report.png", "project/plan.json", "project/hls/run_hls.tcl",
+                "project/rtl/weights.mem", "project/rtl/program.mem"):
         assert (quick_run / rel).is_file(), rel
     assert "bit-exact" in (quick_run / "report.md").read_text()
     assert not list(quick_run.parent.glob(".run.*"))  # no temporary directory left behind
@@ -98,10 +99,16 @@ def test_plan_of_the_run_covers_every_layer(quick_run: Path, tmp_path: Path) -> 
 
 
 def test_generate_is_deterministic(quick_run: Path, tmp_path: Path) -> None:
+    """Twice the same bytes; the second time from a copy holding only the run's inputs
+    (config.toml and model.npz): report.json is an output, never read back."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("config.toml", "model.npz"):
+        shutil.copy(quick_run / name, inputs / name)
     trees = []
-    for name in ("a", "b"):
+    for name, run in (("a", quick_run), ("b", inputs)):
         out = tmp_path / name
-        proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "generate", str(quick_run),
+        proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "generate", str(run),
                                "--board", "pynq-z2", "--out", str(out)],
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr

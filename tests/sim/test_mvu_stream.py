@@ -127,14 +127,13 @@ class Case(NamedTuple):
     overlap: bool = False
 
 
-def _build_case(c: Case, tokens: list[int], heads: list[int],
-                files: Path) -> tuple[dict[str, int | str], dict[str, Any],
-                                      list[dict[str, Any]]]:
-    """The program, memories and runs of one case: parameters for the DUT, the JSON case for
-    the bench, and per run what the test expects."""
-    pe, simd, stall = c.pe, c.simd, c.stall
-    rng = np.random.default_rng(c.seed)
-    # The ROM layer: int4 weights, per-channel bias/M/S.
+# One head's operands: (Q.K^T entry, A.V entry, Q, probabilities, V).
+Head = tuple[Entry, Entry, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _rom_entry(c: Case, rng: np.random.Generator) -> Entry:
+    """The ROM layer: int4 weights, per-channel bias/M/S, shifts around a typical accumulator
+    so outputs spread over int8 and some clamp."""
     k_rom, n_rom = c.rom or (int(rng.integers(20, 65)), int(rng.integers(8, 41)))
     rom = Entry("rom", n_rom, k_rom, RELU * int(rng.integers(0, 2)))
     rom.weight = rng.integers(-8, 8, size=(n_rom, k_rom))
@@ -142,27 +141,33 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
     rom.mult = rng.integers(2**30, 2**31, size=n_rom)
     typical = np.abs(rng.integers(-128, 128, size=(8, k_rom)) @ rom.weight.T).max()
     rom.shift = _shift_for(np.array([typical]), 2**30) + rng.integers(-1, 2, size=n_rom)
-    entries = [rom]
-    pairs: list[tuple[Entry, Entry, np.ndarray, np.ndarray, np.ndarray]] = []
-    for t, hd in zip(tokens, heads, strict=True):
-        q = rng.integers(-128, 128, size=(t, hd))
-        kmat = rng.integers(-128, 128, size=(t, hd))
-        v = rng.integers(-128, 128, size=(t, hd))
-        prob = rng.integers(0, 128, size=(t, t))
-        qk = Entry("qk", t, hd, STREAM | RAW, weight=kmat)  # W = K: N = T, K = hd
-        # Raw: bias 0 (Q.K^T has none), M/S junk that a raw run must not use.
-        qk.bias = np.zeros(t, np.int64)
-        qk.mult = rng.integers(0, 2**31, size=t)
-        qk.shift = rng.integers(0, 128, size=t)
-        av = Entry("av", hd, t, STREAM, weight=v.T)  # W[n][k] = V[k][n]: N = hd, K = T
-        m = int(rng.integers(2**30, 2**31))
-        av.bias = np.zeros(hd, np.int64)
-        av.mult = np.full(hd, m)
-        av.shift = np.full(hd, _shift_for(prob @ v, m))
-        entries += [qk, av]
-        pairs.append((qk, av, q, prob, v))
+    return rom
 
-    # Memories: ROM words, per-channel tables, the operand buffer's two halves.
+
+def _head(t: int, hd: int, rng: np.random.Generator) -> Head:
+    """One attention head of T tokens and head dim hd: its Q.K^T and A.V entries and data."""
+    q = rng.integers(-128, 128, size=(t, hd))
+    kmat = rng.integers(-128, 128, size=(t, hd))
+    v = rng.integers(-128, 128, size=(t, hd))
+    prob = rng.integers(0, 128, size=(t, t))
+    qk = Entry("qk", t, hd, STREAM | RAW, weight=kmat)  # W = K: N = T, K = hd
+    # Raw: bias 0 (Q.K^T has none), M/S junk that a raw run must not use.
+    qk.bias = np.zeros(t, np.int64)
+    qk.mult = rng.integers(0, 2**31, size=t)
+    qk.shift = rng.integers(0, 128, size=t)
+    av = Entry("av", hd, t, STREAM, weight=v.T)  # W[n][k] = V[k][n]: N = hd, K = T
+    m = int(rng.integers(2**30, 2**31))
+    av.bias = np.zeros(hd, np.int64)
+    av.mult = np.full(hd, m)
+    av.shift = np.full(hd, _shift_for(prob @ v, m))
+    return qk, av, q, prob, v
+
+
+def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
+                    ) -> dict[str, int | str]:
+    """Place the entries (table and operand bases), write the DUT's memory files and return
+    its parameters: ROM words, per-channel tables, the operand buffer's two halves."""
+    rom = entries[0]
     c_base = 0
     for e in entries:
         e.c_base = c_base
@@ -187,35 +192,74 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
     _mem(files / MEM_FILES["MULT_FILE"], tables["mult"], pe * 32, c_base)
     _mem(files / MEM_FILES["SHIFT_FILE"], tables["shift"], pe * 8, c_base)
     _mem(files / MEM_FILES["PROGRAM_FILE"], program, PROGRAM_BITS, len(program))
-    params: dict[str, int | str] = {
+    return {
         "PE": pe, "SIMD": simd, "WBITS": WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
         "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXSF": max(e.folds(pe, simd)[1] for e in entries),
         "OPDEPTH": opdepth,
         # String parameters reach Verilator's -G quoted.
         **{param: f'"{files / name}"' for param, name in MEM_FILES.items()}}
 
-    # Runs: the ROM layer, two heads, the ROM layer again, the other heads. The operands of a
-    # streamed run are written either between runs or during the run before it, which reads
-    # the other half (or no half: the ROM layer).
+
+def _run_order(heads: list[Head], k_rom: int, rng: np.random.Generator
+               ) -> list[tuple[int, np.ndarray]]:
+    """(entry index, input rows) per run: the ROM layer, the first half of the heads, the ROM
+    layer again, the other heads; each head is Q.K^T then A.V."""
     order: list[tuple[int, np.ndarray]] = []
-    for j, (_qk, _av, q, prob, _v) in enumerate(pairs):
-        if j == len(pairs) // 2 or j == 0:
+    for j, (_qk, _av, q, prob, _v) in enumerate(heads):
+        if j == len(heads) // 2 or j == 0:
             order.append((0, rng.integers(-128, 128, size=(int(rng.integers(1, 7)), k_rom))))
         order += [(1 + 2 * j, q), (2 + 2 * j, prob)]
+    return order
+
+
+def _run(idx: int, x: np.ndarray, e: Entry, pe: int, simd: int, stall: bool) -> dict[str, Any]:
+    """The bench's description of one run: its input beats (K zero-padded to whole SIMD
+    beats), output beats and stall rates; the operand writes are filled in later."""
+    nf, sf = e.folds(pe, simd)
+    xp = np.zeros((x.shape[0], sf * simd), np.int64)
+    xp[:, :x.shape[1]] = x
+    beats = [pack_lanes(xp[r, s * simd:(s + 1) * simd].tolist(), 8)
+             for r in range(x.shape[0]) for s in range(sf)]
+    return {"layer": idx, "rows": x.shape[0], "beats": beats, "out_beats": x.shape[0] * nf,
+            "writes_before": [], "writes_during": [],
+            "stall_in": 0.3 if stall else 0.0, "stall_out": 0.3 if stall else 0.0,
+            "write_gap": 0.3 if stall else 0.0}
+
+
+def _golden(idx: int, x: np.ndarray, e: Entry, heads: list[Head]
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(raw accumulators, requantised outputs or None for a raw run) the golden model gives."""
+    if e.kind == "rom":
+        layer = IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
+                          shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0,
+                          out_scale=1.0, w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
+        return x @ e.weight.T + e.bias, linear_golden(x, layer)
+    if e.kind == "av":
+        acc = x @ heads[(idx - 1) // 2][4]  # P.V, no bias
+        return acc, requantize(acc, e.mult, e.shift)
+    kmat = heads[(idx - 1) // 2][0].weight
+    return np.asarray(x, dtype=np.int64) @ kmat.T, None  # Q.K^T, raw int32
+
+
+def _build_case(c: Case, tokens: list[int], heads: list[int],
+                files: Path) -> tuple[dict[str, int | str], dict[str, Any],
+                                      list[dict[str, Any]]]:
+    """The program, memories and runs of one case: parameters for the DUT, the JSON case for
+    the bench, and per run what the test expects."""
+    pe, simd = c.pe, c.simd
+    rng = np.random.default_rng(c.seed)  # one stream, drawn in a fixed order: the case's seed
+    rom = _rom_entry(c, rng)
+    pairs = [_head(t, hd, rng) for t, hd in zip(tokens, heads, strict=True)]
+    entries = [rom, *(e for qk, av, *_ in pairs for e in (qk, av))]
+    params = _write_memories(entries, pe, simd, files)
+    # The operands of a streamed run are written either between runs or during the run before
+    # it, which reads the other half (or no half: the ROM layer).
     runs: list[dict[str, Any]] = []
     expect: list[dict[str, Any]] = []
     during_seen = between_seen = False
-    for i, (idx, x) in enumerate(order):
+    for i, (idx, x) in enumerate(_run_order(pairs, rom.k, rng)):
         e = entries[idx]
-        nf, sf = e.folds(pe, simd)
-        xp = np.zeros((x.shape[0], sf * simd), np.int64)
-        xp[:, :x.shape[1]] = x
-        beats = [pack_lanes(xp[r, s * simd:(s + 1) * simd].tolist(), 8)
-                 for r in range(x.shape[0]) for s in range(sf)]
-        run = {"layer": idx, "rows": x.shape[0], "beats": beats, "out_beats": x.shape[0] * nf,
-               "writes_before": [], "writes_during": [],
-               "stall_in": 0.3 if stall else 0.0, "stall_out": 0.3 if stall else 0.0,
-               "write_gap": 0.3 if stall else 0.0}
+        run = _run(idx, x, e, pe, simd, c.stall)
         runs.append(run)
         if e.flags & STREAM:
             writes = _operand_writes(e, pe, simd, rng)
@@ -228,18 +272,8 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
             else:
                 run["writes_before"] = writes
                 between_seen = True
-        if e.kind == "rom":
-            layer = IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
-                              shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0,
-                              out_scale=1.0, w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
-            y, acc = linear_golden(x, layer), x @ e.weight.T + e.bias
-        elif e.kind == "av":
-            v = pairs[(idx - 1) // 2][4]
-            acc = x @ v  # P.V, no bias
-            y = requantize(acc, e.mult, e.shift)
-        else:
-            kmat = pairs[(idx - 1) // 2][0].weight
-            acc, y = np.asarray(x, dtype=np.int64) @ kmat.T, None  # Q.K^T, raw int32
+        acc, y = _golden(idx, x, e, pairs)
+        nf, sf = e.folds(pe, simd)
         expect.append({"entry": e, "nf": nf, "sf": sf, "rows": x.shape[0], "acc": acc, "y": y})
     for run, ex in zip(runs, expect, strict=True):
         ex["writes_during"] = len(run["writes_during"])
