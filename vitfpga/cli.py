@@ -100,14 +100,14 @@ def compress_cmd(config_path: Path | None, budget_kb: float | None, board: str |
 def export(run_dir: Path, qonnx_path: Path) -> None:
     """Export a run's Brevitas model as QONNX."""
     from vitfpga.quant.checkpoint import load_student
-    from vitfpga.quant.model import PRESETS
+    from vitfpga.quant.frontend import frontend_for
     from vitfpga.quant.qonnx_export import export_qonnx
     from vitfpga.rundir import RunDir
 
     run = RunDir(run_dir)
     run.require(RunDir.STRUCTURE, RunDir.QAT)
     student, example = load_student(run / RunDir.STRUCTURE, run / RunDir.QAT,
-                                    PRESETS[run.config().train.model])
+                                    frontend_for(run.config().train.model).config)
     export_qonnx(student, qonnx_path, example)
     _console().print(f"{run_dir}: QONNX model in {qonnx_path}")
 

@@ -20,7 +20,7 @@ from typing import Any, get_type_hints
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.quant.model import PRESETS
+from vitfpga.quant.frontend import frontend_for
 from vitfpga.quant.recipe import TABLE_KEYS, CompressionRecipe
 from vitfpga.tomlfile import read_toml, typed_value
 
@@ -41,8 +41,7 @@ class TrainConfig:
     float_lr: float = 3e-3
 
     def __post_init__(self) -> None:
-        if self.model not in PRESETS:
-            raise BadInput(f"unknown model '{self.model}'; known: {', '.join(PRESETS)}")
+        frontend_for(self.model)  # an unknown model is one line naming the known ones
         if self.float_epochs < 1:
             raise BadInput("float_epochs must be at least 1")
         if self.float_lr <= 0:

@@ -18,8 +18,9 @@ from vitfpga.quant.compress import (
     teacher_calibration,
 )
 from vitfpga.quant.data import Split, holdout, load_digits_split
+from vitfpga.quant.frontend import frontend_for
 from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
-from vitfpga.quant.model import PRESETS, ViT
+from vitfpga.quant.model import ViT
 from vitfpga.quant.recipe import CompressionRecipe
 from vitfpga.quant.size import model_size
 from vitfpga.quant.train import accuracy, predict, train
@@ -33,11 +34,11 @@ __all__ = ["check_budget", "shape_host_bits", "step_compress", "step_export", "s
 
 
 def step_train_float(run: Run) -> None:
-    cfg, model_cfg = run.cfg.train, PRESETS[run.cfg.train.model]
-    with step(run, "train_float", f"{cfg.model}: {model_cfg.describe()}"):
+    cfg, frontend = run.cfg.train, frontend_for(run.cfg.train.model)
+    with step(run, "train_float", f"{cfg.model}: {frontend.config.describe()}"):
         run.split = load_digits_split(seed=cfg.seed)
         torch.manual_seed(cfg.seed)
-        run.teacher = ViT(model_cfg)
+        run.teacher = frontend.float_model()
         with progress(run, "float", cfg.float_epochs) as on_loss:
             train(run.teacher, run.split, epochs=cfg.float_epochs, lr=cfg.float_lr,
                   seed=cfg.seed, on_epoch=lambda _, loss: on_loss(loss))
@@ -62,7 +63,7 @@ def step_compress(run: Run) -> None:
 def _train_compressed(run: Run, recipe: CompressionRecipe, split: Split, label: str) -> ViT:
     train_cfg = run.cfg.train
     with progress(run, label, max(recipe.qat_epochs, 1)) as on_loss:
-        result = compress(recipe, PRESETS[train_cfg.model], run.teacher, split,
+        result = compress(recipe, frontend_for(train_cfg.model).config, run.teacher, split,
                           lambda _, loss: on_loss(loss), seed=train_cfg.seed)
     run.structure = result.structure
     return result.student
@@ -75,7 +76,7 @@ def _target(budget_kb: float | None, board: Board | None) -> str:
 def step_search(run: Run, budget_kb: float | None, board: Board | None, host: int) -> None:
     """Price every candidate, short-train the best of each family on a validation split, and
     keep the winner as the run's recipe. `host`: `check_budget`'s host parameter bits."""
-    cfg, model_cfg = run.cfg, PRESETS[run.cfg.train.model]
+    cfg, model_cfg = run.cfg, frontend_for(run.cfg.train.model).config
     target = _target(budget_kb, board)
     with step(run, "search", f"the most accurate compression that fits {target}"):
         calib = teacher_calibration(run.teacher, model_cfg, run.split)
@@ -109,10 +110,11 @@ def shape_host_bits(model: str, split: Split) -> int:
     same for every candidate. Their count follows from the shapes and the stored integer
     widths, not from the values, so a post-training-quantised *untrained* model of the same
     shapes gives it before any training (seconds)."""
-    recipe, model_cfg = CompressionRecipe(weight_bits=8, qat_epochs=0), PRESETS[model]
+    frontend = frontend_for(model)
+    recipe, model_cfg = CompressionRecipe(weight_bits=8, qat_epochs=0), frontend.config
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        stand_in = ViT(model_cfg)
+        stand_in = frontend.float_model()
         student = compress(recipe, model_cfg, stand_in, split).student
     layers = export_compressed(recipe, model_cfg, student)
     return host_param_bits(calibrate_int_vit(student, layers, calibration_images(split)))
@@ -122,7 +124,7 @@ def check_budget(cfg: RunConfig, budget_kb: float | None, board: Board | None) -
     """Before any training: the host parameter bits the search prices every candidate with,
     after refusing a budget that even the smallest candidate cannot meet (the sizes follow
     from the shapes; only low-rank ranks wait for the teacher, and are bounded below)."""
-    model_cfg = PRESETS[cfg.train.model]
+    model_cfg = frontend_for(cfg.train.model).config
     host = shape_host_bits(cfg.train.model, load_digits_split(seed=cfg.train.seed))
     if budget_kb is not None:
         refuse_early(candidates(cfg.compress, model_cfg), model_cfg, host,
@@ -134,7 +136,8 @@ def step_export(run: Run) -> None:
     with step(run, "export", "integer-only model: intB weights, (M, S) requant, integer "
                               "LayerNorm, softmax, GELU, adds"):
         cfg = run.cfg
-        layers = export_compressed(cfg.compress, PRESETS[cfg.train.model], run.student)
+        layers = export_compressed(cfg.compress, frontend_for(cfg.train.model).config,
+                                   run.student)
         run.model = model = calibrate_int_vit(run.student, layers, calibration_images(run.split))
         model.save(str(run.out / RunDir.MODEL))
         x, y = run.split.x_test, run.split.y_test
