@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     for tool in tools.MARKERS:
         if item.get_closest_marker(tool) is not None and (reason := tools.status(tool)):
             pytest.skip(f"{tool}: {reason}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_sim_builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
+    """One RTL build per distinct design for the whole session (sim.rtl's content-keyed cache):
+    the quick run, the tests that regenerate its projects and the sim tests build many identical
+    designs, and a Verilator build is most of a small simulation. Subprocesses (`vitfpga run`)
+    inherit the variable. A cache the caller already set is kept."""
+    from vitfpga.sim.rtl import CACHE_ENV
+
+    if os.environ.get(CACHE_ENV):
+        yield None
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        cache_dir = tmp_path_factory.mktemp("sim-cache")
+        mp.setenv(CACHE_ENV, str(cache_dir))
+        yield cache_dir
 
 
 def sim_params(*sims: str) -> list:

@@ -149,8 +149,8 @@ def _plan_model_checks(run_dir: Path | None, preset: str | None, weight_bits: in
 def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
                 rank: float | None, max_lanes: int, boards_file: Path | None
                 ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
+    from vitfpga.hardware_steps import plan as plan_engine
     from vitfpga.hls.plan.boards import get_board, register_boards_file
-    from vitfpga.hls.plan.engine import plan_model
     from vitfpga.sources import preset_layers, run_layers
 
     _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
@@ -160,7 +160,8 @@ def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bit
     target = get_board(board)
     layers, rows, label = (run_layers(run_dir) if run_dir is not None
                            else preset_layers(preset, weight_bits, rank=rank))
-    return layers, plan_model(layers, rows, target, max_lanes=max_lanes), label
+    # The run's own plan stage, on the model the run saved (or a preset's layers).
+    return layers, plan_engine(layers, rows, target, max_lanes=max_lanes), label
 
 
 @cli.command()
@@ -206,8 +207,8 @@ def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_b
     """(layers, engine plan, op program, whole-model plan, description): the fastest whole
     design that fits the board (`plan --whole`, `generate --whole`)."""
     from vitfpga.hls.plan.boards import get_board, register_boards_file
-    from vitfpga.hls.plan.whole import search_whole_model
     from vitfpga.sources import preset_int_model, run_int_model
+    from vitfpga.whole_steps import whole_design
 
     if rank is not None:
         raise BadInput("--whole does not take --rank yet: low-rank preset layers need a "
@@ -219,7 +220,7 @@ def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_b
                            f"lanes ..."):
         model, layers, rows, label = (run_int_model(run_dir) if run_dir is not None
                                       else preset_int_model(str(preset), weight_bits))
-        engine, prog, w = search_whole_model(model, layers, rows, target, max_lanes, rom_only)
+        engine, prog, w = whole_design(model, layers, rows, target, max_lanes, rom_only)
     return layers, engine, prog, w, label
 
 
@@ -260,7 +261,8 @@ def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: 
              force: bool, from_hls: bool, whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
-    from vitfpga.hls.emit.project import WholeModel, write_project
+    from vitfpga.hardware_steps import generate as generate_project
+    from vitfpga.hls.emit.project import WholeModel
     from vitfpga.hls.plan.boards import get_board
     from vitfpga.outdir import atomic_output_dir, check_output_dir
     from vitfpga.sources import preset_driver_source, run_driver_source
@@ -281,8 +283,8 @@ def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: 
     source = run_driver_source(run_dir) if run_dir is not None else preset_driver_source(
         str(preset))
     with atomic_output_dir(out, force) as tmp:
-        files = write_project(result, layers, tmp, board=get_board(board), source=source,
-                              from_hls=from_hls, whole=design)
+        files = generate_project(result, layers, tmp, get_board(board), source,
+                                 from_hls=from_hls, whole=design)
     what = "whole model" if whole else "engine"
     _console().print(f"{label}: {what} PE={result.pe} x SIMD={result.simd} on {result.board}, "
                      f"{len(files)} files in {out}; next: `make -C {out} bitstream`")

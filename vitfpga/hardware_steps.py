@@ -1,104 +1,140 @@
-"""The hardware steps: plan the engine, emit it, synthesise it, verify every layer on every
-simulator, and run the test images with every linear layer on the RTL."""
+"""The hardware stages: plan the engine, emit it, synthesise it, verify every layer on every
+simulator, and run the test images with every linear layer on the RTL. Each takes values and
+returns one; `plan` and `generate` are what `vitfpga plan` and `generate RUN_DIR` call too."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 
 from vitfpga.config import RunConfig
 from vitfpga.errors import BadInput
-from vitfpga.hls.emit.project import write_project
+from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.emit.pynq import DriverSource
-from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import plan_model
+from vitfpga.hls.plan.boards import Board, get_board
+from vitfpga.hls.plan.engine import ModelPlan, plan_model
 from vitfpga.hls.plan.system import ps_family
-from vitfpga.run_state import Run, step
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.rundir import RunDir
 from vitfpga.runtime import linear_golden
 from vitfpga.runtime import logits as int_logits
 from vitfpga.sim import tools
 from vitfpga.sim.csim import run_csim
+from vitfpga.sim.result import SimResult
 from vitfpga.sim.rtl import RtlSession, run_rtl
-from vitfpga.sim.synth import synthesize
-from vitfpga.sources import TEST_IMAGES
+from vitfpga.sim.synth import SynthReport, synthesize
+from vitfpga.ui import Ui
 
-__all__ = ["check_tools", "driver_source", "needed_tools", "step_generate", "step_hil",
-           "step_plan", "step_synth", "step_verify"]
+if TYPE_CHECKING:  # torch comes with it: `vitfpga plan` and `generate` load without it
+    from vitfpga.quant.data import Split
 
-
-def step_plan(run: Run) -> None:
-    board = run.board
-    layers = run.model.layers
-    with step(run, "plan", f"fold all {len(layers)} linear layers onto one engine for "
-                            f"{board.name}"):
-        run.plan = p = plan_model(layers, run.model.rows(), board)
-        (run.out / RunDir.PLAN).write_text(p.to_json())
-        run.console.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36:g} BRAM36 "
-                          f"({p.bram_efficiency:.1%} full), {p.uram} URAM, {p.dsp} DSP, "
-                          f"~{p.lut} LUT; {p.cycles_per_image} cycles per image, "
-                          f"{p.mac_utilisation:.1%} MAC utilisation")
+__all__ = ["Hil", "Verified", "check_tools", "generate", "needed_tools", "plan", "step_generate",
+           "step_hil", "step_plan", "step_synth", "step_verify"]
 
 
-def driver_source(run: Run) -> DriverSource:
-    """The trained integer model and test images a generated driver package carries (what
-    `vitfpga generate RUN_DIR` reads back from the run directory)."""
-    split = run.split
-    assert split is not None
-    return DriverSource(model=run.cfg.train.model, spec=run.model.spec,
-                        model_file=run.out / RunDir.MODEL,
-                        images=split.x_test[:TEST_IMAGES].numpy(),
-                        labels=split.y_test[:TEST_IMAGES].numpy())
+@dataclass(frozen=True)
+class Verified:
+    vectors: dict[str, np.ndarray]  # every layer's int8 inputs and golden outputs (vectors.npz)
+    results: list[SimResult]  # one row per layer and simulator
 
 
-def step_generate(run: Run) -> None:
-    with step(run, "generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
-        files = write_project(run.plan, run.model.layers, run.out / RunDir.PROJECT,
-                              board=run.board, source=driver_source(run))
-        run.console.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
+@dataclass(frozen=True)
+class Hil:
+    """Hardware in the loop; its fields, in order, are report.json's `hil`."""
+
+    simulator: str
+    images: int
+    engine_runs: int
+    logits_identical: bool
+    rtl_accuracy: float
+    integer_accuracy: float
+    cycles: int
+    ideal_cycles: int
+    cycles_per_image: float
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
-def step_synth(run: Run) -> None:
+def plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
+         max_lanes: int = 64) -> ModelPlan:
+    """The engine plan: every linear layer folded onto one engine for `board`."""
+    return plan_model(layers, rows, board, max_lanes=max_lanes)
+
+
+def generate(engine: ModelPlan, layers: dict[str, IntLinear], project: Path, board: Board,
+             source: DriverSource, from_hls: bool = False, whole: WholeModel | None = None
+             ) -> list[Path]:
+    """The bitstream project for `engine` (with `whole`, the whole-model design) in `project`."""
+    return write_project(engine, layers, project, board=board, source=source, from_hls=from_hls,
+                         whole=whole)
+
+
+def step_plan(model: IntModel, board: Board, ui: Ui) -> ModelPlan:
+    layers = model.layers
+    with ui.step("plan", f"fold all {len(layers)} linear layers onto one engine for "
+                         f"{board.name}"):
+        p = plan(layers, model.rows(), board)
+        ui.print(f"  PE={p.pe} SIMD={p.simd}, {p.bram36:g} BRAM36 "
+                 f"({p.bram_efficiency:.1%} full), {p.uram} URAM, {p.dsp} DSP, "
+                 f"~{p.lut} LUT; {p.cycles_per_image} cycles per image, "
+                 f"{p.mac_utilisation:.1%} MAC utilisation")
+    return p
+
+
+def step_generate(engine: ModelPlan, model: IntModel, board: Board, source: DriverSource,
+                  out: RunDir, ui: Ui) -> list[Path]:
+    with ui.step("generate", "HLS C++, Verilog, Vivado/Vitis TCL and the PYNQ driver"):
+        files = generate(engine, model.layers, out / RunDir.PROJECT, board, source)
+        ui.print(f"  {len(files)} files in project/ (hls, rtl, vivado, pynq)")
+    return files
+
+
+def step_synth(cfg: RunConfig, board: Board, engine: ModelPlan, out: RunDir, ui: Ui
+               ) -> SynthReport | None:
     """Yosys synth_xilinx on the emitted Verilog: what the planner estimated, measured."""
-    if not run.cfg.hardware.synth:
-        return
-    family = run.board.synth_family
-    with step(run, "synth", f"Yosys synth_xilinx -family {family} on project/rtl"), \
-            run.console.status("  yosys ..."):
-        run.synth = y = synthesize(run.out / RunDir.PROJECT / "rtl", run.out.build("yosys"),
-                                   family=family)
-    p = run.plan
-    run.console.print(f"  Yosys: {y.bram36:g} BRAM36, {y.uram} URAM, {y.dsp} DSP, {y.lut} LUT, "
-                      f"{y.ff} FF; planner: {p.bram36:g} BRAM36, {p.uram} URAM, {p.dsp} DSP, "
-                      f"~{p.lut} LUT")
+    if not cfg.hardware.synth:
+        return None
+    family = board.synth_family
+    with ui.step("synth", f"Yosys synth_xilinx -family {family} on project/rtl"), \
+            ui.status("  yosys ..."):
+        y = synthesize(out / RunDir.PROJECT / "rtl", out.build("yosys"), family=family)
+    p = engine
+    ui.print(f"  Yosys: {y.bram36:g} BRAM36, {y.uram} URAM, {y.dsp} DSP, {y.lut} LUT, "
+             f"{y.ff} FF; planner: {p.bram36:g} BRAM36, {p.uram} URAM, {p.dsp} DSP, "
+             f"~{p.lut} LUT")
+    return y
 
 
-def _layer_inputs(run: Run) -> dict[str, np.ndarray]:
+def _layer_inputs(model: IntModel, data: Split, n: int) -> dict[str, np.ndarray]:
     """Real int8 input rows of every layer, from test images through the integer model."""
     record: dict[str, list[np.ndarray]] = {}
-    images = run.split.x_test[:run.cfg.verify.verify_images].numpy()
-    int_logits(run.model, images, record=record)
-    return {name: np.concatenate(record[name]) for name in run.model.layers}
+    int_logits(model, data.x_test[:n].numpy(), record=record)
+    return {name: np.concatenate(record[name]) for name in model.layers}
 
 
-def step_verify(run: Run) -> None:
-    sims = run.cfg.verify.simulators
-    with step(run, "verify", f"every layer on {', '.join(sims)} against the integer golden"):
-        inputs = _layer_inputs(run)
+def step_verify(cfg: RunConfig, model: IntModel, engine: ModelPlan, data: Split, out: RunDir,
+                ui: Ui) -> Verified:
+    sims = cfg.verify.simulators
+    verified: list[SimResult] = []
+    with ui.step("verify", f"every layer on {', '.join(sims)} against the integer golden"):
+        inputs = _layer_inputs(model, data, cfg.verify.verify_images)
         # int8, as the golden's expected rows have always been stored in vectors.npz
-        jobs = [(name, x, linear_golden(x, run.model.layers[name]).astype(np.int8))
+        jobs = [(name, x, linear_golden(x, model.layers[name]).astype(np.int8))
                 for name, x in inputs.items()]
-        np.savez(run.out / RunDir.VECTORS, **{f"{name}/x": x for name, x, _ in jobs},
-                 **{f"{name}/expected": y for name, _, y in jobs})
-        project, build = run.out / RunDir.PROJECT, run.out / RunDir.BUILD
+        project, build = out / RunDir.PROJECT, out / RunDir.BUILD
         values = sum(y.size for _, _, y in jobs)
         for sim in sims:
-            with run.console.status(f"  {sim}: {len(jobs)} layers, {values} values ..."):
+            with ui.status(f"  {sim}: {len(jobs)} layers, {values} values ..."):
                 if sim == "csim":
-                    results = run_csim(project / "hls", run.plan, jobs, build / "csim")
+                    results = run_csim(project / "hls", engine, jobs, build / "csim")
                 else:
-                    results = run_rtl(project / "rtl", run.plan, jobs, sim, build)
-            run.verification += results
+                    results = run_rtl(project / "rtl", engine, jobs, sim, build)
+            verified += results
             compared = sum(r.compared for r in results)
             mismatches = sum(r.mismatches for r in results)
             mark = "[green]✓[/]" if all(r.ok for r in results) else "[red]✗[/]"
@@ -107,42 +143,44 @@ def step_verify(run: Run) -> None:
                 measured = sum(r.cycles or 0 for r in results)
                 ideal = sum(r.ideal_cycles or 0 for r in results)
                 cycles = f", {measured} cycles (ideal {ideal})"
-            run.console.print(f"  {mark} {sim}: {len(results)} layers, {compared} values "
-                              f"compared, {mismatches} mismatches{cycles}")
+            ui.print(f"  {mark} {sim}: {len(results)} layers, {compared} values "
+                     f"compared, {mismatches} mismatches{cycles}")
+    vectors = {**{f"{name}/x": x for name, x, _ in jobs},
+               **{f"{name}/expected": y for name, _, y in jobs}}
+    return Verified(vectors, verified)
 
 
-def step_hil(run: Run) -> None:
+def step_hil(cfg: RunConfig, model: IntModel, engine: ModelPlan, data: Split, out: RunDir,
+             ui: Ui) -> Hil | None:
     """Hardware in the loop: every linear layer of the forward pass runs on the RTL simulation,
     the rest on the host from the golden code; logits must equal the golden's exactly."""
-    cfg = run.cfg
-    n = min(cfg.verify.hil_images, len(run.split.y_test))
+    import torch
+
+    n = min(cfg.verify.hil_images, len(data.y_test))
     if n == 0:
-        return
+        return None
     sim = cfg.verify.hil_simulator
-    with step(run, "hil", f"{n} test images, every linear layer on {sim}"):
-        x, y = run.split.x_test[:n], run.split.y_test[:n]
-        model = run.model
+    with ui.step("hil", f"{n} test images, every linear layer on {sim}"):
+        x, y = data.x_test[:n], data.y_test[:n]
         expected = torch.from_numpy(int_logits(model, x.numpy()))
-        rtl_dir, build = run.out / RunDir.PROJECT / "rtl", run.out / RunDir.BUILD
-        with RtlSession(rtl_dir, run.plan, sim, build) as rtl, \
-                run.console.status(f"  {sim}: {n} images through the engine ..."):
+        rtl_dir, build = out / RunDir.PROJECT / "rtl", out / RunDir.BUILD
+        with RtlSession(rtl_dir, engine, sim, build) as rtl, \
+                ui.status(f"  {sim}: {n} images through the engine ..."):
             logits = torch.from_numpy(int_logits(model, x.numpy(), linear=lambda name, rows: (
                 rtl.linear(model.layers[name], rows.astype(np.int8)))))
         measured = sum(r.cycles for _, r in rtl.runs)
         ideal = sum(r.ideal_cycles for _, r in rtl.runs)
         identical = bool(torch.equal(logits, expected))
-        run.accuracy["rtl"] = float((logits.argmax(-1) == y).float().mean())
-        run.hil = {"simulator": sim, "images": n, "engine_runs": len(rtl.runs),
-                   "logits_identical": identical, "rtl_accuracy": run.accuracy["rtl"],
-                   "integer_accuracy": float((expected.argmax(-1) == y).float().mean()),
-                   "cycles": measured, "ideal_cycles": ideal,
-                   "cycles_per_image": round(measured / n, 1)}
+        hil = Hil(simulator=sim, images=n, engine_runs=len(rtl.runs), logits_identical=identical,
+                  rtl_accuracy=float((logits.argmax(-1) == y).float().mean()),
+                  integer_accuracy=float((expected.argmax(-1) == y).float().mean()),
+                  cycles=measured, ideal_cycles=ideal, cycles_per_image=round(measured / n, 1))
         mark = "[green]✓[/]" if identical else "[red]✗[/]"
-        run.console.print(f"  {mark} logits {'identical to' if identical else 'DIFFER from'} "
-                          f"the golden; RTL top-1 {run.accuracy['rtl']:.2%} on the first {n} "
-                          f"test images (golden {run.hil['integer_accuracy']:.2%}); "
-                          f"{measured / n:,.0f} cycles per image (ideal {ideal / n:,.0f})")
-
+        ui.print(f"  {mark} logits {'identical to' if identical else 'DIFFER from'} "
+                 f"the golden; RTL top-1 {hil.rtl_accuracy:.2%} on the first {n} "
+                 f"test images (golden {hil.integer_accuracy:.2%}); "
+                 f"{measured / n:,.0f} cycles per image (ideal {ideal / n:,.0f})")
+    return hil
 
 
 def needed_tools(cfg: RunConfig) -> list[tuple[str, str, str]]:
@@ -169,7 +207,7 @@ def needed_tools(cfg: RunConfig) -> list[tuple[str, str, str]]:
 def check_tools(cfg: RunConfig) -> None:
     """Fail before training, not after, when a tool the run needs is missing or the board
     cannot host the PYNQ system the project is generated for."""
-    ps_family(get_board(cfg.hardware.board))  # preflight: no Run (and no resolved board) yet
+    ps_family(get_board(cfg.hardware.board))  # preflight, before the run resolves its board
     for tool, why, skip in needed_tools(cfg):
         reason = tools.yosys_status() if tool == "yosys" else tools.simulator_status(tool)
         if reason:

@@ -4,6 +4,7 @@ seeded random weights (labelled as such wherever it is reported)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import DriverSource
@@ -13,7 +14,10 @@ from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
 from vitfpga.rundir import RunDir
 
-__all__ = ["TEST_IMAGES", "preset_driver_source", "preset_int_model",
+if TYPE_CHECKING:
+    from vitfpga.quant.data import Split
+
+__all__ = ["TEST_IMAGES", "driver_source", "preset_driver_source", "preset_int_model",
            "preset_layers", "run_driver_source", "run_int_model", "run_layers", "run_model_file"]
 
 
@@ -90,8 +94,15 @@ def run_driver_source(run_dir: Path) -> DriverSource:
 
     run = RunDir(run_dir)
     train = run.config().train
-    split = load_digits_split(seed=train.seed)
-    return DriverSource(model=train.model, spec=run.model().spec, model_file=run / RunDir.MODEL,
+    return driver_source(train.model, run.model(), load_digits_split(seed=train.seed),
+                         run / RunDir.MODEL)
+
+
+def driver_source(name: str, model: IntModel, split: Split, model_file: Path) -> DriverSource:
+    """What a driver package carries of a trained model: `vitfpga run` hands it the model it
+    just exported, `generate RUN_DIR` the one the run saved (`model_file`), so both package the
+    same."""
+    return DriverSource(model=name, spec=model.spec, model_file=model_file,
                         images=split.x_test[:TEST_IMAGES].numpy(),
                         labels=split.y_test[:TEST_IMAGES].numpy())
 

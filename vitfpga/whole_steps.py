@@ -1,24 +1,35 @@
-"""The whole-model step of `vitfpga run`: the entire ViT in generated RTL, images in, logits out
-(docs/vit.md), checked against the integer golden and compared with the host-offload design."""
+"""The whole-model stage of `vitfpga run`: the entire ViT in generated RTL, images in, logits
+out (docs/vit.md), checked against the integer golden and compared with the host-offload
+design. `whole_design` is also what `vitfpga plan --whole` and `generate --whole` call."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from vitfpga.config import RunConfig
 from vitfpga.errors import VitfpgaError
-from vitfpga.hardware_steps import driver_source
-from vitfpga.hls.emit.project import WholeModel, write_project
+from vitfpga.hardware_steps import Hil, generate
+from vitfpga.hls.emit.project import WholeModel
+from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.hls.emit.vit import VIT_TOP
-from vitfpga.hls.plan.whole import offload_ps_pl_bytes, search_whole_model
+from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.program import VitProgram
+from vitfpga.hls.plan.whole import WholeModelPlan, offload_ps_pl_bytes, search_whole_model
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.report import WHOLE
-from vitfpga.run_state import Run, step
 from vitfpga.rundir import RunDir
 from vitfpga.runtime.forward import logits as golden_logits
 from vitfpga.sim.result import SimResult
-from vitfpga.sim.synth import synthesize
+from vitfpga.sim.synth import SynthReport, synthesize
 from vitfpga.sim.vit import run_vit
+from vitfpga.ui import Ui
 
-__all__ = ["IDEAL_NOTE", "step_whole"]
+if TYPE_CHECKING:
+    from vitfpga.quant.data import Split
+
+__all__ = ["IDEAL_NOTE", "WholeResult", "step_whole", "whole_design"]
 
 # What report.json's whole_model.ideal_cycles_per_image is (docs/vit.md, Cycles).
 IDEAL_NOTE = ("a lower bound: ops run one at a time, each for its slowest unit's throughput "
@@ -27,69 +38,86 @@ IDEAL_NOTE = ("a lower bound: ops run one at a time, each for its slowest unit's
               "work")
 
 
-def step_whole(run: Run) -> None:
-    cfg = run.cfg
-    n = min(cfg.verify.whole_images, len(run.split.y_test))
+@dataclass(frozen=True)
+class WholeResult:
+    summary: dict[str, Any]  # report.json's whole_model ({"skipped": why} when not run)
+    verification: SimResult | None  # the whole-model row beside the per-layer rows
+    rtl_accuracy: float | None  # top-1 of the whole-model RTL on its images
+
+
+def whole_design(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
+                 board: Board, max_lanes: int = 64, rom_only: bool = True
+                 ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
+    """(engine plan, op program, whole-model plan): the fastest whole design that fits."""
+    return search_whole_model(model, layers, rows, board, max_lanes, rom_only)
+
+
+def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
+               hil: Hil | None, synth: SynthReport | None, data: Split, source: DriverSource,
+               out: RunDir, ui: Ui) -> WholeResult | None:
+    n = min(cfg.verify.whole_images, len(data.y_test))
     if n == 0:
-        return
+        return None
     sim = "verilator"
-    model = run.model
-    board = run.board
     try:  # the folding `vitfpga plan --whole` picks, every weight in the bitstream ROM
-        plan, prog, wplan = search_whole_model(model, model.layers, model.rows(), board,
-                                                 rom_only=True)
+        plan, prog, wplan = whole_design(model, model.layers, model.rows(), board)
     except VitfpgaError as e:  # a model this design does not run yet: say so, keep the run
-        run.whole = {"skipped": str(e)}
-        run.console.print(f"[yellow]whole[/]: skipped: {e}")
-        return
+        ui.print(f"[yellow]whole[/]: skipped: {e}")
+        return WholeResult({"skipped": str(e)}, None, None)
     # A project of its own beside project/: what `vitfpga generate RUN --whole` writes.
-    project = run.out / RunDir.WHOLE
-    with step(run, "whole", f"{n} test images through the whole-model RTL on {sim}"):
-        files = write_project(plan, model.layers, project, board=board,
-                              source=driver_source(run), whole=WholeModel(prog, wplan))
-        run.console.print(f"  PE={plan.pe} SIMD={plan.simd}: {len(files)} files in "
-                          f"whole_model/ (rtl, vivado, pynq)")
-        x = run.split.x_test[:n].numpy()
-        y = run.split.y_test[:n].numpy()
+    project = out / RunDir.WHOLE
+    with ui.step("whole", f"{n} test images through the whole-model RTL on {sim}"):
+        files = generate(plan, model.layers, project, board, source,
+                         whole=WholeModel(prog, wplan))
+        ui.print(f"  PE={plan.pe} SIMD={plan.simd}: {len(files)} files in "
+                 f"whole_model/ (rtl, vivado, pynq)")
+        x, y = data.x_test[:n].numpy(), data.y_test[:n].numpy()
         expected = golden_logits(model, x)
-        with run.console.status(f"  {sim}: {n} images, patches in, logits out ..."):
-            r = run_vit(project / "rtl", prog, plan, model, x, sim, run.out.build("vit"))
+        with ui.status(f"  {sim}: {n} images, patches in, logits out ..."):
+            r = run_vit(project / "rtl", prog, plan, model, x, sim, out.build("vit"))
         mismatches = int((r.logits != expected).sum())
-        run.verification.append(SimResult(
-            target=sim, layer=WHOLE, compared=int(r.logits.size), mismatches=mismatches,
-            cycles=r.cycles, ideal_cycles=wplan.ideal_cycles_per_image * n))
-        run.accuracy["rtl"] = float((r.logits.argmax(-1) == y).mean())
-        yosys: dict[str, Any] | None = None
-        if cfg.hardware.synth and cfg.hardware.whole_synth:
-            with run.console.status("  Yosys synth_xilinx on the whole design (minutes) ..."):
-                s = synthesize(project / "rtl", run.out.build("yosys-vit"), top=VIT_TOP,
-                               family=board.synth_family)
-            yosys = {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram,
-                     "dsp": s.dsp, "seconds": s.seconds}
-            run.console.print(
-                f"  Yosys (whole design): {s.bram36:g} BRAM36, {s.uram} URAM, {s.dsp} DSP, "
-                f"{s.lut} LUT, {s.ff} FF; planner: {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
-                f"{wplan.dsp} DSP, ~{wplan.lut} LUT")
-        run.whole = _summary(run, wplan.to_json(), r.cycles / n, n, mismatches, yosys)
+        row = SimResult(target=sim, layer=WHOLE, compared=int(r.logits.size),
+                        mismatches=mismatches, cycles=r.cycles,
+                        ideal_cycles=wplan.ideal_cycles_per_image * n)
+        rtl_accuracy = float((r.logits.argmax(-1) == y).mean())
+        yosys = _whole_synth(cfg, board, wplan, out, ui)
+        summary = _summary(engine, hil, synth, wplan.to_json(), r.cycles / n, n, mismatches,
+                           yosys)
         mark = "[green]✓[/]" if mismatches == 0 else "[red]✗[/]"
-        run.console.print(
+        ui.print(
             f"  {mark} {r.logits.size} logits, {mismatches} mismatches; RTL top-1 "
-            f"{run.accuracy['rtl']:.2%} on {n} test images; {r.cycles / n:,.0f} cycles per "
+            f"{rtl_accuracy:.2%} on {n} test images; {r.cycles / n:,.0f} cycles per "
             f"image (ideal, a lower bound: {wplan.ideal_cycles_per_image:,}, "
             f"{r.cycles / n / wplan.ideal_cycles_per_image:.3f}x); "
             f"{wplan.ps_pl_bytes_per_image} B across PS-PL per image "
-            f"(host offload: {run.whole['host_offload']['ps_pl_bytes_per_image']:,} B)")
+            f"(host offload: {summary['host_offload']['ps_pl_bytes_per_image']:,} B)")
+    return WholeResult(summary, row, rtl_accuracy)
 
 
-def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches: int,
+def _whole_synth(cfg: RunConfig, board: Board, wplan: WholeModelPlan, out: RunDir, ui: Ui
+                 ) -> dict[str, Any] | None:
+    """Yosys on the whole design, when the config asks for it (minutes)."""
+    if not (cfg.hardware.synth and cfg.hardware.whole_synth):
+        return None
+    with ui.status("  Yosys synth_xilinx on the whole design (minutes) ..."):
+        s = synthesize(out / RunDir.WHOLE / "rtl", out.build("yosys-vit"), top=VIT_TOP,
+                       family=board.synth_family)
+    ui.print(f"  Yosys (whole design): {s.bram36:g} BRAM36, {s.uram} URAM, {s.dsp} DSP, "
+             f"{s.lut} LUT, {s.ff} FF; planner: {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
+             f"{wplan.dsp} DSP, ~{wplan.lut} LUT")
+    return {"lut": s.lut, "ff": s.ff, "bram36": s.bram36, "uram": s.uram, "dsp": s.dsp,
+            "seconds": s.seconds}
+
+
+def _summary(engine: ModelPlan, hil: Hil | None, synth: SynthReport | None,
+             wplan: dict[str, Any], cycles: float, n: int, mismatches: int,
              yosys: dict[str, Any] | None) -> dict[str, Any]:
-    clock = run.plan.clock_mhz * 1e6
-    hil = run.hil or {}
-    offload_cycles = hil.get("cycles_per_image", run.plan.cycles_per_image)
-    offload_bytes = offload_ps_pl_bytes(run.plan)  # the host-offload design's own engine
-    engine_yosys = None if run.synth is None else {
-        "lut": run.synth.lut, "ff": run.synth.ff, "bram36": run.synth.bram36,
-        "uram": run.synth.uram, "dsp": run.synth.dsp}
+    clock = engine.clock_mhz * 1e6
+    offload_cycles = engine.cycles_per_image if hil is None else hil.cycles_per_image
+    offload_bytes = offload_ps_pl_bytes(engine)  # the host-offload design's own engine
+    engine_yosys = None if synth is None else {
+        "lut": synth.lut, "ff": synth.ff, "bram36": synth.bram36,
+        "uram": synth.uram, "dsp": synth.dsp}
     return {
         "images": n, "simulator": "verilator", "mismatches": mismatches,
         "cycles_per_image": round(cycles, 1),
@@ -101,14 +129,14 @@ def _summary(run: Run, wplan: dict[str, Any], cycles: float, n: int, mismatches:
         "resources": {"planner": {k: wplan[k] for k in ("bram36", "uram", "dsp", "lut")},
                       "yosys": yosys},
         "host_offload": {
-            "pe": run.plan.pe, "simd": run.plan.simd,
+            "pe": engine.pe, "simd": engine.simd,
             "engine_cycles_per_image": offload_cycles,
             "engine_images_per_s_bound": round(clock / float(offload_cycles), 1),
             "ps_pl_bytes_per_image": offload_bytes,
             "note": "engine cycles only: the host's LayerNorm, softmax, GELU, attention "
                     "products, adds and the DMA set-up per layer come on top",
-            "resources": {"planner": {"bram36": run.plan.bram36, "uram": run.plan.uram,
-                                      "dsp": run.plan.dsp, "lut": run.plan.lut},
+            "resources": {"planner": {"bram36": engine.bram36, "uram": engine.uram,
+                                      "dsp": engine.dsp, "lut": engine.lut},
                           "yosys": engine_yosys}},
         "ps_pl_bytes_per_image": wplan["ps_pl_bytes_per_image"],
         "ps_pl_reduction": round(offload_bytes / wplan["ps_pl_bytes_per_image"], 1),
