@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vitfpga.errors import BadInput, VerificationFailed
-from vitfpga.hls.plan.boards import FAMILIES, part_family
+from vitfpga.hls.plan.boards import FAMILIES
 from vitfpga.sim.tools import YOSYS_RUNNER
 
-__all__ = ["FAMILIES", "SynthReport", "family_for_part", "probe_rom", "synthesize"]
+__all__ = ["FAMILIES", "SynthReport", "probe_rom", "synthesize"]
 
 SYNTH_TIMEOUT_S = 1800
 _LOG_TAIL = 15
@@ -91,17 +91,6 @@ class SynthReport:
                    dsp=total(_DSP), lut=total(_LOGIC_LUTS) + lutram + srl, ff=total(_FFS),
                    lutram=lutram, cells=dict(sorted(cells.items())),
                    seconds=round(seconds, 2))
-
-
-def family_for_part(part: str) -> str:
-    """`synth_xilinx -family` for a part number: xc7 (Zynq-7000, 7 series) or xcup (Zynq
-    UltraScale+ MPSoC, Kria K26/K24, Virtex/Kintex UltraScale+)."""
-    # The prefix rules are the board record's (hls.plan.boards); a board names its own family.
-    family = part_family(part)
-    if family:
-        return family
-    raise BadInput(f"part {part!r}: no Yosys family known for it (xc7* -> xc7, xczu*/xck26/"
-                   f"xcku*p/xcvu*p -> xcup)")
 
 
 def _yosys(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -11,12 +11,11 @@ import pytest
 
 from tests.conftest import digits_like, random_layer
 from vitfpga.errors import BadInput
-from vitfpga.hls.plan.boards import BOARDS, get_board, load_boards_file
+from vitfpga.hls.plan.boards import BOARDS, get_board, load_boards_file, part_family
 from vitfpga.hls.plan.engine import fixed_plan, plan_model
 from vitfpga.hls.plan.layout import model_tables, weight_words
 from vitfpga.hls.plan.system import ps_family, system_spec
 from vitfpga.runtime.codecs import codec_for, pack_lanes, unpack_lanes
-from vitfpga.sim.synth import family_for_part
 
 _TABLE = """[boards.{name}]
 part = "{part}"
@@ -43,7 +42,7 @@ def test_built_in_boards_carry_every_fact() -> None:
     assert (z2.family, z2.ps, z2.board_part) == ("xc7", "zynq7", "tul.com.tw:pynq-z2:part0:1.0")
     for board in BOARDS.values():
         # the record agrees with the part-number rules synthesis used before it existed
-        assert board.synth_family == family_for_part(board.part)
+        assert board.synth_family == part_family(board.part)
         assert ps_family(board).name == board.ps and board.board_part
 
 

@@ -18,10 +18,11 @@ import pytest
 from tests.conftest import hand_model_plan, random_layer
 from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.emit.rtl import emit_rtl
+from vitfpga.hls.plan.boards import Board, part_family
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.hls.plan.memory import map_memory
-from vitfpga.sim.synth import SynthReport, family_for_part, synthesize
+from vitfpga.sim.synth import SynthReport, synthesize
 
 PE, SIMD, BITS = 2, 8, 4
 SHAPES = [(128, 64), (64, 32)]  # (K, N): 640 weight words of 64 bits, 48 channel words
@@ -43,7 +44,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     plan = hand_model_plan(layers, PE, SIMD)
     out = tmp_path_factory.mktemp("synth_engine")
     emit_rtl(plan, layers, out)
-    report = synthesize(out / "rtl", out / "build", family=family_for_part(plan.part))
+    report = synthesize(out / "rtl", out / "build", family=part_family(plan.part))
     return Synthesised(plan, out / "rtl", report)
 
 
@@ -117,12 +118,14 @@ def test_nothing_to_synthesise(tmp_path: Path) -> None:
     ("xck26-sfvc784-2LV-c", "xcup"), ("xczu7ev-ffvc1156-2-e", "xcup"), ("xcvu9p-flga2104", "xcup"),
 ])
 def test_family_for_part(part: str, family: str) -> None:
-    assert family_for_part(part) == family
+    assert part_family(part) == family
 
 
 def test_family_for_unknown_part() -> None:
+    assert part_family("5cseba6u23i7") == ""
+    board = Board("altera", "5cseba6u23i7", 1, 1, 1, 0, 1, 100.0)
     with pytest.raises(BadInput, match="no Yosys family"):
-        family_for_part("5cseba6u23i7")
+        board.synth_family  # noqa: B018
 
 
 def test_report_counts_like_vivado() -> None:
