@@ -36,7 +36,7 @@ from vitfpga.quant.qat import quant_vit
 from vitfpga.quant.recipe import CompressionRecipe, LowRank, Prune
 from vitfpga.quant.shared import attach_encoders, drop_encoders, shared_init
 from vitfpga.quant.structure import SlotSpec, Structure, layer_type
-from vitfpga.quant.train import train
+from vitfpga.quant.train import CPU, train
 
 __all__ = ["Compressed", "base_structure", "calibration_images", "compress", "export_compressed",
            "slot_bits", "structure_for", "teacher_calibration"]
@@ -143,7 +143,7 @@ def _calibrate_activations(model: nn.Module, images: torch.Tensor) -> None:
 def calibration_images(split: Split) -> torch.Tensor:
     """The training images every calibration uses: factorisation, activation ranges, and the
     integer model's scales."""
-    return split.x_train[:CALIBRATION_IMAGES]
+    return split.train.take(CALIBRATION_IMAGES)[0]
 
 
 def teacher_calibration(teacher: ViT, model_cfg: ViTConfig, split: Split
@@ -155,9 +155,11 @@ def teacher_calibration(teacher: ViT, model_cfg: ViTConfig, split: Split
 
 
 def compress(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT, split: Split,
-             on_epoch: EpochCallback | None = None, seed: int = 0) -> Compressed:
+             on_epoch: EpochCallback | None = None, seed: int = 0,
+             device: torch.device = CPU) -> Compressed:
     """Teacher -> trained compressed Brevitas student (see the module docstring). `seed` is the
-    run's: QAT draws from seed + 1 on, apart from the teacher's own training."""
+    run's: QAT draws from seed + 1 on, apart from the teacher's own training. QAT runs on
+    `device`; everything else, and the student returned, stays on the CPU."""
     calib_images = calibration_images(split)
     calib = teacher_calibration(teacher, model_cfg, split)
     structure = structure_for(recipe, model_cfg, teacher, calib)
@@ -171,7 +173,7 @@ def compress(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT, spli
     spec = _prune_spec(recipe)
     pruner = None if spec is None else Pruner(student, spec, recipe.qat_epochs)
     kwargs = {"lr": recipe.qat_lr, "teacher": teacher, "kd_weight": recipe.kd_weight,
-              "temperature": recipe.kd_temperature}
+              "temperature": recipe.kd_temperature, "device": device}
     epochs = [recipe.qat_epochs]
     if any(spec.shared for spec in structure.values()):
         first = max(1, math.ceil(ENCODER_SHARE * recipe.qat_epochs))

@@ -93,11 +93,13 @@ def softmax_params(score_scale: float) -> Rescale:
     return rescale_params(score_scale * math.log2(math.e) * 2.0**EXP2_FRAC_BITS)
 
 
-def gelu_lut(in_scale: float, out_scale: float) -> np.ndarray:
+def gelu_lut(in_scale: float, out_scale: float, kind: str = "erf") -> np.ndarray:
     """The 256-entry ROM: `lut[q + 128] = clamp(round(gelu(q*s_in) / s_out), -128, 127)`,
-    round half to even as Brevitas' input quantiser of the next layer."""
+    round half to even as Brevitas' input quantiser of the next layer; `kind` "erf" is the
+    exact GELU, "tanh" its tanh approximation (the model's own, so the ROM matches it)."""
     q = torch.arange(-128, 128, dtype=torch.float64)
-    y = torch.nn.functional.gelu(q * in_scale) / out_scale
+    approximate = {"erf": "none", "tanh": "tanh"}[kind]
+    y = torch.nn.functional.gelu(q * in_scale, approximate=approximate) / out_scale
     return torch.round(y).clamp(-128, 127).to(torch.int8).numpy()
 
 

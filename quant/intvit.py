@@ -22,6 +22,8 @@ integer arithmetic only. Linear layers run through the runtime's `linear_golden`
 - Factored slots: `u` then `v` (a one-rule hop between them only when Brevitas' two quantisers
   disagree), and the sparse `s` on the same input; `v + s` is an int8 add at a calibrated
   max-abs scale.
+- Pooling: the class token, or the integer mean of the tokens (a ViT without one); the final
+  LayerNorm's residual scale then covers every token, not only the mean.
 - Head: its int8 output is the logits (returned as int64).
 """
 
@@ -60,6 +62,11 @@ def _ranges(model: nn.Module, images: torch.Tensor, sums: list[str]) -> dict[str
                for n, m in model.named_modules() if isinstance(m, nn.LayerNorm)]
     handles += [model.get_submodule(s).register_forward_hook(
         lambda _m, _a, out, key=s: note(key, out)) for s in sums]
+    if model.cfg.pool != "token":
+        # Average pooling: the final LayerNorm sees the tokens' mean, but the last residual
+        # add writes every token at that stage's scale, so its range is the tokens' own.
+        handles.append(model.blocks[-1].register_forward_hook(
+            lambda _m, _a, out: note("norm", out)))
     try:
         model.eval()
         for i in range(0, len(images), 256):
@@ -128,7 +135,8 @@ def calibrate_int_vit(qat_model: ViT, layers: dict[str, IntLinear], images: torc
     lim = 2 ** (RES_BITS - 1) - 1
     as_res = lambda t: np.clip(np.round(t.double().numpy() / res0), -lim, lim)  # noqa: E731
     p["embed.pos"] = as_res(qat_model.pos_embed[0]).astype(np.int16)
-    p["embed.cls"] = as_res(qat_model.cls_token.reshape(-1)).astype(np.int16)
+    if cfg.pool == "token":
+        p["embed.cls"] = as_res(qat_model.cls_token.reshape(-1)).astype(np.int16)
     p["embed.add"] = iop.add_params([out_scale("patch_embed"), res0], res0)
     hd = cfg.dim // cfg.heads
     for b in range(cfg.depth):
@@ -143,7 +151,7 @@ def calibrate_int_vit(qat_model: ViT, layers: dict[str, IntLinear], images: torc
         p[f"{pre}.add1"] = iop.add_params([r1, out_scale(f"{pre}.attn.proj")], r2)
         ln(f"{pre}.norm2", r2, in_scale(f"{pre}.mlp.fc1"))
         p[f"{pre}.mlp.gelu"] = iop.gelu_lut(out_scale(f"{pre}.mlp.fc1"),
-                                            in_scale(f"{pre}.mlp.fc2"))
+                                            in_scale(f"{pre}.mlp.fc2"), cfg.gelu)
         p[f"{pre}.add2"] = iop.add_params([r2, out_scale(f"{pre}.mlp.fc2")], r3)
     ln("norm", scales["res.norm"], in_scale("head"))
     return IntModel(spec=cfg.spec(), layers=dict(layers), params=p, scales=scales)

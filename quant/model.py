@@ -15,6 +15,9 @@ __all__ = ["HARDWARE_PRESETS", "PRESETS", "ViT", "ViTConfig", "float_linear", "l
 
 LinearFactory = Callable[[int, int, str], nn.Module]
 
+GELUS = ("erf", "tanh")
+POOLS = ("token", "avg")
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -26,6 +29,19 @@ class ViTConfig:
     heads: int = 4
     mlp_ratio: int = 2
     num_classes: int = 10
+    # Appended with defaults, so positional construction and the presets stay as they were.
+    # What imported models need: an MLP width that is no multiple of dim, their LayerNorm eps,
+    # the tanh GELU, and average pooling (no class token; mean of tokens, then `norm`).
+    mlp_hidden: int = 0  # 0: dim * mlp_ratio
+    ln_eps: float = 1e-5
+    gelu: str = "erf"  # "erf" (exact) or "tanh"
+    pool: str = "token"  # "token": class token, `norm`, token 0; "avg": mean of tokens, `norm`
+
+    def __post_init__(self) -> None:
+        if self.gelu not in GELUS:
+            raise ValueError(f"ViTConfig gelu {self.gelu!r}: expected one of {', '.join(GELUS)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"ViTConfig pool {self.pool!r}: expected one of {', '.join(POOLS)}")
 
     @property
     def num_patches(self) -> int:
@@ -33,7 +49,7 @@ class ViTConfig:
 
     @property
     def tokens(self) -> int:
-        return self.num_patches + 1  # + class token
+        return self.num_patches + (1 if self.pool == "token" else 0)  # + class token
 
     @property
     def patch_dim(self) -> int:
@@ -41,22 +57,27 @@ class ViTConfig:
 
     @property
     def hidden(self) -> int:
-        return self.dim * self.mlp_ratio
+        return self.mlp_hidden or self.dim * self.mlp_ratio
 
     def describe(self) -> str:
+        cls = "with cls" if self.pool == "token" else "no cls"
+        extra = "".join([
+            ", average pooling" if self.pool == "avg" else "",
+            f", LayerNorm eps {self.ln_eps:g}" if self.ln_eps != 1e-5 else "",
+            ", tanh GELU" if self.gelu == "tanh" else ""])
         return (f"{self.image_size}x{self.image_size} images, {self.patch_size}x{self.patch_size} "
-                f"patches ({self.tokens} tokens with cls), dim {self.dim}, depth {self.depth}, "
-                f"{self.heads} heads, MLP {self.hidden}, {self.num_classes} classes")
+                f"patches ({self.tokens} tokens {cls}), dim {self.dim}, depth {self.depth}, "
+                f"{self.heads} heads, MLP {self.hidden}, {self.num_classes} classes{extra}")
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | float | str]:
         return asdict(self)
 
     def spec(self) -> ModelSpec:
-        """The integer model's geometry: a class token, nn.LayerNorm's eps, exact (erf) GELU."""
+        """The integer model's geometry and the choices its forward pass depends on."""
         return ModelSpec(image_size=self.image_size, patch_size=self.patch_size,
                          in_chans=self.in_chans, dim=self.dim, depth=self.depth,
                          heads=self.heads, mlp_hidden=self.hidden, num_classes=self.num_classes,
-                         pool="token", ln_eps=1e-5, gelu="erf")
+                         pool=self.pool, ln_eps=self.ln_eps, gelu=self.gelu)
 
 
 PRESETS: dict[str, ViTConfig] = {"vit-digits": ViTConfig()}
@@ -71,7 +92,7 @@ HARDWARE_PRESETS: dict[str, ViTConfig] = {
 
 def linear_shapes(cfg: ViTConfig) -> list[tuple[str, int, int, int]]:
     """(name, K, N, rows per image) of every linear layer, in execution order: the patch
-    embedding sees the patches, the blocks every token, the head only the class token."""
+    embedding sees the patches, the blocks every token, the head one pooled row."""
     shapes = [("patch_embed", cfg.patch_dim, cfg.dim, cfg.num_patches)]
     for b in range(cfg.depth):
         t = cfg.tokens
@@ -115,7 +136,7 @@ class Mlp(nn.Module):
     def __init__(self, cfg: ViTConfig, prefix: str, linear: LinearFactory) -> None:
         super().__init__()
         self.fc1 = linear(cfg.dim, cfg.hidden, f"{prefix}.fc1")
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate="tanh" if cfg.gelu == "tanh" else "none")
         self.fc2 = linear(cfg.hidden, cfg.dim, f"{prefix}.fc2")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +146,9 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ViTConfig, prefix: str, linear: LinearFactory) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.dim)
+        self.norm1 = nn.LayerNorm(cfg.dim, eps=cfg.ln_eps)
         self.attn = Attention(cfg, f"{prefix}.attn", linear)
-        self.norm2 = nn.LayerNorm(cfg.dim)
+        self.norm2 = nn.LayerNorm(cfg.dim, eps=cfg.ln_eps)
         self.mlp = Mlp(cfg, f"{prefix}.mlp", linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,20 +157,28 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
+    """Token pooling: a class token, `norm`, the class token's row to the head. Average pooling:
+    no class token (and no `cls_token` parameter), the mean of the tokens, `norm`, the head."""
+
     def __init__(self, cfg: ViTConfig, linear: LinearFactory = float_linear) -> None:
         super().__init__()
         self.cfg = cfg
         self.patch_embed = linear(cfg.patch_dim, cfg.dim, "patch_embed")
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        if cfg.pool == "token":
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.pos_embed = nn.Parameter(torch.randn(1, cfg.tokens, cfg.dim) * 0.02)
         self.blocks = nn.ModuleList(
             Block(cfg, f"blocks.{i}", linear) for i in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.dim)
+        self.norm = nn.LayerNorm(cfg.dim, eps=cfg.ln_eps)
         self.head = linear(cfg.dim, cfg.num_classes, "head")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(patchify(images, self.cfg.patch_size))
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        if self.cfg.pool == "token":
+            x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x)[:, 0])
+        if self.cfg.pool == "token":
+            return self.head(self.norm(x)[:, 0])
+        return self.head(self.norm(x.mean(dim=1)))

@@ -14,6 +14,9 @@ Brevitas does, in float32); from there on every step is integer arithmetic (`int
 - GELU: a 256-entry int8 -> int8 ROM.
 - Factored slots: `u` then `v` (a one-rule hop between them where the model stores one), and a
   sparse `s` on the same input whose output is int8-added to `v`'s (`<slot>.sum`).
+- Pooling: the class token's row (`pool` "token"), or, for a ViT without a class token
+  (`pool` "avg"), the integer mean of every token (`int_mean`, at the residual's scale); then
+  the final LayerNorm.
 - Head: its int8 output is the logits, returned as int64.
 
 Everything is vectorised over images, tokens and heads: one matmul per layer and per product.
@@ -25,7 +28,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .intmath import int_add, int_layernorm, int_matmul, int_softmax, lut_apply, requantize
+from .intmath import (
+    int_add,
+    int_layernorm,
+    int_matmul,
+    int_mean,
+    int_softmax,
+    lut_apply,
+    requantize,
+)
 from .model import IntModel, linear_golden, slot_layers
 
 __all__ = ["IDENTITY", "logits", "patchify", "quantise_images"]
@@ -105,12 +116,15 @@ class _Forward:
         x = self.embed(self.slot("patch_embed", q.reshape(b * n, k)).reshape(b, n, -1))
         for i in range(spec.depth):
             x = self.block(i, x)
-        return self.slot("head", self.ln("norm", x[:, 0]))
+        pooled = x[:, 0] if spec.pool == "token" else int_mean(x, axis=1)
+        return self.slot("head", self.ln("norm", pooled))
 
     def embed(self, pe: np.ndarray) -> np.ndarray:
         pos = np.asarray(self.p["embed.pos"], dtype=np.int64)
-        cls = np.asarray(self.p["embed.cls"], dtype=np.int64)
         bits = self.m.res_bits
+        if self.m.spec.pool != "token":  # no class token: every row is a patch
+            return int_add([pe, pos], self.p["embed.add"], bits)
+        cls = np.asarray(self.p["embed.cls"], dtype=np.int64)
         cls = int_add([cls, pos[0]], np.array([IDENTITY, IDENTITY], dtype=np.int64), bits)
         tokens = int_add([pe, pos[1:]], self.p["embed.add"], bits)
         cls_rows = np.broadcast_to(cls, (pe.shape[0], 1, cls.shape[-1]))

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["EXP2_FRAC_BITS", "EXP2_LUT", "EXP2_ONE_BITS", "LN_FRAC_BITS", "RECIP_BITS",
-           "int_add", "int_layernorm", "int_matmul", "int_softmax", "isqrt", "lut_apply",
-           "requantize", "rescale", "round_shift"]
+           "int_add", "int_layernorm", "int_matmul", "int_mean", "int_softmax", "isqrt",
+           "lut_apply", "requantize", "rescale", "round_shift"]
 
 # exp(-d) = 2^-(d*log2 e): integer part by a shift, fraction by a 256-entry ROM of 2^-j/256.
 # Justification over I-BERT's 2nd-order polynomial: a ROM is as cheap in hardware, has no
@@ -150,6 +150,14 @@ def int_softmax(scores: object, mult: int, shift: int, lut: object = EXP2_LUT,
 def lut_apply(x: object, lut: object) -> np.ndarray:
     """`lut[x + 128]` for int8 x, as int64: an exact table look-up (the GELU ROM)."""
     return _i64(lut)[_i64(x) + 128]
+
+
+def int_mean(x: object, axis: int) -> np.ndarray:
+    """The mean over `axis`, rounded half up: `floor((2*sum + n) / (2n))`, exact in int64 (the
+    average pooling of a class-token-free ViT; the result stays at the input's scale)."""
+    v = _i64(x)
+    n = v.shape[axis]
+    return np.floor_divide(2 * v.sum(axis=axis) + n, 2 * n)
 
 
 def int_add(terms: Sequence[object], params: object, bits: int) -> np.ndarray:

@@ -41,14 +41,20 @@ def test_unknown_board(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("seeed = 1\n", "unknown key 'seeed'; the tables are [train], [compress], [hardware], "
-                    "[verify]"),
+    ("seeed = 1\n", "unknown key 'seeed'; the tables are [train], [data], [compress], "
+                    "[hardware], [verify]"),
     ("weight_bits = 4\n", "key 'weight_bits' now lives in the [compress] table"),
-    ("[train]\nseeed = 1\n", "unknown key 'seeed' in [train]; its keys: model, seed, "
-                              "float_epochs, float_lr"),
+    ("[train]\nseeed = 1\n", "unknown key 'seeed' in [train]; its keys: model, model_args, "
+                              "weights, device, seed, float_epochs, float_lr"),
     ("[train]\nweight_bits = 4\n", "unknown key 'weight_bits' in [train]; its keys: model, "
-                                    "seed, float_epochs, float_lr; it lives in the [compress]"),
-    ("train = 3\n", "'train' must be a table ([train] with keys model, seed"),
+                                    "model_args, weights, device, seed, float_epochs, "
+                                    "float_lr; it lives in the [compress]"),
+    ("train = 3\n", "'train' must be a table ([train] with keys model, model_args"),
+    ('[train]\nmodel = "resnet50"\n', "unknown model 'resnet50'; known: vit-digits, or "
+                                        "timm:NAME"),
+    ('[train]\nmodel_args = "{img_size: 3"\n', "model_args is not valid JSON"),
+    ('[data]\ntest_fraction = 1.5\n', "test_fraction must be between 0 and 1"),
+    ('[data]\nmean = [0.5]\n', "mean and std must have the same number of channels"),
     ('[train]\nseed = "one"\n', "[train] key 'seed' must be int"),
     ("[compress]\nweight_bits = 5\n", "weight bit-width 5 is not supported"),
     ('[compress]\nlayer_bits = ["head=6"]\n', "weight bit-width 6 is not supported"),
@@ -134,7 +140,7 @@ def test_plan_that_does_not_fit_says_by_how_much() -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("plan", "--board", "pynq-z2"), "give a RUN_DIR"),
+    (("plan", "--board", "pynq-z2"), "give one of: a RUN_DIR"),
     (("plan", "--preset", "deit-huge", "--board", "kv260"), "unknown preset 'deit-huge'"),
     (("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "5"),
      "--weight-bits 5 is not supported"),

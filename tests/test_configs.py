@@ -36,7 +36,7 @@ def test_tables_parse_once_and_the_report_form_gives_the_config_back(tmp_path: P
     assert recipe.ranks == {"qkv": 6, "proj": 6, "fc1": 8, "fc2": 6}
     assert (cfg.train.seed, cfg.hardware.board, cfg.hardware.synth) == (3, "kv260", False)
     tables = cfg.to_json()
-    assert list(tables) == ["train", "compress", "hardware", "verify"]
+    assert list(tables) == ["train", "data", "compress", "hardware", "verify"]
     assert tables["compress"]["shared_type_ranks"] == ["fc1=8"]
     assert CompressionRecipe.from_table(tables["compress"]) == recipe
     assert recipe.label == "int3, 1:4 sparse, shared decoders rank qkv 6, proj 6, fc1 8, fc2 6"

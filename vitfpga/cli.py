@@ -4,10 +4,12 @@ is exit code 3; never a traceback for any (vitfpga.errors lists them)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from vitfpga.config import RunConfig
     from vitfpga.hls.plan.engine import ModelPlan
     from vitfpga.hls.plan.program import VitProgram
     from vitfpga.hls.plan.whole import WholeModelPlan
-    from vitfpga.ir import IntLinear
+    from vitfpga.ir import IntLinear, IntModel
 
 from vitfpga.errors import BadInput, VitfpgaError
 
@@ -38,23 +41,57 @@ def cli() -> None:
     """Compress a ViT until every weight fits on chip; generate and verify its FPGA engine."""
 
 
+def _source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The model and the data a run starts from (each overrides its config key)."""
+    for decorator in reversed((
+        click.option("--model", default=None, help="vit-digits (default), timm:NAME, "
+                     "torchvision:NAME or package.module:factory (returns an nn.Module)."),
+        click.option("--model-args", default=None, help="JSON keyword arguments for the "
+                     "model, e.g. '{\"img_size\": 32, \"patch_size\": 4}'; num_classes and "
+                     "in_chans follow the data unless given."),
+        click.option("--weights", default=None, help="Float weights (.pt, .pth state dict or "
+                     ".safetensors): the teacher, not trained again."),
+        click.option("--data", default=None, help="An ImageFolder directory (class "
+                     "sub-folders of PNG/JPEG) or an .npz with x and y; default: the built-in "
+                     "digits."),
+        click.option("--max-images", type=int, default=None,
+                     help="A stratified subset of N images, for a first look."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                     help="Where training, QAT and calibration run (default auto)."),
+    )):
+        command = decorator(command)
+    return command
+
+
+def _source_overrides(model: str | None, model_args: str | None, weights: str | None,
+                      data: str | None, max_images: int | None, device: str | None
+                      ) -> dict[str, object]:
+    """The options above as `load_config` overrides (None: not given)."""
+    return {"model": model, "model_args": model_args, "weights": weights, "source": data,
+            "max_images": max_images, "device": device}
+
+
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="TOML file with run settings: [train], [compress], [hardware] and "
                    "[verify] tables (README).")
+@_source_options
 @click.option("--board", default=None, help="Target board (see `vitfpga boards`).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/latest"),
               show_default=True, help="Output directory, written atomically.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--quick", is_flag=True, help="Same path with few epochs (tests, first look).")
-def run(config_path: Path | None, board: str | None, out: Path, force: bool,
-        quick: bool) -> None:
+def run(config_path: Path | None, model: str | None, model_args: str | None,
+        weights: str | None, data: str | None, max_images: int | None, device: str | None,
+        board: str | None, out: Path, force: bool, quick: bool) -> None:
     """Train, quantise, export, plan, generate and verify, end to end."""
-    from vitfpga.config import load_config
+    from vitfpga.config import check_sources, load_config
     from vitfpga.outdir import check_output_dir
 
     # Bad input fails here, in a second, before the heavy imports and the training.
-    cfg = load_config(config_path, board=board)
+    cfg = load_config(config_path, board=board, **_source_overrides(
+        model, model_args, weights, data, max_images, device))
+    check_sources(cfg)
     check_output_dir(out, force)
     from vitfpga.pipeline import run_pipeline
 
@@ -65,6 +102,7 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="TOML file with run settings: [train], [compress], [hardware] and "
                    "[verify] tables (README).")
+@_source_options
 @click.option("--budget-kb", type=float, default=None,
               help="Search bits, rank and sparsity for the most accurate model within N KB.")
 @click.option("--board", default=None,
@@ -73,10 +111,12 @@ def run(config_path: Path | None, board: str | None, out: Path, force: bool,
               show_default=True, help="Output directory, written atomically.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists and is not empty.")
 @click.option("--quick", is_flag=True, help="Same path with few epochs (tests, first look).")
-def compress_cmd(config_path: Path | None, budget_kb: float | None, board: str | None,
+def compress_cmd(config_path: Path | None, model: str | None, model_args: str | None,
+                 weights: str | None, data: str | None, max_images: int | None,
+                 device: str | None, budget_kb: float | None, board: str | None,
                  out: Path, force: bool, quick: bool) -> None:
     """Train the teacher and compress it (the config's recipe, or the best that fits)."""
-    from vitfpga.config import load_config
+    from vitfpga.config import check_sources, load_config
     from vitfpga.hls.plan.boards import get_board
     from vitfpga.outdir import check_output_dir
 
@@ -84,7 +124,9 @@ def compress_cmd(config_path: Path | None, budget_kb: float | None, board: str |
         raise BadInput("give --budget-kb or --board, not both")
     if budget_kb is not None and budget_kb <= 0:
         raise BadInput(f"--budget-kb must be positive, got {budget_kb:g}")
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, **_source_overrides(model, model_args, weights, data,
+                                                       max_images, device))
+    check_sources(cfg)
     if board is not None:
         get_board(board)
     check_output_dir(out, force)
@@ -118,6 +160,14 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
         click.argument("run_dir", required=False, type=click.Path(path_type=Path)),
         click.option("--preset", default=None, help="Hardware-scale dimensions instead: "
                      "deit-tiny or deit-small (seeded random weights)."),
+        click.option("--model", default=None, help="Or your own model: timm:NAME, "
+                     "torchvision:NAME or package.module:factory, post-training quantised at "
+                     "--weight-bits (calibrated on --data, else on random images)."),
+        click.option("--model-args", default=None, help="JSON keyword arguments for --model."),
+        click.option("--weights", default=None, help="Float weights for --model (.pt, .pth, "
+                     ".safetensors)."),
+        click.option("--data", default=None, help="Calibration images for --model (an image "
+                     "folder or an .npz)."),
         click.option("--board", required=True, help="Target board (see `vitfpga boards`)."),
         click.option("--weight-bits", type=int, default=4, show_default=True,
                      help="Weight bits for --preset."),
@@ -132,13 +182,35 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
     return command
 
 
-def _plan_model_checks(run_dir: Path | None, preset: str | None, weight_bits: int,
-                       max_lanes: int) -> None:
+@dataclass(frozen=True)
+class _Source:
+    """What `plan` and `generate` plan: a run directory, a preset, or a user's model (the run
+    configuration that names it)."""
+
+    run_dir: Path | None = None
+    preset: str | None = None
+    user: RunConfig | None = None
+
+
+def _source(run_dir: Path | None, preset: str | None, model: str | None,
+            model_args: str | None, weights: str | None, data: str | None) -> _Source:
+    if sum(x is not None for x in (run_dir, preset, model)) != 1:
+        raise BadInput("give one of: a RUN_DIR from `vitfpga run` or `vitfpga compress`, "
+                       "--preset deit-tiny|deit-small, or --model (timm:NAME, ...)")
+    if model is None:
+        if any(x is not None for x in (model_args, weights, data)):
+            raise BadInput("--model-args, --weights and --data go with --model")
+        return _Source(run_dir, preset)
+    from vitfpga.config import check_sources, load_config
+
+    user = load_config(None, model=model, model_args=model_args, weights=weights, source=data)
+    check_sources(user)
+    return _Source(user=user)
+
+
+def _plan_model_checks(weight_bits: int, max_lanes: int) -> None:
     from vitfpga.quant.codecs import SUPPORTED_BITS
 
-    if (run_dir is None) == (preset is None):
-        raise BadInput("give a RUN_DIR from `vitfpga run` or `vitfpga compress`, or --preset "
-                       "deit-tiny|deit-small")
     if weight_bits not in SUPPORTED_BITS:
         raise BadInput(f"--weight-bits {weight_bits} is not supported; use one of "
                        f"{', '.join(map(str, SUPPORTED_BITS))}")
@@ -146,20 +218,36 @@ def _plan_model_checks(run_dir: Path | None, preset: str | None, weight_bits: in
         raise BadInput("--max-lanes must be at least 1")
 
 
-def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-                rank: float | None, max_lanes: int, boards_file: Path | None
+@functools.cache  # `generate` asks twice (the plan, then the driver's spec): import once
+def _int_model(src: _Source, weight_bits: int) -> tuple[IntModel, str]:
+    """A run's or a user's whole integer model, and its description."""
+    from vitfpga.sources import run_int_model, user_int_model
+
+    if src.user is not None:
+        with _console().status(f"{src.user.train.model}: import, post-training quantisation "
+                               f"..."):
+            return user_int_model(src.user, weight_bits)
+    model, _, _, label = run_int_model(src.run_dir)
+    return model, label
+
+
+def _plan_model(src: _Source, board: str, weight_bits: int, rank: float | None,
+                max_lanes: int, boards_file: Path | None
                 ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
     from vitfpga.hardware_steps import plan as plan_engine
     from vitfpga.hls.plan.boards import get_board, register_boards_file
-    from vitfpga.sources import preset_layers, run_layers
+    from vitfpga.sources import preset_layers
 
-    _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
-    if rank is not None and run_dir is not None:
-        raise BadInput("--rank applies to --preset; a run's layers are planned as trained")
+    _plan_model_checks(weight_bits, max_lanes)
+    if rank is not None and src.preset is None:
+        raise BadInput("--rank applies to --preset; a model's layers are planned as they are")
     register_boards_file(boards_file)
     target = get_board(board)
-    layers, rows, label = (run_layers(run_dir) if run_dir is not None
-                           else preset_layers(preset, weight_bits, rank=rank))
+    if src.preset is not None:
+        layers, rows, label = preset_layers(src.preset, weight_bits, rank=rank)
+    else:
+        model, label = _int_model(src, weight_bits)
+        layers, rows = model.layers, model.rows()
     # The run's own plan stage, on the model the run saved (or a preset's layers).
     return layers, plan_engine(layers, rows, target, max_lanes=max_lanes), label
 
@@ -171,16 +259,16 @@ def _plan_model(run_dir: Path | None, preset: str | None, board: str, weight_bit
 @click.option("--whole", is_flag=True, help="Plan the whole-model design instead (every op on "
               "chip, image in, logits out): the fastest folding whose engine, weights and "
               "activation memories all fit BOARD.")
-def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
+def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args: str | None,
+         weights: str | None, data: str | None, board: str, weight_bits: int,
          rank: float | None, max_lanes: int, boards_file: Path | None,
          json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
+    src = _source(run_dir, preset, model, model_args, weights, data)
     if whole:
-        _plan_whole(run_dir, preset, board, weight_bits, rank, max_lanes, boards_file,
-                    json_out)
+        _plan_whole(src, board, weight_bits, rank, max_lanes, boards_file, json_out)
         return
-    _, result, label = _plan_model(run_dir, preset, board, weight_bits, rank, max_lanes,
-                                   boards_file)
+    _, result, label = _plan_model(src, board, weight_bits, rank, max_lanes, boards_file)
     console = _console()
     for table in _plan_tables(result, label):
         console.print(table)
@@ -188,12 +276,11 @@ def plan(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
         json_out.write_text(result.to_json())
 
 
-def _plan_whole(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-                rank: float | None, max_lanes: int, boards_file: Path | None,
-                json_out: Path | None) -> None:
+def _plan_whole(src: _Source, board: str, weight_bits: int, rank: float | None,
+                max_lanes: int, boards_file: Path | None, json_out: Path | None) -> None:
     import json
 
-    _, engine, _, w, label = _whole_design(run_dir, preset, board, weight_bits, rank, max_lanes,
+    _, engine, _, w, label = _whole_design(src, board, weight_bits, rank, max_lanes,
                                            boards_file, rom_only=False)
     _console().print(_whole_table(w, label))
     if json_out is not None:
@@ -201,27 +288,30 @@ def _plan_whole(run_dir: Path | None, preset: str | None, board: str, weight_bit
                                         "whole_model": w.to_json()}, indent=1) + "\n")
 
 
-def _whole_design(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-                  rank: float | None, max_lanes: int, boards_file: Path | None, rom_only: bool
+def _whole_design(src: _Source, board: str, weight_bits: int, rank: float | None,
+                  max_lanes: int, boards_file: Path | None, rom_only: bool
                   ) -> tuple[dict[str, IntLinear], ModelPlan, VitProgram, WholeModelPlan, str]:
     """(layers, engine plan, op program, whole-model plan, description): the fastest whole
     design that fits the board (`plan --whole`, `generate --whole`)."""
     from vitfpga.hls.plan.boards import get_board, register_boards_file
-    from vitfpga.sources import preset_int_model, run_int_model
+    from vitfpga.sources import preset_int_model
     from vitfpga.whole_steps import whole_design
 
     if rank is not None:
         raise BadInput("--whole does not take --rank yet: low-rank preset layers need a "
                        "requantising hop, which only the host-offload design runs")
-    _plan_model_checks(run_dir, preset, weight_bits, max_lanes)
+    _plan_model_checks(weight_bits, max_lanes)
     register_boards_file(boards_file)
     target = get_board(board)
+    if src.preset is None:
+        model, label = _int_model(src, weight_bits)
     with _console().status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
                            f"lanes ..."):
-        model, layers, rows, label = (run_int_model(run_dir) if run_dir is not None
-                                      else preset_int_model(str(preset), weight_bits))
-        engine, prog, w = whole_design(model, layers, rows, target, max_lanes, rom_only)
-    return layers, engine, prog, w, label
+        if src.preset is not None:
+            model, _, _, label = preset_int_model(src.preset, weight_bits)
+        engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes,
+                                       rom_only)
+    return model.layers, engine, prog, w, label
 
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
@@ -256,32 +346,38 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
 @click.option("--whole", is_flag=True, help="The whole-model design instead (every op on chip, "
               "image in, logits out; a trained RUN_DIR): the folding `plan --whole` picks, with "
               "every weight in the bitstream.")
-def generate(run_dir: Path | None, preset: str | None, board: str, weight_bits: int,
-             rank: float | None, max_lanes: int, boards_file: Path | None, out: Path,
-             force: bool, from_hls: bool, whole: bool) -> None:
+def generate(run_dir: Path | None, preset: str | None, model: str | None,
+             model_args: str | None, weights: str | None, data: str | None, board: str,
+             weight_bits: int, rank: float | None, max_lanes: int, boards_file: Path | None,
+             out: Path, force: bool, from_hls: bool, whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
     from vitfpga.hardware_steps import generate as generate_project
     from vitfpga.hls.emit.project import WholeModel
     from vitfpga.hls.plan.boards import get_board
     from vitfpga.outdir import atomic_output_dir, check_output_dir
-    from vitfpga.sources import preset_driver_source, run_driver_source
+    from vitfpga.sources import model_driver_source, preset_driver_source, run_driver_source
 
+    src = _source(run_dir, preset, model, model_args, weights, data)
     check_output_dir(out, force)
     design: WholeModel | None = None
     if whole:
-        if preset is not None:
+        if src.preset is not None:
             raise BadInput("--whole needs a trained RUN_DIR: a preset's seeded random weights "
                            "run single layers only (`vitfpga plan --preset ... --whole` plans "
                            "one)")
         layers, result, prog, wplan, label = _whole_design(
-            run_dir, preset, board, weight_bits, rank, max_lanes, boards_file, rom_only=True)
+            src, board, weight_bits, rank, max_lanes, boards_file, rom_only=True)
         design = WholeModel(prog, wplan)
     else:
-        layers, result, label = _plan_model(run_dir, preset, board, weight_bits, rank,
-                                            max_lanes, boards_file)
-    source = run_driver_source(run_dir) if run_dir is not None else preset_driver_source(
-        str(preset))
+        layers, result, label = _plan_model(src, board, weight_bits, rank, max_lanes,
+                                            boards_file)
+    if src.run_dir is not None:
+        source = run_driver_source(src.run_dir)
+    elif src.preset is not None:
+        source = preset_driver_source(src.preset)
+    else:
+        source = model_driver_source(src.user.train.model, _int_model(src, weight_bits)[0])
     with atomic_output_dir(out, force) as tmp:
         files = generate_project(result, layers, tmp, get_board(board), source,
                                  from_hls=from_hls, whole=design)

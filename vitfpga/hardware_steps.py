@@ -113,7 +113,7 @@ def step_synth(cfg: RunConfig, board: Board, engine: ModelPlan, out: RunDir, ui:
 def _layer_inputs(model: IntModel, data: Split, n: int) -> dict[str, np.ndarray]:
     """Real int8 input rows of every layer, from test images through the integer model."""
     record: dict[str, list[np.ndarray]] = {}
-    int_logits(model, data.x_test[:n].numpy(), record=record)
+    int_logits(model, data.test.take(n)[0].numpy(), record=record)
     return {name: np.concatenate(record[name]) for name in model.layers}
 
 
@@ -156,12 +156,12 @@ def step_hil(cfg: RunConfig, model: IntModel, engine: ModelPlan, data: Split, ou
     the rest on the host from the golden code; logits must equal the golden's exactly."""
     import torch
 
-    n = min(cfg.verify.hil_images, len(data.y_test))
+    n = min(cfg.verify.hil_images, len(data.test))
     if n == 0:
         return None
     sim = cfg.verify.hil_simulator
     with ui.step("hil", f"{n} test images, every linear layer on {sim}"):
-        x, y = data.x_test[:n], data.y_test[:n]
+        x, y = data.test.take(n)
         expected = torch.from_numpy(int_logits(model, x.numpy()))
         rtl_dir, build = out / RunDir.PROJECT / "rtl", out / RunDir.BUILD
         with RtlSession(rtl_dir, engine, sim, build) as rtl, \

@@ -35,9 +35,11 @@ from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.model_steps import (
     Exported,
     Searched,
+    Source,
     Student,
     Teacher,
     check_budget,
+    resolve_source,
     step_compress,
     step_export,
     step_search,
@@ -107,6 +109,12 @@ def build_report(cfg: RunConfig, teacher: Teacher, student: Student, exported: E
                      "integer": exported.accuracy,
                      "rtl": None if hw is None else hw.rtl_accuracy},
         "agreement_qat_integer": exported.agreement,
+        "agreement_qat_float": student.agreement,
+        "agreement_with_pytorch": exported.agreement_with_pytorch,
+        "import": None if teacher.imported is None else teacher.imported.to_json(),
+        "data": {"source": cfg.data.source or "digits (scikit-learn)",
+                 "train_images": len(teacher.data.train), "test_images": len(teacher.data.test),
+                 "classes": exported.model.spec.num_classes},
         "size_bytes": {"fp32": size.fp32_bits // 8, "compressed": size.compressed_bytes},
         "compression_ratio": round(size.ratio, 3),
         "size": size.to_json(),
@@ -148,11 +156,11 @@ def write_run_report(out: RunDir, cfg: RunConfig, report: dict[str, Any],
     write_report(out, report, history, NOTES)
 
 
-def _model_stages(cfg: RunConfig, out: RunDir, ui: Ui, teacher: Teacher | None = None
-                  ) -> tuple[Teacher, Student, Exported]:
+def _model_stages(cfg: RunConfig, source: Source, out: RunDir, ui: Ui,
+                  teacher: Teacher | None = None) -> tuple[Teacher, Student, Exported]:
     """train_float (unless `teacher` is given), compress, export, each saving its artifact."""
     if teacher is None:
-        teacher = _save_teacher(out, step_train_float(cfg.train, ui))
+        teacher = _save_teacher(out, step_train_float(cfg, source, ui))
     student = step_compress(cfg, teacher, ui)
     torch.save(student.model.state_dict(), out / RunDir.QAT)
     (out / RunDir.STRUCTURE).write_text(json.dumps(
@@ -192,16 +200,23 @@ def _history(teacher: Teacher, student: Student, search: Searched | None
             "qat": student.losses}
 
 
+def _threads(cfg: RunConfig) -> None:
+    """The built-in model's tensors are tiny: one thread is 5-8x faster than two that spin
+    against each other (measured on the 2-core CI machine kind while a simulator build shared
+    it). A user's model is larger, and gets torch's default."""
+    if not cfg.data.source and ":" not in cfg.train.model:
+        torch.set_num_threads(1)
+
+
 def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> dict[str, Any]:
     check_output_dir(out, force)
     check_tools(cfg)
-    # The tensors are tiny: one thread is 5-8x faster than two that spin against each other
-    # (measured on the 2-core CI machine kind while a simulator build shared it).
-    torch.set_num_threads(1)
+    _threads(cfg)
+    cfg, source = resolve_source(cfg)  # every refusal before training
     ui = Ui(console)
     with atomic_output_dir(out, force) as tmp:
         run = RunDir(tmp)
-        teacher, student, exported = _model_stages(cfg, run, ui)
+        teacher, student, exported = _model_stages(cfg, source, run, ui)
         hw = _hardware_stages(cfg, teacher, exported, run, ui)
         report = build_report(cfg, teacher, student, exported, ui.timings, hardware=hw)
         write_run_report(run, cfg, report, _history(teacher, student, None))
@@ -223,19 +238,20 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
     directory is what `vitfpga plan`, `generate` and `export` take as RUN_DIR."""
     check_output_dir(out, force)
     target = None if board is None else get_board(board)
-    torch.set_num_threads(1)
+    _threads(cfg)
+    cfg, source = resolve_source(cfg)
     # A budget nothing can meet is refused here, from the shapes, before hours of training.
     search = budget_kb is not None or target is not None
-    host = check_budget(cfg, budget_kb, target) if search else 0
+    host = check_budget(cfg, source, budget_kb, target) if search else 0
     ui = Ui(console)
     with atomic_output_dir(out, force) as tmp:
         run = RunDir(tmp)
-        teacher = _save_teacher(run, step_train_float(cfg.train, ui))
+        teacher = _save_teacher(run, step_train_float(cfg, source, ui))
         searched = None
         if search:
             searched = step_search(cfg, teacher, budget_kb, target, host, ui)
             cfg = dataclasses.replace(cfg, compress=searched.recipe)
-        teacher, student, exported = _model_stages(cfg, run, ui, teacher=teacher)
+        teacher, student, exported = _model_stages(cfg, source, run, ui, teacher=teacher)
         size = exported.size
         if budget_kb is not None and size.compressed_bytes > budget_kb * 1024:
             raise BadInput(f"the trained model takes {size.compressed_bytes / 1024:.1f} KB, "

@@ -15,10 +15,12 @@ from vitfpga.quant.synthetic import structure_layers
 from vitfpga.rundir import RunDir
 
 if TYPE_CHECKING:
+    from vitfpga.config import RunConfig
     from vitfpga.quant.data import Split
 
-__all__ = ["TEST_IMAGES", "driver_source", "preset_driver_source", "preset_int_model",
-           "preset_layers", "run_driver_source", "run_int_model", "run_layers", "run_model_file"]
+__all__ = ["TEST_IMAGES", "driver_source", "model_driver_source", "preset_driver_source",
+           "preset_int_model", "preset_layers", "run_driver_source", "run_int_model",
+           "run_layers", "run_model_file", "user_int_model"]
 
 
 def run_model_file(run_dir: Path) -> tuple[IntModel, str]:
@@ -85,16 +87,59 @@ def preset_int_model(preset: str, weight_bits: int, seed: int = 0
     return model, layers, rows, label
 
 
+def user_int_model(cfg: RunConfig, weight_bits: int, calibration: int = 8
+                   ) -> tuple[IntModel, str]:
+    """(the integer model, its description) of a user's model for `plan` and `generate
+    --model`: imported, post-training quantised at `weight_bits` (no QAT) and calibrated on
+    `calibration` images of `--data`, or without data on seeded random images (labelled so:
+    the scales are then placeholders; the shapes and the arithmetic are real)."""
+    import torch
+
+    from vitfpga.model_steps import load_split
+    from vitfpga.quant.compress import calibration_images, compress, export_compressed
+    from vitfpga.quant.data import Split
+    from vitfpga.quant.frontend import frontend_for
+    from vitfpga.quant.intvit import calibrate_int_vit
+    from vitfpga.quant.recipe import CompressionRecipe
+
+    t = cfg.train
+    frontend = frontend_for(t.model, t.model_kwargs(), t.weights or None, seed=t.seed)
+    spec = frontend.spec
+    if cfg.data.source:
+        from vitfpga.quant.data import scan_data
+
+        info = scan_data(cfg.data.source or None, cfg.data.max_images, t.seed)
+        images = calibration_images(load_split(cfg, spec, info))[:calibration]
+        where = f"calibrated on {len(images)} images of {cfg.data.source}"
+    else:
+        gen = torch.Generator().manual_seed(t.seed)
+        images = torch.randn(calibration, spec.in_chans, spec.image_size, spec.image_size,
+                             generator=gen)
+        where = "calibrated on random images (placeholder scales)"
+    weights = "its float weights" if frontend.pretrained else "random init"
+    recipe = CompressionRecipe(weight_bits=weight_bits, qat_epochs=0)
+    vit = frontend.to_vit(frontend.source_model())
+    labels = torch.zeros(len(images), dtype=torch.int64)  # calibration only: no training
+    split = Split(images, labels, images[:0], labels[:0])
+    student = compress(recipe, frontend.config, vit, split).student
+    model = calibrate_int_vit(student, export_compressed(recipe, frontend.config, student),
+                              images)
+    return model, (f"{t.model} ({weights}), int{weight_bits} post-training quantised, "
+                   f"{where}")
+
+
 TEST_IMAGES = 512  # at most, in a driver package: enough for accuracy, small on the board
 
 
 def run_driver_source(run_dir: Path) -> DriverSource:
     """The trained integer model and the run's test images, for the board's driver package."""
-    from vitfpga.quant.data import load_digits_split
+    from vitfpga.model_steps import load_split
+    from vitfpga.quant.data import scan_data
 
     run = RunDir(run_dir)
-    train = run.config().train
-    return driver_source(train.model, run.model(), load_digits_split(seed=train.seed),
+    cfg, model = run.config(), run.model()
+    info = scan_data(cfg.data.source or None, cfg.data.max_images, cfg.train.seed)
+    return driver_source(cfg.train.model, model, load_split(cfg, model.spec, info),
                          run / RunDir.MODEL)
 
 
@@ -102,11 +147,17 @@ def driver_source(name: str, model: IntModel, split: Split, model_file: Path) ->
     """What a driver package carries of a trained model: `vitfpga run` hands it the model it
     just exported, `generate RUN_DIR` the one the run saved (`model_file`), so both package the
     same."""
+    images, labels = split.test.take(TEST_IMAGES)
     return DriverSource(model=name, spec=model.spec, model_file=model_file,
-                        images=split.x_test[:TEST_IMAGES].numpy(),
-                        labels=split.y_test[:TEST_IMAGES].numpy())
+                        images=images.numpy(), labels=labels.numpy())
 
 
 def preset_driver_source(preset: str) -> DriverSource:
     """A preset's package: its layers only (seeded random weights run layer by layer)."""
     return DriverSource(model=preset, spec=HARDWARE_PRESETS[preset].spec())
+
+
+def model_driver_source(name: str, model: IntModel) -> DriverSource:
+    """A user's model planned without a run (`generate --model`): its layers only, as a
+    preset's (post-training quantised, no test images of its own)."""
+    return DriverSource(model=name, spec=model.spec)

@@ -55,7 +55,7 @@ def whole_design(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, 
 def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
                hil: Hil | None, synth: SynthReport | None, data: Split, source: DriverSource,
                out: RunDir, ui: Ui) -> WholeResult | None:
-    n = min(cfg.verify.whole_images, len(data.y_test))
+    n = min(cfg.verify.whole_images, len(data.test))
     if n == 0:
         return None
     sim = "verilator"
@@ -71,7 +71,7 @@ def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
                          whole=WholeModel(prog, wplan))
         ui.print(f"  PE={plan.pe} SIMD={plan.simd}: {len(files)} files in "
                  f"whole_model/ (rtl, vivado, pynq)")
-        x, y = data.x_test[:n].numpy(), data.y_test[:n].numpy()
+        x, y = (t.numpy() for t in data.test.take(n))
         expected = golden_logits(model, x)
         with ui.status(f"  {sim}: {n} images, patches in, logits out ..."):
             r = run_vit(project / "rtl", prog, plan, model, x, sim, out.build("vit"))

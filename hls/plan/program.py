@@ -210,6 +210,10 @@ class _Layout:
 
 
 def _check_whole_model(model: IntModel) -> None:
+    if model.spec.pool != "token":
+        raise BadInput(f"whole-model hardware: the model pools by '{model.spec.pool}'; the "
+                       f"whole-model design runs class-token pooling only (the host-offload "
+                       f"design runs both)")
     for key in model.params:
         if key.startswith("hop.") or key.endswith(".sum"):
             raise BadInput(f"whole-model hardware: the model has {key} (a requantising hop or "

@@ -1,0 +1,146 @@
+"""A user's own ViT and images, end to end: a timm VisionTransformer trained briefly on digits
+the test writes as an image folder, through `vitfpga run --quick` to hardware in the loop,
+bit-exact; and timm's DeiT-Tiny (random init) imported, planned for KV260, generated, and one
+block's layers bit-exact on Verilator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitfpga.ir import IntModel
+
+TIMM_ARGS = {"img_size": 32, "patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 4}
+
+# Brief on purpose: the float teacher trains a few epochs on a stratified subset, QAT two, and
+# a few images go through each simulator (verify every layer on csim and Verilator, then
+# hardware in the loop and the whole-model RTL).
+CONFIG = f"""
+[train]
+model = "timm:vit_tiny_patch16_224"
+model_args = {json.dumps(json.dumps(TIMM_ARGS))}
+float_epochs = 12
+float_lr = 2e-3
+
+[data]
+max_images = 700
+
+[compress]
+weight_bits = 8
+qat_epochs = 2
+
+[hardware]
+synth = false
+whole_synth = false
+
+[verify]
+verify_images = 2
+simulators = ["csim", "verilator"]
+hil_images = 4
+whole_images = 2
+"""
+
+
+def write_digit_folder(root: Path) -> Path:
+    """scikit-learn's digits as 8x8 grayscale PNGs in class sub-folders (ImageFolder)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
+        folder = root / f"digit_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.round(image * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def timm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("own")
+    data = write_digit_folder(base / "digits")
+    (base / "run.toml").write_text(CONFIG)
+    out = base / "run"
+    proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--config",
+                           str(base / "run.toml"), "--data", str(data), "--out", str(out)],
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.verilator
+def test_timm_vit_on_an_image_folder_is_bit_exact_in_the_loop(timm_run: Path) -> None:
+    report = json.loads((timm_run / "report.json").read_text())
+    imported = report["import"]
+    assert imported["max_abs_diff"] <= 1e-4 * imported["logit_range"], imported
+    assert report["data"]["classes"] == 10 and report["data"]["test_images"] > 100
+    acc = report["accuracy"]
+    assert acc["float"] > 0.5 and acc["integer"] > 0.5, acc
+    assert report["agreement_with_pytorch"] >= 0.9, report["agreement_with_pytorch"]
+    assert report["agreement_qat_float"] >= 0.9, report["agreement_qat_float"]
+    rows = [v for v in report["verification"] if v["layer"] != "whole-model"]
+    assert {v["target"] for v in rows} == {"csim", "verilator"}
+    assert len({v["layer"] for v in rows}) == 10  # patch embedding, 2 x 4 block layers, head
+    assert all(v["compared"] > 0 and v["mismatches"] == 0 for v in rows), rows
+    assert report["hil"]["logits_identical"] is True and report["hil"]["images"] == 4
+    whole = report["whole_model"]
+    assert whole["logits_identical"] is True and whole["images"] == 2, whole
+    config = (timm_run / "config.toml").read_text()
+    assert "mean = [0.5]" in config  # timm's own normalisation, resolved and saved
+
+
+@pytest.mark.verilator
+def test_deit_tiny_import_plan_and_generate(tmp_path: Path) -> None:
+    """Import check, KV260 plan and project for timm's DeiT-Tiny at 224x224 (random init),
+    then the first block's four layers bit-exact on Verilator."""
+    from vitfpga.config import load_config
+    from vitfpga.sources import user_int_model
+
+    start = time.monotonic()
+    out = tmp_path / "deit"
+    proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "generate", "--model",
+                           "timm:deit_tiny_patch16_224", "--board", "kv260", "--weight-bits",
+                           "8", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "deit_tiny_patch16_224" in proc.stdout and "kv260" in proc.stdout
+    assert (out / "plan.json").is_file() and (out / "rtl" / "weights.mem").is_file()
+    plan = json.loads((out / "plan.json").read_text())
+    assert len(plan["layers"]) == 50  # patch embedding, 12 x 4 block layers, head
+    assert time.monotonic() - start < 600
+    cfg = load_config(None, model="timm:deit_tiny_patch16_224")
+    model, label = user_int_model(cfg, 8)
+    assert model.spec.tokens == 197 and model.spec.dim == 192 and "random" in label
+    _block_bit_exact_on_verilator(model, tmp_path)
+
+
+def _block_bit_exact_on_verilator(model: IntModel, tmp_path: Path) -> None:
+    """Block 0's qkv, proj, fc1 and fc2 on one engine (PE 8 x SIMD 16), each on 16 rows of its
+    real int8 activations from one image, against the golden."""
+    from vitfpga.hls.emit.rtl import emit_rtl
+    from vitfpga.hls.plan.boards import get_board
+    from vitfpga.hls.plan.engine import fixed_plan
+    from vitfpga.runtime import logits
+    from vitfpga.runtime.model import linear_golden
+    from vitfpga.sim.rtl import run_rtl
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 3, 224, 224)).astype(np.float32)
+    record: dict[str, list[np.ndarray]] = {}
+    logits(model, image, record=record)
+    names = [f"blocks.0.{p}" for p in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+    layers = {n: model.layers[n] for n in names}
+    plan = fixed_plan(layers, {n: 16 for n in names}, get_board("kv260"), pe=8, simd=16)
+    emit_rtl(plan, layers, tmp_path / "block")
+    jobs = [(n, record[n][0][:16].astype(np.int64),
+             linear_golden(record[n][0][:16].astype(np.int64), layers[n])) for n in names]
+    results = run_rtl(tmp_path / "block" / "rtl", plan, jobs, "verilator", tmp_path / "build")
+    assert [r.layer for r in results] == names
+    for r in results:
+        assert r.compared == 16 * layers[r.layer].n and r.mismatches == 0, r
