@@ -148,8 +148,12 @@ def export(run_dir: Path, qonnx_path: Path) -> None:
 
     run = RunDir(run_dir)
     run.require(RunDir.STRUCTURE, RunDir.QAT)
-    student, example = load_student(run / RunDir.STRUCTURE, run / RunDir.QAT,
-                                    frontend_for(run.config().train.model).config)
+    # The model's shape: its frontend, with the classes and channels the run's data gave it
+    # (model.npz's spec), so the run's own data and weights files need not be there any more.
+    train, spec = run.config().train, run.model().spec
+    frontend = frontend_for(train.model, train.model_kwargs(), num_classes=spec.num_classes,
+                            in_chans=spec.in_chans, seed=train.seed)
+    student, example = load_student(run / RunDir.STRUCTURE, run / RunDir.QAT, frontend.config)
     export_qonnx(student, qonnx_path, example)
     _console().print(f"{run_dir}: QONNX model in {qonnx_path}")
 

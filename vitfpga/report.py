@@ -169,6 +169,20 @@ def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
         ""]
 
 
+def _source_lines(r: dict[str, Any]) -> list[str]:
+    """The model and the data, and how faithfully the model was imported."""
+    data, imp = r["data"], r.get("import")
+    lines = [f"Model {r['config']['train']['model']}; data {data['source']} "
+             f"({data['train_images']} train, {data['test_images']} test images, "
+             f"{data['classes']} classes).", ""]
+    if imp:
+        lines += [f"Import check: vitfpga's float model reproduces the PyTorch module to "
+                  f"max |Δ logits| {imp['max_abs_diff']:.3g} over a logit range of "
+                  f"{imp['logit_range']:.3g} ({imp['relative']:.1e} of it; target 1e-4) on "
+                  f"{imp['images']} calibration images.", ""]
+    return lines
+
+
 def _markdown(r: dict[str, Any], notes: list[str]) -> str:
     acc = r["accuracy"]
     hil, whole = r.get("hil"), r.get("whole_model")
@@ -182,13 +196,16 @@ def _markdown(r: dict[str, Any], notes: list[str]) -> str:
                         f"{_pct(acc['rtl'])} |")
     lines = [
         "# vitfpga run report", "",
-        "## Accuracy (top-1, digits test split)", "",
+        *_source_lines(r),
+        f"## Accuracy (top-1, the test split: {r['data']['test_images']} images)", "",
         "| model | top-1 |", "|---|---|",
         f"| float teacher | {_pct(acc['float'])} |",
         f"| Brevitas QAT (fake-quant) | {_pct(acc['qat'])} |",
         f"| integer-only golden | {_pct(acc['integer'])} |",
         *(rtl_rows or [f"| RTL | {_pct(acc['rtl'])} |"]), "",
-        f"Top-1 agreement, QAT vs integer golden: {_pct(r['agreement_qat_integer'])}.", "",
+        f"Top-1 agreement: QAT vs integer golden {_pct(r['agreement_qat_integer'])}; QAT vs "
+        f"float teacher {_pct(r['agreement_qat_float'])}; integer golden vs the PyTorch model "
+        f"{_pct(r['agreement_with_pytorch'])}.", "",
         *_size_lines(r),
         *_plan_lines(r.get("plan")),
         *_resource_lines(r.get("resources")),

@@ -162,3 +162,41 @@ def test_heads_come_from_the_qkv_width(dense: Built, split: Split) -> None:
 def test_missing_slot_is_named() -> None:
     with pytest.raises(KeyError, match=r"blocks\.0\.mlp\.fc1"):
         slot_layers({}, "blocks.0.mlp.fc1")
+
+
+def test_average_pooling_and_tanh_gelu_agree_with_brevitas(split: Split) -> None:
+    """A ViT without a class token (mean of the tokens, then the final LayerNorm, as timm's
+    fc_norm), with tanh GELU and LayerNorm eps 1e-6: the integer forward pass pools by an
+    integer mean and uses a tanh GELU ROM, and agrees with its Brevitas model (a float-vs-
+    integer comparison: >= 90% top-1 agreement, as above)."""
+    from vitfpga.errors import BadInput
+    from vitfpga.hls.plan.boards import get_board
+    from vitfpga.hls.plan.engine import fixed_plan
+    from vitfpga.hls.plan.program import compile_vit
+
+    cfg = dataclasses.replace(CFG, pool="avg", gelu="tanh", ln_eps=1e-6, mlp_hidden=48)
+    structure = dense_structure(cfg, 8)
+    torch.manual_seed(0)
+    teacher = train(float_vit(cfg, structure), split, epochs=12, lr=3e-3, seed=0)
+    student = train(quant_vit(cfg, teacher, structure), split, epochs=1, lr=1e-3, seed=0,
+                    teacher=teacher, kd_weight=0.5)
+    ivit = calibrate_int_vit(student, export_linears(student), split.x_train)
+    assert ivit.spec.pool == "avg" and ivit.spec.tokens == 16 and "embed.cls" not in ivit.params
+    logits = _logits(ivit, split.x_test)
+    agree = float((logits.argmax(-1) == predict(student, split.x_test).argmax(-1)).float().mean())
+    assert agree >= 0.9, agree
+    rom = ivit.params["blocks.0.mlp.gelu"]  # the model's own GELU, not the exact one
+    assert np.array_equal(rom, _gelu_rom(ivit, "tanh"))
+    assert not np.array_equal(rom, _gelu_rom(ivit, "erf"))
+    # The whole-model hardware runs class-token pooling only, and says so.
+    plan = fixed_plan(ivit.layers, ivit.rows(), get_board("pynq-z2"), pe=4, simd=4)
+    with pytest.raises(BadInput, match="pools by 'avg'"):
+        compile_vit(ivit, plan)
+
+
+def _gelu_rom(model: IntModel, kind: str) -> np.ndarray:
+    """Block 0's GELU ROM rebuilt for `kind` from the model's own fc1 / fc2 scales."""
+    from vitfpga.quant.intops import gelu_lut
+
+    fc1, fc2 = model.layers["blocks.0.mlp.fc1"], model.layers["blocks.0.mlp.fc2"]
+    return gelu_lut(fc1.out_scale, fc2.in_scale, kind)
