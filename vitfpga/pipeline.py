@@ -200,19 +200,23 @@ def _history(teacher: Teacher, student: Student, search: Searched | None
             "qat": student.losses}
 
 
-def _threads(cfg: RunConfig) -> None:
-    """The built-in model's tensors are tiny: one thread is 5-8x faster than two that spin
-    against each other (measured on the 2-core CI machine kind while a simulator build shared
-    it). A user's model is larger, and gets torch's default."""
-    if not cfg.data.source and ":" not in cfg.train.model:
+# Below this many block weights (about a 1 M-parameter ViT) torch's tensors are small enough
+# that one thread beats two spinning against each other: 5-8x on the built-in model, 5x on a
+# dim-32 torchvision ViT (measured on the 2-core CI machine kind while a simulator shared it).
+ONE_THREAD_PARAMS = 1_000_000
+
+
+def _threads(source: Source) -> None:
+    spec = source.frontend.spec
+    if spec.depth * (4 * spec.dim**2 + 2 * spec.dim * spec.mlp_hidden) < ONE_THREAD_PARAMS:
         torch.set_num_threads(1)
 
 
 def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> dict[str, Any]:
     check_output_dir(out, force)
     check_tools(cfg)
-    _threads(cfg)
     cfg, source = resolve_source(cfg)  # every refusal before training
+    _threads(source)
     ui = Ui(console)
     with atomic_output_dir(out, force) as tmp:
         run = RunDir(tmp)
@@ -238,8 +242,8 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
     directory is what `vitfpga plan`, `generate` and `export` take as RUN_DIR."""
     check_output_dir(out, force)
     target = None if board is None else get_board(board)
-    _threads(cfg)
     cfg, source = resolve_source(cfg)
+    _threads(source)
     # A budget nothing can meet is refused here, from the shapes, before hours of training.
     search = budget_kb is not None or target is not None
     host = check_budget(cfg, source, budget_kb, target) if search else 0
