@@ -21,6 +21,7 @@ from typing import Any
 from vitfpga.config import RunConfig, check_sources, load_config
 from vitfpga.errors import BadInput
 from vitfpga.quant.recipe import TABLE_KEYS, CompressionRecipe
+from vitfpga.rundir import RunDir
 from vitfpga.tomlfile import typed_value
 
 __all__ = ["Result", "compile"]
@@ -46,7 +47,7 @@ class Result:
     @property
     def project(self) -> Path | None:
         """The generated bitstream project (host-offload engine)."""
-        path = self.out / "project"
+        path = self.out / RunDir.PROJECT
         return path if path.is_dir() else None
 
 

@@ -73,7 +73,7 @@ def _source_overrides(model: str | None, model_args: str | None, weights: str | 
 
 @cli.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML file with run settings: [train], [compress], [hardware] and "
+              help="TOML file with run settings: [train], [data], [compress], [hardware] and "
                    "[verify] tables (README).")
 @_source_options
 @click.option("--board", default=None, help="Target board (see `vitfpga boards`).")
@@ -100,7 +100,7 @@ def run(config_path: Path | None, model: str | None, model_args: str | None,
 
 @cli.command(name="compress")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="TOML file with run settings: [train], [compress], [hardware] and "
+              help="TOML file with run settings: [train], [data], [compress], [hardware] and "
                    "[verify] tables (README).")
 @_source_options
 @click.option("--budget-kb", type=float, default=None,

@@ -15,20 +15,19 @@ import pytest
 
 from vitfpga.ir import IntModel
 
-TIMM_ARGS = {"img_size": 32, "patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 4}
+# The issue's example model at 16x16 (17 tokens): the same layers as at 32x32 (benchmarks/
+# own_vit.py measures that one, with the int8 agreement target), a quarter of the work.
+TIMM_ARGS = {"img_size": 16, "patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 4}
 
-# Brief on purpose: the float teacher trains a few epochs on a stratified subset, QAT two, and
+# Brief on purpose: the float teacher trains 30 quick epochs (about 96% top-1), QAT two, and
 # a few images go through each simulator (verify every layer on csim and Verilator, then
 # hardware in the loop; the whole-model RTL runs the same units as in test_whole_model.py).
 CONFIG = f"""
 [train]
 model = "timm:vit_tiny_patch16_224"
 model_args = {json.dumps(json.dumps(TIMM_ARGS))}
-float_epochs = 12
-float_lr = 2e-3
-
-[data]
-max_images = 700
+float_epochs = 30
+float_lr = 3e-3
 
 [compress]
 weight_bits = 8
@@ -81,7 +80,9 @@ def test_timm_vit_on_an_image_folder_is_bit_exact_in_the_loop(timm_run: Path) ->
     assert imported["max_abs_diff"] <= 1e-4 * imported["logit_range"], imported
     assert report["data"]["classes"] == 10 and report["data"]["test_images"] > 100
     acc = report["accuracy"]
-    assert acc["float"] > 0.5 and acc["integer"] > 0.5, acc
+    assert acc["float"] > 0.8 and acc["integer"] > 0.8, acc
+    # Float-vs-integer tolerances (top-1 agreement; measured 98% for both with this brief
+    # training; the 99% int8 target is benchmarks/own_vit.py's, with full training).
     assert report["agreement_with_pytorch"] >= 0.9, report["agreement_with_pytorch"]
     assert report["agreement_qat_float"] >= 0.9, report["agreement_qat_float"]
     rows = [v for v in report["verification"] if v["layer"] != "whole-model"]
