@@ -18,6 +18,8 @@ from vitfpga.sim.tclcheck import check_hls_script, check_vivado_project
 
 DESIGN = "vitfpga_vit_digits"
 
+pytestmark = [pytest.mark.xdist_group("quick_run")]  # one worker makes the shared run
+
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vitfpga.cli", *args], capture_output=True,
