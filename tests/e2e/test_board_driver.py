@@ -27,7 +27,7 @@ from vitfpga.sources import run_driver_source, run_layers
 
 IMAGES = 16
 SIM = "verilator"
-pytestmark = [pytest.mark.verilator, pytest.mark.xdist_group("quick_run")]
+pytestmark = pytest.mark.verilator
 
 
 def _install(project: Path, target: Path) -> Path:

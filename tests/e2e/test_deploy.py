@@ -18,9 +18,6 @@ from vitfpga.sim.tclcheck import check_hls_script, check_vivado_project
 
 DESIGN = "vitfpga_vit_digits"
 
-pytestmark = [pytest.mark.xdist_group("quick_run")]  # one worker makes the shared run
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vitfpga.cli", *args], capture_output=True,
                           text=True, timeout=600)
@@ -68,7 +65,7 @@ def test_deploy_archive_is_complete_checksummed_and_deterministic(project: Path,
                                                                   tmp_path: Path) -> None:
     proc = _cli("deploy", str(project), "--out", str(tmp_path / "a"))
     assert proc.returncode == 0, proc.stderr
-    assert "WITHOUT a bitstream" in proc.stdout
+    assert "WITHOUT a bitstream" in " ".join(proc.stdout.split())  # rich wraps long paths
     archive = tmp_path / "a" / f"{DESIGN}.tar.gz"
     members = _members(archive)
     manifest = json.loads(members[f"{DESIGN}/MANIFEST.json"])

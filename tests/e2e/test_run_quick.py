@@ -9,9 +9,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-pytestmark = [pytest.mark.xdist_group("quick_run")]  # one worker makes the shared run
 
 
 def test_report_schema_and_bit_exact_verification(quick_run: Path) -> None:

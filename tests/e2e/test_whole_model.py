@@ -30,8 +30,6 @@ from vitfpga.sources import run_int_model
 CORE = Path(__file__).resolve().parents[2] / "templates" / "vit" / "include" / \
     "vitfpga_vit_core.v"
 
-pytestmark = [pytest.mark.xdist_group("quick_run")]  # one worker makes the shared run
-
 
 def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     report = json.loads((quick_run / "report.json").read_text())
