@@ -39,9 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
 import torch
 
+from tests.e2e.test_own_vit import write_digit_folder  # the e2e test's digits as PNGs
 from vitfpga.report import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,20 +222,6 @@ def deit_lines(r: dict[str, Any]) -> list[str]:
 
 
 # ---- part 2: the timm test model on digits ----------------------------------------------
-
-def write_digit_folder(root: Path) -> Path:
-    """scikit-learn's digits as 8x8 grayscale PNGs in class sub-folders (as the e2e test)."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    for i, (image, label) in enumerate(zip(digits.images, digits.target, strict=True)):
-        folder = root / f"digit_{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = np.round(image * 255 / 16).astype(np.uint8)
-        Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
-    return root
-
 
 def _digits_seed(seed: int, data: Path, tmp: Path) -> dict[str, Any]:
     config = tmp / f"seed{seed}.toml"

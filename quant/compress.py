@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from vitfpga.errors import BadInput
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.data import Split
 from vitfpga.quant.export import export_linears
 from vitfpga.quant.factorize import (
@@ -30,6 +30,7 @@ from vitfpga.quant.factorize import (
     layer_spectra,
     rank_structure,
 )
+from vitfpga.quant.intvit import calibrate_int_vit
 from vitfpga.quant.model import ViT, ViTConfig, linear_shapes
 from vitfpga.quant.prune import Pruner, PruneSpec, shrink_structured
 from vitfpga.quant.qat import quant_vit
@@ -39,7 +40,7 @@ from vitfpga.quant.structure import SlotSpec, Structure, layer_type
 from vitfpga.quant.train import CPU, train
 
 __all__ = ["Compressed", "base_structure", "calibration_images", "compress", "export_compressed",
-           "slot_bits", "structure_for", "teacher_calibration"]
+           "post_training_quantise", "slot_bits", "structure_for", "teacher_calibration"]
 
 CALIBRATION_IMAGES = 256
 ENCODER_SHARE = 0.7  # of the QAT epochs trained with the learned encoders attached
@@ -197,6 +198,16 @@ def compress(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT, spli
         pruner.finalize()
     student.eval()
     return Compressed(student, structure, start)
+
+
+def post_training_quantise(recipe: CompressionRecipe, model_cfg: ViTConfig, teacher: ViT,
+                           images: torch.Tensor) -> IntModel:
+    """The integer model of `teacher` compressed by `recipe` without QAT (`qat_epochs` 0):
+    Brevitas' activation ranges and the integer scales calibrated on `images`."""
+    labels = torch.zeros(len(images), dtype=torch.int64)  # calibration only: nothing trains
+    student = compress(recipe, model_cfg, teacher, Split(images, labels, images[:0],
+                                                         labels[:0])).student
+    return calibrate_int_vit(student, export_compressed(recipe, model_cfg, student), images)
 
 
 def export_compressed(recipe: CompressionRecipe, model_cfg: ViTConfig,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vitfpga.errors import BadInput, VerificationFailed
+from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.model import HARDWARE_PRESETS, linear_shapes
@@ -96,10 +96,8 @@ def user_int_model(cfg: RunConfig, weight_bits: int, calibration: int = 8
     import torch
 
     from vitfpga.model_steps import load_split
-    from vitfpga.quant.compress import calibration_images, compress, export_compressed
-    from vitfpga.quant.data import Split
+    from vitfpga.quant.compress import calibration_images, post_training_quantise
     from vitfpga.quant.frontend import frontend_for, import_check
-    from vitfpga.quant.intvit import calibrate_int_vit
     from vitfpga.quant.recipe import CompressionRecipe
 
     t = cfg.train
@@ -120,16 +118,8 @@ def user_int_model(cfg: RunConfig, weight_bits: int, calibration: int = 8
     recipe = CompressionRecipe(weight_bits=weight_bits, qat_epochs=0)
     source = frontend.source_model()
     vit = frontend.to_vit(source)
-    check = import_check(source, vit, images[:2])
-    if not check.ok:
-        raise VerificationFailed(f"{t.model}: import check failed: vitfpga's float model differs "
-                                 f"by {check.max_abs_diff:.3g} over a logit range of "
-                                 f"{check.logit_range:.3g}")
-    labels = torch.zeros(len(images), dtype=torch.int64)  # calibration only: no training
-    split = Split(images, labels, images[:0], labels[:0])
-    student = compress(recipe, frontend.config, vit, split).student
-    model = calibrate_int_vit(student, export_compressed(recipe, frontend.config, student),
-                              images)
+    check = import_check(source, vit, images[:2]).require(t.model)
+    model = post_training_quantise(recipe, frontend.config, vit, images)
     return model, (f"{t.model} ({weights}; import check max |Δ logits| "
                    f"{check.max_abs_diff:.2g} of {check.logit_range:.2g}), int{weight_bits} "
                    f"post-training quantised, {where}")

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from vitfpga.errors import VerificationFailed
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DataConfig", "ImportCheck", "Unsupported",
            "channel_stats", "gelu_kind", "import_check", "layer_norm", "linear", "mlp_fields",
            "patch_conv",
@@ -50,6 +52,15 @@ class ImportCheck:
     @property
     def ok(self) -> bool:
         return self.max_abs_diff <= 1e-4 * self.logit_range
+
+    def require(self, model: str) -> ImportCheck:
+        """Itself when `ok`; else the run stops (exit 1): `model` was not imported faithfully."""
+        if not self.ok:
+            raise VerificationFailed(
+                f"{model}: import check failed: vitfpga's float model differs from the source "
+                f"module by {self.max_abs_diff:.3g} (limit 1e-4 x the logit range "
+                f"{self.logit_range:.3g})")
+        return self
 
     def to_json(self) -> dict[str, float | int | bool]:
         """report.json's `import`: the target is max_abs_diff <= 1e-4 x logit_range."""
