@@ -20,7 +20,15 @@ import numpy as np
 
 # The generic lane packing lives in the runtime (numpy only, shipped in the board driver), where
 # the planner and the layout read it without importing quant.
-from vitfpga.runtime.codecs import SUPPORTED_BITS, narrow_range, pack_lanes, unpack_lanes
+# N:M encoding is the engine's codec too, so it lives in the runtime beside the others.
+from vitfpga.runtime.codecs import (
+    SUPPORTED_BITS,
+    NMSparse,
+    narrow_range,
+    nm_encode,
+    pack_lanes,
+    unpack_lanes,
+)
 
 __all__ = ["SUPPORTED_BITS", "Bitmap", "Codebook", "NMSparse", "bitmap_encode",
            "codebook_encode", "narrow_range", "nm_encode", "nm_prune", "nonzero_bits",
@@ -75,29 +83,6 @@ def codebook_encode(weight: np.ndarray, index_bits: int, iterations: int = 30) -
     return Codebook(table=table, indices=indices, index_bits=index_bits)
 
 
-@dataclass(frozen=True, eq=False)
-class NMSparse:
-    """N:M sparse rows: per group of M along K, N values and their positions in the group."""
-
-    n: int
-    m: int
-    k: int  # row length before padding to whole groups
-    values: np.ndarray  # (rows, groups, N) int64
-    positions: np.ndarray  # (rows, groups, N) int64 in [0, M), increasing within a group
-    value_bits: int
-
-    def decode(self) -> np.ndarray:
-        rows, groups, _ = self.values.shape
-        dense = np.zeros((rows, groups, self.m), dtype=np.int64)
-        np.put_along_axis(dense, self.positions, self.values, axis=2)
-        return dense.reshape(rows, groups * self.m)[:, :self.k]
-
-    @property
-    def encoded_bits(self) -> int:
-        pos_bits = max(1, math.ceil(math.log2(self.m)))
-        return int(self.values.size) * (self.value_bits + pos_bits)
-
-
 def _check_nm(n: int, m: int) -> None:
     if not 1 <= n < m:
         raise ValueError(f"N:M sparsity needs 1 <= N < M, got {n}:{m}")
@@ -120,20 +105,6 @@ def nm_prune(weight: np.ndarray, n: int, m: int) -> np.ndarray:
     np.put_along_axis(mask, order[:, :, :n], True, axis=2)
     k = np.asarray(weight).shape[1]
     return np.where(mask, g, 0).reshape(g.shape[0], -1)[:, :k]
-
-
-def nm_encode(weight: np.ndarray, n: int, m: int, value_bits: int) -> NMSparse:
-    """Encode weights that already satisfy N:M (see `nm_prune`); exact round trip."""
-    _check_nm(n, m)
-    g = _groups(weight, m)
-    if np.any(np.count_nonzero(g, axis=2) > n):
-        raise ValueError(f"weights are not {n}:{m} sparse; prune them first (nm_prune)")
-    # The N kept slots of a group: its non-zeros first, then zeros, each in position order.
-    order = np.argsort(g == 0, axis=2, kind="stable")[:, :, :n]
-    positions = np.sort(order, axis=2)
-    values = np.take_along_axis(g, positions, axis=2)
-    return NMSparse(n=n, m=m, k=int(np.asarray(weight).shape[1]), values=values,
-                    positions=positions, value_bits=value_bits)
 
 
 def nonzero_bits(bits: int) -> int:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from vitfpga.errors import BadInput
-from vitfpga.ir import IntLinear, IntModel
+from vitfpga.ir import IntLinear, IntModel, encode_layers
 from vitfpga.quant.data import Split
 from vitfpga.quant.export import export_linears
 from vitfpga.quant.factorize import (
@@ -215,4 +215,6 @@ def export_compressed(recipe: CompressionRecipe, model_cfg: ViTConfig,
     layers = export_linears(student)
     if recipe.prune in (Prune.HEADS, Prune.NEURONS):
         layers = shrink_structured(layers, model_cfg.dim // model_cfg.heads)
-    return layers
+    # Each layer stored in its cheapest exact codec: what the size report counts and the
+    # engine's weight memory holds.
+    return encode_layers(layers)

@@ -2,10 +2,10 @@
 
 Two accountings, both reported (the papers' ratios count weights only; ours also says what the
 whole model costs):
-- weights: every linear layer's integer weights under the cheapest exact codec of
-  quant/codecs.py (dense packed intB, N:M values + positions, or a presence bitmap + non-zero
-  codes), a weight array shared by several
-  layers (a DeepCompress decoder) counted once;
+- weights: every linear layer's integer weights in the codec that stores them on chip
+  (`IntLinear.codec`, runtime.codecs: packed intB, N:M values + positions, or codebook indices
+  + table; export picks the cheapest exact one), counted without folding padding; a weight
+  array shared by several layers (a DeepCompress decoder) counted once;
 - whole model: the weights, plus what the engine keeps per output channel (int32 bias, 32-bit
   M, 8-bit S: its table lanes) and the host's parameters (LayerNorm, tokens, LUTs).
 The float baseline is every parameter of the float teacher at 32 bits.
@@ -15,34 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from vitfpga.ir import IntLinear, weight_owners
-from vitfpga.quant.codecs import NMSparse, bitmap_encode, nm_encode, packed_bytes
-from vitfpga.runtime.codecs import CHANNEL_PAD
+from vitfpga.runtime.codecs import CHANNEL_PAD, codec_for
 
-__all__ = ["NM_PATTERNS", "SizeReport", "float_bits", "model_size", "weight_codec"]
+__all__ = ["SizeReport", "float_bits", "model_size"]
 
-NM_PATTERNS = ((1, 4), (2, 4), (1, 2))
 TABLE_BITS = sum(bits for bits, _ in CHANNEL_PAD.values())  # per output channel
-
-
-def weight_codec(weight: np.ndarray, bits: int) -> tuple[str, int]:
-    """(codec, bits) of the cheapest exact encoding of one integer weight array."""
-    w = np.asarray(weight, dtype=np.int64)
-    options = [("dense", packed_bytes(w, bits) * 8)]
-    nnz = int(np.count_nonzero(w))
-    if nnz < w.size:
-        options.append(("bitmap", bitmap_encode(w, bits).encoded_bits))
-    for n, m in NM_PATTERNS:
-        if w.shape[1] % m == 0:
-            try:
-                enc: NMSparse = nm_encode(w, n, m, bits)
-            except ValueError:
-                continue
-            options.append((f"nm{n}:{m}", enc.encoded_bits))
-    return min(options, key=lambda o: o[1])
 
 
 def float_bits(model: torch.nn.Module) -> tuple[int, int]:
@@ -98,11 +78,11 @@ def model_size(teacher: torch.nn.Module, layers: dict[str, IntLinear],
     owners = weight_owners(layers)
     weight_bits, codecs = 0, {}
     for name, layer in layers.items():
-        codec, bits = weight_codec(layer.weight, layer.weight_bits)
+        codec = codec_for(layer.codec, layer.weight_bits)
         if owners[name] == name:
-            weight_bits += bits
-            codecs[name] = codec
+            weight_bits += codec.counted_bits(layer.weight)
+            codecs[name] = codec.name
         else:
-            codecs[name] = f"{codec} (shared)"
+            codecs[name] = f"{codec.name} (shared)"
     tables = sum(layer.n for layer in layers.values()) * TABLE_BITS
     return SizeReport(fp32, fp32_weights, weight_bits, tables, host_bits, codecs)

@@ -12,6 +12,7 @@ generated PYNQ driver copies this package verbatim to a board's ARM core (numpy 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -22,10 +23,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .codecs import CODECS, SUPPORTED_BITS, narrow_range
+from .codecs import SUPPORTED_BITS, UnknownCodec, choose_codecs, codec_for, narrow_range
 from .intmath import int_matmul, requantize
 
-__all__ = ["ACC_LIMIT", "FORMAT", "IntLinear", "IntModel", "ModelSpec", "linear_golden",
+__all__ = ["ACC_LIMIT", "FORMAT", "IntLinear", "IntModel", "ModelSpec", "encode_layers",
+           "linear_golden",
            "load_model", "requant_params", "slot_layers", "weight_owners", "write_npz"]
 
 ACC_LIMIT = 2**31  # the engine's accumulators are int32
@@ -185,9 +187,10 @@ class IntLinear:
         bound = self.acc_bound()
         if bound >= ACC_LIMIT:
             raise ValueError(f"{where}: worst-case accumulator {bound} overflows int32")
-        if self.codec not in CODECS:
-            raise ValueError(f"{where}: codec {self.codec!r} is unknown (known: "
-                             f"{', '.join(CODECS)})")
+        try:
+            codec_for(self.codec, self.weight_bits).check(self.weight)
+        except UnknownCodec as e:
+            raise ValueError(f"{where}: codec {self.codec!r}: {e}") from None
         if self.rows < 1:
             raise ValueError(f"{where}: rows {self.rows} is below 1")
         for key in ("in_scale", "out_scale"):
@@ -356,6 +359,16 @@ def requant_params(real: object) -> tuple[np.ndarray, np.ndarray]:
         bad = real[(s < 1) | (s > 62)][0]
         raise ValueError(f"requantisation multiplier {bad:.3g} is outside [2^-31, 2^30]")
     return m, s
+
+
+def encode_layers(layers: Mapping[str, IntLinear],
+                  codecs: Mapping[str, str] | None = None) -> dict[str, IntLinear]:
+    """`layers` with each weight array's codec set: `codecs` where given, else the cheapest
+    exact hardware codec of each (`codecs.choose_codecs`, one N:M pattern per model)."""
+    if codecs is None:
+        codecs = choose_codecs({n: (layer.weight, layer.weight_bits)
+                                for n, layer in layers.items()})
+    return {n: dataclasses.replace(layer, codec=codecs[n]) for n, layer in layers.items()}
 
 
 def weight_owners(layers: Mapping[str, IntLinear]) -> dict[str, str]:

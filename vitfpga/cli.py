@@ -177,6 +177,10 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
                      help="Weight bits for --preset."),
         click.option("--rank", type=float, default=None, help="With --preset: factorise each "
                      "block layer as (x·U)·V of rank RANK x min(K, N) (two program entries)."),
+        click.option("--codec", default="dense", show_default=True, help="With --preset: "
+                     "store every layer as dense, nm:N:M (N:M sparse, compute skipped) or "
+                     "codebook:K (K-bit indices into a table); the random weights are shaped "
+                     "to it."),
         click.option("--max-lanes", type=int, default=64, show_default=True,
                      help="Most PE x SIMD MAC lanes to consider."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
@@ -194,17 +198,23 @@ class _Source:
     run_dir: Path | None = None
     preset: str | None = None
     user: RunConfig | None = None
+    rank: float | None = None  # --preset only
+    codec: str = "dense"  # --preset only
 
 
 def _source(run_dir: Path | None, preset: str | None, model: str | None,
-            model_args: str | None, weights: str | None, data: str | None) -> _Source:
+            model_args: str | None, weights: str | None, data: str | None,
+            rank: float | None = None, codec: str = "dense") -> _Source:
     if sum(x is not None for x in (run_dir, preset, model)) != 1:
         raise BadInput("give one of: a RUN_DIR from `vitfpga run` or `vitfpga compress`, "
                        "--preset deit-tiny|deit-small, or --model (timm:NAME, ...)")
+    if preset is None and (rank is not None or codec != "dense"):
+        raise BadInput("--rank and --codec apply to --preset; a model's layers are planned as "
+                       "they are stored")
     if model is None:
         if any(x is not None for x in (model_args, weights, data)):
             raise BadInput("--model-args, --weights and --data go with --model")
-        return _Source(run_dir, preset)
+        return _Source(run_dir, preset, rank=rank, codec=codec)
     from vitfpga.config import check_sources, load_config
 
     user = load_config(None, model=model, model_args=model_args, weights=weights, source=data)
@@ -235,20 +245,18 @@ def _int_model(src: _Source, weight_bits: int) -> tuple[IntModel, str]:
     return model, label
 
 
-def _plan_model(src: _Source, board: str, weight_bits: int, rank: float | None,
-                max_lanes: int, boards_file: Path | None
-                ) -> tuple[dict[str, IntLinear], ModelPlan, str]:
+def _plan_model(src: _Source, board: str, weight_bits: int, max_lanes: int,
+                boards_file: Path | None) -> tuple[dict[str, IntLinear], ModelPlan, str]:
     from vitfpga.hardware_steps import plan as plan_engine
     from vitfpga.hls.plan.boards import get_board, register_boards_file
     from vitfpga.sources import preset_layers
 
     _plan_model_checks(weight_bits, max_lanes)
-    if rank is not None and src.preset is None:
-        raise BadInput("--rank applies to --preset; a model's layers are planned as they are")
     register_boards_file(boards_file)
     target = get_board(board)
     if src.preset is not None:
-        layers, rows, label = preset_layers(src.preset, weight_bits, rank=rank)
+        layers, rows, label = preset_layers(src.preset, weight_bits, rank=src.rank,
+                                            codec=src.codec)
     else:
         model, label = _int_model(src, weight_bits)
         layers, rows = model.layers, model.rows()
@@ -265,14 +273,14 @@ def _plan_model(src: _Source, board: str, weight_bits: int, rank: float | None,
               "activation memories all fit BOARD.")
 def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args: str | None,
          weights: str | None, data: str | None, board: str, weight_bits: int,
-         rank: float | None, max_lanes: int, boards_file: Path | None,
+         rank: float | None, codec: str, max_lanes: int, boards_file: Path | None,
          json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
-    src = _source(run_dir, preset, model, model_args, weights, data)
+    src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
     if whole:
-        _plan_whole(src, board, weight_bits, rank, max_lanes, boards_file, json_out)
+        _plan_whole(src, board, weight_bits, max_lanes, boards_file, json_out)
         return
-    _, result, label = _plan_model(src, board, weight_bits, rank, max_lanes, boards_file)
+    _, result, label = _plan_model(src, board, weight_bits, max_lanes, boards_file)
     console = _console()
     for table in _plan_tables(result, label):
         console.print(table)
@@ -280,20 +288,20 @@ def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args
         json_out.write_text(result.to_json())
 
 
-def _plan_whole(src: _Source, board: str, weight_bits: int, rank: float | None,
-                max_lanes: int, boards_file: Path | None, json_out: Path | None) -> None:
+def _plan_whole(src: _Source, board: str, weight_bits: int, max_lanes: int,
+                boards_file: Path | None, json_out: Path | None) -> None:
     import json
 
-    _, engine, _, w, label = _whole_design(src, board, weight_bits, rank, max_lanes,
-                                           boards_file, rom_only=False)
+    _, engine, _, w, label = _whole_design(src, board, weight_bits, max_lanes, boards_file,
+                                           rom_only=False)
     _console().print(_whole_table(w, label))
     if json_out is not None:
         json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
                                         "whole_model": w.to_json()}, indent=1) + "\n")
 
 
-def _whole_design(src: _Source, board: str, weight_bits: int, rank: float | None,
-                  max_lanes: int, boards_file: Path | None, rom_only: bool
+def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
+                  boards_file: Path | None, rom_only: bool
                   ) -> tuple[dict[str, IntLinear], ModelPlan, VitProgram, WholeModelPlan, str]:
     """(layers, engine plan, op program, whole-model plan, description): the fastest whole
     design that fits the board (`plan --whole`, `generate --whole`)."""
@@ -301,7 +309,7 @@ def _whole_design(src: _Source, board: str, weight_bits: int, rank: float | None
     from vitfpga.sources import preset_int_model
     from vitfpga.whole_steps import whole_design
 
-    if rank is not None:
+    if src.rank is not None:
         raise BadInput("--whole does not take --rank yet: low-rank preset layers need a "
                        "requantising hop, which only the host-offload design runs")
     _plan_model_checks(weight_bits, max_lanes)
@@ -312,7 +320,7 @@ def _whole_design(src: _Source, board: str, weight_bits: int, rank: float | None
     with _console().status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
                            f"lanes ..."):
         if src.preset is not None:
-            model, _, _, label = preset_int_model(src.preset, weight_bits)
+            model, _, _, label = preset_int_model(src.preset, weight_bits, codec=src.codec)
         engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes,
                                        rom_only)
     return model.layers, engine, prog, w, label
@@ -352,8 +360,9 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
               "every weight in the bitstream.")
 def generate(run_dir: Path | None, preset: str | None, model: str | None,
              model_args: str | None, weights: str | None, data: str | None, board: str,
-             weight_bits: int, rank: float | None, max_lanes: int, boards_file: Path | None,
-             out: Path, force: bool, from_hls: bool, whole: bool) -> None:
+             weight_bits: int, rank: float | None, codec: str, max_lanes: int,
+             boards_file: Path | None, out: Path, force: bool, from_hls: bool,
+             whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
     from vitfpga.hardware_steps import generate as generate_project
@@ -362,7 +371,7 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
     from vitfpga.outdir import atomic_output_dir, check_output_dir
     from vitfpga.sources import model_driver_source, preset_driver_source, run_driver_source
 
-    src = _source(run_dir, preset, model, model_args, weights, data)
+    src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
     check_output_dir(out, force)
     design: WholeModel | None = None
     if whole:
@@ -371,11 +380,10 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
                            "run single layers only (`vitfpga plan --preset ... --whole` plans "
                            "one)")
         layers, result, prog, wplan, label = _whole_design(
-            src, board, weight_bits, rank, max_lanes, boards_file, rom_only=True)
+            src, board, weight_bits, max_lanes, boards_file, rom_only=True)
         design = WholeModel(prog, wplan)
     else:
-        layers, result, label = _plan_model(src, board, weight_bits, rank, max_lanes,
-                                            boards_file)
+        layers, result, label = _plan_model(src, board, weight_bits, max_lanes, boards_file)
     if src.run_dir is not None:
         source = run_driver_source(src.run_dir)
     elif src.preset is not None:
@@ -448,20 +456,22 @@ def check(project: Path) -> None:
 
 def _plan_tables(p: ModelPlan, label: str) -> tuple[Table, Table]:
     layers = Table(title=f"{label}: one engine, PE={p.pe} x SIMD={p.simd}", show_footer=True,
-                   caption="M = rows per image; cycles are ideal: M x ceil(N/PE) x ceil(K/SIMD)")
+                   caption="M = rows per image; cycles are ideal: M x NF x SF, SF = ceil(K/SIMD) "
+                           "(ceil(K/(R*SIMD)) for N:M, R = M/N)")
     for col, footer in (("layer", "total"), ("K", ""), ("N", ""), ("M", ""), ("codec", ""),
                         ("bits", ""), ("weight words", f"{p.weight_depth:,}"),
                         ("cycles", f"{p.cycles_per_image:,}")):
         layers.add_column(col, footer=footer,
                           justify="left" if col in ("layer", "codec") else "right")
     for s in p.layers:
-        layers.add_row(s.name, str(s.k), str(s.n), str(s.rows), "dense", str(p.weight_bits),
+        layers.add_row(s.name, str(s.k), str(s.n), str(s.rows), s.codec, str(s.bits),
                        f"{s.words:,}", f"{s.ideal_cycles(s.rows):,}")
     totals = Table(title=f"{p.board} ({p.part})", show_header=False)
     totals.add_column("what")
     totals.add_column("value", justify="right")
     for what, value in (
-        ("weight memory", f"{p.weight_depth:,} words x {p.word_bits} bits"),
+        ("weight memory", f"{p.weight_depth:,} words x {p.word_bits} bits "
+                          f"({p.pe * p.simd} lanes of {p.lane_bits})"),
         ("  in the bitstream ROM", f"{p.rom_depth:,} words, {p.weight_bram36:g} BRAM36"),
         ("  in URAM, loaded at start-up", f"{p.ram_depth:,} words, {p.uram} URAM"),
         ("BRAM36 / URAM (all memories)", f"{p.bram36:g} / {p.uram}"),

@@ -8,10 +8,11 @@ from vitfpga.runtime.model import (
     IntLinear,
     IntModel,
     ModelSpec,
+    encode_layers,
     load_model,
     requant_params,
     weight_owners,
 )
 
-__all__ = ["ACC_LIMIT", "IntLinear", "IntModel", "ModelSpec", "load_model", "requant_params",
-           "weight_owners"]
+__all__ = ["ACC_LIMIT", "IntLinear", "IntModel", "ModelSpec", "encode_layers", "load_model",
+           "requant_params", "weight_owners"]

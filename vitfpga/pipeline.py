@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 
 from vitfpga.config import RunConfig
-from vitfpga.errors import BadInput, VerificationFailed
+from vitfpga.errors import BadInput, DoesNotFit, VerificationFailed
 from vitfpga.hardware_steps import (
     Hil,
     check_tools,
@@ -30,8 +30,9 @@ from vitfpga.hardware_steps import (
     step_synth,
     step_verify,
 )
-from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.boards import Board, get_board
+from vitfpga.hls.plan.engine import ModelPlan, plan_model
+from vitfpga.ir import IntModel
 from vitfpga.model_steps import (
     Exported,
     Searched,
@@ -46,7 +47,7 @@ from vitfpga.model_steps import (
     step_train_float,
 )
 from vitfpga.outdir import atomic_output_dir, check_output_dir
-from vitfpga.report import machine_info, write_report
+from vitfpga.report import machine_info, plan_json, write_report
 from vitfpga.rundir import RunDir, config_toml
 from vitfpga.sim.result import SimResult
 from vitfpga.sim.synth import SynthReport
@@ -117,16 +118,11 @@ def build_report(cfg: RunConfig, teacher: Teacher, student: Student, exported: E
                  "classes": exported.model.spec.num_classes},
         "size_bytes": {"fp32": size.fp32_bits // 8, "compressed": size.compressed_bytes},
         "compression_ratio": round(size.ratio, 3),
-        "size": size.to_json(),
+        "size": {**size.to_json(), "counted_weight_bits": size.weight_bits,
+                 "onchip_weight_bits": None if p is None else p.onchip_weight_bits},
         "structure": {slot: spec.to_dict() for slot, spec in student.structure.items()},
         "search": None if search is None else _search_json(search),
-        "plan": None if p is None else {
-            "board": p.board, "pe": p.pe, "simd": p.simd, "weight_bits": p.weight_bits,
-            "layers": len(p.layers), "bram36": p.bram36, "uram": p.uram, "dsp": p.dsp,
-            "lut": p.lut, "bram_efficiency": p.bram_efficiency,
-            "cycles_per_image": p.cycles_per_image, "clock_mhz": p.clock_mhz,
-            "mac_utilisation": round(p.mac_utilisation, 4),
-            "images_per_s": round(p.clock_mhz * 1e6 / p.cycles_per_image, 1)},
+        "plan": None if p is None else plan_json(p),
         "verification": [] if hw is None else [v.to_json() for v in hw.verification],
         "hil": None if hw is None or hw.hil is None else hw.hil.to_json(),
         "whole_model": None if hw is None or hw.whole is None else hw.whole.summary,
@@ -235,6 +231,14 @@ def run_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console) -> di
     return report
 
 
+def _check_fit(model: IntModel, board: Board) -> None:
+    try:
+        plan_model(model.layers, model.rows(), board)
+    except DoesNotFit as e:
+        raise DoesNotFit(f"the trained model does not fit {board.name}, though the search "
+                         f"predicted it would: {e}") from None
+
+
 def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
                       budget_kb: float | None = None, board: str | None = None
                       ) -> dict[str, Any]:
@@ -260,6 +264,8 @@ def compress_pipeline(cfg: RunConfig, out: Path, force: bool, console: Console,
         if budget_kb is not None and size.compressed_bytes > budget_kb * 1024:
             raise BadInput(f"the trained model takes {size.compressed_bytes / 1024:.1f} KB, "
                            f"over the {budget_kb:g} KB budget the search predicted it would fit")
+        if target is not None:  # the trained, encoded model on the board, as `plan` will do
+            _check_fit(exported.model, target)
         report = build_report(cfg, teacher, student, exported, ui.timings, search=searched)
         write_run_report(run, cfg, report, _history(teacher, student, searched))
     console.print(f"[bold green]done[/]: {out}/report.md, {out}/report.json")

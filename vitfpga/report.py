@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.rundir import RunDir
 
 __all__ = ["WHOLE", "machine_info", "write_report"]
@@ -143,6 +144,10 @@ def _size_lines(r: dict[str, Any]) -> list[str]:
              f"| whole model (+ {z['table_bytes']:,} B bias/requant tables, "
              f"{z['host_bytes']:,} B host parameters) | {z['fp32_bytes']:,} B | "
              f"{z['compressed_bytes']:,} B | {z['ratio']:.1f}x |", ""]
+    if z.get("onchip_weight_bits"):
+        lines += [f"On chip the encoded weights take {z['onchip_weight_bits']:,} bits of weight "
+                  f"memory ({z['onchip_weight_bits'] / z['counted_weight_bits']:.2f}x the "
+                  f"{z['counted_weight_bits']:,} counted), before block RAM fragmentation.", ""]
     search = r.get("search")
     if search:
         lines += ["## Search", "", f"Chosen: {search['chosen']}.", "",
@@ -154,6 +159,25 @@ def _size_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def plan_json(p: ModelPlan) -> dict[str, Any]:
+    """report.json's plan: the folding, its resources and speed, and per layer its codec, the
+    bits its stream stores and its share of the weight memory's primitives (block RAM, URAM)."""
+    capacity = p.weight_depth * p.word_bits / p.bram_efficiency  # bits of the primitives
+    share = capacity / (p.weight_depth * p.word_bits)
+    layers = [{"name": s.name, "codec": s.codec, "weight_bits": s.bits, "k": s.k, "n": s.n,
+               "w_base": s.w_base, "words": s.words, "stored_bits": s.words * p.word_bits,
+               "memory_bits": round(s.words * p.word_bits * share),
+               "cycles_per_image": s.ideal_cycles(s.rows)} for s in p.layers]
+    return {
+        "board": p.board, "pe": p.pe, "simd": p.simd, "weight_bits": p.weight_bits,
+        "lane_bits": p.lane_bits, "nm": list(p.nm), "codebook_bits": p.codebook_bits,
+        "layers": layers, "onchip_weight_bits": p.onchip_weight_bits, "bram36": p.bram36,
+        "uram": p.uram, "dsp": p.dsp, "lut": p.lut, "bram_efficiency": p.bram_efficiency,
+        "cycles_per_image": p.cycles_per_image, "clock_mhz": p.clock_mhz,
+        "mac_utilisation": round(p.mac_utilisation, 4),
+        "images_per_s": round(p.clock_mhz * 1e6 / p.cycles_per_image, 1)}
+
+
 def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
     if not plan:
         return []
@@ -162,11 +186,14 @@ def _plan_lines(plan: dict[str, Any] | None) -> list[str]:
         "| board | layers | PE | SIMD | weight bits | BRAM36 | URAM | DSP | LUT (est.) | "
         "BRAM eff. | MAC util. | cycles/image | images/s | clock |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {plan['board']} | {plan['layers']} | {plan['pe']} | {plan['simd']} | "
+        f"| {plan['board']} | {len(plan['layers'])} | {plan['pe']} | {plan['simd']} | "
         f"{plan['weight_bits']} | {plan['bram36']:g} | {plan['uram']} | {plan['dsp']} | "
         f"{plan['lut']} | {plan['bram_efficiency']:.1%} | {plan['mac_utilisation']:.1%} | "
         f"{plan['cycles_per_image']} | {plan['images_per_s']:g} | {plan['clock_mhz']:g} MHz |",
-        ""]
+        "", "| layer | codec | weight bits | stored bits | memory bits (primitives) | "
+        "cycles/image |", "|---|---|---|---|---|---|",
+        *[f"| {s['name']} | {s['codec']} | {s['weight_bits']} | {s['stored_bits']:,} | "
+          f"{s['memory_bits']:,} | {s['cycles_per_image']:,} |" for s in plan["layers"]], ""]
 
 
 def _source_lines(r: dict[str, Any]) -> list[str]:

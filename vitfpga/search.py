@@ -1,9 +1,12 @@
 """`vitfpga compress --budget-kb N | --board NAME`: the most accurate compression that fits.
 
-Sizes and board fits are exact functions of a candidate's form (bits, ranks, sparsity), so every
-candidate of a small grid is priced without training: its size in real bits (quant.size) and,
-for a board, the engine plan of its integer-layer shapes (hls.plan, on seeded stand-in weights
-of those shapes). Accuracy is what needs training: the largest fitting candidate of each family
+Sizes and board fits are functions of a candidate's form (bits, ranks, sparsity), so every
+candidate of a small grid is priced without training: its size in real bits (quant.size: each
+layer in the codec the engine stores it in; an upper bound where export finds a layer with few
+enough distinct values for a cheaper codebook) and, for a board, the plan of the encoded engine
+(hls.plan: BRAM, URAM, DSP, LUT of the weight streams and their decoders) on seeded stand-in
+weights of those shapes, shaped by the candidate's N:M pattern and encoded as export encodes.
+Accuracy is what needs training: the largest fitting candidate of each family
 (plain bits, pruning, low-rank, shared decoders) gets a short QAT and is scored on a validation
 split carved from the training images; the winner is then trained in full by the caller.
 Only low-rank ranks need the trained teacher (its spectra); before training, `refuse_early`
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import Board
 from vitfpga.hls.plan.engine import plan_model
-from vitfpga.quant.codecs import SUPPORTED_BITS, nonzero_bits
+from vitfpga.ir import IntLinear, encode_layers
+from vitfpga.quant.codecs import SUPPORTED_BITS, nm_prune
 from vitfpga.quant.compress import base_structure
 from vitfpga.quant.model import ViTConfig, linear_shapes
 from vitfpga.quant.recipe import CompressionRecipe, LowRank, Prune, uniform_ranks
@@ -30,7 +34,7 @@ from vitfpga.quant.structure import SlotSpec, Structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
 
 __all__ = ["Candidate", "bits_floor", "candidates", "choose", "predicted_bits", "price",
-           "refuse_early"]
+           "refuse_early", "stand_ins"]
 
 
 @dataclass
@@ -56,9 +60,6 @@ def candidates(base: CompressionRecipe, model_cfg: ViTConfig) -> list[Candidate]
     for b in (4, 3):
         out.append(Candidate("pruning", dataclasses.replace(plain, weight_bits=b, prune=Prune.NM,
                                                             prune_nm=(2, 4))))
-    for sparsity in (0.5, 0.7):  # ternary weights: a non-zero costs its presence bit and a sign
-        out.append(Candidate("pruning", dataclasses.replace(
-            plain, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=sparsity)))
     for b in (4, 3):
         for keep in (0.6, 0.4, 0.25):
             out.append(Candidate("low-rank", dataclasses.replace(
@@ -94,17 +95,16 @@ def _slot_bits(slot: str, k: int, n: int, spec: SlotSpec, recipe: CompressionRec
     if not spec.factored:
         dense = k * n * spec.bits
         n_keep, m = recipe.prune_nm
-        if recipe.prune == Prune.NM and layer_type(slot) and k % m == 0:
+        # Unstructured sparsity saves nothing on chip (the engine has no bitmap decoder): such
+        # layers are stored dense. N:M layers store N values and positions per group.
+        if recipe.prune == Prune.NM and layer_type(slot):
             pos = max(1, math.ceil(math.log2(m)))
-            dense = min(dense, k * n * n_keep // m * (spec.bits + pos))
-        elif recipe.prune == Prune.MAGNITUDE and layer_type(slot):
-            kept = round(k * n * (1 - recipe.prune_sparsity))
-            dense = min(dense, k * n + kept * nonzero_bits(spec.bits))
+            dense = min(dense, n * math.ceil(k / m) * n_keep * (spec.bits + pos))
         return dense + n * TABLE_BITS
     weights = spec.rank * k * spec.bits + (spec.rank * n * spec.decoder_bits if decoder else 0)
     channels = spec.rank + n
-    if spec.sparse:
-        weights += k * n + round(k * n * recipe.lowrank_sparse) * nonzero_bits(spec.bits)
+    if spec.sparse:  # the sparse term S is stored dense on chip, as above
+        weights += k * n * spec.bits
         channels += n
     return weights + channels * TABLE_BITS
 
@@ -142,6 +142,19 @@ def refuse_early(cands: list[Candidate], model_cfg: ViTConfig, host_bits: int,
                        f"over)")
 
 
+def stand_ins(recipe: CompressionRecipe, structure: Structure, model_cfg: ViTConfig
+              ) -> tuple[dict[str, IntLinear], dict[str, int]]:
+    """(layers, rows) to plan a candidate on: a fit depends on shapes, bits, sharing and codecs,
+    not on the values, so seeded weights shaped like the candidate's (its N:M pattern on the
+    block layers, as the pruner leaves them) and encoded as export encodes will do."""
+    layers, rows = structure_layers(structure, model_cfg)
+    if recipe.prune == Prune.NM:
+        n_keep, m = recipe.prune_nm
+        layers = {name: dataclasses.replace(layer, weight=nm_prune(layer.weight, n_keep, m))
+                  if layer_type(name) else layer for name, layer in layers.items()}
+    return encode_layers(layers), rows
+
+
 def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host_bits: int,
           budget_bits: int | None, board: Board | None) -> None:
     candidate.bits = predicted_bits(structure, model_cfg, candidate.recipe, host_bits)
@@ -152,8 +165,7 @@ def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host
         candidate.why = f"{kb:.1f} KB" if candidate.fits else f"{over:.1f} KB over"
         return
     assert board is not None
-    # A fit depends on shapes, bits and sharing, not on the values: seeded stand-ins will do.
-    layers, rows = structure_layers(structure, model_cfg)
+    layers, rows = stand_ins(candidate.recipe, structure, model_cfg)
     try:
         plan = plan_model(layers, rows, board)
     except DoesNotFit as e:
@@ -161,7 +173,7 @@ def price(candidate: Candidate, structure: Structure, model_cfg: ViTConfig, host
         return
     candidate.fits = True
     candidate.why = (f"{kb:.1f} KB; PE{plan.pe} x SIMD{plan.simd}, {plan.bram36:g} BRAM36, "
-                     f"{plan.uram} URAM")
+                     f"{plan.uram} URAM, {plan.dsp} DSP, {plan.lut:,} LUT")
 
 
 def choose(cands: list[Candidate], score: Callable[[Candidate], float],

@@ -13,6 +13,7 @@ from vitfpga.quant.model import HARDWARE_PRESETS, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
 from vitfpga.rundir import RunDir
+from vitfpga.runtime.codecs import UnknownCodec, codec_for
 
 if TYPE_CHECKING:
     from vitfpga.config import RunConfig
@@ -37,9 +38,10 @@ def run_layers(run_dir: Path) -> tuple[dict[str, IntLinear], dict[str, int], str
     return model.layers, model.rows(), f"{name} from {run_dir}"
 
 
-def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | None = None
-                  ) -> tuple[dict[str, IntLinear], dict[str, int], str]:
-    """Seeded random integer layers of a hardware preset's shapes.
+def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | None = None,
+                  codec: str = "dense") -> tuple[dict[str, IntLinear], dict[str, int], str]:
+    """Seeded random integer layers of a hardware preset's shapes, every one stored as `codec`
+    (its random weights shaped to it: N:M pruned, or mapped onto a 2^K-value codebook).
 
     With `rank` (a fraction of min(K, N)), every block layer is factorised as `(x·U)·V`, two
     program entries `NAME.u` (K -> r) and `NAME.v` (r -> N) with an int8 tensor between them,
@@ -48,15 +50,20 @@ def preset_layers(preset: str, weight_bits: int, seed: int = 0, rank: float | No
         raise BadInput(f"unknown preset '{preset}'; known: {', '.join(HARDWARE_PRESETS)}")
     if rank is not None and not 0 < rank < 1:
         raise BadInput(f"--rank must be a fraction between 0 and 1, got {rank}")
+    try:
+        codec_for(codec, weight_bits)
+    except UnknownCodec as e:
+        raise BadInput(f"--codec {codec}: {e}") from None
     cfg = HARDWARE_PRESETS[preset]
     structure = dense_structure(cfg, weight_bits)
     if rank is not None:
         for name, k, n, _ in linear_shapes(cfg):
             if layer_type(name) is not None:
                 structure[name] = SlotSpec(bits=weight_bits, rank=max(1, round(rank * min(k, n))))
-    layers, rows = structure_layers(structure, cfg, seed)
+    layers, rows = structure_layers(structure, cfg, seed, codec)
     form = "" if rank is None else f", block layers low-rank at {rank:g} x min(K, N)"
-    label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights "
+    stored = "" if codec == "dense" else f" shaped for and stored as {codec}"
+    label = (f"{preset} dimensions{form}, seeded random int{weight_bits} weights{stored} "
              f"(not a trained model)")
     return layers, rows, label
 
@@ -68,7 +75,7 @@ def run_int_model(run_dir: Path) -> tuple[IntModel, dict[str, IntLinear], dict[s
     return model, model.layers, model.rows(), f"{name} from {run_dir}"
 
 
-def preset_int_model(preset: str, weight_bits: int, seed: int = 0
+def preset_int_model(preset: str, weight_bits: int, seed: int = 0, codec: str = "dense"
                      ) -> tuple[IntModel, dict[str, IntLinear], dict[str, int], str]:
     """A whole integer ViT of a hardware preset's shapes, for whole-model plans: the seeded
     random layers of `preset_layers`, and LayerNorm, embedding, softmax and GELU parameters
@@ -79,7 +86,7 @@ def preset_int_model(preset: str, weight_bits: int, seed: int = 0
     from vitfpga.quant.intvit import calibrate_int_vit
     from vitfpga.quant.model import ViT
 
-    layers, rows, label = preset_layers(preset, weight_bits, seed)
+    layers, rows, label = preset_layers(preset, weight_bits, seed, codec=codec)
     cfg = HARDWARE_PRESETS[preset]
     torch.manual_seed(seed)
     images = torch.randn(2, cfg.in_chans, cfg.image_size, cfg.image_size)

@@ -19,13 +19,21 @@ from dataclasses import asdict, dataclass
 
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import Board
-from vitfpga.hls.plan.layout import CHANNEL_PAD, layer_codec
+from vitfpga.hls.plan.decoders import (
+    DecoderSpec,
+    codecs_spec,
+    decoder_luts,
+    decoder_spec,
+    layer_codec,
+)
+from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.hls.plan.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
 from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
+from vitfpga.runtime.codecs import codec_for
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
-           "folds", "lane_bits", "plan_model"]
+           "folds", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -42,19 +50,26 @@ class LayerSlot:
     ident: str  # sanitised, unique identifier for generated code
     k: int
     n: int
-    sf: int  # input folds: K padded to sf*SIMD
+    sf: int  # compute folds along K: K padded to sf*R*SIMD (R = 1 but for N:M)
     nf: int  # output folds: N padded to nf*PE
     rows: int  # rows per image (tokens this layer sees)
     w_base: int  # first weight word
     c_base: int  # first per-channel table word
     relu: bool
+    codec: str  # runtime.codecs name: dense, nm:N:M, codebook:K
+    bits: int  # the layer's weight bits
+    ebits: int  # element bits a lane reads per iteration
+    beats: int  # input beats of SIMD int8 per row: sf*R
+    words: int  # weight-memory words of the layer's stream
 
     @property
-    def words(self) -> int:
+    def iterations(self) -> int:
+        """Engine iterations per row: one element per lane each."""
         return self.nf * self.sf
 
     def ideal_cycles(self, rows: int) -> int:
-        return rows * self.nf * self.sf
+        """A true lower bound: every input beat takes a clock, and so does every iteration."""
+        return rows * max(self.nf * self.sf, self.beats)
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,7 @@ class ModelPlan:
     clock_mhz: float
     pe: int
     simd: int
-    weight_bits: int
+    weight_bits: int  # the widest decoded weight: the lane multipliers' width
     layers: tuple[LayerSlot, ...]
     weight_depth: int
     # Weight words [0, rom_depth) are a ROM initialised with the bitstream (block RAM); words
@@ -78,10 +93,25 @@ class ModelPlan:
     dsp: int
     lut: int  # estimate: MAC array, requant, control, and memories built from LUTs
     bram_efficiency: float  # weight bits / bits of the block RAM the weight ROM occupies
+    lane_bits: int  # weight-memory bits per lane: the widest element of any layer
+    nm: tuple[int, ...]  # (N, M) of the design's N:M decoder, () without one
+    codebook_bits: int  # widest codebook index; 0: no codebook decoder
 
     @property
     def word_bits(self) -> int:
-        return self.pe * self.simd * self.weight_bits
+        return self.pe * self.simd * self.lane_bits
+
+    @property
+    def nm_ratio(self) -> int:
+        """R: inputs per lane per N:M iteration (1 without an N:M decoder)."""
+        return self.nm[1] // self.nm[0] if self.nm else 1
+
+    @property
+    def onchip_weight_bits(self) -> int:
+        """Weight-memory bits the encoded streams occupy (ROM and RAM parts), before the
+        memories' primitive fragmentation, plus the codebook tables."""
+        tables = len(self.layers) * (8 << self.codebook_bits) if self.codebook_bits else 0
+        return self.weight_depth * self.word_bits + tables
 
     @property
     def ram_depth(self) -> int:
@@ -93,13 +123,23 @@ class ModelPlan:
         return max(s.sf for s in self.layers)
 
     @property
+    def max_beats(self) -> int:
+        """Most input beats of any layer's row: the row buffer's bank depth."""
+        return max(s.beats for s in self.layers)
+
+    def decoder(self) -> DecoderSpec:
+        """The weight decoders this plan's engine is built with."""
+        return codecs_spec({s.name: codec_for(s.codec, s.bits) for s in self.layers})
+
+    @property
     def cycles_per_image(self) -> int:
         return sum(s.ideal_cycles(s.rows) for s in self.layers)
 
     @property
     def mac_utilisation(self) -> float:
         """True MACs / (lanes x ideal cycles): what padding to whole folds costs."""
-        macs = sum(s.rows * s.k * s.n for s in self.layers)
+        # An N:M iteration does the work of R dense ones at the same lanes (R = beats / sf).
+        macs = sum(s.rows * s.n * s.k * s.sf / s.beats for s in self.layers)
         return macs / (self.pe * self.simd * self.cycles_per_image)
 
     def slot(self, name: str) -> LayerSlot:
@@ -119,6 +159,7 @@ class ModelPlan:
     def from_json(cls, text: str) -> ModelPlan:
         data = json.loads(text)
         data["layers"] = tuple(LayerSlot(**s) for s in data["layers"])
+        data["nm"] = tuple(data.get("nm", ()))
         return cls(**data)
 
 
@@ -128,36 +169,34 @@ def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
         layer = layers.get(s.name)
         if layer is None:
             raise BadInput(f"the plan has layer {s.ident} that the model lacks")
-        if (s.k, s.n) != (layer.k, layer.n) or layer.weight_bits > plan.weight_bits:
-            raise BadInput(f"plan for {s.ident} is {s.k}x{s.n} at {plan.weight_bits} bits, but "
-                           f"the layer is {layer.k}x{layer.n} at {layer.weight_bits} bits")
-        if s.sf * plan.simd < s.k or s.nf * plan.pe < s.n:
+        if (s.k, s.n, s.codec, s.bits) != (layer.k, layer.n, layer.codec, layer.weight_bits):
+            raise BadInput(f"plan for {s.ident} is {s.k}x{s.n} {s.codec} int{s.bits}, but the "
+                           f"layer is {layer.k}x{layer.n} {layer.codec} int{layer.weight_bits}")
+        if s.sf * plan.simd * plan.nm_ratio < s.k or s.nf * plan.pe < s.n:
             raise BadInput(f"plan for {s.ident}: folds do not cover {s.n}x{s.k}")
 
 
 def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: int,
-           owners: dict[str, str]) -> tuple[LayerSlot, ...]:
-    """Program entries in model order. Layers sharing a weight owner (`ir.weight_owners`, found
-    once per model, not per folding) read one copy: the weight memory holds it once, each keeps
-    its own tables."""
+           owners: dict[str, str], lane: int) -> tuple[LayerSlot, ...]:
+    """Program entries in model order, each layer's stream packed at `lane` bits a lane.
+    Layers sharing a weight owner (`ir.weight_owners`, found once per model, not per folding)
+    read one copy: the weight memory holds it once, each keeps its own tables."""
     idents = unique_identifiers(layers)
     slots, w_base, c_base = [], 0, 0
     bases: dict[str, int] = {}
     for name, layer in layers.items():
-        sf, nf = math.ceil(layer.k / simd), math.ceil(layer.n / pe)
+        codec = layer_codec(layer)
+        sf, nf = codec.folds(layer.k, layer.n, pe, simd)
+        words = codec.words(layer.k, layer.n, pe, simd, lane)
         base = bases.setdefault(owners[name], w_base)
         slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
-                               rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu))
+                               rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu,
+                               codec=codec.name, bits=layer.weight_bits,
+                               ebits=codec.element_bits, beats=sf * codec.ratio, words=words))
         if base == w_base:
-            w_base += layer_codec(layer).words(layer.k, layer.n, pe, simd)
+            w_base += words
         c_base += nf
     return tuple(slots)
-
-
-def lane_bits(layers: dict[str, IntLinear]) -> int:
-    """Weight lane bits of the shared memory: the widest any layer's codec needs (narrower
-    layers sit sign-extended in it)."""
-    return max(layer_codec(layer).lane_bits for layer in layers.values())
 
 
 def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
@@ -216,36 +255,41 @@ class Memories:
         return self.weight_bits / capacity if capacity else 1.0
 
 
-def engine_memories(pe: int, simd: int, bits: int, rom_depth: int, ram_depth: int,
-                    channel_depth: int, max_sf: int) -> Memories:
+def engine_memories(pe: int, simd: int, spec: DecoderSpec, rom_depth: int, ram_depth: int,
+                    channel_depth: int, max_beats: int, nlayers: int) -> Memories:
     """Every memory of the engine as synthesis maps it (vitfpga_mvu.v's arrays)."""
-    width = pe * simd * bits
+    width = pe * simd * spec.lane_bits
     weights = (map_memory(width, rom_depth, rom=True) if rom_depth
                else MemoryMap(width, 0, 0, 0, (), logic=True))
     uram = math.ceil(width / URAM288_SHAPE[0]) * math.ceil(ram_depth / URAM288_SHAPE[1])
     tables = tuple(map_memory(pe * lane_bits, channel_depth, rom=True)
                    for lane_bits, _ in CHANNEL_PAD.values())
-    # Two banks of 2^ceil(log2(max SF)) beats (vitfpga_mvu.v pads each bank to a power of two).
-    depth = 2 << max(1, (max_sf - 1).bit_length())
+    if spec.codebook_bits:
+        tables += (map_memory(8 << spec.codebook_bits, nlayers, rom=True),)
+    # Two banks of 2^ceil(log2(beats)) beats (vitfpga_mvu.v pads each bank to a power of two),
+    # read R beats at a time with an N:M decoder.
+    r = spec.nm_ratio
+    depth = (2 << max(1, (max_beats - 1).bit_length())) // r
     if depth <= _LUTRAM_MAX_DEPTH:
-        row_buffer = MemoryMap(simd * 8, depth, 0, 0, (), luts=math.ceil(simd * 8 / 6) * 2,
-                               logic=True)
+        row_buffer = MemoryMap(simd * 8 * r, depth, 0, 0, (),
+                               luts=math.ceil(simd * 8 * r / 6) * 2, logic=True)
     else:
-        row_buffer = map_memory(simd * 8, depth)
+        row_buffer = map_memory(simd * 8 * r, depth)
     return Memories(weights, uram if ram_depth else 0, width * (rom_depth + ram_depth),
                     (*tables, row_buffer))
 
 
-def _split(board: Board, pe: int, simd: int, bits: int, weight_depth: int, channel_depth: int,
-           max_sf: int) -> tuple[int, Memories]:
+def _split(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...]
+           ) -> tuple[int, Memories]:
     """(rom_depth, memories): all weights in the ROM when that fits the block RAM budget, else
     the fewest whole URAM288 rows of trailing words that make it fit (or all the board has)."""
+    weight_depth = _weight_depth(slots)
+
     def memories(rom_depth: int) -> Memories:
-        return engine_memories(pe, simd, bits, rom_depth, weight_depth - rom_depth,
-                               channel_depth, max_sf)
+        return _memories(pe, simd, spec, slots, rom_depth)
 
     best = (weight_depth, memories(weight_depth))
-    per_row = math.ceil(pe * simd * bits / URAM288_SHAPE[0])
+    per_row = math.ceil(pe * simd * spec.lane_bits / URAM288_SHAPE[0])
     budget = board.bram36 * (1 - BRAM_RESERVE)
     for rows in range(1, board.uram // per_row + 1):
         if best[1].bram36 <= budget or best[0] == 0:
@@ -253,6 +297,12 @@ def _split(board: Board, pe: int, simd: int, bits: int, weight_depth: int, chann
         rom_depth = max(0, weight_depth - rows * URAM288_SHAPE[1])
         best = (rom_depth, memories(rom_depth))
     return best
+
+
+def _memories(pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...],
+              rom_depth: int) -> Memories:
+    return engine_memories(pe, simd, spec, rom_depth, _weight_depth(slots) - rom_depth,
+                           sum(s.nf for s in slots), max(s.beats for s in slots), len(slots))
 
 
 def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
@@ -265,16 +315,17 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if not layers:
         raise BadInput("the model has no linear layers to plan")
     _check_overflow(layers)
-    bits = lane_bits(layers)
+    spec = decoder_spec(layers)
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
     owners = weight_owners(layers)
     for pe in folds(max_lanes):
         for simd in folds(max_lanes // pe):
-            dsp, _ = estimate_resources(pe, simd, bits)
-            if dsp > board.dsp:
+            dsp, _ = estimate_resources(pe, simd, spec.weight_bits)
+            if dsp > board.dsp or spec.folding_error(simd):
                 continue
-            plan = _plan(board, pe, simd, bits, _slots(layers, rows, pe, simd, owners))
+            plan = _plan(board, pe, simd, spec,
+                         _slots(layers, rows, pe, simd, owners, spec.lane_bits))
             if smallest is None or plan.bram36 < smallest.bram36:
                 smallest = plan
             if plan.bram36 > bram_budget or plan.lut > board.lut * LUT_BUDGET:
@@ -288,7 +339,7 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
         raise DoesNotFit(
             f"the engine needs {smallest.bram36:g} BRAM36 at best{uram}, {board.name} offers "
             f"{bram_budget:g} BRAM36 (90% of {board.bram36}); try fewer weight bits, "
-            f"low-rank layers or a larger board")
+            f"N:M sparsity, low-rank layers or a larger board")
     good = [p for p in candidates if p.mac_utilisation >= MIN_MAC_UTILISATION] or candidates
     return min(good, key=lambda p: (p.cycles_per_image, p.bram36, -p.simd))
 
@@ -303,11 +354,14 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if pe < 1 or simd < 1:
         raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
     _check_overflow(layers)
-    bits = lane_bits(layers)
-    slots = _slots(layers, rows, pe, simd, weight_owners(layers))
+    spec = decoder_spec(layers)
+    why = spec.folding_error(simd)
+    if why:
+        raise BadInput(f"SIMD {simd}: {why}")
+    slots = _slots(layers, rows, pe, simd, weight_owners(layers), spec.lane_bits)
     if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
-    return _plan(board, pe, simd, bits, slots, rom_depth)
+    return _plan(board, pe, simd, spec, slots, rom_depth)
 
 
 def _check_overflow(layers: dict[str, IntLinear]) -> None:
@@ -318,19 +372,18 @@ def _check_overflow(layers: dict[str, IntLinear]) -> None:
                              f"(K={layer.k}); use fewer weight bits or split the layer")
 
 
-def _plan(board: Board, pe: int, simd: int, bits: int, slots: tuple[LayerSlot, ...],
+def _plan(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...],
           rom_depth: int | None = None) -> ModelPlan:
-    weight_depth = _weight_depth(slots)
-    channel_depth = sum(s.nf for s in slots)
-    max_sf = max(s.sf for s in slots)
     if rom_depth is None:
-        rom_depth, mem = _split(board, pe, simd, bits, weight_depth, channel_depth, max_sf)
+        rom_depth, mem = _split(board, pe, simd, spec, slots)
     else:
-        mem = engine_memories(pe, simd, bits, rom_depth, weight_depth - rom_depth,
-                              channel_depth, max_sf)
-    dsp, lut = estimate_resources(pe, simd, bits)
+        mem = _memories(pe, simd, spec, slots, rom_depth)
+    dsp, lut = estimate_resources(pe, simd, spec.weight_bits)
     return ModelPlan(board=board.name, part=board.part, clock_mhz=board.clock_mhz, pe=pe,
-                     simd=simd, weight_bits=bits, layers=slots, weight_depth=weight_depth,
-                     rom_depth=rom_depth, channel_depth=channel_depth, bram36=mem.bram36,
+                     simd=simd, weight_bits=spec.weight_bits, layers=slots,
+                     weight_depth=_weight_depth(slots), rom_depth=rom_depth,
+                     channel_depth=sum(s.nf for s in slots), bram36=mem.bram36,
                      weight_bram36=mem.weights.bram36, uram=mem.uram, dsp=dsp,
-                     lut=lut + mem.luts, bram_efficiency=round(mem.weight_efficiency, 4))
+                     lut=lut + mem.luts + decoder_luts(spec, pe, simd),
+                     bram_efficiency=round(mem.weight_efficiency, 4), lane_bits=spec.lane_bits,
+                     nm=spec.nm, codebook_bits=spec.codebook_bits)

@@ -1,11 +1,13 @@
 """How the model's integers sit in the engine's memories (the layout both emitters share).
 
-One weight memory holds every layer. Layer l's words start at `w_base`; its word `nf*SF + sf`
-holds PE x SIMD lanes, lane `p*SIMD + s` being weight `w[nf*PE + p, sf*SIMD + s]` packed by the
-layer's codec (`runtime.codecs`; `dense` packs signed lanes with `pack_lanes`). Layers whose K or
-N is not a multiple of SIMD or PE are zero-padded, so every layer runs on the same PE x SIMD
+One weight memory holds every layer. Layer l's words start at `w_base` and hold its encoded
+weight stream (`runtime.codecs`): PE x SIMD lanes of `plan.lane_bits` bits, lane `p*SIMD + s`
+carrying that lane's elements iteration after iteration (with one element width throughout,
+word `nf*SF + sf` lane `p*SIMD + s` is simply weight `w[nf*PE + p, sf*SIMD + s]`). Layers whose K
+or N is not a multiple of the fold are zero-padded, so every layer runs on the same PE x SIMD
 array. Per-channel tables (bias, M, S) hold `NF` words of `PE` lanes per layer from `c_base`;
-padded channels get bias 0, M = 2^30, S = 1 and so output 0.
+padded channels get bias 0, M = 2^30, S = 1 and so output 0. With a codebook decoder, one table
+word per program entry holds the layer's 2^K int8 values (entry 0 first).
 """
 
 from __future__ import annotations
@@ -16,19 +18,23 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vitfpga.errors import BadInput
-from vitfpga.runtime.codecs import CHANNEL_PAD, Codec, UnknownCodec, codec_for, pack_lanes
+from vitfpga.hls.plan.decoders import layer_codec
+from vitfpga.runtime.codecs import CHANNEL_PAD, codec_for, pack_lanes, stream_words
 
 if TYPE_CHECKING:
     from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
     from vitfpga.ir import IntLinear
 
 __all__ = ["CHANNEL_PAD", "PROGRAM_BITS", "PROGRAM_FIELDS", "ModelTables", "channel_words",
-           "layer_codec", "model_tables", "pack_fields", "pad_input", "program_words",
+           "model_tables", "pack_fields", "pad_input", "program_entry", "program_words",
            "unpad_output", "weight_words"]
 
-# One program word per layer, fields LSB first: (name, bits).
-PROGRAM_FIELDS = (("w_base", 32), ("c_base", 32), ("sf", 16), ("nf", 16), ("relu", 8))
+# One program word per layer, fields LSB first: (name, bits). `relu` holds flags (bit0 ReLU;
+# the whole-model top adds bit1 streamed operand, bit2 raw output); `codec` is
+# runtime.codecs.CODEC_KINDS, `ebits` the element bits a lane reads per iteration, `wbits` the
+# layer's weight bits.
+PROGRAM_FIELDS = (("w_base", 32), ("c_base", 32), ("sf", 16), ("nf", 16), ("relu", 8),
+                  ("codec", 8), ("ebits", 8), ("wbits", 8))
 PROGRAM_BITS = sum(bits for _, bits in PROGRAM_FIELDS)
 
 
@@ -42,19 +48,10 @@ def _pad_to(values: np.ndarray, axis: int, multiple: int, fill: int) -> np.ndarr
     return np.pad(values, widths, constant_values=fill)
 
 
-def layer_codec(layer: IntLinear, bits: int | None = None) -> Codec:
-    """The codec that stores `layer` (at `bits` lanes; default its own weight bits); BadInput
-    naming the layer when its codec is unknown."""
-    try:
-        return codec_for(layer.codec, layer.weight_bits if bits is None else bits)
-    except UnknownCodec as e:
-        raise BadInput(f"layer {layer.name}: {e}") from None
-
-
-def weight_words(weight: np.ndarray, pe: int, simd: int, bits: int, codec: str = "dense"
-                 ) -> list[int]:
-    """One layer's weight words under `codec`, zero-padded to whole PE x SIMD tiles."""
-    return codec_for(codec, bits).pack(weight, pe, simd)
+def weight_words(layer: IntLinear, pe: int, simd: int, lane_bits: int) -> list[int]:
+    """One layer's encoded weight stream as weight-memory words of PE x SIMD x lane_bits."""
+    codec = layer_codec(layer)
+    return stream_words(codec.elements(layer.weight, pe, simd), codec.element_bits, lane_bits)
 
 
 def channel_words(values: np.ndarray, pe: int, bits: int, fill: int = 0) -> list[int]:
@@ -91,6 +88,7 @@ class ModelTables:
     mult: list[int]  # PE 32-bit lanes, M < 2^31
     shift: list[int]  # PE 8-bit lanes
     program: list[dict[str, int]]  # one entry per layer, fields of PROGRAM_FIELDS
+    codebook: list[int]  # one word per entry of 2^K int8 lanes (codebook decoders only)
 
     @property
     def program_words(self) -> list[int]:
@@ -98,16 +96,15 @@ class ModelTables:
 
 
 def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
-    """Lay every layer of the plan into the shared memories.
-
-    Layers with fewer weight bits than the plan sit sign-extended in the plan's wider lanes (a
-    narrow-range B-bit value fits any wider signed lane unchanged)."""
+    """Lay every layer of the plan into the shared memories, each weight stream in its own
+    codec (`runtime.codecs`)."""
     weights: list[int] = []
     tables: dict[str, list[int]] = {name: [] for name in CHANNEL_PAD}
-    program = []
+    program, codebook = [], []
     for slot in plan.layers:
         layer = layers[slot.name]
-        words = layer_codec(layer, plan.weight_bits).pack(layer.weight, plan.pe, plan.simd)
+        codec = layer_codec(layer)
+        words = weight_words(layer, plan.pe, plan.simd, plan.lane_bits)
         if slot.w_base < len(weights):  # a shared weight copy, already laid down
             if weights[slot.w_base:slot.w_base + len(words)] != words:
                 raise ValueError(f"plan entry {slot.ident} shares weights it does not have")
@@ -121,18 +118,29 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
                              ("shift", layer.shift)):
             bits, fill = CHANNEL_PAD[name]
             tables[name] += channel_words(values, plan.pe, bits, fill)
-        program.append({"w_base": slot.w_base, "c_base": slot.c_base, "sf": slot.sf,
-                        "nf": slot.nf, "relu": int(slot.relu)})
+        program.append(program_entry(slot))
+        if plan.codebook_bits:
+            values = codec.table(layer.weight)
+            codebook.append(pack_lanes(values + [0] * ((1 << plan.codebook_bits) - len(values)),
+                                       8))
     if len(weights) != plan.weight_depth or len(tables["bias"]) != plan.channel_depth:
         raise ValueError("the plan's memory depths do not match its layers")
     return ModelTables(weights=weights, bias=tables["bias"], mult=tables["mult"],
-                       shift=tables["shift"], program=program)
+                       shift=tables["shift"], program=program, codebook=codebook)
+
+
+def program_entry(slot: LayerSlot, flags: int | None = None) -> dict[str, int]:
+    """The program entry that runs `slot` (flags: its ReLU bit unless given)."""
+    return {"w_base": slot.w_base, "c_base": slot.c_base, "sf": slot.sf, "nf": slot.nf,
+            "relu": int(slot.relu) if flags is None else flags,
+            "codec": codec_for(slot.codec, slot.bits).kind, "ebits": slot.ebits,
+            "wbits": slot.bits}
 
 
 def pad_input(x: np.ndarray, slot: LayerSlot, simd: int) -> np.ndarray:
-    """Input rows (M, K) zero-padded to (M, SF*SIMD), the width the engine streams."""
-    x = _pad_to(np.asarray(x, dtype=np.int64), 1, simd, 0)
-    if x.shape[1] != slot.sf * simd:
+    """Input rows (M, K) zero-padded to (M, beats*SIMD), the width the engine streams."""
+    x = _pad_to(np.asarray(x, dtype=np.int64), 1, slot.beats * simd, 0)
+    if x.shape[1] != slot.beats * simd:
         raise ValueError(f"{slot.ident}: input rows have {x.shape[1]} columns, expected {slot.k}")
     return x
 

@@ -48,8 +48,10 @@ OP_FIELDS = (("kind", 4), ("sink", 4), ("rows", 16), ("src", 24), ("src_stride",
 OP_BITS = sum(bits for _, bits in OP_FIELDS)
 KINDS = {"end": 0, "input": 1, "linear": 2, "ln": 3, "fillk": 4, "fillv": 5, "xcopy": 6}
 SINKS = {"bm": 0, "gelu": 1, "add": 2, "out": 3, "softmax": 4}
-# Engine program entry flags (docs/engine.md, streamed operand): byte [103:96] of an entry.
+# Engine program entry flags (docs/engine.md, streamed operand): the entry's `relu` byte.
 STREAM, RAW = 2, 4
+# A streamed-operand entry reads int8 operand words, not a weight stream: its decoder fields.
+_OPERAND = {"codec": 0, "ebits": 8, "wbits": 8}
 
 
 @dataclass(frozen=True)
@@ -331,8 +333,10 @@ class _Builder:
                 **kw: int) -> None:
         entry = self.entry_of[layer]
         slot = self.plan.layers[entry]
-        self._op(name, "linear", {"engine": rows * slot.sf * slot.nf}, rows=rows, src=src,
-                 src_stride=stride, src_len=slot.k, entry=entry, sf=slot.sf, nf=slot.nf,
+        # The reader sends the row's input beats (R per N:M iteration); the engine's entry
+        # holds its own compute folds.
+        self._op(name, "linear", {"engine": slot.ideal_cycles(rows)}, rows=rows, src=src,
+                 src_stride=stride, src_len=slot.k, entry=entry, sf=slot.beats, nf=slot.nf,
                  sink=SINKS[sink], **kw)
 
     def slot(self, slot: str, rows: int, src: int, stride: int, sink: str, **kw: int) -> None:
@@ -383,10 +387,10 @@ class _Builder:
         d = self.d
         qk_entry = len(self.plan.layers) + len(self.entries)
         self.entries.append({"w_base": 0, "c_base": self.qk_table, "sf": d.sf_qk,
-                             "nf": d.nf_qk, "relu": STREAM | RAW})
+                             "nf": d.nf_qk, "relu": STREAM | RAW, **_OPERAND})
         m_out, s_out = _ms(self.model.params[f"{pre}.attn.out"])
         self.entries.append({"w_base": d.half, "c_base": self._table(m_out, s_out, d.nf_av),
-                             "sf": d.sf_av, "nf": d.nf_av, "relu": STREAM})
+                             "sf": d.sf_av, "nf": d.nf_av, "relu": STREAM, **_OPERAND})
         return qk_entry
 
     def qk(self, att: str, h: int, entry: int, m_sm: int, s_sm: int) -> None:
@@ -483,7 +487,7 @@ def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
         bm_depth=mem.bm_depth, xm_init=tuple(int(v) for v in xm_init), op_depth=2 * d.half,
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
         ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),
-        exp_lut=tuple(exp_lut), max_sf=max(plan.max_sf, d.sf_qk, d.sf_av),
+        exp_lut=tuple(exp_lut), max_sf=max(plan.max_beats, d.sf_qk, d.sf_av),
         out_beats=head.nf, in_beats=d.patches * d.sf_pe)
 
 

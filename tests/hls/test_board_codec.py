@@ -96,10 +96,9 @@ def test_dense_codec_is_the_engine_layout() -> None:
     rng = np.random.default_rng(0)
     w = rng.integers(-7, 8, size=(5, 7))
     codec = codec_for("dense", 4)
-    words = codec.pack(w, 2, 3)
-    assert codec.lane_bits == 4 and len(words) == codec.words(7, 5, 2, 3) == 3 * 3
-    assert codec.stored_bits(7, 5, 2, 3) == 9 * 2 * 3 * 4
-    assert words == weight_words(w, 2, 3, 4)
+    layer = dataclasses.replace(random_layer(7, 5, bits=4), weight=w)
+    words = weight_words(layer, 2, 3, 4)
+    assert codec.element_bits == 4 and len(words) == codec.words(7, 5, 2, 3, 4) == 3 * 3
     # lane p*SIMD + s of word nf*SF + sf is w[nf*PE + p, sf*SIMD + s], zero past the edges
     padded = np.zeros((6, 9), dtype=np.int64)
     padded[:5, :7] = w
@@ -108,10 +107,18 @@ def test_dense_codec_is_the_engine_layout() -> None:
             lanes = unpack_lanes(words[nf * 3 + sf], 4, 6)
             assert lanes == padded[nf * 2:nf * 2 + 2, sf * 3:sf * 3 + 3].reshape(-1).tolist()
     assert pack_lanes([-1, 1], 2) == 0b0111
+    # in 8-bit lanes two 4-bit iterations share a word: lane i holds iteration 2j in its low
+    # nibble and 2j+1 in its high one
+    wide = weight_words(layer, 2, 3, 8)
+    assert len(wide) == codec.words(7, 5, 2, 3, 8) == 5
+    for it in range(9):
+        lanes = unpack_lanes(wide[it // 2], 8, 6)
+        nibbles = [((v & 0xFF) >> (4 * (it % 2))) & 0xF for v in lanes]
+        assert [v - 16 if v & 8 else v for v in nibbles] == unpack_lanes(words[it], 4, 6)
 
 
 def test_unknown_codec_names_the_layer() -> None:
-    with pytest.raises(ValueError, match="unknown weight codec 'sparse'; known codecs: dense"):
+    with pytest.raises(ValueError, match="unknown weight codec 'sparse'; known codecs: dense, nm"):
         codec_for("sparse", 4)
     layer = random_layer(8, 4, seed=1, name="blocks.0.mlp.fc1")
     # a codec this runtime cannot encode (IntLinear refuses one at construction; a layer from a

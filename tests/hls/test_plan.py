@@ -1,5 +1,6 @@
 """The model plan: one engine, one weight memory, one program entry per layer."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -67,8 +68,8 @@ def test_plan_counts_every_memory_as_synthesis_maps_it() -> None:
     plan = plan_model(layers, rows, get_board("kv260"))
     weights = map_memory(plan.word_bits, plan.weight_depth, rom=True)
     assert plan.weight_bram36 == weights.bram36 and plan.uram == 0
-    mem = engine_memories(plan.pe, plan.simd, plan.weight_bits, plan.rom_depth,
-                          plan.ram_depth, plan.channel_depth, plan.max_sf)
+    mem = engine_memories(plan.pe, plan.simd, plan.decoder(), plan.rom_depth, plan.ram_depth,
+                          plan.channel_depth, plan.max_beats, len(plan.layers))
     assert plan.bram36 == mem.bram36 >= plan.weight_bram36
     assert plan.bram_efficiency == round(weights.efficiency, 4)
 
@@ -83,7 +84,7 @@ def test_check_model_plan_refuses_other_layers() -> None:
 
 def test_padding_layout() -> None:
     w = np.array([[1, -1, 2], [3, -3, 1], [-2, 2, 0]])  # N=3, K=3 onto PE=2, SIMD=2
-    words = weight_words(w, pe=2, simd=2, bits=4)
+    words = weight_words(dataclasses.replace(random_layer(3, 3), weight=w), 2, 2, 4)
     assert len(words) == 4
     assert unpack_lanes(words[1], 4, 4) == [2, 0, 1, 0]  # nf=0, sf=1: K padded with zeros
     assert unpack_lanes(words[3], 4, 4) == [0, 0, 0, 0]  # nf=1, sf=1: row 3 and col 3 padding
@@ -92,9 +93,12 @@ def test_padding_layout() -> None:
 
 
 def test_program_fields_pack_lsb_first() -> None:
-    word = pack_fields({"w_base": 5, "c_base": 7, "sf": 2, "nf": 3, "relu": 1})
+    fields = {"w_base": 5, "c_base": 7, "sf": 2, "nf": 3, "relu": 1, "codec": 1, "ebits": 6,
+              "wbits": 4}
+    word = pack_fields(fields)
     assert word & 0xFFFFFFFF == 5 and (word >> 32) & 0xFFFFFFFF == 7
-    assert (word >> 64) & 0xFFFF == 2 and (word >> 80) & 0xFFFF == 3 and word >> 96 == 1
-    assert sum(bits for _, bits in PROGRAM_FIELDS) == 104
+    assert (word >> 64) & 0xFFFF == 2 and (word >> 80) & 0xFFFF == 3 and (word >> 96) & 0xFF == 1
+    assert (word >> 104) & 0xFF == 1 and (word >> 112) & 0xFF == 6 and word >> 120 == 4
+    assert sum(bits for _, bits in PROGRAM_FIELDS) == 128
     with pytest.raises(ValueError, match="does not fit"):
-        pack_fields({"w_base": 2**32, "c_base": 0, "sf": 1, "nf": 1, "relu": 0})
+        pack_fields({**fields, "w_base": 2**32})

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vitfpga.hls.plan.layout import channel_words, weight_words
+from vitfpga.hls.plan.layout import channel_words
 from vitfpga.quant.codecs import (
     SUPPORTED_BITS,
     bitmap_encode,
@@ -44,18 +44,6 @@ def test_narrow_range_and_unsupported_bits() -> None:
     assert narrow_range(4) == (-7, 7) and narrow_range(2) == (-1, 1)
     with pytest.raises(ValueError, match="not supported"):
         narrow_range(5)
-
-
-def test_weight_words_layout() -> None:
-    w = np.arange(-12, 12).reshape(4, 6) % 7 - 3  # values in [-3, 3]
-    words = weight_words(w, pe=2, simd=3, bits=4)
-    assert len(words) == (4 // 2) * (6 // 3)
-    for nf in range(2):
-        for sf in range(2):
-            lanes = unpack_lanes(words[nf * 2 + sf], 4, 6)
-            for p in range(2):
-                for s in range(3):
-                    assert lanes[p * 3 + s] == w[nf * 2 + p, sf * 3 + s]
 
 
 def test_channel_words_and_sizes() -> None:

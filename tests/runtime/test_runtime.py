@@ -342,7 +342,7 @@ BAD_LAYERS = [
     (_poke("shift", (4,), 0), r"shift 0 is outside \[1, 62\]"),
     (_poke("shift", (4,), 63), r"shift 63 is outside \[1, 62\]"),
     (_poke("bias", (0,), 2**31 - 1), r"worst-case accumulator \d+ overflows int32"),
-    (lambda _: {"codec": "zip"}, r"codec 'zip' is unknown \(known: dense"),
+    (lambda _: {"codec": "zip"}, r"codec 'zip': unknown weight codec 'zip'; known codecs: dense"),
     (lambda _: {"rows": 0}, r"rows 0 is below 1"),
     (lambda _: {"rows": 16}, r"rows 16, but the spec gives blocks\.0\.attn\.qkv 17 rows"),
     (lambda layer: {"bias": layer.bias[:-1]}, r"bias has shape \(95,\), expected \(96,\)"),
