@@ -13,6 +13,9 @@ wide, that its decoder turns into a weight (and, for N:M, the activation it mult
   (P = ceil(log2 M) bits). Only kept weights are multiplied: SF is K/(R*SIMD), R times fewer
   iterations than dense at the same lanes (compute skipping).
 - `codebook:k`: a k-bit index into a per-layer table of 2^k values of the layer's range, E = k.
+- `ternary` (int2 only: the narrow range is {-1, 0, 1}): three iterations' weights of a lane in
+  one 5-bit element, t0 + 3*t1 + 9*t2 with t = w + 1 (3^3 = 27 <= 32): 5/3 bits a weight
+  instead of 2, at a fixed rate. An element covers `group` = 3 iterations.
 
 Lane i's elements, iteration after iteration, form one bit stream, least significant bit first;
 weight-memory word j of the layer holds bits [j*W, (j+1)*W) of every lane's stream, lane i at
@@ -42,6 +45,7 @@ __all__ = [
     "DenseCodec",
     "NMCodec",
     "NMSparse",
+    "TernaryCodec",
     "UnknownCodec",
     "choose_codecs",
     "codec_for",
@@ -57,7 +61,7 @@ SUPPORTED_BITS = (2, 3, 4, 8)
 # N:M patterns the hardware decoder runs: M/N must be a power of two (the input window).
 NM_PATTERNS = ((1, 4), (2, 4), (1, 2))
 # Program-entry codes of the decoders (vitfpga_mvu.v, mvu.h).
-CODEC_KINDS = {"dense": 0, "nm": 1, "codebook": 2}
+CODEC_KINDS = {"dense": 0, "nm": 1, "codebook": 2, "ternary": 3}
 MAX_CODEBOOK_BITS = 4
 
 # Per-channel table lane widths and the value a padded channel gets: bias 0, M = 2^30, S = 1
@@ -172,6 +176,7 @@ class Codec:
 
     family = ""
     ratio = 1  # inputs per lane per iteration (R)
+    group = 1  # iterations one element covers
 
     def __init__(self, bits: int) -> None:
         narrow_range(bits)
@@ -194,10 +199,14 @@ class Codec:
         """(SF, NF): iterations along K and N."""
         return math.ceil(k / (self.ratio * simd)), math.ceil(n / pe)
 
+    def stream_elements(self, k: int, n: int, pe: int, simd: int) -> int:
+        """Elements in each lane's stream: one per `group` iterations."""
+        sf, nf = self.folds(k, n, pe, simd)
+        return math.ceil(sf * nf / self.group)
+
     def words(self, k: int, n: int, pe: int, simd: int, lane_bits: int) -> int:
         """Weight-memory words the layer's stream takes at `lane_bits` bits a lane."""
-        sf, nf = self.folds(k, n, pe, simd)
-        return math.ceil(sf * nf * self.element_bits / lane_bits)
+        return math.ceil(self.stream_elements(k, n, pe, simd) * self.element_bits / lane_bits)
 
     def folding_error(self, simd: int) -> str | None:
         """Why this codec cannot run on SIMD lanes, or None."""
@@ -215,7 +224,7 @@ class Codec:
         return []
 
     def elements(self, weight: np.ndarray, pe: int, simd: int) -> np.ndarray:
-        """(NF*SF, PE*SIMD) unsigned E-bit elements, iteration by iteration."""
+        """(stream elements, PE*SIMD) unsigned E-bit elements, in stream order."""
         raise NotImplementedError
 
     def decode(self, elements: np.ndarray, table: Sequence[int], k: int, n: int, pe: int,
@@ -375,7 +384,40 @@ class CodebookCodec(Codec):
         return _untile(t, k, n, pe, simd)
 
 
-CODECS = {"dense": DenseCodec, "nm": NMCodec, "codebook": CodebookCodec}
+class TernaryCodec(Codec):
+    """int2 weights, three iterations of a lane in one 5-bit element (base 3)."""
+
+    family = "ternary"
+    group = 3
+
+    def __init__(self, bits: int) -> None:
+        super().__init__(bits)
+        if bits != 2:
+            raise UnknownCodec(f"ternary packs int2 weights (-1, 0, 1), not int{bits}")
+
+    @property
+    def element_bits(self) -> int:
+        return 5
+
+    def counted_bits(self, weight: np.ndarray) -> int:
+        return math.ceil(int(np.asarray(weight).size) * 5 / 3)
+
+    def elements(self, weight: np.ndarray, pe: int, simd: int) -> np.ndarray:
+        t = _tiles(np.asarray(weight, dtype=np.int64), pe, simd).reshape(-1, pe * simd) + 1
+        t = np.pad(t, ((0, -t.shape[0] % 3), (0, 0)), constant_values=1)  # padding: weight 0
+        t = t.reshape(-1, 3, pe * simd)
+        return t[:, 0] + 3 * t[:, 1] + 9 * t[:, 2]
+
+    def decode(self, elements: np.ndarray, table: Sequence[int], k: int, n: int, pe: int,
+               simd: int) -> np.ndarray:
+        e = np.asarray(elements, dtype=np.int64)
+        t = np.stack([e % 3, e // 3 % 3, e // 9], axis=1).reshape(-1, pe * simd) - 1
+        sf, nf = self.folds(k, n, pe, simd)
+        return _untile(t[:sf * nf].reshape(-1, pe, simd), k, n, pe, simd)
+
+
+CODECS = {"dense": DenseCodec, "nm": NMCodec, "codebook": CodebookCodec,
+          "ternary": TernaryCodec}
 
 
 def codec_for(name: str, bits: int) -> Codec:
@@ -387,15 +429,15 @@ def codec_for(name: str, bits: int) -> Codec:
                            "as nm:N:M, or dense")
     if family not in CODECS:
         raise UnknownCodec(f"unknown weight codec {name!r}; known codecs: dense, nm:N:M, "
-                           f"codebook:K")
+                           f"codebook:K, ternary")
     try:
         numbers = [int(a) for a in args.split(":")] if args else []
     except ValueError:
         raise UnknownCodec(f"weight codec {name!r} has a non-integer parameter") from None
-    arity = {"dense": 0, "nm": 2, "codebook": 1}[family]
+    arity = {"dense": 0, "nm": 2, "codebook": 1, "ternary": 0}[family]
     if len(numbers) != arity:
-        raise UnknownCodec(f"weight codec {name!r} takes {arity} parameter(s): dense, nm:N:M "
-                           f"or codebook:K")
+        raise UnknownCodec(f"weight codec {name!r} takes {arity} parameter(s): dense, nm:N:M, "
+                           f"codebook:K or ternary")
     return CODECS[family](bits, *numbers)
 
 

@@ -38,6 +38,7 @@ class DecoderSpec:
     nm: tuple[int, ...]  # (N, M), or () without an N:M layer
     codebook_bits: int  # widest codebook index, 0 without a codebook layer
     widths: tuple[int, ...]  # distinct weight bits of dense and N:M layers
+    ternary: bool  # some layer is ternary-packed (three int2 weights in 5 bits)
 
     @property
     def straddles(self) -> bool:
@@ -73,7 +74,8 @@ def codecs_spec(codecs: dict[str, Codec]) -> DecoderSpec:
         nm=tuple(next(iter(patterns))) if patterns else (),
         codebook_bits=max((c.element_bits for c in codecs.values() if c.family == "codebook"),
                           default=0),
-        widths=tuple(sorted({c.bits for c in codecs.values() if c.family != "codebook"})))
+        widths=tuple(sorted({c.bits for c in codecs.values() if c.family in ("dense", "nm")})),
+        ternary=any(c.family == "ternary" for c in codecs.values()))
 
 
 # LUT costs of one lane's decoder, by part (Yosys synth_xilinx, LUT6: a 4:1 multiplexer a LUT).
@@ -86,9 +88,12 @@ def decoder_luts(spec: DecoderSpec, pe: int, simd: int) -> int:
     selector, the sign extension of each width, the N:M input select and the codebook lookup."""
     positions = spec.lane_bits // spec.offset_step
     per_lane = _mux_luts(positions * (2 if spec.straddles else 1), spec.lane_bits)
-    per_lane += _mux_luts(len(spec.widths) + (1 if spec.codebook_bits else 0), spec.weight_bits)
+    kinds = len(spec.widths) + (1 if spec.codebook_bits else 0) + (1 if spec.ternary else 0)
+    per_lane += _mux_luts(kinds, spec.weight_bits)
     if spec.nm:
         per_lane += _mux_luts(spec.nm[1], 8)
     if spec.codebook_bits:
         per_lane += _mux_luts(1 << spec.codebook_bits, spec.weight_bits)
+    if spec.ternary:  # 5 bits -> three trits: six 5-input functions, then pick one of three
+        per_lane += 3 + _mux_luts(3, 2)
     return pe * simd * per_lane

@@ -25,12 +25,14 @@ from vitfpga.runtime.codecs import (
 )
 
 CODECS = ["dense", *(f"nm:{n}:{m}" for n, m in NM_PATTERNS), "codebook:1", "codebook:2",
-          "codebook:3", "codebook:4"]
+          "codebook:3", "codebook:4", "ternary"]
 
 
 def _layer(k: int, n: int, bits: int, codec: str, seed: int, name: str = "blocks.0.mlp.fc1"):
     if codec.startswith("codebook") and (1 << int(codec.split(":")[1])) > 2 ** bits - 1:
         codec = f"codebook:{max(1, bits - 1)}"
+    if codec == "ternary" and bits != 2:
+        codec = "dense"
     return random_layer(k, n, bits=bits, seed=seed, name=name, codec=codec)
 
 
@@ -46,13 +48,13 @@ def test_every_codec_round_trips_through_its_words(k: int, n: int, bits: int, co
     lane = c.element_bits + extra  # a memory lane at least as wide as the element
     elements = c.elements(layer.weight, pe, simd)
     sf, nf = c.folds(k, n, pe, simd)
-    assert elements.shape == (sf * nf, pe * simd)
+    count = c.stream_elements(k, n, pe, simd)
+    assert elements.shape == (count, pe * simd) and count == math.ceil(sf * nf / c.group)
     assert elements.min() >= 0 and elements.max() < 1 << c.element_bits
     words = stream_words(elements, c.element_bits, lane)
-    assert len(words) == c.words(k, n, pe, simd, lane) == math.ceil(sf * nf * c.element_bits
-                                                                     / lane)
+    assert len(words) == c.words(k, n, pe, simd, lane) == math.ceil(count * c.element_bits / lane)
     assert all(0 <= w < 1 << (pe * simd * lane) for w in words)
-    back = decode_stream(words, sf * nf, pe * simd, c.element_bits, lane)
+    back = decode_stream(words, count, pe * simd, c.element_bits, lane)
     decoded = c.decode(back, c.table(layer.weight), k, n, pe, simd)
     assert np.array_equal(decoded, layer.weight)
 
@@ -79,10 +81,20 @@ def test_codebook_tables_hold_zero_for_padding() -> None:
         codec_for("codebook:1", 4).table(w)
 
 
+def test_ternary_packs_three_iterations_in_five_bits() -> None:
+    w = np.array([[1, 0, -1, -1, 1]])  # K = 5 on SIMD 1: five iterations, two elements
+    c = codec_for("ternary", 2)
+    e = c.elements(w, 1, 1)
+    assert e[:, 0].tolist() == [2 + 3 * 1 + 9 * 0, 0 + 3 * 2 + 9 * 1]  # the 6th trit pads 0
+    assert c.counted_bits(w) == 9 and c.words(5, 1, 1, 1, 8) == 2
+    with pytest.raises(ValueError, match="ternary packs int2 weights"):
+        codec_for("ternary", 4)
+
+
 def test_codec_names_are_checked() -> None:
     for bad, match in (("nm:3:4", "no hardware decoder"), ("nm:2", "takes 2 parameter"),
                        ("codebook:9", "1..4"), ("codebook:x", "non-integer"),
-                       ("bitmap", "unknown weight codec")):
+                       ("bitmap", "no hardware decoder yet"), ("zip", "unknown weight codec")):
         with pytest.raises(ValueError, match=match):
             codec_for(bad, 4)
     layer = random_layer(8, 4, bits=4, seed=0)
@@ -126,7 +138,8 @@ def test_plan_stores_each_layer_in_its_encoding(pe: int, simd: int) -> None:
         layer, c = layers[s.name], codec_for(s.codec, s.bits)
         assert (s.codec, s.ebits, s.beats) == (layer.codec, c.element_bits, s.sf * c.ratio)
         words = tables.weights[s.w_base:s.w_base + s.words]
-        back = decode_stream(words, s.iterations, pe * simd, s.ebits, plan.lane_bits)
+        back = decode_stream(words, c.stream_elements(s.k, s.n, pe, simd), pe * simd, s.ebits,
+                             plan.lane_bits)
         assert np.array_equal(c.decode(back, c.table(layer.weight), s.k, s.n, pe, simd),
                               layer.weight)
         counted += c.counted_bits(layer.weight)
