@@ -6,8 +6,10 @@ Every row starts from the same float teacher of its seed (120 epochs) and gets 3
 with distillation from the teacher unless its label says otherwise. Top-1 is on the 360-image
 test split; for quantised rows it is the integer-only golden's (what the hardware computes),
 with Brevitas' beside it. Sizes are real bits (quant/size.py): "weights" counts linear weights
-only, as the compression papers do; "whole" adds the per-channel bias/requant tables and host
-parameters.
+only, as the compression papers do, each layer in the codec the engine stores it in; "whole"
+adds the per-channel bias/requant tables and host parameters. "On chip" is what the encoded
+weight streams occupy in the engine's weight memory on Pynq-Z2 (the planner's folding, before
+block RAM fragmentation), and its share of what dense 8-bit lanes of the same folding take.
 Writes table.md, results.json and pareto.png into --out, and prints the table and the machine.
 """
 
@@ -17,6 +19,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 import statistics
 import sys
 import time
@@ -27,6 +30,8 @@ from pathlib import Path
 import torch
 
 from vitfpga.config import RunConfig
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import ModelPlan, plan_model
 from vitfpga.quant.compress import calibration_images, compress, export_compressed
 from vitfpga.quant.data import load_digits_split
 from vitfpga.quant.intvit import calibrate_int_vit, host_param_bits
@@ -53,6 +58,9 @@ ROWS: list[tuple[str, CompressionRecipe]] = [
      dataclasses.replace(RECIPE, weight_bits=8, lowrank=LowRank.AWARE, lowrank_keep=0.35)),
     ("shared decoders rank 12, int4",
      dataclasses.replace(RECIPE, weight_bits=4, shared_ranks=uniform_ranks(12))),
+    ("QAT int4 + 2:4 N:M pruning (head, patch embed int8)",
+     dataclasses.replace(RECIPE, weight_bits=4, prune=Prune.NM, prune_nm=(2, 4),
+                         layer_bits=HEAD8)),
     ("combined: int2 + magnitude pruning 60% (head, patch embed int4)",
      dataclasses.replace(RECIPE, weight_bits=2, prune=Prune.MAGNITUDE, prune_sparsity=0.6,
                          layer_bits=HEAD4)),
@@ -108,8 +116,19 @@ def _quant_row(label: str, recipe: CompressionRecipe, teacher: ViT, split: objec
     size = model_size(teacher, layers, host_param_bits(model))
     pred = torch.from_numpy(int_logits(model, split.x_test.numpy())).argmax(-1)
     top1 = float((pred == split.y_test).float().mean())
+    plan = plan_model(model.layers, model.rows(), get_board(BASE.hardware.board))
     return {"row": label, "top1": top1, "qat": accuracy(student, split.x_test, split.y_test),
-            "weight_bytes": size.weight_bits // 8, "whole_bytes": size.compressed_bytes}
+            "weight_bytes": size.weight_bits // 8, "whole_bytes": size.compressed_bytes,
+            "onchip_bits": plan.onchip_weight_bits, "dense8_bits": dense8_bits(plan),
+            "codecs": sorted({s.codec for s in plan.layers})}
+
+
+def dense8_bits(plan: ModelPlan) -> int:
+    """Weight-memory bits of the plan's folding with every stored layer in dense 8-bit lanes
+    (the engine before per-layer encoding, at its widest weights)."""
+    stored = {s.w_base: s for s in plan.layers}.values()  # a shared array once
+    return sum(math.ceil(s.n / plan.pe) * math.ceil(s.k / plan.simd) for s in stored) \
+        * plan.pe * plan.simd * 8
 
 
 def run_seed(seed: int) -> list[dict[str, object]]:
@@ -140,7 +159,11 @@ def summarise(results: list[dict[str, object]]) -> list[dict[str, object]]:
         qat = [r["qat"] for r in rs if r["qat"] is not None]
         weight = statistics.mean(r["weight_bytes"] for r in rs)  # codecs vary a little by seed
         whole = statistics.mean(r["whole_bytes"] for r in rs)
+        onchip = [r["onchip_bits"] / r["dense8_bits"] for r in rs if "onchip_bits" in r]
         out.append({"row": label, "weight_kb": weight / 1024, "whole_kb": whole / 1024,
+                    "onchip_kb": (statistics.mean(r["onchip_bits"] for r in rs) / 8 / 1024
+                                  if onchip else None),
+                    "onchip_share": statistics.mean(onchip) if onchip else None,
                     "weight_ratio": fp32["weight_bytes"] / weight,
                     "whole_ratio": fp32["whole_bytes"] / whole,
                     "top1": _mean_std([r["top1"] for r in rs]),
@@ -154,11 +177,15 @@ def markdown(rows: list[dict[str, object]], seeds: list[int], seconds: float) ->
     lines = [f"Digits ViT, seeds {', '.join(map(str, seeds))}: top-1 (%) mean ± std on the test "
              f"split; integer-only golden for quantised rows, Brevitas beside it. Sizes are "
              f"means over the seeds.", "",
-             "| method | weights KB | ratio (weights) | whole KB | ratio (whole) | top-1 | "
-             "Brevitas top-1 |", "|---|---|---|---|---|---|---|"]
+             "| method | weights KB | ratio (weights) | whole KB | ratio (whole) | on chip KB "
+             "(of dense 8-bit lanes) | top-1 | Brevitas top-1 |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        onchip = ("—" if r["onchip_kb"] is None
+                  else f"{r['onchip_kb']:.2f} ({r['onchip_share']:.0%})")
         lines.append(f"| {r['row']} | {r['weight_kb']:.2f} | {r['weight_ratio']:.1f}x | "
-                     f"{r['whole_kb']:.2f} | {r['whole_ratio']:.1f}x | {r['top1']} | {r['qat']} |")
+                     f"{r['whole_kb']:.2f} | {r['whole_ratio']:.1f}x | {onchip} | {r['top1']} | "
+                     f"{r['qat']} |")
     took = (f"{seconds / 60:.1f} min wall" if seconds > 1
             else "table rebuilt from a saved results.json")
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; {took}."]

@@ -11,6 +11,7 @@ for shared decoders, while the learned encoders still produce the codes (`quant.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import math
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from torch import nn
 
 from vitfpga.errors import BadInput
 from vitfpga.ir import IntLinear, IntModel, encode_layers
+from vitfpga.quant.codecs import codebook_encode
 from vitfpga.quant.data import Split
 from vitfpga.quant.export import export_linears
 from vitfpga.quant.factorize import (
@@ -210,11 +212,22 @@ def post_training_quantise(recipe: CompressionRecipe, model_cfg: ViTConfig, teac
     return calibrate_int_vit(student, export_compressed(recipe, model_cfg, student), images)
 
 
+def cluster_weights(layers: dict[str, IntLinear], index_bits: int) -> dict[str, IntLinear]:
+    """Each block layer's integer weights moved onto 2^K values of their own (1-D k-means,
+    `codebook_encode`), so the engine stores K-bit indices and a per-layer table. The centroids
+    are rounded integers between the layer's extremes: the accumulator bound cannot grow."""
+    return {name: dataclasses.replace(layer, weight=codebook_encode(layer.weight,
+                                                                    index_bits).decode())
+            if layer_type(name) else layer for name, layer in layers.items()}
+
+
 def export_compressed(recipe: CompressionRecipe, model_cfg: ViTConfig,
                       student: nn.Module) -> dict[str, IntLinear]:
     layers = export_linears(student)
     if recipe.prune in (Prune.HEADS, Prune.NEURONS):
         layers = shrink_structured(layers, model_cfg.dim // model_cfg.heads)
+    if recipe.codebook_bits:
+        layers = cluster_weights(layers, recipe.codebook_bits)
     # Each layer stored in its cheapest exact codec: what the size report counts and the
     # engine's weight memory holds.
     return encode_layers(layers)

@@ -15,6 +15,7 @@ from typing import Any
 from vitfpga.errors import BadInput
 from vitfpga.quant.codecs import SUPPORTED_BITS
 from vitfpga.quant.structure import LAYER_TYPES
+from vitfpga.runtime.codecs import MAX_CODEBOOK_BITS
 
 __all__ = ["TABLE_KEYS", "CompressionRecipe", "LowRank", "Prune", "uniform_ranks"]
 
@@ -43,7 +44,7 @@ TABLE_KEYS: dict[str, Any] = {
     "prune_nm": str, "lowrank": str, "lowrank_keep": float, "lowrank_sparse": float,
     "lowrank_compensate": int, "shared_rank": int, "shared_code_bits": int,
     "shared_type_ranks": tuple[str, ...], "kd_weight": float, "kd_temperature": float,
-    "qat_epochs": int, "qat_lr": float,
+    "qat_epochs": int, "qat_lr": float, "codebook_bits": int,
 }
 
 Ranks = tuple[tuple[str, int], ...]  # (layer type, decoder rank) for qkv, proj, fc1, fc2
@@ -68,6 +69,9 @@ class CompressionRecipe:
     lowrank_compensate: int = 0  # gradient steps of layer-wise error compensation per layer
     shared_ranks: Ranks = tuple((kind, 0) for kind in LAYER_TYPES)  # DeepCompress-ViT, per type
     shared_code_bits: int = 0  # bits of the per-block codes (0: weight_bits)
+    # Weight clustering: each block layer's integer weights onto 2^K values (k-means), stored as
+    # K-bit codebook indices (0: off).
+    codebook_bits: int = 0
     kd_weight: float = 0.5
     kd_temperature: float = 2.0
     qat_epochs: int = 30
@@ -113,6 +117,9 @@ class CompressionRecipe:
             raise BadInput(f"lowrank_keep must be in (0, 1), got {self.lowrank_keep}")
         if not 0.0 <= self.lowrank_sparse < 1.0:
             raise BadInput(f"lowrank_sparse must be in [0, 1), got {self.lowrank_sparse}")
+        if not 0 <= self.codebook_bits <= MAX_CODEBOOK_BITS:
+            raise BadInput(f"codebook_bits must be 0 (off) or 1..{MAX_CODEBOOK_BITS}, got "
+                           f"{self.codebook_bits}")
         if self.lowrank_compensate < 0 or any(r < 0 for _, r in self.shared_ranks):
             raise BadInput("lowrank_compensate and shared_rank must be 0 or more")
         if sorted(k for k, _ in self.shared_ranks) != sorted(LAYER_TYPES):
@@ -165,6 +172,8 @@ class CompressionRecipe:
             parts.append(f"{self.lowrank} low-rank keeping {self.lowrank_keep:.0%}")
         if self.shared:
             parts.append(f"shared decoders rank {self._ranks_text}")
+        if self.codebook_bits:
+            parts.append(f"{1 << self.codebook_bits}-value codebook")
         return ", ".join(parts)
 
     def describe(self) -> str:
@@ -182,6 +191,9 @@ class CompressionRecipe:
         if self.shared:
             parts.append("shared decoders of rank "
                          + ", ".join(f"{t} {r}" for t, r in self.shared_ranks if r))
+        if self.codebook_bits:
+            parts.append(f"block weights clustered onto {1 << self.codebook_bits} values "
+                         f"(codebook:{self.codebook_bits})")
         return ", ".join(parts)
 
     @property
@@ -198,7 +210,7 @@ class CompressionRecipe:
 
 _SAME_NAME = ("weight_bits", "prune", "prune_sparsity", "lowrank", "lowrank_keep",
               "lowrank_sparse", "lowrank_compensate", "shared_code_bits", "kd_weight",
-              "kd_temperature", "qat_epochs", "qat_lr")
+              "kd_temperature", "qat_epochs", "qat_lr", "codebook_bits")
 
 
 def _member(enum: type[StrEnum], value: str, key: str) -> Any:

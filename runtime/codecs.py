@@ -482,6 +482,8 @@ def _best(weight: np.ndarray, bits: int, pattern: tuple[int, int] | None) -> tup
     """(codec, counted bits) of the cheapest exact encoding of one layer."""
     w = np.asarray(weight, dtype=np.int64)
     options = [("dense", DenseCodec(bits).counted_bits(w))]
+    if bits == 2:
+        options.append(("ternary", TernaryCodec(bits).counted_bits(w)))
     distinct = int(_values(w).size)
     index_bits = max(1, math.ceil(math.log2(distinct)))
     if index_bits < bits and index_bits <= MAX_CODEBOOK_BITS:

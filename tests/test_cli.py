@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -124,6 +125,32 @@ def test_plan_preset_prints_the_plan() -> None:
     for text in ("seeded random int3 weights", "blocks.11.mlp.fc2", "197",
                  "weight memory efficiency", "in URAM, loaded at start-up", "images/s at 250 MHz"):
         assert text in proc.stdout, text
+
+
+def test_deit_tiny_int4_two_four_sparse_plans_onto_kv260_all_on_chip(tmp_path: Path) -> None:
+    """Issue target: DeiT-Tiny dimensions at int4 with 2:4 sparsity fit KV260 with every weight
+    on chip (ROM and URAM), while the same weights dense do not."""
+    out = tmp_path / "plan.json"
+    proc = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "4",
+                   "--codec", "nm:2:4", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "shaped for and stored as nm:2:4" in proc.stdout
+    plan = json.loads(out.read_text())
+    assert plan["nm"] == [2, 4] and {s["codec"] for s in plan["layers"]} == {"nm:2:4"}
+    assert plan["uram"] <= 64 and plan["bram36"] <= 0.9 * 144
+    # every word of every layer's stream is in the ROM or the URAM part: nothing streams in
+    assert plan["weight_depth"] == sum(s["words"] for s in plan["layers"])
+    assert plan["weight_depth"] - plan["rom_depth"] <= plan["uram"] * 4096
+    dense = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260", "--weight-bits", "4")
+    assert_one_line_error(dense, 2, "kv260 offers 129.6 BRAM36")
+
+
+def test_preset_codecs_are_checked() -> None:
+    for args, message in ((("--codec", "bitmap"), "bitmap weights have no hardware decoder"),
+                          (("--codec", "nm:3:4"), "no hardware decoder"),
+                          (("--codec", "ternary", "--weight-bits", "4"), "ternary packs int2")):
+        proc = run_cli("plan", "--preset", "deit-tiny", "--board", "kv260", *args)
+        assert_one_line_error(proc, 2, message)
 
 
 def test_low_rank_preset_plans_two_entries_per_block_layer() -> None:

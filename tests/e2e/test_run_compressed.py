@@ -1,5 +1,6 @@
-"""`vitfpga run` on compressed models: factored, sparse-term and shared-decoder layers run on
-the generated engine bit-exact, and the whole integer-only ViT runs with the RTL in the loop."""
+"""`vitfpga run` on compressed models: factored, sparse-term and shared-decoder layers, and
+layers stored encoded (mixed widths, N:M, ternary, codebook), run on the generated engine
+bit-exact, and the whole integer-only ViT runs with the RTL in the loop."""
 
 from __future__ import annotations
 
@@ -29,7 +30,17 @@ qat_epochs = 1
 RECIPES = {  # appended to COMMON's [compress] table
     "shared-decoders": "shared_rank = 6\nweight_bits = 3\n",
     "low-rank-plus-sparse": 'lowrank = "aware"\nlowrank_keep = 0.5\nlowrank_sparse = 0.05\n',
+    # int4 and int3 2:4 blocks (compute skipped), int8 ends: three widths, two element sizes
+    "nm-mixed": 'weight_bits = 4\nprune = "nm"\nprune_nm = "2:4"\n'
+                'layer_bits = ["head=8", "patch_embed=8", "blocks.2.*=3"]\n',
+    # ternary pruned blocks 0-1, block 2 at int4 clustered onto 4 values, int8 ends
+    "ternary-codebook": 'weight_bits = 2\nprune = "magnitude"\nprune_sparsity = 0.7\n'
+                        'codebook_bits = 2\n'
+                        'layer_bits = ["head=8", "patch_embed=8", "blocks.2.*=4"]\n',
 }
+# The codecs each recipe's layers must be stored in (report.json plan.layers[*].codec).
+CODECS = {"shared-decoders": {"dense"}, "low-rank-plus-sparse": {"dense"},
+          "nm-mixed": {"dense", "nm:2:4"}, "ternary-codebook": {"dense", "ternary", "codebook:2"}}
 
 
 @pytest.mark.parametrize("recipe", list(RECIPES))
@@ -42,7 +53,12 @@ def test_compressed_run_is_bit_exact_on_the_engine(tmp_path: Path, recipe: str) 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     layers = {v["layer"] for v in report["verification"]}
-    assert {"blocks.0.attn.qkv.u", "blocks.0.attn.qkv.v"} <= layers
+    if recipe in ("shared-decoders", "low-rank-plus-sparse"):
+        assert {"blocks.0.attn.qkv.u", "blocks.0.attn.qkv.v"} <= layers
+    assert {s["codec"] for s in report["plan"]["layers"]} == CODECS[recipe]
+    size = report["size"]  # the encoded streams on chip, against what the codecs count
+    assert size["counted_weight_bits"] <= size["onchip_weight_bits"] \
+        <= 1.10 * size["counted_weight_bits"]
     if recipe == "low-rank-plus-sparse":
         assert any(name.endswith(".s") for name in layers)
     assert all(v["compared"] > 0 and v["mismatches"] == 0 for v in report["verification"])
