@@ -1,8 +1,9 @@
 """C simulation of the emitted HLS engine with plain g++ against the hls4ml copy of ap_types.
 
-This checks the C++ arithmetic and stream protocol bit for bit against the golden, for any
-number of layers in one run of one compiled testbench; it is not cycle-accurate, so its
-SimResults carry no measured cycles (Vitis cosim or the RTL sims do). When the plan keeps weights
+This checks the C++ arithmetic, the weight decoders (dense intB of mixed widths, N:M, codebook)
+and the stream protocol bit for bit against the golden, for any number of layers in one run of
+one compiled testbench; it is not cycle-accurate, so its SimResults carry no measured cycles
+(Vitis cosim or the RTL sims do). When the plan keeps weights
 in the start-up-loaded RAM, the testbench first loads them from the project's
 tb_data/weights_ram.mem, as the host would, and that load is checked too.
 """
@@ -163,6 +164,11 @@ def run_csim(hls_dir: Path, plan: ModelPlan,
 
     results = []
     for (slot, x, expected), output, report in zip(checked, outputs, reports, strict=True):
+        # One iteration per compute fold, whatever the codec (an N:M iteration takes R beats).
+        if report[5] != int(x.shape[0]) * slot.iterations:
+            raise VerificationFailed(
+                f"csim of {slot.ident}: {report[5]} iterations, expected "
+                f"{int(x.shape[0]) * slot.iterations} (rows x NF x SF)")
         compared, mismatches = compare(read_matrix(output), expected)
         if report[2:4] != (compared, mismatches):
             raise VerificationFailed(

@@ -19,6 +19,7 @@ from vitfpga.hls.emit.templating import copy_static, hexword, render, write_mem
 from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.layout import CHANNEL_PAD, PROGRAM_FIELDS, ModelTables, model_tables
 from vitfpga.ir import IntLinear
+from vitfpga.runtime.codecs import CODEC_KINDS
 from vitfpga.runtime.model import linear_golden
 
 __all__ = ["HLS_IP_DIR", "HLS_IP_VLNV", "JOBS_FILE", "RAM_WORDS_FILE", "TB_ROWS_MAX", "emit_hls",
@@ -118,6 +119,23 @@ def _beats_per_word(plan: ModelPlan) -> int:
     return -(-plan.word_bits // (plan.simd * 8))
 
 
+def _decoder_context(plan: ModelPlan, tables: ModelTables) -> dict[str, object]:
+    """The weight decoders' constants (vitfpga/wdec.h) and the codebook tables."""
+    spec = plan.decoder()
+    nm_n, nm_m = spec.nm or (0, 0)
+    cb_word_bits = 8 << max(plan.codebook_bits, 1)  # a stand-in word when there are no tables
+    return {
+        "lane_bits": plan.lane_bits, "offset_step": spec.offset_step,
+        "width_mask": sum(1 << b for b in spec.widths),
+        "nm_n": nm_n, "nm_m": nm_m, "nm_r": plan.nm_ratio,
+        "maxbeats": plan.max_beats, "row_windows": -(-plan.max_beats // plan.nm_ratio),
+        "cb_bits": plan.codebook_bits, "cb_alloc": len(tables.codebook) or 1,
+        "cb_word_bits": cb_word_bits, "ternary": int(spec.ternary),
+        "codebook": [hexword(w, cb_word_bits) for w in tables.codebook],
+        "codec_kinds": sorted(CODEC_KINDS.items(), key=lambda kv: kv[1]),
+    }
+
+
 def _context(plan: ModelPlan, tables: ModelTables) -> dict[str, object]:
     pe, simd, word_bits = plan.pe, plan.simd, plan.word_bits
     slots = plan.layers
@@ -128,9 +146,11 @@ def _context(plan: ModelPlan, tables: ModelTables) -> dict[str, object]:
     # Round up to whole 1024-bit blocks, the granularity ap_int allocates its storage in.
     ap_int_max_w = None if widest <= _AP_INT_DEFAULT_MAX_W else -(-widest // 1024) * 1024
     lane_bits = {name: pe * bits for name, (bits, _) in CHANNEL_PAD.items()}
-    trip_min = min(s.words for s in slots)
-    trip_max = max(trip_min, *(s.ideal_cycles(s.rows) for s in slots))
-    trip_avg = min(max(round(plan.cycles_per_image / len(slots)), trip_min), trip_max)
+    # Loop iterations: one row of the smallest layer, all rows of the largest, and the mean.
+    trip_min = min(s.iterations for s in slots)
+    trip_max = max(trip_min, *(s.rows * s.iterations for s in slots))
+    per_image = sum(s.rows * s.iterations for s in slots)
+    trip_avg = min(max(round(per_image / len(slots)), trip_min), trip_max)
     program = [
         {"index": i, "ident": s.ident, "k": s.k, "n": s.n,
          "fields": ", ".join(str(int(entry[name])) for name, _ in PROGRAM_FIELDS)}
@@ -149,12 +169,14 @@ def _context(plan: ModelPlan, tables: ModelTables) -> dict[str, object]:
         "raddr_bits": _address_bits(max(ram_depth, 1)),
         "maxsf": plan.max_sf, "minsf": min(s.sf for s in slots),
         "maxnf": max(s.nf for s in slots), "word_bits": word_bits,
+        **_decoder_context(plan, tables),
         "trip_min": trip_min, "trip_max": trip_max, "trip_avg": trip_avg,
         "bias_bits": lane_bits["bias"], "mult_bits": lane_bits["mult"],
         "shift_bits": lane_bits["shift"], "in_bits": simd * 8, "out_bits": pe * 8,
         "waddr_bits": _address_bits(plan.weight_depth),
         "caddr_bits": _address_bits(plan.channel_depth),
-        # Fold counters count to SF-1 and NF-1 of the largest layer, never beyond.
+        # Fold counters count to SF-1 and NF-1 of the largest layer, never beyond; row-buffer
+        # windows (at most SF) too.
         "fold_bits": _address_bits(max(plan.max_sf, max(s.nf for s in slots))),
         "ap_int_max_w": ap_int_max_w,
         "program_fields": PROGRAM_FIELDS,

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.gxx
 HOSTILE = 'blocks.0/attn "qkv"; $finish'
 PE, SIMD = 4, 8  # 128-bit weight words, 64-bit beats: a weight load sends 2 beats a word
 # (name, K, N, weight bits, relu): no K divides SIMD and no N divides PE except by padding; the
-# 2-bit layer sits in the plan's 4-bit lanes; SF runs from 1 to 9 and NF from 1 to 8.
+# 2-bit layers' streams pack two elements a 4-bit lane; SF runs from 1 to 9 and NF from 1 to 8.
 SPECS = [
     (HOSTILE, 20, 13, 4, False),
     ("blocks.0.mlp.fc1", 7, 30, 2, True),
@@ -64,8 +64,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return Engine(plan, layers, root / "out" / "hls", root / "build")
 
 
-# Weight words 0..11 are layer 0's, 12..19 layer 1's, 20..27 layer 2's, 28..36 layer 3's.
-SPLITS = {"mid-layer": 16, "all-ram": 0}
+# Weight words 0..11 are layer 0's, 12..15 layer 1's (8 iterations of 2 bits in 4-bit lanes),
+# 16..23 layer 2's, 24..28 layer 3's (9 iterations of 2 bits, the last word half used).
+WDEPTH = 29
+SPLITS = {"mid-layer": 14, "all-ram": 0}
 
 
 def _split_plan(layers: dict[str, IntLinear], rom_depth: int) -> ModelPlan:
@@ -76,12 +78,12 @@ def _split_plan(layers: dict[str, IntLinear], rom_depth: int) -> ModelPlan:
 @pytest.fixture(scope="module", params=list(SPLITS.values()), ids=list(SPLITS))
 def split_engine(request: pytest.FixtureRequest,
                  tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """The same model with weight words [rom_depth, 37) in the RAM a weight load fills; one
+    """The same model with weight words [rom_depth, WDEPTH) in the RAM a weight load fills; one
     build per split, shared like `engine`'s."""
     root = tmp_path_factory.mktemp("split")
     layers = _model()
     plan = _split_plan(layers, request.param)
-    assert (plan.rom_depth, plan.ram_depth) == (request.param, 37 - request.param)
+    assert (plan.rom_depth, plan.ram_depth) == (request.param, WDEPTH - request.param)
     emit_hls(plan, layers, root / "out")
     return Engine(plan, layers, root / "out" / "hls", root / "build")
 
@@ -196,8 +198,9 @@ def test_protocol_errors_fail_even_when_values_match(
 
 
 @pytest.mark.parametrize(("pe", "simd", "specs", "rom_depth"), [
-    # 2048-bit weight words (AP_INT_MAX_W), 8-bit weights beside 3-bit ones; words 10..13 (in
-    # wide.b's 8..13) in the RAM, each loaded as 16 beats.
+    # 2048-bit weight words (AP_INT_MAX_W), 8-bit weights beside 3-bit ones packed in 8-bit
+    # lanes (wide.b's 6 iterations in words 8..10, two elements straddling a word boundary, the
+    # second from ROM word 9 into RAM word 10), each RAM word loaded as 16 beats.
     (16, 16, [("wide.a", 64, 32, 8, False), ("wide.b", 40, 20, 3, True)], 10),
     # PE=1 (one output lane per beat), an odd SIMD, and a 1x1-fold layer; 12-bit words in the RAM
     # from word 20 (of narrow.a's 0..47) on, each loaded as one 24-bit beat half of which is junk.
@@ -251,12 +254,15 @@ def test_split_plans_match_golden_on_every_layer(split_engine: Engine, tmp_path:
 
 def _as_unloaded(engine: Engine, name: str) -> IntLinear:
     """The layer as the engine computes it before any weight load: the weights of its words in
-    the RAM read as the RAM's power-up zeros."""
+    the RAM read as the RAM's power-up zeros (iteration `it`'s dense elements sit in word
+    w_base + it*E div LANE_BITS; no element straddles here, E divides LANE_BITS)."""
     plan, slot = engine.plan, engine.plan.slot(name)
+    assert slot.codec == "dense" and plan.lane_bits % slot.ebits == 0
     weight = engine.layers[name].weight.copy()
-    for word in range(max(plan.rom_depth - slot.w_base, 0), slot.words):
-        nf, sf = divmod(word, slot.sf)
-        weight[nf * PE:(nf + 1) * PE, sf * SIMD:(sf + 1) * SIMD] = 0
+    for it in range(slot.iterations):
+        if slot.w_base + it * slot.ebits // plan.lane_bits >= plan.rom_depth:
+            nf, sf = divmod(it, slot.sf)
+            weight[nf * PE:(nf + 1) * PE, sf * SIMD:(sf + 1) * SIMD] = 0
     return dataclasses.replace(engine.layers[name], weight=weight)
 
 
@@ -322,7 +328,8 @@ def test_emit_splits_the_weights_at_rom_depth(tmp_path: Path, rom_depth: int) ->
     assert (hls / "tb_data" / RAM_WORDS_FILE).read_text() == \
         "".join(w + "\n" for w in words[rom_depth:])
     config = (hls / "config.h").read_text()
-    for name, value in (("ROM_DEPTH", rom_depth), ("RAM_DEPTH", 37 - rom_depth), ("BPW", 2)):
+    for name, value in (("ROM_DEPTH", rom_depth), ("RAM_DEPTH", WDEPTH - rom_depth),
+                        ("BPW", 2)):
         assert f"static const unsigned {name} = {value};" in config
     top = (hls / "vitfpga_engine.cpp").read_text()
     assert "type=ram_s2p impl=uram" in top and "offset=0x28" in top

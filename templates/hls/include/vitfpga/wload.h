@@ -1,11 +1,12 @@
 // Weight load (docs/engine.md): the host streams the RAM part of the weights in once after
 // configuration, because UltraScale+ URAM cannot be initialised from the bitstream.
 //
-// A load of `rows` words reads rows*BPW input beats; beat j of word i carries the word's bits
-// [j*SIMD*8 +: SIMD*8] (bits at or past WORD_BITS in the last beat are ignored) and word i goes
-// to RAM word i (weight word ROM_DEPTH + i). Words past RAM_DEPTH are read and dropped, so a
-// host that sends too many cannot wrap the RAM address round onto word 0. A load writes no output
-// beats.
+// A weight word is WORD_BITS = PE*SIMD*LANE_BITS bits (every lane's slice of the encoded weight
+// streams; docs/engine.md). A load of `rows` words reads rows*BPW input beats; beat j of word i
+// carries the word's bits [j*SIMD*8 +: SIMD*8] (bits at or past WORD_BITS in the last beat are
+// ignored) and word i goes to RAM word i (weight word ROM_DEPTH + i). Words past RAM_DEPTH are
+// read and dropped, so a host that sends too many cannot wrap the RAM address round onto word 0.
+// A load writes no output beats.
 //
 // `iterations` counts pipelined loop iterations, one per input beat (rows*BPW): at II=1 that is
 // the clock count without stalls, exactly as `cycles` is for a layer run.
