@@ -72,8 +72,8 @@ def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int,
         "pe": plan.pe, "simd": plan.simd, "word_bits": plan.word_bits,
         "ram_words": plan.ram_depth, "ram_bytes_per_word": per_word,
         "registers": ENGINE_REGS,
-        "layers": [{"name": s.name, "index": i, "k": s.k, "n": s.n, "sf": s.sf, "nf": s.nf}
-                   for i, s in enumerate(plan.layers)],
+        "layers": [{"name": s.name, "index": i, "k": s.k, "n": s.n, "sf": s.sf, "nf": s.nf,
+                    "beats": s.beats, "codec": s.codec} for i, s in enumerate(plan.layers)],
         "whole": None if whole is None else {
             "in_beats": whole.in_beats, "out_beats": whole.out_beats,
             "row_beats": whole.row_beats},

@@ -126,7 +126,8 @@ class Accelerator:
             raise ValueError(f"{name}: expected rows of shape (M, {spec['k']}), got {x.shape}")
         if x.size and (x.min() < -128 or x.max() > 127):
             raise ValueError(f"{name}: input values outside int8")
-        in_width = spec["sf"] * self.hw["simd"]
+        # A row is `beats` input beats: SF for dense layers, SF*R for N:M ones (docs/engine.md).
+        in_width = spec["beats"] * self.hw["simd"]
         out_width = spec["nf"] * self.hw["pe"]
         # Keep each DMA transfer within the length register (hw.json max_transfer bytes).
         step = max(1, int(self.hw["max_transfer"]) // max(in_width, out_width))
