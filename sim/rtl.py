@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.emit.rtl import CODEBOOK_FILE, MEM_FILES, TOP_FILE
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import pad_input, unpad_output
 from vitfpga.sim.result import SimResult, compare
@@ -81,14 +81,16 @@ def _reason(log: Path) -> str:
 
 @dataclass(frozen=True)
 class Design:
-    """What a simulation builds: the top module, its file, and the `$readmemh` files it reads."""
+    """What a simulation builds: the top module, its file, and the `$readmemh` files it reads
+    (`optional_mem`: those only some designs have, copied when present)."""
 
     top: str
     top_file: str
     mem_files: tuple[str, ...]
+    optional_mem: tuple[str, ...] = ()
 
 
-ENGINE = Design(TOP, TOP_FILE, tuple(MEM_FILES.values()))
+ENGINE = Design(TOP, TOP_FILE, tuple(MEM_FILES.values()), (CODEBOOK_FILE,))
 
 
 def _sources(rtl_dir: Path, design: Design = ENGINE) -> list[Path]:
@@ -233,7 +235,7 @@ class LayerRun:
 
     y: np.ndarray  # (rows, N) int8 values as int64
     cycles: int  # the engine's `cycles` register: start to done, in clocks
-    ideal_cycles: int  # rows * NF * SF
+    ideal_cycles: int  # rows * max(NF*SF, beats): LayerSlot.ideal_cycles
 
 
 class SimProcess:
@@ -307,6 +309,11 @@ class SimProcess:
         # so a new set of weights needs no rebuild.
         for name in self.design.mem_files:
             shutil.copyfile(self.rtl_dir / name, self.sim_dir / name)
+        for name in self.design.optional_mem:
+            if (self.rtl_dir / name).is_file():
+                shutil.copyfile(self.rtl_dir / name, self.sim_dir / name)
+            else:  # a stale copy from another design must not linger
+                (self.sim_dir / name).unlink(missing_ok=True)
         self._stack.enter_context(tool_env(self.sim))
         self._build_dir = _build(self.sim, sources, self.sim_dir, self.design.top)
 
@@ -438,7 +445,7 @@ class RtlSession:
         ideal = slot.ideal_cycles(rows)
         # Generous: stalls in stress mode cost a few times the ideal, a hang costs this much.
         max_cycles = 10 * ideal + 2000
-        rec = self._request({"op": "run", "layer": index, "sf": slot.sf, "nf": slot.nf,
+        rec = self._request({"op": "run", "layer": index, "nf": slot.nf,
                              "x": pad_input(x, slot, self.plan.simd).tolist(),
                              "max_cycles": max_cycles})
         if rec["timed_out"] or len(rec["beats"]) != rows * slot.nf:

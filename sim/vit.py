@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import VerificationFailed
-from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP, VIT_TOP_FILE
+from vitfpga.hls.emit.vit import VIT_CODEBOOK, VIT_FILES, VIT_TOP, VIT_TOP_FILE
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.runtime.forward import quantise_images
@@ -22,7 +22,8 @@ from vitfpga.sim.rtl import Design, SimProcess
 
 __all__ = ["VIT_DESIGN", "VitRun", "input_beats", "run_vit"]
 
-VIT_DESIGN = Design(VIT_TOP, VIT_TOP_FILE, tuple(VIT_FILES.values()))
+VIT_DESIGN = Design(VIT_TOP, VIT_TOP_FILE, tuple(VIT_FILES.values()),
+                    tuple(VIT_CODEBOOK.values()))
 REG_CTRL, REG_ROWS, REG_CYCLES = 0x00, 0x10, 0x18
 AP_DONE = 0x2
 CYCLES_PER_IMAGE_LIMIT = 200_000  # a hang is an error, not a stuck test

@@ -16,14 +16,32 @@ from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.layout import CHANNEL_PAD, PROGRAM_BITS, model_tables
 from vitfpga.hls.plan.system import ENGINE_TOP
 from vitfpga.ir import IntLinear
+from vitfpga.runtime.codecs import CODEC_KINDS
 
-__all__ = ["MEM_FILES", "TOP_FILE", "emit_rtl"]
+__all__ = ["CODEBOOK_FILE", "MEM_FILES", "TOP_FILE", "decoder_params", "emit_rtl"]
 
 TOP_FILE = f"{ENGINE_TOP}.v"
 # File names the top passes to the ROM parameters; simulators and Vivado resolve them relative to
 # their working directory, so they must stay plain names.
 MEM_FILES = {"weights": "weights.mem", "weights_ram": "weights_ram.mem", "bias": "bias.mem",
              "mult": "mult.mem", "shift": "shift.mem", "program": "program.mem"}
+# The codebook tables, written only for a design with a codebook decoder (CB_BITS > 0).
+CODEBOOK_FILE = "codebook.mem"
+
+
+def decoder_params(plan: ModelPlan) -> dict[str, int]:
+    """The weight decoders' parameters of `vitfpga_mvu` (docs/engine.md, "Decoder hardware"):
+    only the decoders these name are built."""
+    spec = plan.decoder()
+    kinds = {CODEC_KINDS[s.codec.partition(":")[0]] for s in plan.layers}
+    return {
+        "LANE_BITS": spec.lane_bits, "OFFSET_STEP": spec.offset_step,
+        # An element spans two words only when its width does not divide the lane.
+        "STRADDLE": int(any(spec.lane_bits % s.ebits for s in plan.layers)),
+        "WMASK": sum(1 << b for b in spec.widths), "KINDS": sum(1 << k for k in kinds),
+        "NM_N": spec.nm[0] if spec.nm else 0, "NM_M": spec.nm[1] if spec.nm else 0,
+        "CB_BITS": spec.codebook_bits, "MAXBEATS": plan.max_beats,
+    }
 
 
 def _context(plan: ModelPlan) -> dict[str, object]:
@@ -31,13 +49,14 @@ def _context(plan: ModelPlan) -> dict[str, object]:
     return {
         "pe": plan.pe, "simd": plan.simd, "weight_bits": plan.weight_bits,
         "word_bits": plan.word_bits, "rom_depth": plan.rom_depth, "ram_depth": plan.ram_depth,
-        "channel_depth": plan.channel_depth, "max_sf": plan.max_sf,
+        "channel_depth": plan.channel_depth, "decoder": decoder_params(plan),
         "layers": [{"index": i, "ident": s.ident, "k": s.k, "n": s.n, "sf": s.sf, "nf": s.nf,
-                    "relu": int(s.relu), "w_base": s.w_base, "c_base": s.c_base}
+                    "relu": int(s.relu), "w_base": s.w_base, "c_base": s.c_base,
+                    "codec": s.codec, "bits": s.bits}
                    for i, s in enumerate(plan.layers)],
         "in_msb": plan.simd * 8 - 1, "in_keep_msb": plan.simd - 1,
         "out_msb": plan.pe * 8 - 1, "out_keep_msb": plan.pe - 1, "out_keep_bits": plan.pe,
-        "files": MEM_FILES, "top_name": ENGINE_TOP,
+        "files": MEM_FILES, "codebook_file": CODEBOOK_FILE, "top_name": ENGINE_TOP,
     }
 
 
@@ -64,5 +83,9 @@ def emit_rtl(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path) -> li
     for key, words, bits in tables:
         path = rtl / MEM_FILES[key]
         write_mem(path, words, bits)
+        written.append(path)
+    if plan.codebook_bits:
+        path = rtl / CODEBOOK_FILE
+        write_mem(path, t.codebook, 8 << plan.codebook_bits)
         written.append(path)
     return written

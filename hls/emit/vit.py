@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vitfpga.errors import BadInput
+from vitfpga.hls.emit.rtl import CODEBOOK_FILE, decoder_params
 from vitfpga.hls.emit.templating import copy_static, render, write_mem
 from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.layout import (
@@ -24,7 +25,7 @@ from vitfpga.hls.plan.system import WHOLE_TOP
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.codecs import pack_lanes
 
-__all__ = ["VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
+__all__ = ["VIT_CODEBOOK", "VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
 
 VIT_TOP = WHOLE_TOP
 VIT_TOP_FILE = f"{VIT_TOP}.v"
@@ -34,6 +35,8 @@ VIT_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE":
              "OPS_FILE": "vit_ops.mem", "XM_EVEN_FILE": "xm_even.mem",
              "XM_ODD_FILE": "xm_odd.mem", "GAMMA_FILE": "ln_gamma.mem",
              "BETA_FILE": "ln_beta.mem", "GELU_FILE": "gelu.mem", "EXP_FILE": "exp2_lut.mem"}
+# The engine's codebook tables, only for a design with a codebook decoder.
+VIT_CODEBOOK = {"CODEBOOK_FILE": CODEBOOK_FILE}
 
 
 def _words(elements: int, lanes: int) -> int:
@@ -72,16 +75,19 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
     pe, lanes = plan.pe, prog.lanes
     xm_words, bm_words = _words(prog.xm_depth, lanes), _words(prog.bm_depth, lanes)
     ideal = prog.bound_cycles()
+    # The row buffer's depth is the program's (attention rows too), not only the layers'.
+    decoder = {k: v for k, v in decoder_params(plan).items() if k != "MAXBEATS"}
+    mem_names = {**VIT_FILES, **(VIT_CODEBOOK if plan.codebook_bits else {})}
     top = rtl / VIT_TOP_FILE
     top.write_text(render(
         "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,
-        weight_bits=plan.weight_bits, tokens=prog.tokens, dim=prog.dim,
+        weight_bits=plan.weight_bits, decoder=decoder, tokens=prog.tokens, dim=prog.dim,
         ops=[{"index": i, "kind": o.kind, "name": o.name} for i, o in enumerate(prog.ops)],
         ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
         rom_depth=plan.rom_depth, channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
         max_sf=prog.max_sf, op_depth=prog.op_depth, xm_words=xm_words, bm_words=bm_words,
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), 1), sm_tmax=prog.tokens,
-        gelu_depth=max(len(prog.gelu), 1), files=VIT_FILES,
+        gelu_depth=max(len(prog.gelu), 1), files=mem_names,
         in_msb=plan.simd * 8 - 1, in_keep_msb=plan.simd - 1, out_msb=pe * 8 - 1,
         out_keep_msb=pe - 1, out_keep_bits=pe))
     written = [top, *copy_static("rtl/include", rtl), *copy_static("vit/include", rtl)]
@@ -103,8 +109,11 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         "GELU_FILE": (_signed(prog.gelu, 8) or [0], 8),
         "EXP_FILE": (list(prog.exp_lut), 23),
     }
+    if plan.codebook_bits:
+        # One table per program entry; the attention entries after the layers read none.
+        files["CODEBOOK_FILE"] = (t.codebook + [0] * len(prog.entries), 8 << plan.codebook_bits)
     for key, (words, bits) in files.items():
-        path = rtl / VIT_FILES[key]
+        path = rtl / mem_names[key]
         write_mem(path, words, bits)
         written.append(path)
     return written

@@ -244,8 +244,9 @@ class Bench:
 async def run_once(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
     """One ap_start run of layer `req["layer"]` over the padded rows `req["x"]`."""
     dut = bench.dut
-    x, sf, nf, simd = req["x"], req["sf"], req["nf"], bench.in_bits // 8
+    x, nf, simd = req["x"], req["nf"], bench.in_bits // 8
     rows = len(x)
+    beats_per_row = len(x[0]) // simd  # rows come padded to whole beats (SF, or SF*R for N:M)
     await bench.write(REG_LAYER, req["layer"])
     await bench.write(REG_ROWS, rows)
     rec: dict[str, Any] = {"layer_readback": await bench.read(REG_LAYER),
@@ -253,7 +254,8 @@ async def run_once(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
                            "cycles": None, "bench_cycles": None, "extra_beats": 0, "ctrl": 0,
                            "irq": 0, "irq_cleared": 1, "cycles_ok": 0}
 
-    beats = [_pack(x[r][f * simd:(f + 1) * simd]) for r in range(rows) for f in range(sf)]
+    beats = [_pack(x[r][f * simd:(f + 1) * simd]) for r in range(rows)
+             for f in range(beats_per_row)]
     got: list[int] = []
     lasts: list[int] = []
     driver = cocotb.start_soon(bench.drive_input(beats))

@@ -31,9 +31,13 @@ from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import INCLUDE_DIR, run_unit
 
 SOURCES = [INCLUDE_DIR / name for name in ("vitfpga_mvu.v", "vitfpga_addtree.v",
-                                           "vitfpga_lutmul.v")]
+                                           "vitfpga_lutmul.v")] + \
+    sorted(INCLUDE_DIR.glob("vitfpga_wdec*.v"))
 WBITS = 4
 RELU, STREAM, RAW = 1, 2, 4  # program entry byte [103:96]
+# Decoder fields of the entries: the ROM layer is dense intWBITS, an operand int8 lanes.
+ROM_CODEC = {"codec": 0, "ebits": WBITS, "wbits": WBITS}
+OPERAND_CODEC = {"codec": 0, "ebits": 8, "wbits": 8}
 MEM_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE": "mult.mem",
              "SHIFT_FILE": "shift.mem", "PROGRAM_FILE": "program.mem"}
 PIPELINE_SLACK = 8  # start-to-done cycles a run may take beyond rows*NF*SF at full rate
@@ -178,14 +182,16 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
     for e in entries[1:]:
         e.w_base = 1 if e.kind == "qk" else half + 2
     opdepth = 2 * half + 3
-    rom_words = weight_words(rom.weight, pe, simd, WBITS)
+    rom_words = weight_words(_rom_layer(rom), pe, simd, WBITS)
     tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
     for e in entries:
         tables["bias"] += channel_words(e.bias, pe, 32, 0)
         tables["mult"] += channel_words(e.mult, pe, 32, 2**30)
         tables["shift"] += channel_words(e.shift, pe, 8, 1)
     program = [pack_fields({"w_base": e.w_base, "c_base": e.c_base, "sf": e.folds(pe, simd)[1],
-                            "nf": e.folds(pe, simd)[0], "relu": e.flags}) for e in entries]
+                            "nf": e.folds(pe, simd)[0], "relu": e.flags,
+                            **(ROM_CODEC if e.kind == "rom" else OPERAND_CODEC)})
+               for e in entries]
     depth = len(rom_words)
     _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * simd * WBITS, depth)
     _mem(files / MEM_FILES["BIAS_FILE"], tables["bias"], pe * 32, c_base)
@@ -193,8 +199,9 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
     _mem(files / MEM_FILES["SHIFT_FILE"], tables["shift"], pe * 8, c_base)
     _mem(files / MEM_FILES["PROGRAM_FILE"], program, PROGRAM_BITS, len(program))
     return {
-        "PE": pe, "SIMD": simd, "WBITS": WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
-        "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXSF": max(e.folds(pe, simd)[1] for e in entries),
+        "PE": pe, "SIMD": simd, "WBITS": WBITS, "LANE_BITS": WBITS, "OFFSET_STEP": WBITS,
+        "WMASK": 1 << WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
+        "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXBEATS": max(e.folds(pe, simd)[1] for e in entries),
         "OPDEPTH": opdepth,
         # String parameters reach Verilator's -G quoted.
         **{param: f'"{files / name}"' for param, name in MEM_FILES.items()}}
@@ -226,14 +233,17 @@ def _run(idx: int, x: np.ndarray, e: Entry, pe: int, simd: int, stall: bool) -> 
             "write_gap": 0.3 if stall else 0.0}
 
 
+def _rom_layer(e: Entry) -> IntLinear:
+    return IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult, shift=e.shift,
+                     relu=bool(e.flags & RELU), in_scale=1.0, out_scale=1.0,
+                     w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
+
+
 def _golden(idx: int, x: np.ndarray, e: Entry, heads: list[Head]
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """(raw accumulators, requantised outputs or None for a raw run) the golden model gives."""
     if e.kind == "rom":
-        layer = IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult,
-                          shift=e.shift, relu=bool(e.flags & RELU), in_scale=1.0,
-                          out_scale=1.0, w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
-        return x @ e.weight.T + e.bias, linear_golden(x, layer)
+        return x @ e.weight.T + e.bias, linear_golden(x, _rom_layer(e))
     if e.kind == "av":
         acc = x @ heads[(idx - 1) // 2][4]  # P.V, no bias
         return acc, requantize(acc, e.mult, e.shift)

@@ -1,10 +1,11 @@
 """The Verilog engine on real simulators (Icarus, Verilator), bit-exact against the golden.
 
 Each design is a small model of several layers on one engine: layers whose K and N are not
-multiples of SIMD and PE (padded folds), narrower weights in wider lanes, ReLU and not, one fold
-and many. A design is emitted once per module and compiled once per simulator (Verilator takes
-~10-30 s a design); every session after that only reloads the ROM files, which is also how the
-corrupted-ROM test reuses a build.
+multiples of SIMD and PE (padded folds), narrower layers packed into the widest layer's lanes (a
+3-bit element in 4-bit lanes straddles words), ReLU and not, one fold and many; the other codecs
+are tests/sim/test_rtl_codecs.py's. A design is emitted once per module and compiled once per
+simulator (Verilator takes ~10-30 s a design); every session after that only reloads the ROM
+files, which is also how the corrupted-ROM test reuses a build.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ def test_emitted_files_follow_the_contract(designs: dict[str, Design]) -> None:
     program = [int(w, 16) for w in (d.rtl_dir / MEM_FILES["program"]).read_text().split()]
     for word, slot in zip(program, p.layers, strict=True):
         assert (word & 0xFFFFFFFF, (word >> 64) & 0xFFFF) == (slot.w_base, slot.sf)
+        # decoder fields: dense (codec 0), element bits = weight bits = the layer's
+        assert (word >> 104 & 0xFF, word >> 112 & 0xFF, word >> 120) == (0, slot.bits, slot.bits)
     top = (d.rtl_dir / TOP_FILE).read_text()
     assert top.startswith("`timescale 1ns/1ps")
     assert HOSTILE not in top and "$finish" not in top and '"qkv"' not in top

@@ -23,19 +23,27 @@
 // with `raw` only tells the top which of the two it wants, so the bit costs no logic here.
 // With OPDEPTH = 0 none of this exists: stream and raw are ignored, out_raw is 0 and the
 // products are WBITS x 8 as before.
-// Folding: PE output channels x SIMD input lanes per clock. The weight ROM is read in its storage
-// order (word w_base + nf*SF + sf), one word per clock, so it needs only an incrementing address
-// that returns to w_base at the end of each row.
+// Folding: PE output channels x SIMD input lanes per clock. Weights stay encoded (docs/engine.md,
+// "Weight streams and decoders"): lane i of the PE*SIMD*LANE_BITS-bit weight words carries its
+// elements (E bits each, from the program entry) as one bit stream. The issue side tracks where
+// the next element starts (word `lo`, offset `off` in OFFSET_STEP units) and reads the word that
+// holds the element's last bit; an element that straddles two words takes its low part from
+// `held`, the word of the previous iteration. Every row restarts at w_base, offset 0. The
+// decoders (vitfpga_wdec_*.v: lane selector, dense intB, N:M, codebook) sit between the word
+// read and the products; only those the parameters ask for are built.
 //
 // Input rows land in a two-bank buffer. A bank counts the beats written into it; the compute side
 // may read beat sf of its bank as soon as that beat has arrived, so the first output fold (nf = 0)
 // of a row overlaps its own arrival, and the next row streams into the other bank while this
 // row's remaining folds are computed. A bank is handed back to the writer on the row's last read.
+// With an N:M decoder (NM_N > 0) each bank is R = NM_M/NM_N sub-banks interleaved by beat index,
+// so an N:M iteration reads its whole window of R beats at once (and may issue once they have
+// arrived); dense and codebook layers read one beat through an R-way select.
 //
 // Pipeline (one enable `en` for every stage; it drops only while an output beat is held back by
 // m_axis TREADY, so nothing is lost or duplicated under backpressure):
-//   A  weight ROM word (or operand buffer word) + input buffer word (synchronous reads)
-//   B  PE x SIMD products (registered, DSP/LUT multipliers)
+//   A  weight ROM word (or operand buffer word) + input buffer word(s) (synchronous reads)
+//   B  element select and decode, PE x SIMD products (registered, DSP/LUT multipliers)
 //   C  per-PE adder tree over SIMD lanes; bias table read
 //   D  per-PE int32 accumulator; M and S table reads
 //   E  acc * M in int64
@@ -44,17 +52,27 @@
 module vitfpga_mvu #(
     parameter integer PE = 4,
     parameter integer SIMD = 8,
-    parameter integer WBITS = 4,
+    parameter integer WBITS = 4,      // decoded weight width: the multipliers' width
+    parameter integer LANE_BITS = 4,  // weight-memory bits per lane (the widest element)
+    parameter integer OFFSET_STEP = 4,  // element offsets within a lane are multiples of this
+    parameter integer STRADDLE = 0,   // 1: some element may span two words (keeps `held`)
+    parameter integer WMASK = 16,     // bit B set: dense or N:M layers with B-bit weights
+    parameter integer KINDS = 1,      // bit k set: codec k occurs (0 dense, 1 N:M, 2 codebook,
+                                      // 3 ternary)
+    parameter integer NM_N = 0,       // N:M decoder pattern; NM_N = 0: none
+    parameter integer NM_M = 0,
+    parameter integer CB_BITS = 0,    // codebook index bits; 0: no codebook decoder
     parameter integer NLAYERS = 1,
     parameter integer ROM_DEPTH = 64,
     parameter integer RAM_DEPTH = 0,
     parameter integer CDEPTH = 16,
-    parameter integer MAXSF = 4,
+    parameter integer MAXBEATS = 4,   // most input beats of a row (a bank's depth)
     parameter WEIGHT_FILE = "weights.mem",
     parameter BIAS_FILE = "bias.mem",
     parameter MULT_FILE = "mult.mem",
     parameter SHIFT_FILE = "shift.mem",
     parameter PROGRAM_FILE = "program.mem",
+    parameter CODEBOOK_FILE = "codebook.mem",  // read only when CB_BITS > 0
     parameter integer OPDEPTH = 0  // operand buffer words; 0: no buffer, no streamed runs
 ) (
     input  wire              clk,
@@ -66,7 +84,7 @@ module vitfpga_mvu #(
     input  wire              load,  // this start is a weight load of `rows` words
     output wire              idle,
     output reg               done,
-    // input rows, SF beats of SIMD int8 lanes each
+    // input rows, `beats` (SF, or SF*R for N:M) beats of SIMD int8 lanes each
     input  wire [SIMD*8-1:0] in_data,
     input  wire              in_valid,
     output wire              in_ready,
@@ -86,11 +104,26 @@ module vitfpga_mvu #(
     // the beat's PE int32 accumulators, lane p = bits [32p +: 32] (0 when OPDEPTH = 0)
     output wire [PE*32-1:0]       out_raw
 );
-    localparam integer WW = PE * SIMD * WBITS;
-    localparam integer PROG_BITS = 104;  // vitfpga.hls.layout.PROGRAM_FIELDS
+    localparam integer WW = PE * SIMD * LANE_BITS;
+    localparam integer PROG_BITS = 128;  // vitfpga.hls.plan.layout.PROGRAM_FIELDS
     // Index widths (at least one bit so that degenerate sizes still declare legal vectors).
-    localparam integer SFB = (MAXSF > 1) ? $clog2(MAXSF) : 1;
-    localparam integer CB = SFB + 1;  // beat counts run 0..MAXSF inclusive
+    localparam integer SFB = (MAXBEATS > 1) ? $clog2(MAXBEATS) : 1;
+    localparam integer CB = SFB + 1;  // beat counts run 0..MAXBEATS inclusive
+    // Decoders. R input beats an N:M iteration (1 without one), RB = log2 R.
+    localparam integer R = (NM_N > 0) ? NM_M / NM_N : 1;
+    localparam integer RB = (R > 1) ? $clog2(R) : 0;
+    localparam integer SUBB = (SFB > RB) ? SFB - RB : 1;  // sub-bank index bits
+    localparam integer NPOS = LANE_BITS / OFFSET_STEP;  // element offsets within a lane
+    localparam integer OB = (NPOS > 1) ? $clog2(NPOS) : 1;
+    localparam integer SUMB = OB + 1;  // offset + element, in OFFSET_STEP units
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [SUMB-1:0] NPOS_U = NPOS;  // fits: NPOS < 2^SUMB
+    /* verilator lint_on WIDTHTRUNC */
+    localparam integer CBK = (CB_BITS > 0) ? CB_BITS : 1;
+    localparam integer CBW = 8 << CBK;  // a codebook table: 2^CB_BITS int8 entries
+    // x_beat: a single-beat input lane is needed by dense/codebook layers and streamed operands.
+    localparam integer HAS_BEAT = ((KINDS & 13) != 0 || OPDEPTH > 0) ? 1 : 0;
+    localparam integer TERN = ((KINDS & 8) != 0) ? 1 : 0;  // a ternary decoder
     localparam integer WDEPTH = ROM_DEPTH + RAM_DEPTH;
     localparam integer WAB0 = (WDEPTH > 1) ? $clog2(WDEPTH) : 1;
     localparam integer OPB = (OPDEPTH > 1) ? $clog2(OPDEPTH) : 1;
@@ -108,6 +141,8 @@ module vitfpga_mvu #(
     // Lane operand width: WBITS, or int8 when the lanes also take streamed operands.
     localparam integer WX = (OPDEPTH > 0) ? 8 : WBITS;
     localparam integer PW = WX + 8;  // one product, exact
+    // Element bits the dense sign extension reads: the lane, or the N:M value field.
+    localparam integer EW = LANE_BITS;
     localparam integer DW = PW + ((SIMD > 1) ? $clog2(SIMD) : 0);  // one SIMD dot product, exact
     localparam signed [63:0] HI = 64'sd127;
 
@@ -123,9 +158,6 @@ module vitfpga_mvu #(
         $readmemh(SHIFT_FILE, srom);
         $readmemh(PROGRAM_FILE, prog);
     end
-    // Two banks of 2^SFB beats, addressed {bank, beat}; the padding for SF not a power of two
-    // buys address logic free of adders.
-    reg [SIMD*8-1:0] ibuf [0:(2 << SFB)-1];
 
     // The program entry `layer` selects; an index past the program reads as an empty entry.
     wire layer_ok = (layer < NLAYERS);
@@ -137,7 +169,14 @@ module vitfpga_mvu #(
     wire [15:0] e_sf = entry[79:64];
     wire [15:0] e_nf = entry[95:80];
     wire [7:0]  e_relu = entry[103:96];
+    wire [7:0]  e_codec = entry[111:104];
+    wire [7:0]  e_ebits = entry[119:112];
+    wire [7:0]  e_wbits = entry[127:120];
     /* verilator lint_on UNUSEDSIGNAL */
+    wire        e_stream = (OPDEPTH > 0) && e_relu[1];
+    // Row beats: SF compute folds, R beats each for an N:M layer.
+    wire [CB-1:0] e_beats = (R > 1 && e_codec == 8'd1 && !e_stream) ? (e_sf[CB-1:0] << RB)
+                                                                    : e_sf[CB-1:0];
 
     // ------------------------------------------------------------------------------------------
     // Run control
@@ -151,25 +190,56 @@ module vitfpga_mvu #(
 
     // The running layer's entry, latched at start: folds (and their last indices, which the
     // counters compare against), table bases and ReLU.
-    reg [CB-1:0]  sf_q, sf_last;
+    reg [CB-1:0]  beats_q, beats_last, sf_last;
     reg [15:0]    nf_last;
     reg [WAB-1:0] w_base;
     reg [CAB-1:0] c_base;
     reg           relu_q;
     /* verilator lint_off UNUSEDSIGNAL */
-    reg           stream_q;  // weights from the operand buffer (read only when OPDEPTH > 0)
+    // Decoder controls, each read only by the decoders the parameters build.
+    reg           stream_q;  // weights from the operand buffer (OPDEPTH > 0)
+    reg           nm_q;      // an N:M layer
+    reg           cbook_q;   // a codebook layer
+    reg           tern_q;    // a ternary layer
+    reg [8:0]     wsel_q;    // one-hot weight bits B (dense and N:M sign extension)
+    reg [CBK-1:0] cbmask_q;  // the codebook index's E bits
+    reg [CBW-1:0] table_q;   // the codebook layer's table
+    reg [SUMB-1:0] eu_q;     // element bits E in OFFSET_STEP units
     /* verilator lint_on UNUSEDSIGNAL */
+    integer u;
     always @(posedge clk) begin
         if (go) begin
-            sf_q <= e_sf[CB-1:0];
+            beats_q <= e_beats;
+            beats_last <= e_beats - 1'b1;
             sf_last <= e_sf[CB-1:0] - 1'b1;
             nf_last <= e_nf - 16'd1;
             w_base <= e_wbase[WAB-1:0];
             c_base <= e_cbase[CAB-1:0];
             relu_q <= e_relu[0];
-            stream_q <= (OPDEPTH > 0) && e_relu[1];
+            stream_q <= e_stream;
+            nm_q <= (NM_N > 0) && e_codec == 8'd1 && !e_stream;
+            cbook_q <= (CB_BITS > 0) && e_codec == 8'd2 && !e_stream;
+            tern_q <= (TERN != 0) && e_codec == 8'd3 && !e_stream;
+            for (u = 0; u < 9; u = u + 1) wsel_q[u] <= ({24'd0, e_wbits} == u);
+            for (u = 0; u < CBK; u = u + 1) cbmask_q[u] <= ({24'd0, e_ebits} > u);
+            // A streamed operand is one whole lane an iteration, like a single-width layer.
+            eu_q <= NPOS_U;
+            if (!e_stream)
+                for (u = 1; u < NPOS; u = u + 1)
+                    if ({24'd0, e_ebits} == u * OFFSET_STEP) eu_q <= u[SUMB-1:0];
         end
     end
+    generate
+        if (CB_BITS > 0) begin : g_cbrom
+            reg [CBW-1:0] cbrom [0:NLAYERS-1];
+            initial $readmemh(CODEBOOK_FILE, cbrom);
+            always @(posedge clk) begin
+                if (go) table_q <= layer_ok ? cbrom[layer_idx] : {CBW{1'b0}};
+            end
+        end else begin : g_no_cbrom
+            always @(posedge clk) table_q <= {CBW{1'b0}};
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -201,25 +271,30 @@ module vitfpga_mvu #(
     reg [CB-1:0] cnt0, cnt1;  // beats present in each bank
     reg [31:0]   rows_in;
     wire [CB-1:0] cnt_wb = wb ? cnt1 : cnt0;
-    wire          wb_row_end = (cnt_wb == sf_last);
+    wire          wb_row_end = (cnt_wb == beats_last);
 
-    wire in_ready_run = busy && (rows_in != rows_q) && (cnt_wb != sf_q);
+    wire in_ready_run = busy && (rows_in != rows_q) && (cnt_wb != beats_q);
     assign in_ready = in_ready_run || busy_load;
     wire in_fire = in_valid && in_ready_run;
-
-    always @(posedge clk) begin
-        if (in_fire) ibuf[{wb, cnt_wb[SFB-1:0]}] <= in_data;
-    end
 
     // Compute-side issue state, declared here because releasing a bank touches the counts.
     reg           rb;
     reg [CB-1:0]  i_sf;
     reg [15:0]    i_nf;
-    reg [WAB-1:0] i_wa;  // weight word: w_base + i_nf*SF + i_sf
     reg [CAB-1:0] i_ca;  // table word: c_base + i_nf
     reg [31:0]    i_row;
     wire [CB-1:0] cnt_rb = rb ? cnt1 : cnt0;
-    wire can_issue = busy && (i_row != rows_q) && (i_sf < cnt_rb);
+    // Iteration i_sf needs beat i_sf, or for N:M its window's last beat i_sf*R + R-1.
+    wire ready_beat;
+    generate
+        if (R > 1) begin : g_need_nm
+            wire [CB+RB-1:0] need = {i_sf, {RB{1'b1}}};
+            assign ready_beat = nm_q ? ({{RB{1'b0}}, cnt_rb} > need) : (i_sf < cnt_rb);
+        end else begin : g_need
+            assign ready_beat = (i_sf < cnt_rb);
+        end
+    endgenerate
+    wire can_issue = busy && (i_row != rows_q) && ready_beat;
     wire issue = en && can_issue;
     wire i_sf_last = (i_sf == sf_last);
     wire i_nf_last = (i_nf == nf_last);
@@ -254,11 +329,9 @@ module vitfpga_mvu #(
             rb <= 1'b0;
             i_sf <= {CB{1'b0}};
             i_nf <= 16'd0;
-            i_wa <= e_wbase[WAB-1:0];
             i_ca <= e_cbase[CAB-1:0];
             i_row <= 32'd0;
         end else if (issue) begin
-            i_wa <= row_end ? w_base : i_wa + 1'b1;
             if (i_sf_last) begin
                 i_sf <= {CB{1'b0}};
                 if (i_nf_last) begin
@@ -275,6 +348,70 @@ module vitfpga_mvu #(
             end
         end
     end
+
+    // Weight stream position of the next element: word `lo` (and lo + 1), offset `off` in
+    // OFFSET_STEP units, and whether the element straddles into word lo + 1. The read address is
+    // the word holding the element's last bit. With one element width (NPOS = 1) this is the
+    // plain incrementing address w_base + nf*SF + sf. Streamed operands count the same way.
+    reg  [WAB-1:0] i_lo;
+    wire [WAB-1:0] i_wa;  // the weight (or operand) word read for the element
+    // Ternary: one element serves three iterations (phase i_ph = it mod 3 within the row); the
+    // position moves on after phase 2 only, so phases 1 and 2 read the same word again.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [1:0]     i_ph;  // read only with a ternary decoder
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire           i_adv = (TERN == 0) || !tern_q || (i_ph == 2'd2);
+    always @(posedge clk) begin
+        if (!rst_n || go) i_ph <= 2'd0;
+        else if (issue) i_ph <= (row_end || !tern_q || i_ph == 2'd2) ? 2'd0 : i_ph + 2'd1;
+    end
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [OB-1:0]  i_off;
+    wire           i_strad;
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (NPOS > 1) begin : g_track
+            reg [WAB-1:0]  lo1;  // i_lo + 1
+            reg [OB-1:0]   off;
+            reg            strad;
+            wire [SUMB-1:0] sum = {1'b0, off} + eu_q;
+            wire           wrap = (sum >= NPOS_U);
+            wire [SUMB-1:0] off_n = wrap ? sum - NPOS_U : sum;
+            always @(posedge clk) begin
+                if (!rst_n || go) begin
+                    i_lo <= e_wbase[WAB-1:0];
+                    lo1 <= e_wbase[WAB-1:0] + 1'b1;
+                    off <= {OB{1'b0}};
+                    strad <= 1'b0;
+                end else if (issue) begin
+                    if (row_end) begin
+                        i_lo <= w_base;
+                        lo1 <= w_base + 1'b1;
+                        off <= {OB{1'b0}};
+                        strad <= 1'b0;
+                    end else if (i_adv) begin
+                        if (wrap) begin
+                            i_lo <= lo1;
+                            lo1 <= lo1 + 1'b1;
+                        end
+                        off <= off_n[OB-1:0];
+                        strad <= (STRADDLE != 0) && (off_n + eu_q > NPOS_U);
+                    end
+                end
+            end
+            assign i_off = off;
+            assign i_strad = strad;
+            assign i_wa = strad ? lo1 : i_lo;
+        end else begin : g_plain
+            always @(posedge clk) begin
+                if (!rst_n || go) i_lo <= e_wbase[WAB-1:0];
+                else if (issue && (row_end || i_adv)) i_lo <= row_end ? w_base : i_lo + 1'b1;
+            end
+            assign i_off = {OB{1'b0}};
+            assign i_strad = 1'b0;
+            assign i_wa = i_lo;
+        end
+    endgenerate
 
     // ------------------------------------------------------------------------------------------
     // Stage control: valid, first/last beat of a fold, fold index, last beat of the run.
@@ -348,16 +485,63 @@ module vitfpga_mvu #(
     end
 
     // Stage A: synchronous ROM/RAM reads with a clock enable (block RAM output register).
-    reg [SIMD*8-1:0] x_a;
-    reg              sel_ram_a;
+    // Input buffer: two banks of 2^SFB beats, addressed {bank, beat}; the padding for a beat
+    // count not a power of two buys address logic free of adders. With R > 1, sub-bank k holds
+    // the beats b with b mod R = k at {bank, b div R}, and win_a is the R beats read at once.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [R*SIMD*8-1:0] win_a;  // all of it read only by the N:M decoder
+    /* verilator lint_on UNUSEDSIGNAL */
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [OB-1:0]       off_a;    // read only when NPOS > 1
+    reg                strad_a;  // read only with STRADDLE
+    reg  [1:0]         ph_a;     // read only with a ternary decoder
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg                sel_ram_a;
     always @(posedge clk) begin
         if (en) begin
-            x_a <= ibuf[{rb, i_sf[SFB-1:0]}];
+            off_a <= i_off;
+            strad_a <= i_strad;
+            ph_a <= i_ph;
             /* verilator lint_off UNSIGNED */
             sel_ram_a <= ({1'b0, i_wa} >= ROM_END);  // constant when either part is empty
             /* verilator lint_on UNSIGNED */
         end
     end
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [SIMD*8-1:0] xb_a;  // the iteration's single input beat (dense, codebook, operand)
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (R == 1) begin : g_ibuf
+            reg [SIMD*8-1:0] ibuf [0:(2 << SFB)-1];
+            always @(posedge clk) begin
+                if (in_fire) ibuf[{wb, cnt_wb[SFB-1:0]}] <= in_data;
+                if (en) win_a <= ibuf[{rb, i_sf[SFB-1:0]}];
+            end
+            assign xb_a = win_a;
+        end else begin : g_ibuf_nm
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [CB-1:0] w_idx = cnt_wb >> RB;
+            wire [CB-1:0] d_idx = i_sf >> RB;
+            /* verilator lint_on UNUSEDSIGNAL */
+            // An N:M iteration reads row i_sf of every sub-bank; a single beat i_sf is in
+            // sub-bank i_sf mod R, row i_sf div R.
+            wire [SUBB-1:0] r_idx = nm_q ? i_sf[SUBB-1:0] : d_idx[SUBB-1:0];
+            reg  [RB-1:0]   bsel_a;
+            always @(posedge clk) begin
+                if (en) bsel_a <= i_sf[RB-1:0];
+            end
+            genvar k;
+            for (k = 0; k < R; k = k + 1) begin : g_sub
+                localparam [RB-1:0] KS = k;
+                reg [SIMD*8-1:0] sbuf [0:(2 << SUBB)-1];
+                always @(posedge clk) begin
+                    if (in_fire && cnt_wb[RB-1:0] == KS) sbuf[{wb, w_idx[SUBB-1:0]}] <= in_data;
+                    if (en) win_a[k*SIMD*8 +: SIMD*8] <= sbuf[{rb, r_idx}];
+                end
+            end
+            assign xb_a = win_a[bsel_a*SIMD*8 +: SIMD*8];
+        end
+    endgenerate
     reg [WW-1:0] rom_q, ram_q;
     generate
         if (ROM_DEPTH > 0) begin : g_rom
@@ -394,6 +578,19 @@ module vitfpga_mvu #(
         end
     endgenerate
     wire [WW-1:0] w_a = sel_ram_a ? ram_q : rom_q;
+    // The word of the previous valid iteration: the low part of a straddling element.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [WW-1:0] held;  // read only with STRADDLE
+    /* verilator lint_on UNUSEDSIGNAL */
+    generate
+        if (STRADDLE != 0 && NPOS > 1) begin : g_held
+            always @(posedge clk) begin
+                if (en && va) held <= w_a;
+            end
+        end else begin : g_no_held
+            always @(posedge clk) held <= {WW{1'b0}};
+        end
+    endgenerate
 
     // Operand buffer: one write port with byte-lane enables (the block RAM byte-write template)
     // and one synchronous read port in the weight ROM's slot, addressed by the same counter.
@@ -448,8 +645,77 @@ module vitfpga_mvu #(
             // Stage B: SIMD exact products.
             wire [SIMD*PW-1:0] prod_d;
             for (s = 0; s < SIMD; s = s + 1) begin : g_lane
-                wire signed [WBITS-1:0] w_rom = w_a[(p*SIMD + s)*WBITS +: WBITS];
-                wire signed [7:0]       x = x_a[s*8 +: 8];
+                // The lane's element, then its codec's decoder: weight w_rom, input x.
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [LANE_BITS-1:0] elem;
+                wire [EW-1:0]        v;  // the field the intB sign extension reads
+                wire [WBITS-1:0]     w_int;  // unused in a codebook-only design
+                /* verilator lint_on UNUSEDSIGNAL */
+                wire [7:0]           x_in;
+                wire [WBITS-1:0]     w_dec;
+                vitfpga_wdec_sel #(.L(LANE_BITS), .STEP(OFFSET_STEP), .STRADDLE(STRADDLE),
+                                   .OB(OB)) u_sel (
+                    .cur(w_a[(p*SIMD + s)*LANE_BITS +: LANE_BITS]),
+                    .held(held[(p*SIMD + s)*LANE_BITS +: LANE_BITS]),
+                    .off(off_a), .strad(strad_a), .elem(elem));
+                if (NM_N > 0) begin : g_nm
+                    wire [EW-1:0] nm_val;
+                    wire [7:0]    nm_x;
+                    vitfpga_wdec_nm #(.EW(EW), .M(NM_M)) u_nm (
+                        .elem(elem), .grp(win_a[(s / NM_N)*NM_M*8 +: NM_M*8]), .val(nm_val),
+                        .x(nm_x));
+                    if ((KINDS & 1) != 0) begin : g_v2
+                        assign v = nm_q ? nm_val : elem;
+                    end else begin : g_v1
+                        assign v = nm_val;
+                    end
+                    if (HAS_BEAT != 0) begin : g_x2
+                        assign x_in = nm_q ? nm_x : xb_a[s*8 +: 8];
+                    end else begin : g_x1
+                        assign x_in = nm_x;
+                    end
+                end else begin : g_no_nm
+                    assign v = elem;
+                    assign x_in = xb_a[s*8 +: 8];
+                end
+                if (WMASK != 0) begin : g_int
+                    vitfpga_wdec_dense #(.EW(EW), .WX(WBITS), .WMASK(WMASK)) u_int (
+                        .v(v), .wsel(wsel_q), .w(w_int));
+                end else begin : g_no_int
+                    assign w_int = {WBITS{1'b0}};
+                end
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [WBITS-1:0] w_ic;  // intB or codebook (unused in a ternary-only design)
+                /* verilator lint_on UNUSEDSIGNAL */
+                if (CB_BITS > 0) begin : g_cb
+                    wire [WBITS-1:0] w_cb;
+                    vitfpga_wdec_cb #(.KB(CB_BITS), .WX(WBITS)) u_cb (
+                        .idx(elem[CB_BITS-1:0] & cbmask_q), .table_q(table_q), .w(w_cb));
+                    if (WMASK != 0) begin : g_mix
+                        assign w_ic = cbook_q ? w_cb : w_int;
+                    end else begin : g_only
+                        assign w_ic = w_cb;
+                    end
+                end else begin : g_no_cb
+                    assign w_ic = w_int;
+                end
+                if (TERN != 0) begin : g_tern
+                    wire [1:0] w_t;
+                    vitfpga_wdec_tern u_tern (.clk(clk), .keep(en && va), .elem(elem[4:0]),
+                                              .ph(ph_a), .w(w_t));
+                    /* verilator lint_off WIDTHEXPAND */
+                    wire signed [WBITS-1:0] w_text = $signed(w_t);  // sign extension, intended
+                    /* verilator lint_on WIDTHEXPAND */
+                    if (WMASK != 0 || CB_BITS > 0) begin : g_mix
+                        assign w_dec = tern_q ? w_text : w_ic;
+                    end else begin : g_only
+                        assign w_dec = w_text;
+                    end
+                end else begin : g_no_tern
+                    assign w_dec = w_ic;
+                end
+                wire signed [WBITS-1:0] w_rom = w_dec;
+                wire signed [7:0]       x = x_in;
                 wire signed [WX-1:0]    w;
                 if (OPDEPTH > 0) begin : g_w8
                     // int8 lanes for both kinds of run: a ROM weight sign-extended, or an operand.

@@ -19,6 +19,15 @@ module vitfpga_vit_core #(
     parameter integer SIMD = 4,
     parameter integer LANES = 4,       // max(PE, SIMD, 2): the memories' port width
     parameter integer WBITS = 4,
+    // Weight decoders of the engine (vitfpga_mvu.v; hls.emit.rtl.decoder_params)
+    parameter integer LANE_BITS = 4,
+    parameter integer OFFSET_STEP = 4,
+    parameter integer STRADDLE = 0,
+    parameter integer WMASK = 16,
+    parameter integer KINDS = 1,
+    parameter integer NM_N = 0,
+    parameter integer NM_M = 0,
+    parameter integer CB_BITS = 0,
     parameter integer NENTRIES = 1,    // engine program entries (layers + attention products)
     parameter integer ROM_DEPTH = 64,
     parameter integer CDEPTH = 16,
@@ -36,6 +45,7 @@ module vitfpga_vit_core #(
     parameter MULT_FILE = "mult.mem",
     parameter SHIFT_FILE = "shift.mem",
     parameter PROGRAM_FILE = "program.mem",
+    parameter CODEBOOK_FILE = "codebook.mem",  // read only when CB_BITS > 0
     parameter OPS_FILE = "vit_ops.mem",
     parameter XM_EVEN_FILE = "xm_even.mem",
     parameter XM_ODD_FILE = "xm_odd.mem",
@@ -299,10 +309,12 @@ module vitfpga_vit_core #(
     endgenerate
     /* verilator lint_off PINCONNECTEMPTY */
     vitfpga_mvu #(
-        .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
-        .RAM_DEPTH(0), .CDEPTH(CDEPTH), .MAXSF(MAXSF), .OPDEPTH(OPDEPTH),
+        .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .LANE_BITS(LANE_BITS), .OFFSET_STEP(OFFSET_STEP),
+        .STRADDLE(STRADDLE), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
+        .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
+        .RAM_DEPTH(0), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
-        .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE)
+        .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
         .clk(clk), .rst_n(rst_n),
         .start(op_start && kind == K_LINEAR), .rows({16'd0, f_rows}),
