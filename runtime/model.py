@@ -372,12 +372,14 @@ def encode_layers(layers: Mapping[str, IntLinear],
 
 
 def weight_owners(layers: Mapping[str, IntLinear]) -> dict[str, str]:
-    """Each layer's weight owner: the first layer with an identical integer weight array (a
-    decoder shared by every block), else itself. What the engine stores and the size counts
-    once."""
-    first: dict[tuple[tuple[int, ...], bytes], str] = {}
+    """Each layer's weight owner: the first layer with an identical integer weight array stored
+    the same way (a decoder shared by every block), else itself. What the engine stores and the
+    size counts once. The codec and bits are part of the key: the same values in another
+    encoding are another stream."""
+    first: dict[tuple[object, ...], str] = {}
     return {name: first.setdefault(
-        (layer.weight.shape, np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes()), name)
+        (layer.codec, layer.weight_bits, layer.weight.shape,
+         np.ascontiguousarray(layer.weight, dtype=np.int64).tobytes()), name)
         for name, layer in layers.items()}
 
 

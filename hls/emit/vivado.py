@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.hls import HLS_IP_DIR, HLS_IP_VLNV
-from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE
+from vitfpga.hls.emit.rtl import CODEBOOK_FILE, MEM_FILES, TOP_FILE
 from vitfpga.hls.emit.templating import render, template_root
 from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP_FILE
 from vitfpga.hls.plan.engine import ModelPlan
@@ -87,21 +87,22 @@ def _mhz(value: float) -> str:
     return f"{value:g}"
 
 
-def design_sources(top: str) -> tuple[list[str], list[str]]:
+def design_sources(top: str, codebook: bool = False) -> tuple[list[str], list[str]]:
     """The files of `rtl/` that make the Verilog design `top`: the Verilog (top, then the
     hand-written modules emit_rtl / emit_vit copy) and the `$readmemh` files baked into the
-    bitstream. The RAM part of the weights (weights_ram.mem) is not a design source: the host
-    loads it at start-up."""
+    bitstream, `codebook.mem` with a codebook decoder. The RAM part of the weights
+    (weights_ram.mem) is not a design source: the host loads it at start-up."""
+    tables = [CODEBOOK_FILE] if codebook else []
     def modules(folder: str) -> list[str]:
         root = template_root() / folder
         return sorted(f.name for f in root.iterdir() if f.suffix == ".v")
 
     if top == ENGINE_TOP:
         mems = [name for key, name in MEM_FILES.items() if key != "weights_ram"]
-        return [TOP_FILE, *modules("rtl/include")], mems
+        return [TOP_FILE, *modules("rtl/include")], mems + tables
     if top == WHOLE_TOP:
         return ([VIT_TOP_FILE, *modules("rtl/include"), *modules("vit/include")],
-                list(VIT_FILES.values()))
+                list(VIT_FILES.values()) + tables)
     raise ValueError(f"no sources for top {top!r}")
 
 
@@ -136,9 +137,9 @@ def _stream_bits(spec: SystemSpec, plan: ModelPlan) -> tuple[int, int]:
     return in_bits, out_bits
 
 
-def _project_context(spec: SystemSpec, from_hls: bool) -> dict[str, object]:
+def _project_context(spec: SystemSpec, from_hls: bool, codebook: bool) -> dict[str, object]:
     """The part, the design's sources and every file and run name of the Vivado project."""
-    verilog, mems = design_sources(spec.top)
+    verilog, mems = design_sources(spec.top, codebook)
     prj, wrapper = f"{spec.design}_prj", f"{spec.design}_wrapper"
     board_glob = spec.board_part.split(":")[1] if spec.board_part.count(":") >= 2 else spec.board
     return {
@@ -246,7 +247,7 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
     cells = _cells(spec)
     in_bits, out_bits = _stream_bits(spec, plan)
     return {
-        **_project_context(spec, from_hls), **_ps_context(spec),
+        **_project_context(spec, from_hls, plan.codebook_bits > 0), **_ps_context(spec),
         "dma_props": _pairs(_dma_props(spec, in_bits, out_bits)), "in_bits": in_bits,
         "out_bits": out_bits, "cells": cells, **_wiring(spec.family, cells),
         **_address_map(spec, cells),

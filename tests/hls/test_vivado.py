@@ -53,6 +53,19 @@ def test_every_board_builds_a_checked_project(tmp_path: Path, board: str, from_h
     assert check_vivado_project(written[0], spec, plan) == []
 
 
+def test_a_codebook_design_adds_its_table_to_the_project(tmp_path: Path) -> None:
+    layers, rows = digits_like(blocks=1)
+    layers["blocks.0.mlp.fc1"] = random_layer(32, 64, bits=4, seed=9, name="blocks.0.mlp.fc1",
+                                              codec="codebook:3")
+    plan = plan_model(layers, rows, get_board("pynq-z2"))
+    spec = system_spec(plan, get_board("pynq-z2"), "digits codebook")
+    (tcl,) = emit_vivado(spec, plan, tmp_path / "project", False)
+    assert "codebook.mem" in tcl.read_text()
+    plain, plain_spec = _system("pynq-z2")
+    (other,) = emit_vivado(plain_spec, plain, tmp_path / "plain", False)
+    assert "codebook.mem" not in other.read_text()
+
+
 @needs_tclsh
 def test_driver_description_matches_the_block_design(tmp_path: Path) -> None:
     from vitfpga.hls.emit.pynq import hw_description
