@@ -70,8 +70,8 @@ def measure(name: str, work: Path) -> dict[str, object]:
     codec, bits, end_bits, _ = DESIGNS[name]
     layers, rows = _layers(codec, bits, end_bits)
     plan = fixed_plan(layers, rows, get_board(BOARD), PE, SIMD)
+    emit_rtl(plan, layers, work / name)
     rtl = work / name / "rtl"
-    emit_rtl(plan, layers, rtl)
     start = time.perf_counter()
     synth: SynthReport = synthesize(rtl, work / name / "synth", family="xc7")
     return {"design": name, "codecs": sorted({s.codec for s in plan.layers}),

@@ -26,9 +26,11 @@ from vitfpga.runtime.model import linear_golden
 from vitfpga.sim.overlay import DmaChannel, DmaError, DmaTimeout, SimDma, SimIP, SimPynq
 
 PE, SIMD = 4, 8
-# (K, N, weight bits, relu): 24 + 9 + 4 weight words; padded K and N in the last two.
-SHAPES = [(32, 24, 4, False), (20, 12, 3, True), (16, 8, 4, False)]
-ROM_WORDS = 24  # exactly layer 0: layers 1 and 2 live in the RAM the driver loads
+# (K, N, weight bits, relu, codec): padded K and N in the last two; the last is 2:4 sparse, so
+# its rows are twice its compute folds in beats (6-bit elements: the others pack 4- and 3-bit
+# ones into 6-bit lanes, some straddling two words).
+SHAPES = [(32, 24, 4, False, "dense"), (20, 12, 3, True, "dense"), (16, 8, 4, False, "nm:2:4")]
+ROM_WORDS = 16  # exactly layer 0: layers 1 and 2 live in the RAM the driver loads
 # Cell names in this project's system.json: not the defaults, so they must come from the file.
 ENGINE, DMA = "engine_under_test", "dma_under_test"
 AP_START, AP_DONE, AP_IDLE = 0x1, 0x2, 0x4
@@ -48,8 +50,8 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("overlay")
     layers = {f"blocks.{i}.fc": random_layer(k, n, bits=bits, relu=relu, seed=40 + i,
-                                             name=f"blocks.{i}.fc")
-              for i, (k, n, bits, relu) in enumerate(SHAPES)}
+                                             name=f"blocks.{i}.fc", codec=codec)
+              for i, (k, n, bits, relu, codec) in enumerate(SHAPES)}
     board = get_board("pynq-z2")
     plan = fixed_plan(layers, dict.fromkeys(layers, 4), board, PE, SIMD, ROM_WORDS)
     for d in ("project", "bare"):
@@ -88,7 +90,7 @@ def run_layer(pynq: SimPynq, engine: SimIP, dma: SimDma, index: int, slot: Layer
               x: np.ndarray, poll: bool = False) -> tuple[np.ndarray, int]:
     """One engine run of layer `index` over int8 rows `x`: (outputs, cycles register)."""
     rows = x.shape[0]
-    inp = pynq.allocate(shape=(rows, slot.sf * SIMD), dtype=np.int8)
+    inp = pynq.allocate(shape=(rows, slot.beats * SIMD), dtype=np.int8)
     out = pynq.allocate(shape=(rows, slot.nf * PE), dtype=np.int8)
     inp[:] = pad_input(x, slot, SIMD)
     engine.write(ENGINE_REGS["layer"], index)
@@ -119,7 +121,9 @@ def _golden(layer: IntLinear, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("sim", sim_params())
 def test_driver_loads_the_ram_and_runs_layers_bit_exact(sim: str, project: Project) -> None:
     plan = project.plan
-    assert plan.rom_depth == ROM_WORDS and plan.ram_depth == 13
+    assert plan.layers[0].words == plan.rom_depth == ROM_WORDS
+    assert plan.ram_depth == plan.layers[1].words + plan.layers[2].words == 5 + 2
+    assert plan.layers[2].beats == 2 * plan.layers[2].sf
     words = [int(w, 16) for w in (project.dir / "rtl" / MEM_FILES["weights_ram"]).read_text()
              .split()]
     bytes_per_word = -(-plan.word_bits // (SIMD * 8)) * SIMD  # BPW beats of SIMD bytes
@@ -179,7 +183,7 @@ def test_the_weight_ram_starts_empty(project: Project) -> None:
         assert wrong == [False, True, True]
 
         slot = plan.layers[0]
-        inp = pynq.allocate(shape=(2, slot.sf * SIMD), dtype=np.int8)
+        inp = pynq.allocate(shape=(2, slot.beats * SIMD), dtype=np.int8)
         out = pynq.allocate(shape=(2 * slot.nf * PE - PE,), dtype=np.int8)
         engine.write(ENGINE_REGS["layer"], 0)
         engine.write(ENGINE_REGS["rows"], 2)
