@@ -36,6 +36,8 @@ def decoder_params(plan: ModelPlan) -> dict[str, int]:
     kinds = {CODEC_KINDS[s.codec.partition(":")[0]] for s in plan.layers}
     return {
         "LANE_BITS": spec.lane_bits, "OFFSET_STEP": spec.offset_step,
+        # Only elements narrower than the lane move within it; the wider bits are read in place.
+        "SHIFT_BITS": spec.shift_bits,
         # An element spans two words only when its width does not divide the lane.
         "STRADDLE": int(any(spec.lane_bits % s.ebits for s in plan.layers)),
         "WMASK": sum(1 << b for b in spec.widths), "KINDS": sum(1 << k for k in kinds),

@@ -39,6 +39,12 @@ class DecoderSpec:
     codebook_bits: int  # widest codebook index, 0 without a codebook layer
     widths: tuple[int, ...]  # distinct weight bits of dense and N:M layers
     ternary: bool  # some layer is ternary-packed (three int2 weights in 5 bits)
+    shift_bits: int  # widest element narrower than the lane: the bits the selector moves
+
+    @property
+    def positions(self) -> int:
+        """Offsets an element can start at within a lane."""
+        return self.lane_bits // self.offset_step if self.shift_bits else 1
 
     @property
     def straddles(self) -> bool:
@@ -75,7 +81,8 @@ def codecs_spec(codecs: dict[str, Codec]) -> DecoderSpec:
         codebook_bits=max((c.element_bits for c in codecs.values() if c.family == "codebook"),
                           default=0),
         widths=tuple(sorted({c.bits for c in codecs.values() if c.family in ("dense", "nm")})),
-        ternary=any(c.family == "ternary" for c in codecs.values()))
+        ternary=any(c.family == "ternary" for c in codecs.values()),
+        shift_bits=max((e for e in ebits if e < lane), default=0))
 
 
 # LUT costs of one lane's decoder, by part (Yosys synth_xilinx, LUT6: a 4:1 multiplexer a LUT).
@@ -86,8 +93,8 @@ def _mux_luts(inputs: int, bits: int) -> int:
 def decoder_luts(spec: DecoderSpec, pe: int, simd: int) -> int:
     """LUT estimate of the weight decoders of a PE x SIMD array: per lane the bit-offset
     selector, the sign extension of each width, the N:M input select and the codebook lookup."""
-    positions = spec.lane_bits // spec.offset_step
-    per_lane = _mux_luts(positions * (2 if spec.straddles else 1), spec.lane_bits)
+    # Elements as wide as the lane always start at bit 0: only `shift_bits` bits are moved.
+    per_lane = _mux_luts(spec.positions * (2 if spec.straddles else 1), spec.shift_bits)
     kinds = len(spec.widths) + (1 if spec.codebook_bits else 0) + (1 if spec.ternary else 0)
     per_lane += _mux_luts(kinds, spec.weight_bits)
     if spec.nm:

@@ -56,6 +56,7 @@ module vitfpga_mvu #(
     parameter integer LANE_BITS = 4,  // weight-memory bits per lane (the widest element)
     parameter integer OFFSET_STEP = 4,  // element offsets within a lane are multiples of this
     parameter integer STRADDLE = 0,   // 1: some element may span two words (keeps `held`)
+    parameter integer SHIFT_BITS = 4, // widest element narrower than LANE_BITS (what moves)
     parameter integer WMASK = 16,     // bit B set: dense or N:M layers with B-bit weights
     parameter integer KINDS = 1,      // bit k set: codec k occurs (0 dense, 1 N:M, 2 codebook,
                                       // 3 ternary)
@@ -654,7 +655,7 @@ module vitfpga_mvu #(
                 wire [7:0]           x_in;
                 wire [WBITS-1:0]     w_dec;
                 vitfpga_wdec_sel #(.L(LANE_BITS), .STEP(OFFSET_STEP), .STRADDLE(STRADDLE),
-                                   .OB(OB)) u_sel (
+                                   .SW(SHIFT_BITS > 0 ? SHIFT_BITS : 1), .OB(OB)) u_sel (
                     .cur(w_a[(p*SIMD + s)*LANE_BITS +: LANE_BITS]),
                     .held(held[(p*SIMD + s)*LANE_BITS +: LANE_BITS]),
                     .off(off_a), .strad(strad_a), .elem(elem));

@@ -11,6 +11,7 @@ module vitfpga_wdec_sel #(
     parameter integer L = 4,         // LANE_BITS
     parameter integer STEP = 4,      // OFFSET_STEP (divides L)
     parameter integer STRADDLE = 0,  // some element may span two words
+    parameter integer SW = 4,        // SHIFT_BITS: the widest element narrower than L
     parameter integer OB = 1         // width of `off`
 ) (
     input  wire [L-1:0]  cur,
@@ -37,16 +38,22 @@ module vitfpga_wdec_sel #(
                 assign pair = {cur, cur};
             end
             // Candidate k is the element starting at bit k*STEP; unused codes repeat candidate 0.
-            wire [NOPT*L-1:0] opts;
+            // Only the low SW bits move: an element as wide as the lane always starts at bit 0
+            // (off = 0), so bits at and above SW are those of `cur` in place.
+            wire [NOPT*SW-1:0] opts;
             genvar k;
             for (k = 0; k < NOPT; k = k + 1) begin : g_opt
                 if (k < NPOS) begin : g_pos
-                    assign opts[k*L +: L] = pair[k*STEP +: L];
+                    assign opts[k*SW +: SW] = pair[k*STEP +: SW];
                 end else begin : g_pad
-                    assign opts[k*L +: L] = pair[L-1:0];
+                    assign opts[k*SW +: SW] = pair[SW-1:0];
                 end
             end
-            assign elem = opts[off*L +: L];
+            if (SW < L) begin : g_part
+                assign elem = {cur[L-1:SW], opts[off*SW +: SW]};
+            end else begin : g_all
+                assign elem = opts[off*SW +: SW];
+            end
         end
     endgenerate
 endmodule

@@ -14,12 +14,23 @@ module vitfpga_wdec_tern (
     always @(posedge clk) begin
         if (keep) kept <= e;
     end
-    // Each trit is a function of the 5 element bits (a LUT apiece).
-    wire [4:0] t0 = e % 5'd3;
-    wire [4:0] t1 = (e / 5'd3) % 5'd3;
-    wire [4:0] t2 = e / 5'd9;
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [4:0] t = (ph == 2'd0) ? t0 : (ph == 2'd1) ? t1 : t2;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign w = t[1:0] - 2'd1;
+    // The three trits of an element as one table (27 used entries): each output bit is a
+    // function of the 5 element bits, one LUT apiece, where `%` and `/` would build dividers.
+    function [5:0] trits(input [4:0] v);
+        integer t0, t1, t2;
+        begin
+            t0 = v % 3;
+            t1 = (v / 3) % 3;
+            t2 = v / 9;
+            trits = {t2[1:0], t1[1:0], t0[1:0]};
+        end
+    endfunction
+    reg [5:0] table_t [0:31];
+    integer k;
+    initial begin
+        for (k = 0; k < 32; k = k + 1) table_t[k] = trits(k[4:0]);
+    end
+    wire [5:0] all = table_t[e];
+    wire [1:0] t = (ph == 2'd0) ? all[1:0] : (ph == 2'd1) ? all[3:2] : all[5:4];
+    assign w = t - 2'd1;
 endmodule

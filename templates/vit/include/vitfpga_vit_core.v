@@ -23,6 +23,7 @@ module vitfpga_vit_core #(
     parameter integer LANE_BITS = 4,
     parameter integer OFFSET_STEP = 4,
     parameter integer STRADDLE = 0,
+    parameter integer SHIFT_BITS = 4,
     parameter integer WMASK = 16,
     parameter integer KINDS = 1,
     parameter integer NM_N = 0,
@@ -310,7 +311,7 @@ module vitfpga_vit_core #(
     /* verilator lint_off PINCONNECTEMPTY */
     vitfpga_mvu #(
         .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .LANE_BITS(LANE_BITS), .OFFSET_STEP(OFFSET_STEP),
-        .STRADDLE(STRADDLE), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
+        .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
         .RAM_DEPTH(0), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
