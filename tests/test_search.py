@@ -140,3 +140,18 @@ def test_choose_scores_one_finalist_per_family_and_explains_misses() -> None:
     with pytest.raises(BadInput, match=r"no configuration fits b: the smallest \(int2\) "
                                        r"needs 0\.0 KB"):
         choose([cand("bits", 300, False)], lambda c: 0.0, "b")
+
+
+def test_the_trained_model_is_checked_against_the_board() -> None:
+    """After training, the exported model is planned on the board the search chose for: a
+    model that does not fit is refused, naming the board, before the run is kept."""
+    from tests.conftest import small_int_model
+    from vitfpga.errors import DoesNotFit
+    from vitfpga.pipeline import _check_fit
+
+    model = small_int_model(bits=4)
+    _check_fit(model, get_board("pynq-z2"))  # fits: nothing raised
+    tiny = Board("tiny", "xc7z007sclg400-1", 2_000, 4_000, 1, 0, 20, 100.0)
+    with pytest.raises(DoesNotFit, match="the trained model does not fit tiny, though the "
+                                         "search predicted it would"):
+        _check_fit(model, tiny)

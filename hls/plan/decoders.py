@@ -85,6 +85,13 @@ def codecs_spec(codecs: dict[str, Codec]) -> DecoderSpec:
         shift_bits=max((e for e in ebits if e < lane), default=0))
 
 
+# Per lane, beyond its multiplexers, when any decoder logic exists: what Yosys synth_xilinx of
+# the flattened digits engines (PE 16 x SIMD 4, benchmarks/decoder_cost.py) spends around a
+# decoder between the weight word and the product (the multiplexers alone, synthesised apart,
+# are what `decoder_luts` counts below).
+_DECODER_LANE_LUTS = 20
+
+
 # LUT costs of one lane's decoder, by part (Yosys synth_xilinx, LUT6: a 4:1 multiplexer a LUT).
 def _mux_luts(inputs: int, bits: int) -> int:
     return 0 if inputs <= 1 else bits * math.ceil((inputs - 1) / 3)
@@ -103,4 +110,6 @@ def decoder_luts(spec: DecoderSpec, pe: int, simd: int) -> int:
         per_lane += _mux_luts(1 << spec.codebook_bits, spec.weight_bits)
     if spec.ternary:  # 5 bits -> three trits: six 5-input functions, then pick one of three
         per_lane += 3 + _mux_luts(3, 2)
+    if per_lane:
+        per_lane += _DECODER_LANE_LUTS
     return pe * simd * per_lane
