@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vitfpga.hls.plan.boards import get_board
@@ -14,8 +16,19 @@ from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.synthetic import random_layer, random_rows
 
-__all__ = ["digits_like", "hand_model_plan", "random_layer", "random_rows", "sim_params",
+__all__ = ["Design", "digits_like", "hand_model_plan", "random_layer", "random_rows", "sim_params",
            "small_int_model"]
+
+
+@dataclass(frozen=True)
+class Design:
+    """An emitted engine and the jobs (layer, input rows, golden outputs) to check it with."""
+
+    layers: dict[str, IntLinear]
+    plan: ModelPlan
+    rtl_dir: Path
+    build_dir: Path
+    jobs: list[tuple[str, np.ndarray, np.ndarray]]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -16,7 +16,7 @@ from vitfpga.errors import BadInput
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.codecs import Codec, NMCodec, UnknownCodec, codec_for
 
-__all__ = ["DecoderSpec", "codecs_spec", "decoder_luts", "decoder_spec", "layer_codec"]
+__all__ = ["DecoderSpec", "codecs_spec", "decoder_luts", "layer_codec"]
 
 
 def layer_codec(layer: IntLinear) -> Codec:
@@ -61,13 +61,9 @@ class DecoderSpec:
         return None
 
 
-def decoder_spec(layers: dict[str, IntLinear]) -> DecoderSpec:
-    """The decoders `layers` need; BadInput when they mix N:M patterns (one input window)."""
-    return codecs_spec({name: layer_codec(layer) for name, layer in layers.items()})
-
-
 def codecs_spec(codecs: dict[str, Codec]) -> DecoderSpec:
-    """The decoders an engine running these codecs needs (see `decoder_spec`)."""
+    """The decoders an engine running these codecs (by layer, from `layer_codec`) needs;
+    BadInput when they mix N:M patterns (the input window serves one)."""
     ebits = {c.element_bits for c in codecs.values()}
     lane = max(ebits)
     patterns = {(c.n, c.m) for c in codecs.values() if isinstance(c, NMCodec)}

@@ -23,14 +23,13 @@ from vitfpga.hls.plan.decoders import (
     DecoderSpec,
     codecs_spec,
     decoder_luts,
-    decoder_spec,
     layer_codec,
 )
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.hls.plan.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
 from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
-from vitfpga.runtime.codecs import codec_for
+from vitfpga.runtime.codecs import Codec, codec_for
 
 __all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
            "folds", "plan_model"]
@@ -177,7 +176,8 @@ def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
 
 
 def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: int,
-           owners: dict[str, str], lane: int) -> tuple[LayerSlot, ...]:
+           owners: dict[str, str], codecs: dict[str, Codec], lane: int
+           ) -> tuple[LayerSlot, ...]:
     """Program entries in model order, each layer's stream packed at `lane` bits a lane.
     Layers sharing a weight owner (`ir.weight_owners`, found once per model, not per folding)
     read one copy: the weight memory holds it once, each keeps its own tables."""
@@ -185,7 +185,7 @@ def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: in
     slots, w_base, c_base = [], 0, 0
     bases: dict[str, int] = {}
     for name, layer in layers.items():
-        codec = layer_codec(layer)
+        codec = codecs[name]
         sf, nf = codec.folds(layer.k, layer.n, pe, simd)
         words = codec.words(layer.k, layer.n, pe, simd, lane)
         base = bases.setdefault(owners[name], w_base)
@@ -315,7 +315,9 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if not layers:
         raise BadInput("the model has no linear layers to plan")
     _check_overflow(layers)
-    spec = decoder_spec(layers)
+    # Each layer's codec, checked once (an N:M check encodes the whole array), not per folding.
+    codecs = {name: layer_codec(layer) for name, layer in layers.items()}
+    spec = codecs_spec(codecs)
     bram_budget = board.bram36 * (1 - BRAM_RESERVE)
     candidates, smallest = [], None
     owners = weight_owners(layers)
@@ -325,7 +327,7 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
             if dsp > board.dsp or spec.folding_error(simd):
                 continue
             plan = _plan(board, pe, simd, spec,
-                         _slots(layers, rows, pe, simd, owners, spec.lane_bits))
+                         _slots(layers, rows, pe, simd, owners, codecs, spec.lane_bits))
             if smallest is None or plan.bram36 < smallest.bram36:
                 smallest = plan
             if plan.bram36 > bram_budget or plan.lut > board.lut * LUT_BUDGET:
@@ -354,11 +356,12 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
     if pe < 1 or simd < 1:
         raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
     _check_overflow(layers)
-    spec = decoder_spec(layers)
+    codecs = {name: layer_codec(layer) for name, layer in layers.items()}
+    spec = codecs_spec(codecs)
     why = spec.folding_error(simd)
     if why:
         raise BadInput(f"SIMD {simd}: {why}")
-    slots = _slots(layers, rows, pe, simd, weight_owners(layers), spec.lane_bits)
+    slots = _slots(layers, rows, pe, simd, weight_owners(layers), codecs, spec.lane_bits)
     if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
     return _plan(board, pe, simd, spec, slots, rom_depth)

@@ -104,7 +104,8 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
     for slot in plan.layers:
         layer = layers[slot.name]
         codec = layer_codec(layer)
-        words = weight_words(layer, plan.pe, plan.simd, plan.lane_bits)
+        words = stream_words(codec.elements(layer.weight, plan.pe, plan.simd),
+                             codec.element_bits, plan.lane_bits)
         if slot.w_base < len(weights):  # a shared weight copy, already laid down
             if weights[slot.w_base:slot.w_base + len(words)] != words:
                 raise ValueError(f"plan entry {slot.ident} shares weights it does not have")

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import hand_model_plan, random_layer, random_rows, sim_params
+from tests.conftest import Design, hand_model_plan, random_layer, random_rows, sim_params
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.rtl import MEM_FILES, TOP_FILE, emit_rtl
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.engine import fixed_plan
 from vitfpga.hls.plan.layout import PROGRAM_FIELDS
-from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import linear_golden
 from vitfpga.sim.rtl import RtlSession, run_rtl
 from vitfpga.sim.tools import tool_env, verilator_root
@@ -51,15 +49,6 @@ DESIGNS = {
 # Designs whose trailing weight words sit in the start-up-loaded RAM (URAM on UltraScale+):
 # (design above, ROM words); 0 puts every weight in the RAM.
 SPLITS = {"pe4_simd8_w4_ram": ("pe4_simd8_w4", 70), "pe1_simd24_w3_all_ram": ("pe1_simd24_w3", 0)}
-
-
-@dataclass(frozen=True)
-class Design:
-    layers: dict[str, IntLinear]
-    plan: ModelPlan
-    rtl_dir: Path
-    build_dir: Path
-    jobs: list[tuple[str, np.ndarray, np.ndarray]]
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import random_rows, sim_params, small_int_model
+from tests.conftest import Design, random_rows, sim_params, small_int_model
 from vitfpga.errors import VerificationFailed
 from vitfpga.hls.emit.rtl import CODEBOOK_FILE, decoder_params, emit_rtl
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.engine import fixed_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.synthetic import random_layer, shape_weights
 from vitfpga.runtime.model import IntModel, linear_golden
@@ -51,15 +51,6 @@ DESIGNS = {
 }
 # The mixed design with its trailing weight words in the start-up-loaded RAM (URAM).
 SPLIT = ("all", 4)
-
-
-@dataclasses.dataclass(frozen=True)
-class Design:
-    layers: dict[str, IntLinear]
-    plan: ModelPlan
-    rtl_dir: Path
-    build_dir: Path
-    jobs: list[tuple[str, np.ndarray, np.ndarray]]
 
 
 def _layers(shapes: list[tuple[int, int, int, str, bool]], seed: int) -> dict[str, IntLinear]:
