@@ -2,6 +2,11 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# The PYNQ host client in its own environment, as a user's laptop has it: pynq 4.0 pins grpcio
+# 1.64, protobuf < 6 and numpy < 2, which the main environment's onnx cannot share.
+PYNQ_VENV  := .venv-pynq
+PYNQ_STAMP := $(PYNQ_VENV)/.installed-stamp
+PYNQ_PIN   := pynq==4.0.0
 
 .PHONY: demo test setup system-deps lint clean
 
@@ -12,7 +17,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) $(PYNQ_STAMP)
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -23,10 +28,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
+	# board-sim serves PYNQ.remote with pynq's own generated gRPC modules; only those are used
+	# here, so pynq comes without its (conflicting) pins.
+	$(PY) -m pip install -q --no-deps $(PYNQ_PIN)
 	touch $(STAMP)
+
+$(PYNQ_STAMP): Makefile
+	test -x $(PYNQ_VENV)/bin/python || python3 -m venv $(PYNQ_VENV)
+	$(PYNQ_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PYNQ_VENV)/bin/python -m pip install -q $(PYNQ_PIN)
+	touch $(PYNQ_STAMP)
 
 lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PYNQ_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache

@@ -5,7 +5,7 @@ TCL parses the syntax, unknown commands fail with their name, writes are recorde
 The checks then read the recorded calls: which cells the block design creates, how they are
 configured, wired and addressed, and what the script copies where. Nothing of vitfpga's own
 emitters is imported to build the expectations except the shared decisions in
-`vitfpga.hls.plan.system` and the HLS export's identity.
+`vitfpga.hls.plan.system`, the HLS export's identity and which board files have LEDs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,18 @@ import re
 from pathlib import Path, PurePosixPath
 
 from vitfpga.hls.emit.hls import HLS_IP_DIR, HLS_IP_VLNV
+from vitfpga.hls.emit.vivado import BOARD_LEDS
 from vitfpga.hls.plan.engine import ModelPlan
-from vitfpga.hls.plan.system import CELL_NAMES, ENGINE_TOP, WHOLE_TOP, SystemSpec
+from vitfpga.hls.plan.system import (
+    CELL_NAMES,
+    DMA_VLNV,
+    ENGINE_TOP,
+    GPIO_VLNV,
+    WHOLE_TOP,
+    SystemSpec,
+)
 from vitfpga.sim.tclsh import (
+    NEWEST_IP_VERSION,
     TCL_BUILTINS,
     VITIS_COMMANDS,
     VIVADO_COMMANDS,
@@ -34,9 +43,13 @@ __all__ = ["TCL_BUILTINS", "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call", "TclScri
 # PG059 AXI Interconnect, PG247 SmartConnect, PG164 Processor System Reset); the engine's are
 # the Vitis HLS names both engine tops share (docs/engine.md).
 _CLOCKS = {"engine": ("ap_clk",), "dma": ("s_axi_lite_aclk", "m_axi_mm2s_aclk", "m_axi_s2mm_aclk"),
-           "ctrl_ic": ("ACLK", "S00_ACLK", "M00_ACLK", "M01_ACLK"), "reset": ("slowest_sync_clk",)}
-_RESETS = {"engine": ("ap_rst_n",), "dma": ("axi_resetn",),
-           "ctrl_ic": ("ARESETN", "S00_ARESETN", "M00_ARESETN", "M01_ARESETN")}
+           "leds": ("s_axi_aclk",),
+           "ctrl_ic": ("ACLK", "S00_ACLK", "M00_ACLK", "M01_ACLK", "M02_ACLK"),
+           "reset": ("slowest_sync_clk",)}
+_RESETS = {"engine": ("ap_rst_n",), "dma": ("axi_resetn",), "leds": ("s_axi_aresetn",),
+           "ctrl_ic": ("ARESETN", "S00_ARESETN", "M00_ARESETN", "M01_ARESETN", "M02_ARESETN")}
+# The filter that keeps get_ipdefs to IPs a block design can instantiate (as FINN's scripts do).
+_IPI_FILTER = "design_tool_contexts =~ *IPI*"
 _MEM_IC_PINS = {"smartconnect": ("aclk", "aresetn"), "axi_interconnect": ("ACLK", "ARESETN")}
 _HLS_ORDER = ("csim_design", "csynth_design", "cosim_design", "export_design")
 # What each design's module reference needs in the project (docs/engine.md, docs/vit.md).
@@ -131,12 +144,15 @@ def _expect(problems: list[str], ok: bool, message: str) -> None:
 
 
 def _check_cells(b: _Built, spec: SystemSpec, problems: list[str]) -> str:
-    """Every cell of CELL_NAMES with the right IP; returns how the engine is made."""
+    """Every cell of CELL_NAMES with the right IP (the DMA and GPIO at exactly the versions
+    PYNQ binds its drivers to, the others the newest the catalogue has); returns how the engine
+    is made."""
     family = spec.family
-    kinds = {"ps": (f"xilinx.com:ip:{family.ip}:",), "dma": ("xilinx.com:ip:axi_dma:",),
+    kinds = {"ps": (f"xilinx.com:ip:{family.ip}:",),
              "ctrl_ic": ("xilinx.com:ip:axi_interconnect:",),
              "mem_ic": ("xilinx.com:ip:smartconnect:", "xilinx.com:ip:axi_interconnect:"),
              "reset": ("xilinx.com:ip:proc_sys_reset:",)}
+    pinned = {"dma": DMA_VLNV, "leds": GPIO_VLNV}
     for key, name in CELL_NAMES.items():
         call = b.cells.get(name)
         if call is None:
@@ -146,10 +162,20 @@ def _check_cells(b: _Built, spec: SystemSpec, problems: list[str]) -> str:
         if key == "engine":
             continue
         vlnv = call.option("-vlnv") or ""
-        if call.option("-type") != "ip" or not vlnv.startswith(kinds[key]):
+        if key in pinned:
+            _expect(problems, call.option("-type") == "ip" and vlnv == pinned[key],
+                    f"cell {name!r} is {vlnv or call.args!r}, expected exactly {pinned[key]} "
+                    f"(PYNQ binds its driver to that VLNV)")
+        elif call.option("-type") != "ip" or not vlnv.startswith(kinds[key]):
             problems.append(f"cell {name!r} is {vlnv or call.args!r}, expected an IP "
                             f"{' or '.join(k + '*' for k in kinds[key])}")
-    for key, name in (("engine", spec.engine_cell), ("dma", spec.dma_cell)):
+        else:
+            _expect(problems, vlnv.endswith(f":{NEWEST_IP_VERSION}"),
+                    f"cell {name!r} is {vlnv}, not the newest version the catalogue offers "
+                    f"({NEWEST_IP_VERSION})")
+    _check_ipdefs(b, problems)
+    for key, name in (("engine", spec.engine_cell), ("dma", spec.dma_cell),
+                      ("leds", spec.gpio_cell)):
         _expect(problems, name == CELL_NAMES[key],
                 f"SystemSpec names the {key} {name!r}, the block design {CELL_NAMES[key]!r}")
     engine = b.cells.get(CELL_NAMES["engine"])
@@ -167,6 +193,13 @@ def _check_cells(b: _Built, spec: SystemSpec, problems: list[str]) -> str:
         return "hls"
     problems.append(f"the engine cell is neither a module reference nor an IP: {engine.args}")
     return "missing"
+
+
+def _check_ipdefs(b: _Built, problems: list[str]) -> None:
+    """IP lookups see the whole catalogue (-all) and only what a block design can use."""
+    for c in b.named("get_ipdefs"):
+        _expect(problems, c.has("-all") and _IPI_FILTER in (c.option("-filter") or ""),
+                f"get_ipdefs {' '.join(c.args)}: without -all and -filter {{{_IPI_FILTER}}}")
 
 
 def _check_sources(b: _Built, tcl: Path, engine: str, top: str, problems: list[str]) -> None:
@@ -224,11 +257,27 @@ def _check_dma(b: _Built, spec: SystemSpec, plan: ModelPlan, problems: list[str]
         got = _int(b.config(dma, key) or "")
         _expect(problems, got in (2, 4, 8, 16, 32, 64, 128, 256),
                 f"DMA {key} is {b.config(dma, key)!r}, not a burst length of 2..256 beats")
-    for ic, si, mi in (("ctrl_ic", 1, 2), ("mem_ic", 2, 1)):
+    for ic, si, mi in (("ctrl_ic", 1, 3), ("mem_ic", 2, 1)):
         name = CELL_NAMES[ic]
         got = (_int(b.config(name, "NUM_SI") or ""), _int(b.config(name, "NUM_MI") or ""))
         _expect(problems, got == (si, mi),
                 f"{name} has NUM_SI/NUM_MI {got}, expected ({si}, {mi})")
+
+
+def _check_gpio(b: _Built, spec: SystemSpec, board_files: bool, problems: list[str]) -> None:
+    """The `leds` GPIO: all outputs, as wide as the spec; on the board's LED interface exactly
+    when the board file (which knows their pins) is in use."""
+    leds = CELL_NAMES["leds"]
+    for key, value in (("C_GPIO_WIDTH", spec.gpio_bits), ("C_ALL_OUTPUTS", 1)):
+        got = b.config(leds, key)
+        _expect(problems, got is not None and _int(got) == value,
+                f"GPIO {key} is {got!r}, expected {value}")
+    links = [(c.option("-board_interface"), _obj(c.option("-ip_intf") or ""))
+             for c in b.named("apply_board_connection")]
+    want = BOARD_LEDS.get(spec.board) if spec.board_part and board_files else None
+    _expect(problems, links == ([(want, f"{leds}/GPIO")] if want else []),
+            f"board connections {links}, expected "
+            f"{[(want, leds + '/GPIO')] if want else 'none (no board file with LEDs)'}")
 
 
 def _check_wiring(b: _Built, spec: SystemSpec, problems: list[str]) -> None:
@@ -252,6 +301,7 @@ def _check_wiring(b: _Built, spec: SystemSpec, problems: list[str]) -> None:
                 f"{pin} is not on the reset block's peripheral_aresetn or interconnect_aresetn")
     _expect(problems, not b.connected(*sources), "the two resets are shorted together")
     engine, dma, ctrl, mem, ps = c["engine"], c["dma"], c["ctrl_ic"], c["mem_ic"], c["ps"]
+    leds = c["leds"]
 
     def linked(a: str, b_: str) -> bool:
         return frozenset((a, b_)) in b.intf_nets
@@ -261,11 +311,12 @@ def _check_wiring(b: _Built, spec: SystemSpec, problems: list[str]) -> None:
 
     _expect(problems, linked(f"{ps}/{family.master}", f"{ctrl}/S00_AXI"),
             f"{ps}/{family.master} does not drive {ctrl}/S00_AXI")
-    masters = (f"{ctrl}/M00_AXI", f"{ctrl}/M01_AXI")
-    m_engine, m_dma = via(f"{engine}/s_axi_control", masters), via(f"{dma}/S_AXI_LITE", masters)
-    _expect(problems, m_engine is not None and m_dma is not None and m_engine != m_dma,
-            f"the engine's s_axi_control and the DMA's S_AXI_LITE are not on two masters of "
-            f"{ctrl}")
+    masters = (f"{ctrl}/M00_AXI", f"{ctrl}/M01_AXI", f"{ctrl}/M02_AXI")
+    on = [via(pin, masters) for pin in (f"{engine}/s_axi_control", f"{dma}/S_AXI_LITE",
+                                         f"{leds}/S_AXI")]
+    _expect(problems, None not in on and len(set(on)) == 3,
+            f"the engine's s_axi_control, the DMA's S_AXI_LITE and the GPIO's S_AXI are not on "
+            f"three masters of {ctrl}")
     slaves = (f"{mem}/S00_AXI", f"{mem}/S01_AXI")
     s_rd, s_wr = via(f"{dma}/M_AXI_MM2S", slaves), via(f"{dma}/M_AXI_S2MM", slaves)
     _expect(problems, s_rd is not None and s_wr is not None and s_rd != s_wr,
@@ -279,12 +330,14 @@ def _check_wiring(b: _Built, spec: SystemSpec, problems: list[str]) -> None:
 
 
 def _check_addresses(b: _Built, spec: SystemSpec, problems: list[str]) -> dict[str, int]:
-    """Engine and DMA register windows and the DMA's DDR mapping; returns the bases found."""
+    """Engine, DMA and GPIO register windows and the DMA's DDR mapping; returns the bases
+    found."""
     family, c = spec.family, CELL_NAMES
     space = f"{c['ps']}/{family.address_space}"
     found: dict[str, int] = {}
     for key, intf, base, size in (("engine", "s_axi_control", spec.ctrl_base, spec.ctrl_range),
-                                  ("dma", "S_AXI_LITE", spec.dma_base, spec.dma_range)):
+                                  ("dma", "S_AXI_LITE", spec.dma_base, spec.dma_range),
+                                  ("leds", "S_AXI", spec.gpio_base, spec.gpio_range)):
         prefix = f"{c[key]}/{intf}/"
         hits = [a for a in b.named("assign_bd_address")
                 if any(_obj(s).startswith(prefix) for s in a.positional())]
@@ -330,7 +383,7 @@ def _check_flow(b: _Built, tcl: Path, spec: SystemSpec, problems: list[str]) -> 
     _expect(problems, designs == [spec.design],
             f"block designs {designs}, expected exactly [{spec.design!r}]")
     order = ["create_project", "create_bd_design", "assign_bd_address", "validate_bd_design",
-             "save_bd_design", "make_wrapper", "launch_runs", "wait_on_run"]
+             "save_bd_design", "make_wrapper", "launch_runs", "wait_on_run", "write_hw_platform"]
     at = 0
     for name in order:
         i = b.index(name, at)
@@ -372,11 +425,51 @@ def _check_flow(b: _Built, tcl: Path, spec: SystemSpec, problems: list[str]) -> 
         src = dests[".hwh"][0]
         _expect(problems, f"/bd/{spec.design}/hw_handoff/{spec.design}.hwh" in src,
                 f"the .hwh comes from {src}, not the block design's hw_handoff")
+    _check_xsa(b, out / f"{spec.design}.xsa", problems)
+
+
+def _check_xsa(b: _Built, want: PurePosixPath, problems: list[str]) -> None:
+    """The hardware platform with the bitstream beside the .bit and .hwh, once the run has
+    been checked (PYNQ 4's remote Overlay loads it)."""
+    writes = b.named("write_hw_platform")
+    if len(writes) != 1:
+        problems.append(f"{len(writes)} write_hw_platform calls, expected 1 writing {want}")
+        return
+    w = writes[0]
+    got = [PurePosixPath(p) for p in w.positional()] or [PurePosixPath(w.option("-file") or "")]
+    _expect(problems, got == [want], f"the .xsa goes to {[str(g) for g in got]}, expected "
+                                     f"{want}")
+    for flag in ("-fixed", "-include_bit", "-force"):
+        _expect(problems, w.has(flag), f"write_hw_platform without {flag}")
+    checked = max((i for i, c in enumerate(b.calls) if c.name == "get_property"
+                   and c.positional()[:1] == ["STATUS"]), default=-1)
+    _expect(problems, b.calls.index(w) > checked >= 0,
+            "the .xsa is written before the script checks that the bitstream was written")
+
+
+def _board_glob(board_part: str) -> str:
+    """`*:<board>:<component>:*`: the board's file from any vendor prefix, at any version."""
+    fields = board_part.split(":")
+    return f"*:{fields[1]}:{fields[2]}:*" if len(fields) == 4 else board_part
+
+
+def _installed_boards(board_part: str) -> list[str]:
+    """What the stubbed Vivado has installed: the board at an older version and at the one
+    vitfpga knows (the newest, so the one to pick), and another board."""
+    fields = board_part.split(":")
+    if len(fields) != 4:
+        return [board_part]
+    return [":".join([*fields[:3], "0.0"]), board_part, "xilinx.com:other_board:part0:9.9"]
 
 
 def _check_board(b: _Built, spec: SystemSpec, board_files: bool, problems: list[str]) -> None:
     set_bp = [c.positional()[1] for c in b.named("set_property")
               if c.positional()[:1] == ["board_part"] and len(c.positional()) >= 2]
+    if spec.board_part:
+        asked = [c.positional() for c in b.named("get_board_parts")]
+        want = _board_glob(spec.board_part)
+        _expect(problems, [want] in asked, f"get_board_parts asked for {asked}, not the glob "
+                                           f"{want!r} (any vendor prefix and version)")
     if spec.board_part and board_files:
         _expect(problems, set_bp == [spec.board_part],
                 f"board_part set to {set_bp}, expected [{spec.board_part!r}] when the board "
@@ -417,13 +510,12 @@ def _built_values(b: _Built, addresses: dict[str, int], clock_property: str
     designs = [c.positional()[0] for c in b.named("create_bd_design") if c.positional()]
     if designs:
         values["design"] = designs[0]
-    for key in ("engine", "dma"):
+    for key, hw_key in (("engine", "engine_cell"), ("dma", "dma_cell"), ("leds", "gpio_cell")):
         if CELL_NAMES[key] in b.cells:
-            values[f"{key}_cell"] = CELL_NAMES[key]
-    if "engine" in addresses:
-        values["ctrl_base"] = addresses["engine"]
-    if "dma" in addresses:
-        values["dma_base"] = addresses["dma"]
+            values[hw_key] = CELL_NAMES[key]
+    for key, hw_key in (("engine", "ctrl_base"), ("dma", "dma_base"), ("leds", "gpio_base")):
+        if key in addresses:
+            values[hw_key] = addresses[key]
     for key, prop in (("in_bits", "c_m_axis_mm2s_tdata_width"),
                       ("out_bits", "c_s_axis_s2mm_tdata_width")):
         got = _int(b.config(dma, prop) or "")
@@ -443,6 +535,7 @@ def _check_one(calls: list[Call], tcl: Path, spec: SystemSpec, plan: ModelPlan,
     _check_sources(b, tcl, engine, spec.top, problems)
     _check_ps(b, spec, plan, problems)
     _check_dma(b, spec, plan, problems)
+    _check_gpio(b, spec, board_files, problems)
     _check_wiring(b, spec, problems)
     addresses = _check_addresses(b, spec, problems)
     _check_flow(b, tcl, spec, problems)
@@ -471,12 +564,15 @@ def check_vivado_project(tcl: Path, spec: SystemSpec, plan: ModelPlan,
                          hw: dict | None = None) -> list[str]:
     """Problems with `vivado/build.tcl` for `spec` and `plan` (empty: none found).
 
-    Runs the script with the board file present and missing, plus its two failure branches
-    (missing engine sources, a run that does not finish), and checks the recorded design:
-    cells and their IPs, PS clock and ports, DMA mode and widths, every clock and reset, the
-    interface wiring, the address map, the flow and the output names. With `hw` (the driver's
-    hw.json), also that the driver's names and numbers are the ones built. Without a usable
-    tclsh the one problem says so (never an empty list).
+    Runs the script with the board file present (two versions of it installed: the newest
+    must be taken) and missing, with a Vivado whose `get_bd_addr_segs -of_objects` finds no
+    segment on a pin, plus its three failure branches (missing engine sources, a run that does
+    not finish, no axi_dma 7.1 / axi_gpio 2.0 in the catalogue), and checks the recorded
+    design: cells and their IPs (pinned and newest versions), PS clock and ports, DMA mode and
+    widths, the LED GPIO and its board connection, every clock and reset, the interface
+    wiring, the address map, the flow and the output names (.bit, .hwh, .xsa). With `hw` (the
+    driver's hw.json), also that the driver's names and numbers are the ones built. Without a
+    usable tclsh the one problem says so (never an empty list).
     """
     reason = tclsh_status()
     if reason is not None:
@@ -486,13 +582,17 @@ def check_vivado_project(tcl: Path, spec: SystemSpec, plan: ModelPlan,
     text = tcl.read_text()
     _expect(problems, text.startswith("# Generated by vitfpga") and "do not edit" in text,
             "build.tcl lacks its generated-file header")
-    variants = [("board file installed", True), ("board file missing", False)]
+    boards = _installed_boards(spec.board_part) if spec.board_part else []
+    variants: list[tuple[str, bool, bool]] = [
+        ("board file installed", True, True), ("board file missing", False, True),
+        ("segments found by path only", bool(boards), False)]
     if not spec.board_part:
         variants = variants[1:]
     built = None
-    for label, board_files in variants:
+    for label, board_files, pin_segments in variants:
         try:
-            calls = run_tcl(tcl, "vivado", board_files=board_files)
+            calls = run_tcl(tcl, "vivado", board_files=board_files, board_parts=boards,
+                            pin_segments=pin_segments)
         except TclScriptError as e:
             problems.append(f"{label}: {e.message}")
             continue
@@ -503,6 +603,8 @@ def check_vivado_project(tcl: Path, spec: SystemSpec, plan: ModelPlan,
                            files_exist=False)
     problems += _must_fail(tcl, "the implementation run fails", "runme.log",
                            runs_complete=False)
+    problems += _must_fail(tcl, "the catalogue lacks the pinned IP versions", DMA_VLNV,
+                           pinned_ips=False)
     if hw is not None and built is not None:
         _check_hw(built, hw, problems)
     return list(dict.fromkeys(problems))

@@ -29,8 +29,9 @@ from typing import Literal
 
 from vitfpga.sim.tools import tclsh_status
 
-__all__ = ["PS_SLAVE_SEGMENTS", "RUN_TIMEOUT_S", "TCL_BUILTINS", "VALUE_OPTIONS",
-           "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call", "TclScriptError", "Tool", "run_tcl"]
+__all__ = ["IP_VERSIONS", "NEWEST_IP_VERSION", "PS_SLAVE_SEGMENTS", "RUN_TIMEOUT_S",
+           "TCL_BUILTINS", "VALUE_OPTIONS", "VITIS_COMMANDS", "VIVADO_COMMANDS", "Call",
+           "TclScriptError", "Tool", "run_tcl"]
 
 Tool = Literal["vivado", "vitis_hls"]
 RUN_TIMEOUT_S = 60
@@ -51,6 +52,7 @@ VIVADO_COMMANDS = frozenset({
     "generate_target", "make_wrapper", "launch_runs", "wait_on_run", "reset_run", "get_runs",
     "open_run", "write_bitstream", "write_hw_platform", "report_utilization",
     "report_timing_summary", "get_param", "set_param", "version", "startgroup", "endgroup",
+    "get_board_part_interfaces", "apply_board_connection",
 })
 # The Vitis HLS commands run_hls.tcl may use.
 VITIS_COMMANDS = frozenset({
@@ -79,7 +81,12 @@ VALUE_OPTIONS = (
     "-dict", "-name", "-net", "-intf_net", "-dir", "-from", "-to", "-format", "-vendor",
     "-library", "-version", "-ipname", "-flow_target", "-cflags", "-csimflags", "-argv",
     "-period", "-description", "-display_name", "-output", "-flow", "-rtl", "-trace_level",
+    "-board_interface", "-ip_intf", "-diagram", "-file",
 )
+# The versions the stubbed `get_ipdefs` finds for a VLNV glob, in that (catalogue) order, and
+# the newest of them, the one a script must pick.
+IP_VERSIONS = ("9.1", "10.0", "2.1")
+NEWEST_IP_VERSION = "10.0"
 # Address segments behind the PS slave ports, named as Vivado names them (the zynqmp HP0 port's
 # segments hang under SAXIGP2): what `get_bd_addr_segs -of_objects` of those pins returns.
 PS_SLAVE_SEGMENTS = {
@@ -156,8 +163,16 @@ def _tcl_list(words: Iterable[str]) -> str:
     return " ".join(words)
 
 
+def _names(names: Iterable[str]) -> str:
+    # Board parts and versions: plain words with `.` and `:` too.
+    names = list(names)
+    if any(not re.fullmatch(r"[-A-Za-z0-9_.:]+", n) for n in names):
+        raise ValueError(f"not board part names or versions: {names}")
+    return " ".join(names)
+
+
 def _argv(tool: Tool) -> list[str]:
-    """The stub environment's data, as stubs.tcl reads it from argv[6:] (see its header)."""
+    """The stub environment's data, as stubs.tcl reads it from argv[6:10] (see its header)."""
     stubs = sorted(VIVADO_COMMANDS if tool == "vivado" else VITIS_COMMANDS)
     segments = [w for port, (map_, names) in sorted(PS_SLAVE_SEGMENTS.items())
                 for name in names for w in (port, map_, name)]
@@ -167,11 +182,16 @@ def _argv(tool: Tool) -> list[str]:
 
 
 def run_tcl(script: Path, tool: Tool, *, board_files: bool = True, files_exist: bool = True,
-            runs_complete: bool = True) -> list[Call]:
+            runs_complete: bool = True, pinned_ips: bool = True, pin_segments: bool = True,
+            board_parts: Iterable[str] = ()) -> list[Call]:
     """Run `script` under tclsh with `tool`'s commands stubbed; return the recorded calls.
 
-    `board_files`: whether `get_board_parts` finds the board; `files_exist`: what `file exists`
-    answers; `runs_complete`: whether Vivado runs report a written bitstream. Raises
+    `board_files`: whether `get_board_parts` finds the board (an exact name, or a glob among
+    the installed `board_parts`) and its interfaces; `files_exist`: what `file exists`
+    answers; `runs_complete`: whether Vivado runs report a written bitstream; `pinned_ips`:
+    whether `get_ipdefs` finds an exact VLNV (a glob always finds versions 9.1, 10.0 and 2.1,
+    in that order); `pin_segments`: whether `get_bd_addr_segs -of_objects` finds a pin's
+    segments (False: only an explicit segment path does, as in some Vivado releases). Raises
     TclScriptError when the script fails (or ever reached an unknown command, even inside a
     `catch`), RuntimeError when tclsh is unusable.
     """
@@ -189,7 +209,8 @@ def run_tcl(script: Path, tool: Tool, *, board_files: bool = True, files_exist: 
                 proc = subprocess.run(
                     [shutil.which("tclsh") or "tclsh", str(stubs), str(log), str(script),
                      str(int(board_files)), str(int(files_exist)), str(int(runs_complete)),
-                     label, *_argv(tool)],
+                     label, *_argv(tool), str(int(pinned_ips)), str(int(pin_segments)),
+                     _names(board_parts), _names(IP_VERSIONS)],
                     capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=tmp)
             except subprocess.TimeoutExpired:
                 raise TclScriptError(f"{script.name} did not finish within {RUN_TIMEOUT_S} s "

@@ -424,6 +424,39 @@ def deploy(project: Path, out: Path, force: bool, require_bitstream: bool) -> No
                      f"`python3 run_on_board.py`")
 
 
+@cli.command(name="board-sim")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; several boards can run on 127.0.0.2, 127.0.0.3, ...")
+@click.option("--port", type=int, default=7967, show_default=True,
+              help="gRPC port (pynq's client always dials 7967; the self-test takes --port).")
+@click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator",
+              show_default=True, help="Simulator running the project's RTL.")
+def board_sim(project: Path, host: str, port: int, sim: str) -> None:
+    """A simulated board for a generated PROJECT that speaks PYNQ.remote: point the real pynq
+    client at it (PYNQ_REMOTE_DEVICES=HOST) and load the overlay files it writes. Ctrl-C stops."""
+    from vitfpga.deploy import find_project
+    from vitfpga.sim.board_sim import BoardSim
+
+    project = find_project(project)
+    console = _console()
+    sim_board = BoardSim(project, host=host, port=port, sim=sim, log=console.print)
+    console.print(f"board-sim: building the {sim} simulation of {project / 'rtl'} ...")
+    with sim_board as server:
+        console.print(
+            f"board-sim: {server.board.spec.design} on a simulated {server.board.spec.board}, "
+            f"serving PYNQ.remote on {host}:{port}\n"
+            f"  export PYNQ_REMOTE_DEVICES={host}\n"
+            f"  overlay: {server.bit} (with {server.hwh.name if server.hwh else ''} beside it)\n"
+            f"  driver:  Accelerator(bitfile=\"{server.bit}\")\n"
+            f"  check:   python -m pynq.remote.selftest --ip {host} --port {port} "
+            f"--bitstream {server.bit}", markup=False, highlight=False)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            console.print("board-sim: stopped")
+
+
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
 def check(project: Path) -> None:

@@ -3,12 +3,16 @@
     <design>.tar.gz
       <design>/MANIFEST.json    design, board, bitstream status, every file's SHA-256 and size
       <design>/SHA256SUMS       the same checksums for `sha256sum -c` on the board
-      <design>/pyproject.toml   the driver package (pynq/ of the project), pip-installable
+      <design>/setup.py         the driver package (pynq/ of the project), pip-installable with
+                                any setuptools a PYNQ image has (44 on PYNQ 2.7)
       <design>/run_on_board.py, test_images.npz
-      <design>/<design>/...     driver, hw.json, integer model, runtime, overlay/<design>.bit|.hwh
+      <design>/<design>/...     driver, hw.json, integer model, runtime,
+                                overlay/<design>.bit|.hwh (and .xsa, when built)
 
 The bitstream is taken from the driver's overlay/ (where `make bitstream` copies it) or from
-vivado/output/; without one the archive says where it belongs. The archive is deterministic
+vivado/output/, with the hardware platform `<design>.xsa` beside it when there is one (PYNQ 4's
+remote Overlay loads it; older builds have none); without a bitstream the archive says where it
+belongs. The archive is deterministic
 (sorted members, fixed times and owners) and its directory appears whole or not at all.
 """
 
@@ -63,10 +67,13 @@ def _read_system(project: Path) -> dict[str, object]:
 
 
 def _bitstream(project: Path, design: str) -> dict[str, Path]:
-    """`<design>.bit` and `.hwh` by their archive names: from overlay/, else vivado/output/."""
+    """`<design>.bit` and `.hwh`, and `.xsa` when it is beside them, by their archive names:
+    from overlay/, else vivado/output/."""
     for folder in (project / "pynq" / design / "overlay", project / "vivado" / "output"):
         files = {ext: folder / f"{design}.{ext}" for ext in ("bit", "hwh")}
         if all(f.is_file() for f in files.values()):
+            if (folder / f"{design}.xsa").is_file():
+                files["xsa"] = folder / f"{design}.xsa"
             return {f"{design}/overlay/{design}.{ext}": f for ext, f in files.items()}
     return {}
 
@@ -100,6 +107,7 @@ def bundle_project(path: Path, out: Path, force: bool, require_bitstream: bool =
     design = str(system["design"])
     members = _members(project, design)
     bit_name = f"{design}/overlay/{design}.bit"
+    xsa_name = f"{design}/overlay/{design}.xsa"
     if require_bitstream and bit_name not in members:
         raise BadInput(f"{project} has no bitstream yet: run `make -C {project} bitstream` "
                        f"on a machine with Vivado, or leave out --require-bitstream")
@@ -109,6 +117,7 @@ def bundle_project(path: Path, out: Path, force: bool, require_bitstream: bool =
         "clock_mhz": system.get("clock_mhz"), "vitfpga": __version__,
         "bitstream": {"path": bit_name, "present": bit_name in members,
                       "build": "make bitstream (Vivado), in the project directory"},
+        "platform": {"path": xsa_name, "present": xsa_name in members},
         "files": {name: {"sha256": digests[name], "bytes": len(members[name])}
                   for name in sorted(members)},
     }

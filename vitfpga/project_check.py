@@ -24,6 +24,7 @@ from vitfpga.sim import tools
 __all__ = ["Check", "ProjectRecords", "check_project", "read_project"]
 
 PLAN_FILE = "plan.json"
+_GPIO_KEYS = {"gpio_cell", "gpio_base", "gpio_range", "gpio_bits"}
 BUILD_TCL = Path("vivado") / "build.tcl"
 HLS_TCL = Path("hls") / "run_hls.tcl"
 
@@ -66,6 +67,10 @@ def read_project(path: Path) -> ProjectRecords:
     try:
         data = json.loads((root / SYSTEM_FILE).read_text())
         names = {f.name for f in dataclasses.fields(SystemSpec)}
+        if isinstance(data, dict) and set(data) < names and names - set(data) <= _GPIO_KEYS:
+            # A project generated before the LED GPIO (issue 21): complete but outdated.
+            raise BadInput(f"{root / SYSTEM_FILE}: written by an older vitfpga (no LED GPIO "
+                           f"{sorted(names - set(data))}); regenerate the project")
         if not isinstance(data, dict) or set(data) != names:
             raise ValueError(f"keys {sorted(data) if isinstance(data, dict) else data!r}, "
                              f"expected {sorted(names)}")

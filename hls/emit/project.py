@@ -26,7 +26,7 @@ from vitfpga.hls.emit.pynq import DriverSource, emit_pynq
 from vitfpga.hls.emit.rtl import emit_rtl
 from vitfpga.hls.emit.templating import render
 from vitfpga.hls.emit.vit import emit_vit
-from vitfpga.hls.emit.vivado import emit_vivado
+from vitfpga.hls.emit.vivado import BOARD_LEDS, emit_vivado
 from vitfpga.hls.plan.boards import Board
 from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.program import VitProgram
@@ -79,9 +79,20 @@ def _readme_context(spec: SystemSpec, plan: ModelPlan, source: DriverSource,
         "dma_cell": spec.dma_cell, "ctrl_base": f"0x{spec.ctrl_base:08X}",
         "ctrl_range": f"{spec.ctrl_range // 1024}K", "dma_base": f"0x{spec.dma_base:08X}",
         "dma_range": f"{spec.dma_range // 1024}K",
+        **_gpio_context(spec),
         "registers": [(name, f"0x{offset:02X}") for name, offset in ENGINE_REGS.items()],
         "whole": None if whole is None else _whole_context(whole.plan),
     }
+
+
+def _gpio_context(spec: SystemSpec) -> dict[str, object]:
+    """The `leds` GPIO's row of the address map, and where its outputs go."""
+    leds = BOARD_LEDS.get(spec.board)
+    pins = (f"the board's LEDs (`{leds}`) when built with the board file" if leds and
+            spec.board_part else "no pins (the register reads back what is written)")
+    return {"gpio_cell": spec.gpio_cell, "gpio_bits": spec.gpio_bits,
+            "gpio_base": f"0x{spec.gpio_base:08X}", "gpio_range": f"{spec.gpio_range // 1024}K",
+            "gpio_pins": pins}
 
 
 def _whole_context(w: WholeModelPlan) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """Emit the PYNQ driver package of a project: `out_dir/pynq/` (design.md §7).
 
-    pynq/pyproject.toml           pip-installable on the board, numpy its only dependency
+    pynq/setup.py                 pip-installable on the board (setuptools 44+), numpy its only
+                                  dependency
     pynq/run_on_board.py          classifies test_images.npz, checks against the CPU golden
     pynq/test_images.npz          a few test images and labels (trained runs only)
     pynq/<design>/driver.py       hand-written, the same for every model (templates/pynq)
@@ -8,7 +9,7 @@
     pynq/<design>/model.npz       the integer model: host-side parameters and layer integers
     pynq/<design>/weights_ram.bin the weight words URAM needs after configuration, as DMA bytes
     pynq/<design>/runtime/        vitfpga.runtime copied verbatim: the integer golden's host ops
-    pynq/<design>/overlay/        where `make bitstream` puts <design>.bit and .hwh
+    pynq/<design>/overlay/        where `make bitstream` puts <design>.bit, .hwh and .xsa
 
 Every file is written deterministically (npz members carry a fixed timestamp).
 """
@@ -30,10 +31,14 @@ from vitfpga.hls.plan.system import ENGINE_REGS, SystemSpec
 from vitfpga.ir import IntLinear, IntModel, ModelSpec, load_model
 from vitfpga.runtime.model import write_npz
 
-__all__ = ["DriverSource", "emit_pynq", "hw_description", "ram_bytes"]
+__all__ = ["PACKAGE_DATA", "SETUP_FILE", "DriverSource", "emit_pynq", "hw_description",
+           "ram_bytes"]
 
-_PACKAGE_DATA = ("hw.json", "model.npz", "weights_ram.bin")
-_OVERLAY_DATA = ("*.bit", "*.hwh", "*.txt")
+# The driver package's installer: a setup.py, which every setuptools a PYNQ image has (44 on
+# PYNQ 2.7) understands, and the package's data files as its package_data patterns.
+SETUP_FILE = "setup.py"
+PACKAGE_DATA = ("hw.json", "model.npz", "weights_ram.bin", "overlay/*.bit", "overlay/*.hwh",
+                "overlay/*.xsa", "overlay/*.txt")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int,
         "design": spec.design, "top": spec.top, "board": spec.board, "part": spec.part,
         "clock_mhz": spec.clock_mhz, "engine_cell": spec.engine_cell,
         "dma_cell": spec.dma_cell, "ctrl_base": spec.ctrl_base, "dma_base": spec.dma_base,
+        "gpio_cell": spec.gpio_cell,
         "in_bits": spec.in_bits, "out_bits": spec.out_bits, "max_transfer": spec.max_transfer,
         "pe": plan.pe, "simd": plan.simd, "word_bits": plan.word_bits,
         "ram_words": plan.ram_depth, "ram_bytes_per_word": per_word,
@@ -114,10 +120,12 @@ def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
             path.write_bytes(data)
         written.append(path)
 
+    # The description is a Python literal in setup.py (repr): a model name is free text.
     context = {"design": spec.design, "model": source.model, "board": spec.board,
-               "version": __version__, "data_files": list(_PACKAGE_DATA),
-               "overlay_files": list(_OVERLAY_DATA)}
-    put(root / "pyproject.toml", render("pynq/pyproject.toml.j2", **context))
+               "version": __version__, "data_files": list(PACKAGE_DATA),
+               "description_literal": repr(f"PYNQ driver of the vitfpga engine for "
+                                           f"{source.model} on {spec.board}")}
+    put(root / SETUP_FILE, render("pynq/setup.py.j2", **context))
     put(root / "run_on_board.py", render("pynq/run_on_board.py.j2", **context))
     static = template_root() / "pynq" / "package"
     for name in ("__init__.py", "driver.py"):
@@ -131,7 +139,8 @@ def emit_pynq(spec: SystemSpec, plan: ModelPlan, layers: dict[str, IntLinear],
     put(pkg / "hw.json", json.dumps(hw, indent=2) + "\n")
     put(pkg / "overlay" / "README.txt",
         f"`make bitstream` in the project directory puts {spec.design}.bit and "
-        f"{spec.design}.hwh here (PYNQ needs both, with the same base name).\n")
+        f"{spec.design}.hwh here (PYNQ needs both, with the same base name), and "
+        f"{spec.design}.xsa (the hardware platform, which PYNQ 4's remote Overlay takes).\n")
     _driver_model(source, layers).save(str(pkg / "model.npz"))
     written.append(pkg / "model.npz")
     if source.images is not None and source.labels is not None:

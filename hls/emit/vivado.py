@@ -20,15 +20,18 @@ from vitfpga.hls.emit.vit import VIT_FILES, VIT_TOP_FILE
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.system import (
     CELL_NAMES,
+    DMA_VLNV,
     ENGINE_TOP,
+    GPIO_VLNV,
     VIVADO_VERSIONS,
     WHOLE_TOP,
     PsFamily,
     SystemSpec,
+    dma_properties,
 )
 
-__all__ = ["BUILD_TCL", "DEFAULT_JOBS", "design_sources", "emit_vivado", "tcl_braced",
-           "tcl_word"]
+__all__ = ["BOARD_LEDS", "BUILD_TCL", "DEFAULT_JOBS", "board_part_glob", "design_sources",
+           "emit_vivado", "tcl_braced", "tcl_word"]
 
 BUILD_TCL = "build.tcl"
 _OLDEST = (2022, 2)  # the script warns (and goes on) in older Vivado
@@ -36,13 +39,6 @@ _OLDEST = (2022, 2)  # the script warns (and goes on) in older Vivado
 # script reads VITFPGA_VIVADO_JOBS at run time for a different one).
 DEFAULT_JOBS = 4
 
-# Memory-mapped data width of the PS port the DMA writes through: HP0 is 64 bits on Zynq-7000,
-# S_AXI_HP0_FPD 128 bits by default on Zynq UltraScale+. The DMA's own width is at least the
-# stream width (its DataMover requires stream <= memory-map width) and never below 32.
-_PORT_BITS = {"zynq7": 64, "zynqmp": 128}
-# Beats per AXI burst. 16 is what the Zynq-7000 HP ports take natively (AXI3) and keeps a burst
-# under the 4 KiB boundary for every width up to 1024 bits.
-_BURST = 16
 # Board automation of the PS: the rule, and on Zynq-7000 the external DDR and fixed-IO ports
 # every Zynq-7000 design needs (made with or without a board preset); no master/slave
 # automation, because build.tcl wires every interface itself.
@@ -54,8 +50,16 @@ _PS_RULES = {
 # Pins of the Xilinx IPs the script wires (PG021 AXI DMA, PG059 AXI Interconnect, PG247
 # SmartConnect, PG164 Processor System Reset).
 _DMA_CLOCKS = ("s_axi_lite_aclk", "m_axi_mm2s_aclk", "m_axi_s2mm_aclk")
-_CTRL_IC_CLOCKS = ("ACLK", "S00_ACLK", "M00_ACLK", "M01_ACLK")
-_CTRL_IC_RESETS = ("S00_ARESETN", "M00_ARESETN", "M01_ARESETN")
+_CTRL_IC_CLOCKS = ("ACLK", "S00_ACLK", "M00_ACLK", "M01_ACLK", "M02_ACLK")
+_CTRL_IC_RESETS = ("S00_ARESETN", "M00_ARESETN", "M01_ARESETN", "M02_ARESETN")
+# The LED interface of a board's Vivado board file, by board name: the `leds` GPIO drives it
+# when the board file is installed (and has it: build.tcl asks). Boards not listed (or with
+# LEDs the board file does not describe as a 4-bit GPIO) leave gpio_io_o unconnected; the
+# register still reads back what the driver writes.
+BOARD_LEDS = {"pynq-z1": "leds_4bits", "pynq-z2": "leds_4bits"}
+# The register file's segment name, for the explicit path build.tcl falls back to: Vitis HLS
+# and Xilinx IPs name it Reg, a module reference's inferred AXI4-Lite slave reg0.
+_HLS_SEGMENT, _MODULE_SEGMENT = "Reg", "reg0"
 
 _WORD = re.compile(r"^[A-Za-z0-9_.:/@+*-]+$")
 _BRACED_BAD = re.compile(r"[{}\\\n\r]")
@@ -120,10 +124,20 @@ def _pin(cell: str, name: str) -> str:
     return tcl_word(f"{cell}/{name}")
 
 
+def board_part_glob(board_part: str) -> str:
+    """`*:<board>:<component>:*` of a `vendor:board:component:version` board part: the board
+    file whatever its vendor prefix and version (the newest installed one is used)."""
+    fields = board_part.split(":")
+    if len(fields) != 4:
+        raise ValueError(f"board part {board_part!r} is not vendor:board:component:version")
+    return tcl_word(f"*:{fields[1]}:{fields[2]}:*")
+
+
 def _cells(spec: SystemSpec) -> dict[str, str]:
     cells = {key: tcl_word(name) for key, name in CELL_NAMES.items()}
-    # SystemSpec carries the engine and DMA names too (hw.json reads them there): one truth.
-    if (spec.engine_cell, spec.dma_cell) != (cells["engine"], cells["dma"]):
+    # SystemSpec carries the engine, DMA and GPIO names too (hw.json reads them there).
+    if ((spec.engine_cell, spec.dma_cell, spec.gpio_cell)
+            != (cells["engine"], cells["dma"], cells["leds"])):
         raise ValueError("SystemSpec cell names disagree with CELL_NAMES")
     return cells
 
@@ -146,6 +160,7 @@ def _project_context(spec: SystemSpec, from_hls: bool, codebook: bool) -> dict[s
         "design": tcl_word(spec.design), "board": tcl_word(spec.board),
         "part": tcl_word(spec.part),
         "board_part": tcl_word(spec.board_part) if spec.board_part else "",
+        "board_part_glob": board_part_glob(spec.board_part) if spec.board_part else "",
         "board_glob": tcl_word(f"*{board_glob}*"), "vivado_versions": VIVADO_VERSIONS,
         "jobs": DEFAULT_JOBS, "from_hls": from_hls, "engine_module": tcl_word(spec.top),
         "hls_ip_dir": tcl_word(HLS_IP_DIR), "hls_vlnv": tcl_word(HLS_IP_VLNV),
@@ -155,8 +170,10 @@ def _project_context(spec: SystemSpec, from_hls: bool, codebook: bool) -> dict[s
         "wrapper": tcl_word(wrapper), "wrapper_bit": tcl_word(f"{wrapper}.bit"),
         "runs_dir": tcl_word(f"{prj}.runs"),
         "gen_dirs": [tcl_word(f"{prj}.gen"), tcl_word(f"{prj}.srcs")],
-        # What PYNQ's Overlay loads: <design>.bit beside <design>.hwh.
+        # What PYNQ's Overlay loads: <design>.bit beside <design>.hwh (PYNQ 4's remote
+        # Overlay also takes the <design>.xsa hardware platform).
         "bit_file": tcl_word(f"{spec.design}.bit"), "hwh_file": tcl_word(f"{spec.design}.hwh"),
+        "xsa_file": tcl_word(f"{spec.design}.xsa"),
         "oldest_version": _OLDEST[0] * 10 + _OLDEST[1],
     }
 
@@ -177,34 +194,25 @@ def _ps_context(spec: SystemSpec) -> dict[str, object]:
     }
 
 
-def _dma_props(spec: SystemSpec, in_bits: int, out_bits: int) -> list[tuple[str, object]]:
-    port_bits = _PORT_BITS[spec.family.name]
-    return [
-        ("c_include_sg", 0), ("c_sg_length_width", spec.dma_length_bits),
-        ("c_sg_include_stscntrl_strm", 0), ("c_include_mm2s", 1), ("c_include_s2mm", 1),
-        ("c_m_axis_mm2s_tdata_width", in_bits), ("c_s_axis_s2mm_tdata_width", out_bits),
-        ("c_m_axi_mm2s_data_width", max(32, port_bits, in_bits)),
-        ("c_m_axi_s2mm_data_width", max(32, port_bits, out_bits)),
-        ("c_mm2s_burst_size", _BURST), ("c_s2mm_burst_size", _BURST),
-    ]
-
-
 def _wiring(family: PsFamily, cells: dict[str, str]) -> dict[str, object]:
     """Clock, reset and interface nets between the cells."""
     ps, engine, dma = cells["ps"], cells["engine"], cells["dma"]
-    ctrl_ic, mem_ic, reset = cells["ctrl_ic"], cells["mem_ic"], cells["reset"]
+    ctrl_ic, mem_ic, reset, leds = cells["ctrl_ic"], cells["mem_ic"], cells["reset"], cells["leds"]
     clock_pins = [_pin(engine, "ap_clk"), *(_pin(dma, p) for p in _DMA_CLOCKS),
+                  _pin(leds, "s_axi_aclk"),
                   *(_pin(ctrl_ic, p) for p in _CTRL_IC_CLOCKS), _pin(mem_ic, "aclk"),
                   _pin(ps, family.master_clock), _pin(ps, family.slave_clock),
                   _pin(reset, "slowest_sync_clk")]
     peripheral_resets = [_pin(engine, "ap_rst_n"), _pin(dma, "axi_resetn"),
+                         _pin(leds, "s_axi_aresetn"),
                          *(_pin(ctrl_ic, p) for p in _CTRL_IC_RESETS)]
     interconnect_resets = [_pin(ctrl_ic, "ARESETN"), _pin(mem_ic, "aresetn")]
     intf_nets = [
-        # control: PS master -> interconnect -> engine and DMA register files
+        # control: PS master -> interconnect -> engine, DMA and GPIO register files
         (_pin(ps, family.master), _pin(ctrl_ic, "S00_AXI")),
         (_pin(ctrl_ic, "M00_AXI"), _pin(engine, "s_axi_control")),
         (_pin(ctrl_ic, "M01_AXI"), _pin(dma, "S_AXI_LITE")),
+        (_pin(ctrl_ic, "M02_AXI"), _pin(leds, "S_AXI")),
         # data: DMA <-> DDR through the PS slave port
         (_pin(dma, "M_AXI_MM2S"), _pin(mem_ic, "S00_AXI")),
         (_pin(dma, "M_AXI_S2MM"), _pin(mem_ic, "S01_AXI")),
@@ -221,24 +229,46 @@ def _wiring(family: PsFamily, cells: dict[str, str]) -> dict[str, object]:
         "interconnect_aresetn": _pin(reset, "interconnect_aresetn"),
         "peripheral_resets": peripheral_resets, "interconnect_resets": interconnect_resets,
         "intf_nets": intf_nets,
-        "ctrl_ic_props": _pairs([("NUM_SI", 1), ("NUM_MI", 2)]),
+        "ctrl_ic_props": _pairs([("NUM_SI", 1), ("NUM_MI", 3)]),
         "mem_ic_props": _pairs([("NUM_SI", 2), ("NUM_MI", 1)]),
     }
 
 
-def _address_map(spec: SystemSpec, cells: dict[str, str]) -> dict[str, object]:
-    """The PS's address space: the engine's and the DMA's register files, and DDR for the
-    DMA's two data spaces."""
+def _address_map(spec: SystemSpec, cells: dict[str, str], from_hls: bool
+                 ) -> dict[str, object]:
+    """The PS's address space: the engine's, the DMA's and the GPIO's register files, and DDR
+    for the DMA's two data spaces. Each segment with its explicit path too, for the Vivado
+    releases where `get_bd_addr_segs -of_objects` of the pin finds nothing."""
     family, ps, engine, dma = spec.family, cells["ps"], cells["engine"], cells["dma"]
+    leds = cells["leds"]
+    engine_seg = _HLS_SEGMENT if from_hls else _MODULE_SEGMENT
+    # The PS slave's segments hang under the port's address map (zynqmp: SAXIGP2 for HP0).
+    ps_map = {"S_AXI_HP0": "S_AXI_HP0", "S_AXI_HP0_FPD": "SAXIGP2"}[family.slave]
     return {
         "address_space": _pin(ps, family.address_space),
         "ctrl_intf": _pin(engine, "s_axi_control"), "ctrl_base": _hex(spec.ctrl_base),
         "ctrl_range": _hex(spec.ctrl_range),
+        "ctrl_seg_path": _pin(engine, f"s_axi_control/{engine_seg}"),
         "dma_intf": _pin(dma, "S_AXI_LITE"), "dma_base": _hex(spec.dma_base),
-        "dma_range": _hex(spec.dma_range),
+        "dma_range": _hex(spec.dma_range), "dma_seg_path": _pin(dma, "S_AXI_LITE/Reg"),
+        "gpio_intf": _pin(leds, "S_AXI"), "gpio_base": _hex(spec.gpio_base),
+        "gpio_range": _hex(spec.gpio_range), "gpio_seg_path": _pin(leds, "S_AXI/Reg"),
+        "ddr_seg_path": _pin(ps, f"{ps_map}/{family.ddr_segment}"),
         "ddr_segment": tcl_word(family.ddr_segment),
         "dma_spaces": [_pin(dma, "Data_MM2S"), _pin(dma, "Data_S2MM")],
         "ps_slave": _pin(ps, family.slave),
+    }
+
+
+def _gpio_context(spec: SystemSpec) -> dict[str, object]:
+    """The `leds` AXI GPIO: all outputs, and the board's LED interface where it has one."""
+    if spec.gpio_range <= 0:
+        raise BadInput(f"{spec.design}: the system has no address window for the {spec.gpio_cell} "
+                       f"GPIO (system.json from an older vitfpga); regenerate the project")
+    return {
+        "gpio_props": _pairs([("C_GPIO_WIDTH", spec.gpio_bits), ("C_ALL_OUTPUTS", 1)]),
+        "gpio_bits": spec.gpio_bits,
+        "board_leds": tcl_word(BOARD_LEDS[spec.board]) if spec.board in BOARD_LEDS else "",
     }
 
 
@@ -248,9 +278,11 @@ def _context(spec: SystemSpec, plan: ModelPlan, from_hls: bool) -> dict[str, obj
     in_bits, out_bits = _stream_bits(spec, plan)
     return {
         **_project_context(spec, from_hls, plan.codebook_bits > 0), **_ps_context(spec),
-        "dma_props": _pairs(_dma_props(spec, in_bits, out_bits)), "in_bits": in_bits,
+        "dma_props": _pairs(list(dma_properties(spec).items())), "in_bits": in_bits,
         "out_bits": out_bits, "cells": cells, **_wiring(spec.family, cells),
-        **_address_map(spec, cells),
+        **_address_map(spec, cells, from_hls), **_gpio_context(spec),
+        # PYNQ binds its drivers to these exact versions: build.tcl takes no other.
+        "pinned_ips": [(tcl_word(v.split(":")[2]), tcl_word(v)) for v in (DMA_VLNV, GPIO_VLNV)],
     }
 
 

@@ -16,8 +16,24 @@ from vitfpga.hls.plan.boards import Board
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.names import identifier
 
-__all__ = ["DMA_WIDTHS", "ENGINE_REGS", "ENGINE_TOP", "PS_FAMILIES", "TOPS", "VIVADO_VERSIONS",
-           "WHOLE_TOP", "PsFamily", "SystemSpec", "ps_family", "system_spec"]
+__all__ = [
+    "DMA_VLNV",
+    "DMA_WIDTHS",
+    "ENGINE_REGS",
+    "ENGINE_TOP",
+    "GPIO_BITS",
+    "GPIO_VLNV",
+    "PS_FAMILIES",
+    "PYNQ_VERSIONS",
+    "TOPS",
+    "VIVADO_VERSIONS",
+    "WHOLE_TOP",
+    "PsFamily",
+    "SystemSpec",
+    "dma_properties",
+    "ps_family",
+    "system_spec",
+]
 
 VIVADO_VERSIONS = "2022.2 or later"  # what build.tcl and the project README say they target
 
@@ -36,7 +52,17 @@ ENGINE_TOP, WHOLE_TOP = "vitfpga_engine", "vitfpga_vit"
 TOPS = (ENGINE_TOP, WHOLE_TOP)
 CELL_NAMES = {"ps": "ps", "engine": "vitfpga_engine_0", "dma": "axi_dma_0",
               "ctrl_ic": "ctrl_interconnect", "mem_ic": "mem_interconnect",
-              "reset": "rst_ps_pl"}
+              "reset": "rst_ps_pl", "leds": "leds"}
+# IP versions the design needs exactly: PYNQ binds its drivers by VLNV (`pynq.lib.dma.DMA` to
+# axi_dma 7.1, `AxiGPIO` to axi_gpio 2.0), so build.tcl refuses other versions rather than
+# build a design whose DMA PYNQ would not recognise.
+DMA_VLNV = "xilinx.com:ip:axi_dma:7.1"
+GPIO_VLNV = "xilinx.com:ip:axi_gpio:2.0"
+# The AXI GPIO `leds` cell: 4 outputs (the board's LEDs where it has them). The driver lights
+# them as a sign of life; PYNQ's remote self-test writes and reads it back (its MMIO step).
+GPIO_BITS = 4
+# PYNQ images the driver supports: 2.7 (setuptools 44), 3.0, and 4.0 (PYNQ.remote).
+PYNQ_VERSIONS = ("2.7", "3.0", "3.1", "4.0")
 
 
 @dataclass(frozen=True)
@@ -112,6 +138,11 @@ class SystemSpec:
     out_bits: int  # S2MM stream = engine m_axis TDATA = PE x 8
     dma_length_bits: int
     max_transfer: int  # bytes one DMA transfer may move
+    # the AXI GPIO `leds` (defaults: what projects written before it was added would have had)
+    gpio_cell: str = CELL_NAMES["leds"]
+    gpio_base: int = 0
+    gpio_range: int = 0
+    gpio_bits: int = GPIO_BITS
 
     @property
     def family(self) -> PsFamily:
@@ -119,6 +150,30 @@ class SystemSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+# Memory-mapped data width of the PS port the DMA writes through: HP0 is 64 bits on Zynq-7000,
+# S_AXI_HP0_FPD 128 bits by default on Zynq UltraScale+. The DMA's own width is at least the
+# stream width (its DataMover requires stream <= memory-map width) and never below 32.
+_PORT_BITS = {"zynq7": 64, "zynqmp": 128}
+# Beats per AXI burst. 16 is what the Zynq-7000 HP ports take natively (AXI3) and keeps a burst
+# under the 4 KiB boundary for every width up to 1024 bits.
+_BURST = 16
+
+
+def dma_properties(spec: SystemSpec) -> dict[str, int]:
+    """The AXI DMA's CONFIG (PG021 names, lower case as Vivado's .hwh has them): simple mode,
+    both channels, the streams at the engine's widths. build.tcl sets exactly these, the
+    simulated board's .hwh states them and its DMA model behaves by them."""
+    port_bits = _PORT_BITS[spec.ps]
+    return {
+        "c_include_sg": 0, "c_sg_length_width": spec.dma_length_bits,
+        "c_sg_include_stscntrl_strm": 0, "c_include_mm2s": 1, "c_include_s2mm": 1,
+        "c_m_axis_mm2s_tdata_width": spec.in_bits, "c_s_axis_s2mm_tdata_width": spec.out_bits,
+        "c_m_axi_mm2s_data_width": max(32, port_bits, spec.in_bits),
+        "c_m_axi_s2mm_data_width": max(32, port_bits, spec.out_bits),
+        "c_mm2s_burst_size": _BURST, "c_s2mm_burst_size": _BURST,
+    }
 
 
 _MODEL_NAME = re.compile(r"[^a-z0-9_]+")
@@ -152,4 +207,6 @@ def system_spec(plan: ModelPlan, board: Board, model: str, top: str = ENGINE_TOP
         engine_cell=CELL_NAMES["engine"], dma_cell=CELL_NAMES["dma"],
         ctrl_base=family.ctrl_base, ctrl_range=window, dma_base=family.ctrl_base + window,
         dma_range=window, in_bits=plan.simd * 8, out_bits=plan.pe * 8,
-        dma_length_bits=DMA_LENGTH_BITS, max_transfer=2**DMA_LENGTH_BITS - 1)
+        dma_length_bits=DMA_LENGTH_BITS, max_transfer=2**DMA_LENGTH_BITS - 1,
+        gpio_cell=CELL_NAMES["leds"], gpio_base=family.ctrl_base + 2 * window,
+        gpio_range=window, gpio_bits=GPIO_BITS)

@@ -367,9 +367,26 @@ async def op_wait(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
             "beats": job.got if done else [], "overflow": job.overflow}
 
 
+async def op_cancel(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
+    """Abort `channel`'s transfer, as the DMA's soft reset does: its stream handshakes stop
+    (TVALID or TREADY low); beats already moved stay moved."""
+    job = bench.jobs[req["channel"]]
+    if job is not None:
+        if job.task is not None and not job.finished.is_set():
+            job.task.cancel()
+        bench.jobs[req["channel"]] = None
+    if req["channel"] == "mm2s":
+        bench.dut.s_axis_TVALID.value = 0
+        bench.dut.s_axis_TLAST.value = 0
+    else:
+        bench.dut.m_axis_TREADY.value = 0
+    await bench.tick()
+    return {"moved": 0 if job is None else job.moved}
+
+
 OPS: dict[str, Callable[[Bench, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "run": run_once, "load": load_once, "write": op_write, "read": op_read, "send": op_send,
-    "recv": op_recv, "wait": op_wait}
+    "recv": op_recv, "wait": op_wait, "cancel": op_cancel}
 
 
 def _connect(path: str) -> Connection:

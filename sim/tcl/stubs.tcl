@@ -1,7 +1,8 @@
 # The stub environment vitfpga.sim.tclsh runs a generated Vivado or Vitis HLS script in.
 #
 # Usage: tclsh stubs.tcl LOG SCRIPT BOARD_FILES FILES_EXIST RUNS_COMPLETE TOOL_LABEL \
-#            VALUE_OPTIONS SLAVE_SEGMENTS STUBS KEEP
+#            VALUE_OPTIONS SLAVE_SEGMENTS STUBS KEEP PINNED_IPS PIN_SEGMENTS BOARD_PARTS \
+#            IP_VERSIONS
 #
 #   LOG             file the calls are written to, one JSON object a line
 #   SCRIPT          the script to run
@@ -14,8 +15,16 @@
 #                   `get_bd_addr_segs -of_objects` returns for a PS slave port
 #   STUBS           list of the tool commands to stub
 #   KEEP            list of the global commands the script may see; all others are hidden
+#   PINNED_IPS      1/0: whether get_ipdefs finds an exact VLNV (no `*`); a glob finds the
+#                   versions in IP_VERSIONS
+#   PIN_SEGMENTS    1/0: whether `get_bd_addr_segs -of_objects` finds an interface pin's
+#                   segments (0: nothing; only an explicit segment path finds one)
+#   BOARD_PARTS     list of the installed board parts a get_board_parts glob matches
+#   IP_VERSIONS     list of the versions a get_ipdefs VLNV glob finds, in catalogue (not
+#                   version) order
 #
-# Every list argument is made of plain words (letters, digits, `_`, `-`).
+# Every list argument is made of plain words (letters, digits, `_`, `-`; board parts and
+# versions also `.` and `:`).
 
 namespace eval ::__vf {
     variable log [open [lindex $::argv 0] w]
@@ -38,6 +47,10 @@ namespace eval ::__vf {
     }
     variable stubs [lindex $::argv 8]
     variable keep [lindex $::argv 9]
+    variable pinned_ips [lindex $::argv 10]
+    variable pin_segments [lindex $::argv 11]
+    variable board_parts [lindex $::argv 12]
+    variable ip_versions [lindex $::argv 13]
     # The script sees only the first six arguments, as before the data moved to argv.
     set ::argv [lrange $::argv 0 5]
     set ::argc [llength $::argv]
@@ -94,7 +107,11 @@ proc ::__vf::optval {arglist opt} {
 
 proc ::__vf::segments {objects} {
     variable slave_segments
+    variable pin_segments
     set out {}
+    if {!$pin_segments} {
+        return $out
+    }
     foreach o $objects {
         set o [string trimleft $o /]
         set parts [split $o /]
@@ -106,6 +123,62 @@ proc ::__vf::segments {objects} {
             }
         } else {
             lappend out "/$o/Reg"
+        }
+    }
+    return $out
+}
+
+# An explicit segment path (cell/interface-or-map/segment) names a segment that exists: a
+# register file (Reg: Xilinx and HLS IPs; reg0: a module reference) or a PS slave's segment.
+proc ::__vf::segment_exists {path} {
+    variable slave_segments
+    set parts [split [string trimleft $path /] /]
+    if {[llength $parts] != 3} {
+        return 0
+    }
+    lassign $parts cell map name
+    if {$name in {Reg reg0}} {
+        return 1
+    }
+    dict for {port pairs} $slave_segments {
+        foreach {m n} $pairs {
+            if {$m eq $map && $n eq $name} {
+                return 1
+            }
+        }
+    }
+    return 0
+}
+
+proc ::__vf::ipdefs {patterns} {
+    variable pinned_ips
+    variable ip_versions
+    set out {}
+    foreach p $patterns {
+        if {[string match {*:\*} $p]} {
+            set stem [string range $p 0 end-1]
+            foreach v $ip_versions {
+                lappend out $stem$v
+            }
+        } elseif {$pinned_ips} {
+            lappend out $p
+        }
+    }
+    return $out
+}
+
+proc ::__vf::board_parts {patterns} {
+    variable board_files
+    variable board_parts
+    set out {}
+    if {!$board_files} {
+        return $out
+    }
+    foreach p $patterns {
+        if {[string first * $p] < 0} {
+            lappend out $p
+        } else {
+            lappend out {*}[lsearch -all -inline -glob $board_parts $p]
         }
     }
     return $out
@@ -142,22 +215,21 @@ proc ::__vf::result {name arglist} {
         current_project { return $project }
         current_fileset { return sources_1 }
         current_bd_instance { return / }
-        get_board_parts {
-            if {$board_files} { return [lindex $pos 0] }
+        get_board_parts { return [board_parts $pos] }
+        get_board_part_interfaces {
+            if {$board_files} { return $pos }
             return ""
         }
-        get_ipdefs {
-            set out {}
-            foreach p $pos {
-                lappend out [string map {* 99.9} $p]
-            }
-            return $out
-        }
+        get_ipdefs { return [ipdefs $pos] }
         create_bd_cell - create_bd_design { return "/[lindex $pos end]" }
         get_bd_addr_segs {
             set of [optval $arglist -of_objects]
             if {$of ne ""} { return [segments $of] }
-            return $pos
+            set out {}
+            foreach p $pos {
+                if {[segment_exists $p]} { lappend out "/[string trimleft $p /]" }
+            }
+            return $out
         }
         get_property { return [property [lindex $pos 0] [lindex $pos 1]] }
         make_wrapper {

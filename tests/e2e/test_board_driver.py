@@ -1,13 +1,14 @@
-"""The generated PYNQ driver package, unmodified, on the simulated board: `pip install` it, give
-it `vitfpga.sim.overlay.SimPynq` in place of the `pynq` module, and classify test images with
-every linear layer on the Verilator simulation of the emitted RTL. The logits must be the
-integer golden's, exactly."""
+"""The generated PYNQ driver package, unmodified, on simulated boards, classifying test images
+with the Verilator simulation of the emitted RTL; the logits must be the integer golden's,
+exactly:
+- under the real pynq 4.0 client (PYNQ.remote, its own environment) against `vitfpga board-sim`:
+  the engine with its start-up weight load, and the whole-model design;
+- `pip install`ed, with `vitfpga.sim.overlay.SimPynq` in place of the `pynq` module."""
 
 from __future__ import annotations
 
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from tests import remote
 from vitfpga.hls.emit.project import write_project
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
@@ -26,6 +28,8 @@ from vitfpga.sim.overlay import SimPynq
 from vitfpga.sources import run_driver_source, run_layers
 
 IMAGES = 16
+# PYNQ 4.0, the release with PYNQ.remote, supports Zynq UltraScale+ boards only.
+REMOTE_BOARD = "kv260"
 SIM = "verilator"
 pytestmark = pytest.mark.verilator
 
@@ -61,9 +65,9 @@ def _golden(run: Path, images: np.ndarray) -> np.ndarray:
     return int_logits(load_model(str(run / "model.npz")), images)
 
 
-def _generate(run: Path, out: Path) -> Path:
+def _generate(run: Path, out: Path, board: str = "pynq-z2", *extra: str) -> Path:
     proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "generate", str(run), "--board",
-                           "pynq-z2", "--out", str(out)], capture_output=True, text=True,
+                           board, "--out", str(out), *extra], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
     return out
@@ -94,51 +98,62 @@ def test_driver_package_classifies_on_the_simulated_board(quick_run: Path, tmp_p
     assert runs >= len(acc.layers) == 14 and cycles > 0
 
 
-def test_driver_loads_the_uram_weights_before_the_first_inference(quick_run: Path,
-                                                                   tmp_path: Path,
-                                                                   driver_module) -> None:
+def _remote_predict(project: Path, tmp_path: Path, batch: int) -> tuple[dict, np.ndarray]:
+    """The project's driver package, as generated, classifies IMAGES test images under the real
+    pynq 4.0 client (its own environment) on a board-sim board of the project."""
+    design = json.loads((project / "system.json").read_text())["design"]
+    images = tmp_path / "images.npz"
+    data = np.load(project / "pynq" / "test_images.npz")
+    np.savez(images, images=data["images"][:IMAGES])
+    with remote.board(project, tmp_path / "board") as server:
+        info = remote.run_client("predict.py", project / "pynq", design, server.bit, images,
+                                 tmp_path / "out.npz", batch, host=server.host)
+        assert server.board.programmed == design  # the download reached the board
+    info["x"] = data["images"][:IMAGES]
+    return info, np.load(tmp_path / "out.npz")["logits"]
+
+
+def _check_real_client(info: dict) -> None:
+    """The run went through the real pynq package, in remote mode, with pynq's DMA driver."""
+    assert info["pynq"] == "4.0.0" and ".venv-pynq" in info["pynq_file"]
+    assert info["device"] == "RemoteDevice"
+    assert info["dma_driver"] == "pynq.lib.dma.DMA" and info["engine_driver"] == "DefaultIP"
+    assert info["leds"] == 0x1  # the driver lit "ready" on the design's AXI GPIO
+
+
+def test_driver_loads_the_uram_weights_under_the_real_pynq_client(quick_run: Path,
+                                                                    tmp_path: Path) -> None:
     """A plan whose trailing weight words sit in the start-up-loaded RAM: the simulated RAM
-    powers up as zeros, so identical logits prove the driver streamed the words in."""
+    powers up as zeros, so identical logits prove the driver streamed the words in, here
+    through pynq's own DMA driver programming the simulated AXI DMA's registers."""
     layers, rows, _ = run_layers(quick_run)
     auto = ModelPlan.from_json((quick_run / "plan.json").read_text())
-    board = get_board("pynq-z2")
+    board = get_board(REMOTE_BOARD)
     plan = fixed_plan(layers, rows, board, auto.pe, auto.simd,
                       rom_depth=auto.weight_depth // 2)
     assert 0 < plan.ram_depth < plan.weight_depth
     project = tmp_path / "split"
     write_project(plan, layers, project, board=board, source=run_driver_source(quick_run))
-    pkg = driver_module(_install(project, tmp_path / "site"), "vitfpga_vit_digits")
-    hw = (Path(pkg.__file__).parent / "hw.json").read_text()
-    assert f'"ram_words": {plan.ram_depth}' in hw
+    hw = json.loads((project / "pynq" / "vitfpga_vit_digits" / "hw.json").read_text())
+    assert hw["ram_words"] == plan.ram_depth
 
-    data = np.load(project / "pynq" / "test_images.npz")
-    x = data["images"][:IMAGES]
-    with SimPynq(project, sim=SIM, build_dir=tmp_path / "build") as sim:
-        acc = pkg.Accelerator(backend=sim)
-        assert acc.runs == 1  # the weight load, before any inference
-        logits = acc.logits(x)
-    np.testing.assert_array_equal(logits, _golden(quick_run, x))
+    info, logits = _remote_predict(project, tmp_path, batch=64)
+    _check_real_client(info)
+    np.testing.assert_array_equal(logits, _golden(quick_run, info["x"]))
+    # the weight load, then every layer of the one batch on the engine
+    assert info["runs"] >= 1 + len(hw["layers"]) and info["cycles"] > 0
 
 
-def test_whole_model_driver_classifies_on_the_simulated_board(quick_run: Path, tmp_path: Path,
-                                                             driver_module) -> None:
-    """The whole-model project of the run (what `vitfpga generate --whole` writes): one start
-    per batch, patches in, logits out, nothing run on the host but the image quantisation."""
-    # a copy: pip builds inside the source tree, and the run's project must stay as generated
-    project = Path(shutil.copytree(quick_run / "whole_model", tmp_path / "whole"))
-    pkg = driver_module(_install(project, tmp_path / "site"), "vitfpga_vit_digits_whole")
-    data = np.load(project / "pynq" / "test_images.npz")
-    x = data["images"][:IMAGES]
-    with SimPynq(project, sim=SIM, build_dir=tmp_path / "build") as board:
-        acc = pkg.Accelerator(backend=board, batch=IMAGES // 2)
-        labels, logits = acc.predict(x)
-        runs, cycles = acc.runs, acc.cycles
-        with pytest.raises(pkg.EngineError, match="whole-model design"):
-            acc.run_layer("head", np.zeros((1, 32), dtype=np.int64))
-    golden = _golden(quick_run, x)
+def test_whole_model_driver_under_the_real_pynq_client(quick_run: Path, tmp_path: Path) -> None:
+    """The whole-model project of the run (`generate --whole`): patches in, logits out, one
+    start per batch, under the real pynq client."""
+    project = _generate(quick_run, tmp_path / "whole", REMOTE_BOARD, "--whole")
+    info, logits = _remote_predict(project, tmp_path, batch=IMAGES // 2)
+    _check_real_client(info)
+    assert "whole-model design" in info["run_layer"]  # single layers are refused
+    golden = _golden(quick_run, info["x"])
     np.testing.assert_array_equal(logits, golden)
-    np.testing.assert_array_equal(labels, golden.argmax(1))
+    assert info["runs"] == 2  # two batches, two starts
     report = json.loads((quick_run / "report.json").read_text())
-    # two batches, two starts; the cycles register counts what the whole-model row measured
-    assert runs == 2
-    assert cycles == pytest.approx(IMAGES * report["whole_model"]["cycles_per_image"], rel=0.01)
+    assert info["cycles"] == pytest.approx(IMAGES * report["whole_model"]["cycles_per_image"],
+                                           rel=0.01)

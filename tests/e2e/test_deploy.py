@@ -38,7 +38,7 @@ def _members(archive: Path) -> dict[str, bytes]:
 
 def test_project_holds_everything_a_user_builds_from(project: Path) -> None:
     for rel in ("Makefile", "README.md", "plan.json", "system.json", "vivado/build.tcl",
-                "hls/run_hls.tcl", "rtl/vitfpga_engine.v", "pynq/pyproject.toml",
+                "hls/run_hls.tcl", "rtl/vitfpga_engine.v", "pynq/setup.py",
                 "pynq/run_on_board.py", "pynq/test_images.npz", f"pynq/{DESIGN}/driver.py",
                 f"pynq/{DESIGN}/hw.json", f"pynq/{DESIGN}/model.npz",
                 f"pynq/{DESIGN}/runtime/forward.py"):
@@ -73,7 +73,8 @@ def test_deploy_archive_is_complete_checksummed_and_deterministic(project: Path,
     assert manifest["bitstream"] == {"path": f"{DESIGN}/overlay/{DESIGN}.bit", "present": False,
                                      "build": manifest["bitstream"]["build"]}
     files = manifest["files"]
-    for rel in ("pyproject.toml", "run_on_board.py", "test_images.npz", f"{DESIGN}/driver.py",
+    assert manifest["platform"] == {"path": f"{DESIGN}/overlay/{DESIGN}.xsa", "present": False}
+    for rel in ("setup.py", "run_on_board.py", "test_images.npz", f"{DESIGN}/driver.py",
                 f"{DESIGN}/hw.json", f"{DESIGN}/model.npz", f"{DESIGN}/runtime/__init__.py"):
         assert rel in files, rel
     for rel, meta in files.items():
@@ -103,6 +104,14 @@ def test_deploy_takes_the_bitstream_when_built(project: Path, tmp_path: Path) ->
     assert f"{DESIGN}/{DESIGN}/overlay/{DESIGN}.hwh" in members
     manifest = json.loads(members[f"{DESIGN}/MANIFEST.json"])
     assert manifest["bitstream"]["present"] is True
+    assert manifest["platform"]["present"] is False  # a build from before the .xsa
+    # The hardware platform beside them goes along (PYNQ 4's remote Overlay loads it).
+    (output / f"{DESIGN}.xsa").write_bytes(b"PK\x03\x04xsa")
+    proc = _cli("deploy", str(copy), "--out", str(tmp_path / "y"), "--require-bitstream")
+    assert proc.returncode == 0, proc.stderr
+    members = _members(tmp_path / "y" / f"{DESIGN}.tar.gz")
+    assert members[f"{DESIGN}/{DESIGN}/overlay/{DESIGN}.xsa"] == b"PK\x03\x04xsa"
+    assert json.loads(members[f"{DESIGN}/MANIFEST.json"])["platform"]["present"] is True
 
 
 def test_bad_input_is_refused_and_nothing_is_lost(quick_run: Path, project: Path,
@@ -158,6 +167,8 @@ def test_archive_unpacks_to_an_installable_package(project: Path, tmp_path: Path
                            str(root)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     installed = tmp_path / "site" / DESIGN
+    assert [p.name for p in (tmp_path / "site").glob("*.dist-info")] == \
+        [f"{DESIGN}-0.1.0.dist-info"]
     for rel in ("hw.json", "model.npz", "weights_ram.bin", "runtime/intmath.py",
                 "overlay/README.txt"):
         assert (installed / rel).is_file(), rel

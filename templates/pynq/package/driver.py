@@ -12,8 +12,12 @@ only, so a board needs no torch.
     acc = Accelerator()                      # loads overlay/<design>.bit and the weight RAM
     labels, logits = acc.predict(images)     # (B, C, H, W) float images as in training
 
-`backend` replaces the `pynq` module (it needs `Overlay` and `allocate` only): vitfpga's
-simulated board runs this same file against the RTL simulation of the engine.
+`backend` replaces the `pynq` module (it needs `Overlay` and `allocate` only). On a host,
+pynq 4.0's PYNQ.remote runs this same file against a board over the network
+(`PYNQ_REMOTE_DEVICES=<board ip>`), or against `vitfpga board-sim`, the project's RTL behind a
+simulated board.
+
+Supported PYNQ images: 2.7, 3.0, 3.1 and 4.0 (SUPPORTED_PYNQ); the driver refuses older ones.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,15 +34,36 @@ import numpy as np
 
 from . import runtime
 
-__all__ = ["HERE", "Accelerator", "EngineError"]
+__all__ = ["HERE", "SUPPORTED_PYNQ", "Accelerator", "EngineError", "check_pynq"]
 
 HERE = Path(__file__).resolve().parent
 AP_START, AP_DONE = 0x1, 0x2
 DONE_TIMEOUT_S = 10.0  # a layer takes microseconds; ten seconds means the engine hung
+# PYNQ releases this driver is written and tested for: the APIs it uses (Overlay, allocate,
+# DefaultIP read/write, the AXI DMA driver's simple mode) are the same in all of them.
+SUPPORTED_PYNQ = ("2.7", "3.0", "3.1", "4.0")
+LED_READY, LED_BUSY = 0x1, 0x2  # the `leds` GPIO: overlay loaded and ready; a run in progress
 
 
 class EngineError(RuntimeError):
     """The engine or its DMA did not behave: the bitstream does not match this driver, or hung."""
+
+
+def check_pynq(module: Any) -> str:
+    """The pynq module's version, refused when older than the oldest supported release."""
+    version = str(getattr(module, "__version__", "0"))
+    try:
+        release = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        release = (0, 0)
+    oldest = tuple(int(p) for p in SUPPORTED_PYNQ[0].split("."))
+    if release < oldest:
+        raise EngineError(f"pynq {version} is too old for this driver: it supports PYNQ "
+                          f"{', '.join(SUPPORTED_PYNQ)}")
+    if ".".join(map(str, release)) not in SUPPORTED_PYNQ:
+        warnings.warn(f"pynq {version} is newer than the releases this driver was tested "
+                      f"with ({', '.join(SUPPORTED_PYNQ)})", stacklevel=3)
+    return version
 
 
 class Accelerator:
@@ -49,6 +75,7 @@ class Accelerator:
         self.hw: dict[str, Any] = json.loads((HERE / "hw.json").read_text())
         if backend is None:
             backend = importlib.import_module("pynq")
+            check_pynq(backend)
         self.bitfile = Path(bitfile) if bitfile else HERE / "overlay" / (self.hw["design"]
                                                                          + ".bit")
         self.overlay = backend.Overlay(str(self.bitfile))
@@ -63,7 +90,14 @@ class Accelerator:
         self.cycles = 0  # engine clock cycles of every run so far (its own `cycles` register)
         self.runs = 0
         self._buffers: dict[str, Any] = {}
+        # The GPIO the block design has for the board's LEDs (absent in older bitstreams).
+        self.leds = getattr(self.overlay, self.hw.get("gpio_cell", ""), None)
         self.load_weights()
+        self._set_leds(LED_READY)
+
+    def _set_leds(self, value: int) -> None:
+        if self.leds is not None:
+            self.leds.write(0x0, value)
 
     # ---- buffers and registers ---------------------------------------------------------------
     def _buffer(self, key: str, nbytes: int) -> Any:
@@ -150,12 +184,14 @@ class Accelerator:
         send = self._send(data.view(np.uint8).reshape(-1))
         recv = self._buffer("out", out_bytes)
         self.engine.write(self.regs["rows"], rows)
+        self._set_leds(LED_READY | LED_BUSY)
         self.dma.recvchannel.transfer(recv, nbytes=out_bytes)
         self.dma.sendchannel.transfer(send, nbytes=data.size)
         self.engine.write(self.regs["ctrl"], AP_START)
         self.dma.sendchannel.wait()
         self.dma.recvchannel.wait()
         self._wait_done(what)
+        self._set_leds(LED_READY)
         recv.invalidate()
         return np.array(recv[:out_bytes]).view(np.int8)
 
