@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vitfpga.errors import BadInput, VerificationFailed
-from vitfpga.hls.plan.system import SystemSpec, dma_properties
+from vitfpga.hls.plan.system import WHOLE_TOP, SystemSpec, dma_properties
 from vitfpga.sim.axi_dma import AxiDma
 from vitfpga.sim.bitfile import bin_fingerprint, rtl_fingerprint
 from vitfpga.sim.overlay import AP_IDLE, PAGE, SystemInfo, _Bus
@@ -228,6 +228,10 @@ class Board:
                            f"UltraScale+ projects (e.g. --board kv260); a {self.spec.board} runs "
                            f"PYNQ 2.7 or 3.0 on the board itself")
         self.info = SystemInfo.load(self.project)
+        if self.info.top == WHOLE_TOP and sim != "verilator":
+            # the whole model's operand buffer starts X in Icarus (docs/vit.md): Verilator only
+            raise BadInput(f"{self.spec.design} is the whole-model design, which simulates on "
+                           f"Verilator only: use --sim verilator")
         self.sim, self.build_dir, self.poll_cycles = sim, Path(build_dir), poll_cycles
         self.fingerprint = rtl_fingerprint(self.project / "rtl")
         self.log = log

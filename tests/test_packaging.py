@@ -18,7 +18,7 @@ def test_wheel_contains_templates_and_packages(tmp_path: Path) -> None:
                      "vitfpga/templates/rtl/vitfpga_engine.v.j2",
                      "vitfpga/templates/hls/run_hls.tcl.j2",
                      "vitfpga/templates/vivado/build.tcl.j2",
-                     "vitfpga/templates/pynq/pyproject.toml.j2",
+                     "vitfpga/templates/pynq/setup.py.j2",
                      "vitfpga/templates/pynq/run_on_board.py.j2",
                      "vitfpga/templates/pynq/package/driver.py",
                      "vitfpga/templates/pynq/package/__init__.py",

@@ -128,3 +128,26 @@ def test_a_project_table_alone_installs_nothing_with_setuptools_44(old_setuptool
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (site / design).exists()
     assert [p.name for p in site.glob("*.dist-info")] == ["UNKNOWN-0.0.0.dist-info"]
+
+
+def test_the_driver_states_and_checks_the_pynq_releases_it_supports(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """2.7, 3.0/3.1 and 4.0 are taken, older ones refused in one line, newer ones warned of."""
+    import importlib
+    from types import SimpleNamespace
+
+    root = _package(tmp_path, bitstream=False)
+    design = _system()[1].design
+    monkeypatch.syspath_prepend(str(root))
+    driver = importlib.import_module(f"{design}.driver")
+    try:
+        assert driver.SUPPORTED_PYNQ == ("2.7", "3.0", "3.1", "4.0")
+        for version in ("2.7.0", "3.0.1", "3.1", "4.0.0"):
+            assert driver.check_pynq(SimpleNamespace(__version__=version)) == version
+        with pytest.raises(driver.EngineError, match=r"pynq 2\.5\.1 is too old.*2\.7, 3\.0"):
+            driver.check_pynq(SimpleNamespace(__version__="2.5.1"))
+        with pytest.warns(UserWarning, match=r"pynq 5\.0 is newer"):
+            driver.check_pynq(SimpleNamespace(__version__="5.0"))
+    finally:
+        for key in [k for k in sys.modules if k == design or k.startswith(design + ".")]:
+            del sys.modules[key]

@@ -6,6 +6,7 @@ layer's weights in the ROM, the rest in the start-up-loaded RAM) on Verilator.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -148,6 +149,29 @@ def test_zynq7000_projects_are_refused(tmp_path: Path, project: Project) -> None
     (tmp_path / "system.json").write_text(z2.to_json())
     with pytest.raises(BadInput, match=r"Zynq-7000 board, which PYNQ 4\.0"):
         Board(tmp_path, "verilator", tmp_path / "build", 100)
+
+
+def test_cli_serves_until_interrupted(project: Project) -> None:
+    """`vitfpga board-sim` as a user runs it: it says where it serves and what to set, the
+    client connects, Ctrl-C stops it cleanly."""
+    host = remote.loopback()
+    proc = subprocess.Popen([sys.executable, "-m", "vitfpga.cli", "board-sim", str(project.dir),
+                             "--host", host], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        assert f"serving PYNQ.remote on {host}:7967" in lines[1], lines
+        assert f"export PYNQ_REMOTE_DEVICES={host}" in lines[2], lines
+        out = subprocess.run([str(remote.pynq_python()), "-c", (
+            "from pynq.pl_server.remote_device import RemoteDevice;"
+            f"d = RemoteDevice(0, {host!r}); print(d.name, d.arch)")],
+            capture_output=True, text=True, timeout=120).stdout
+        assert out.strip() == "kv260 aarch64"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0 and "board-sim: stopped" in rest and "Traceback" not in rest
 
 
 def test_cli_refuses_a_non_project(tmp_path: Path) -> None:
