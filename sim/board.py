@@ -272,7 +272,9 @@ class Board:
     # ---- programming ----------------------------------------------------------------------------
     def program(self, name: str) -> None:
         """fpga_manager: configure the PL from /lib/firmware/<name>. Only the simulated
-        bitstream of this project configures it; anything else fails and leaves it unchanged."""
+        bitstream of this project configures it; anything else fails, and (as configuration
+        clears the PL first) leaves it unprogrammed."""
+        self.unprogram()
         data = self.files.get(FIRMWARE + name)
         if data is None:
             raise BoardError(f"fpga_manager: no firmware {FIRMWARE + name}")
@@ -285,7 +287,6 @@ class Board:
             raise BoardError(f"fpga_manager: {name} is design {design!r} built from other RTL "
                              f"({fingerprint[:12]}, this project's is {self.fingerprint[:12]}); "
                              f"use the .bit `vitfpga board-sim` wrote for {self.project}")
-        self.unprogram()
         self.log(f"board-sim: programming the PL with {name} ({self.sim} simulation of "
                  f"{self.spec.top})")
         self.pl = Pl(self)

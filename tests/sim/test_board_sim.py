@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from vitfpga.hls.plan.system import DMA_LENGTH_BITS, system_spec
 from vitfpga.sim.axi_dma import ERR_IRQ, HALTED, IDLE, INT_ERR, IOC_IRQ
 from vitfpga.sim.bitfile import bin_fingerprint, rtl_fingerprint, simulated_bit
 from vitfpga.sim.board import Board
+from vitfpga.sim.board_sim import BoardSim
 
 pytestmark = pytest.mark.verilator
 
@@ -56,6 +58,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project(root / "project", root / "build", plan, plan.ram_depth, per_word)
 
 
+@pytest.fixture(scope="module")
+def served(project: Project) -> Iterator[BoardSim]:
+    """One board for the module (one simulation build); every test downloads its own overlay,
+    which restarts the simulation, so no test sees another's state."""
+    with remote.board(project.dir, project.build) as server:
+        yield server
+
+
 def _selftest(host: str, bit: Path) -> str:
     proc = subprocess.run([str(remote.pynq_python()), "-m", "pynq.remote.selftest", "--ip", host,
                            "--port", "7967", "--bitstream", str(bit)], capture_output=True,
@@ -64,15 +74,13 @@ def _selftest(host: str, bit: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_pynq_selftest_passes(project: Project) -> None:
+def test_pynq_selftest_passes(project: Project, served: BoardSim) -> None:
     """pynq's own host-side self-test, every step that applies to a board without RF parts."""
-    with remote.board(project.dir, project.build) as server:
-        out = _selftest(server.host, server.bit)
-        assert server.board.programmed is not None
-        # the overlay asked for the design's PL clock; PYNQ set it through the PS registers
-        # (IOPLL / 6 from the 33.333 MHz reference: 249.997 MHz for 250)
-        assert server.board.ps.pl_clock_mhz(0) == pytest.approx(project.plan.clock_mhz,
-                                                                rel=1e-4)
+    out = _selftest(served.host, served.bit)
+    assert served.board.programmed == served.board.spec.design
+    # the overlay asked for the design's PL clock; PYNQ set it through the PS registers
+    # (IOPLL / 6 from the 33.333 MHz reference: 249.997 MHz for 250)
+    assert served.board.ps.pl_clock_mhz(0) == pytest.approx(project.plan.clock_mhz, rel=1e-4)
     for step in ("TCP", "gRPC channel ready", "connected; arch=aarch64, board=kv260",
                  "byte file survived the round-trip", "buffer intact",
                  "programmed the PL", "leds@0xa0020000: wrote 0x5, read 0x5"):
@@ -80,14 +88,13 @@ def test_pynq_selftest_passes(project: Project) -> None:
     assert "0 failed, 0 skipped" in out, out
 
 
-def test_dma_misuse_behaves_as_pg021_says(project: Project) -> None:
+def test_dma_misuse_behaves_as_pg021_says(project: Project, served: BoardSim) -> None:
     plan = project.plan
     row_bytes = plan.layers[0].beats * SIMD
     out_bytes = plan.layers[0].nf * PE
-    with remote.board(project.dir, project.build) as server:
-        r = remote.run_client("dma_misuse.py", server.bit, "axi_dma_0", "vitfpga_engine_0",
-                              project.ram_words, project.word_bytes, row_bytes, out_bytes,
-                              host=server.host)
+    r = remote.run_client("dma_misuse.py", served.bit, "axi_dma_0", "vitfpga_engine_0",
+                          project.ram_words, project.word_bytes, row_bytes, out_bytes,
+                          host=served.host)
     assert r["dma_driver"] == "pynq.lib.dma.DMA" and r["max_size"] == 2**DMA_LENGTH_BITS - 1
     assert r["after_start"] == 0  # running, not yet idle (PG021: Idle is 0 until a transfer)
     # pynq's driver refuses both before writing a register
@@ -117,17 +124,19 @@ def test_dma_misuse_behaves_as_pg021_says(project: Project) -> None:
     assert r["overflow"]["length"] == out_bytes // 2
 
 
-def test_foreign_bitstreams_are_refused(project: Project, tmp_path: Path) -> None:
-    """A .bit of other RTL (or not ours at all) does not program the board; the PL stays
-    unprogrammed and its registers answer with an error, not with stale state."""
-    with remote.board(project.dir, project.build) as server:
-        other = tmp_path / server.bit.name
-        other.write_bytes(simulated_bit(server.board.spec.design, "xck26", "0" * 64))
-        (tmp_path / server.hwh.name).write_bytes(server.hwh.read_bytes())
-        out = _selftest(server.host, other)
-        assert server.board.programmed is None
-        assert "built from other RTL" in out and "[FAIL] overlay download failed" in out, out
-        assert "[FAIL] overlay not loaded" in out, out  # so no MMIO step could run
+def test_foreign_bitstreams_are_refused(served: BoardSim, tmp_path: Path) -> None:
+    """A .bit of other RTL does not program the board: the failed configuration leaves the PL
+    unprogrammed (not running the previous design), and nothing answers at its addresses."""
+    assert remote.run_client("download.py", served.bit, host=served.host)["ok"]
+    assert served.board.programmed == served.board.spec.design
+    # another name: pynq's remote client never re-sends a .bin the board already holds by name
+    other = tmp_path / "other.bit"
+    other.write_bytes(simulated_bit(served.board.spec.design, "xck26", "0" * 64))
+    (tmp_path / "other.hwh").write_bytes(served.hwh.read_bytes())
+    out = _selftest(served.host, other)
+    assert served.board.programmed is None
+    assert "built from other RTL" in out and "[FAIL] overlay download failed" in out, out
+    assert "[FAIL] overlay not loaded" in out, out  # so no MMIO step could run
 
 
 def test_the_simulated_bitstream_round_trips(project: Project) -> None:
