@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import grpc
 
-from vitfpga.errors import BadInput
+from vitfpga.errors import BadInput, VitfpgaError
 from vitfpga.hls.emit.hwh import hwh_text
 from vitfpga.sim.bitfile import simulated_bit
 from vitfpga.sim.board import FIRMWARE, Board, BoardError, Pl
@@ -64,6 +64,9 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
                         else grpc.StatusCode.FAILED_PRECONDITION)
                 self.board.log(f"board-sim: {method.__name__}: {e}")
                 context.abort(code, str(e))
+            except (RuntimeError, VitfpgaError) as e:  # the simulation itself failed
+                self.board.log(f"board-sim: {method.__name__}: the simulation failed: {e}")
+                context.abort(grpc.StatusCode.INTERNAL, f"the simulated board failed: {e}")
     return call
 
 
@@ -107,7 +110,7 @@ class _Device(_Service):
 
     @_guarded
     def download(self, request_iterator: Iterator[Any], context: Any) -> Any:
-        name = getattr(self.board, "binfile", "") or f"{self.board.spec.design}.bin"
+        name = self.board.binfile or f"{self.board.spec.design}.bin"
         self.board.files[FIRMWARE + name] = b"".join(r.buffer for r in request_iterator)
         self.board.program(name)
         return self.msg("DownloadResponse", status=True)

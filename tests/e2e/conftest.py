@@ -9,6 +9,14 @@ from pathlib import Path
 import pytest
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the quick run goes to one worker (`--dist loadgroup`): each worker
+    that needs it trains its own (minutes), and the other worker has plenty else to run."""
+    for item in items:
+        if "quick_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("quick_run"))
+
+
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A relative --out, run from its parent, as `make demo` does: the simulators work in their

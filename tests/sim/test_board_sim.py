@@ -17,6 +17,9 @@ import pytest
 
 from tests import remote
 from tests.conftest import random_layer
+from tests.sim.test_overlay import PE as OVERLAY_PE
+from tests.sim.test_overlay import ROM_WORDS, SHAPES
+from tests.sim.test_overlay import SIMD as OVERLAY_SIMD
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import ram_bytes
 from vitfpga.hls.emit.rtl import emit_rtl
@@ -30,8 +33,9 @@ from vitfpga.sim.board_sim import BoardSim
 
 pytestmark = pytest.mark.verilator
 
-PE, SIMD, ROM_WORDS = 4, 8, 16
-SHAPES = [(32, 24, 4), (20, 12, 3)]
+# test_overlay's design (PE=4, SIMD=8, two dense layers and a 2:4 one, layer 0 in the ROM):
+# the same RTL, so a worker that runs both modules builds it once (content-keyed cache).
+PE, SIMD = OVERLAY_PE, OVERLAY_SIMD
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,9 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("board_sim")
-    layers = {f"blocks.{i}.fc": random_layer(k, n, bits=bits, seed=70 + i, name=f"blocks.{i}.fc")
-              for i, (k, n, bits) in enumerate(SHAPES)}
+    layers = {f"blocks.{i}.fc": random_layer(k, n, bits=bits, relu=relu, seed=40 + i,
+                                             name=f"blocks.{i}.fc", codec=codec)
+              for i, (k, n, bits, relu, codec) in enumerate(SHAPES)}
     board = get_board("kv260")
     plan = fixed_plan(layers, dict.fromkeys(layers, 4), board, PE, SIMD, ROM_WORDS)
     assert plan.ram_depth > 0
