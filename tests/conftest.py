@@ -16,8 +16,8 @@ from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.ir import IntLinear, IntModel
 from vitfpga.quant.synthetic import random_layer, random_rows
 
-__all__ = ["Design", "digits_like", "hand_model_plan", "random_layer", "random_rows", "sim_params",
-           "small_int_model"]
+__all__ = ["Design", "digits_like", "hand_model_plan", "random_layer", "random_rows", "session_dir",
+           "sim_params", "small_int_model"]
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,30 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(f"{tool}: {reason}")
 
 
+def session_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory every pytest-xdist worker of this session shares (the session's base temp
+    holds one base temp per worker), or this process's own when not distributed."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / name
+        path.mkdir(exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp(name)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_sim_builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
-    """One RTL build per distinct design for the whole session (sim.rtl's content-keyed cache):
-    the quick run, the tests that regenerate its projects and the sim tests build many identical
-    designs, and a Verilator build is most of a small simulation. Subprocesses (`vitfpga run`)
-    inherit the variable. A cache the caller already set is kept."""
+    """One RTL build per distinct design for the whole session, across workers (sim.rtl's
+    content-keyed cache, whose entries are built aside and renamed in): the quick run, the tests
+    that regenerate its projects and the sim tests build many identical designs, and a
+    Verilator build is most of a small simulation. Subprocesses (`vitfpga run`) inherit the
+    variable. A cache the caller already set is kept."""
     from vitfpga.sim.rtl import CACHE_ENV
 
     if os.environ.get(CACHE_ENV):
         yield None
         return
     with pytest.MonkeyPatch.context() as mp:
-        cache_dir = tmp_path_factory.mktemp("sim-cache")
+        cache_dir = session_dir(tmp_path_factory, "sim-cache")
         mp.setenv(CACHE_ENV, str(cache_dir))
         yield cache_dir
 

@@ -1,29 +1,38 @@
-"""One `vitfpga run --quick` shared by every end-to-end test that needs a trained run."""
+"""One `vitfpga run --quick` shared by every end-to-end test that needs a trained run, across
+pytest-xdist workers: the first worker to need it trains it, the others wait for it (a lock)
+instead of training their own. Tests only read the run directory."""
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that needs the quick run goes to one worker (`--dist loadgroup`): each worker
-    that needs it trains its own (minutes), and the other worker has plenty else to run."""
-    for item in items:
-        if "quick_run" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("quick_run"))
+from tests.conftest import session_dir
 
 
-@pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _train(out: Path) -> None:
     # A relative --out, run from its parent, as `make demo` does: the simulators work in their
     # own directories, so every path handed to them must survive that.
-    out = tmp_path_factory.mktemp("e2e") / "run"
     proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--out",
                            out.name], cwd=out.parent, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = session_dir(tmp_path_factory, "e2e")
+    out, done = root / "run", root / "run.done"
+    with open(root / "run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held while one worker trains; released on close
+        if not done.exists():
+            if out.exists():
+                pytest.fail(f"the quick run failed in another worker (see its report); {out} "
+                            f"is what it left")
+            _train(out)
+            done.touch()
     return out
