@@ -17,6 +17,10 @@ until the transfer is complete.
 
 Like a freshly configured board, the engine starts out of reset with its weight RAM (URAM) all
 zeros and interrupts disabled: the driver must load the RAM part itself.
+
+This stands in for the `pynq` module in the driver's own process (the PYNQ 2.7/3.0 boards, such
+as the Pynq-Z2). For PYNQ 4.0, `sim.board_sim` serves the same RTL to the real pynq client over
+PYNQ.remote, with the AXI DMA at register level (`sim.axi_dma`).
 """
 
 from __future__ import annotations
