@@ -48,6 +48,8 @@ class Memory(Protocol):
     """DDR as the DMA's memory-mapped masters reach it; None/False: no memory decodes the
     address range."""
 
+    def decodes(self, address: int, nbytes: int) -> bool: ...
+
     def read(self, address: int, nbytes: int) -> bytes | None: ...
 
     def write(self, address: int, data: bytes) -> bool: ...
@@ -80,7 +82,6 @@ class AxiDma:
                  params: dict[str, int], poll_cycles: int) -> None:
         self._request = request
         self._memory = memory
-        self.params = params
         self.poll_cycles = poll_cycles
         self.length_mask = (1 << params["c_sg_length_width"]) - 1
         self.channels = {
@@ -163,21 +164,17 @@ class AxiDma:
             self._fail(ch, INT_ERR, f"{length} bytes is not a whole number of "
                                     f"{ch.beat_bytes}-byte stream beats")
             return
+        if not self._memory.decodes(ch.address, length):
+            self._fail(ch, DEC_ERR, f"no memory at [{ch.address:#x}, {ch.address + length:#x})")
+            return
         ch.dmasr &= ~IDLE
         if ch.name == "mm2s":
             data = self._memory.read(ch.address, length)
-            if data is None:
-                self._fail(ch, DEC_ERR, f"no memory at [{ch.address:#x}, "
-                                        f"{ch.address + length:#x})")
-                return
+            assert data is not None  # decoded above
             b = ch.beat_bytes
             beats = [int.from_bytes(data[i:i + b], "little") for i in range(0, length, b)]
             self._request({"op": "send", "beats": beats})
         else:
-            if self._memory.read(ch.address, length) is None:
-                self._fail(ch, DEC_ERR, f"no memory at [{ch.address:#x}, "
-                                        f"{ch.address + length:#x})")
-                return
             self._request({"op": "recv", "max_beats": length // ch.beat_bytes})
         ch.busy = True
 

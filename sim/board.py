@@ -25,7 +25,7 @@ from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.plan.system import WHOLE_TOP, SystemSpec, dma_properties
 from vitfpga.sim.axi_dma import AxiDma
 from vitfpga.sim.bitfile import bin_fingerprint, rtl_fingerprint
-from vitfpga.sim.overlay import AP_IDLE, PAGE, SystemInfo, _Bus
+from vitfpga.sim.overlay import AP_IDLE, PAGE, RTL_DESIGNS, _Bus
 from vitfpga.sim.rtl import SimProcess
 
 __all__ = ["FIRMWARE", "FPGA_MANAGER", "Board", "BoardError", "Pl", "read_spec"]
@@ -90,6 +90,9 @@ class Ddr:
             if lo >= 0 and lo + nbytes <= len(buf.memory):
                 return buf, lo
         return None
+
+    def decodes(self, address: int, nbytes: int) -> bool:
+        return self._find(address, nbytes) is not None
 
     def read(self, address: int, nbytes: int) -> bytes | None:
         hit = self._find(address, nbytes)
@@ -196,7 +199,7 @@ class Pl:
     def __init__(self, board: Board) -> None:
         b = board
         self.proc = SimProcess(b.project / "rtl", b.sim, b.build_dir / b.sim,
-                               {"board": True, "stress": False, "seed": 0}, b.info.rtl)
+                               {"board": True, "stress": False, "seed": 0}, b.rtl)
         self.proc.__enter__()
         hello = self.proc.hello
         if not hello["ctrl_after_reset"] & AP_IDLE:
@@ -227,8 +230,11 @@ class Board:
                            f"with PYNQ.remote) no longer supports: board-sim serves Zynq "
                            f"UltraScale+ projects (e.g. --board kv260); a {self.spec.board} runs "
                            f"PYNQ 2.7 or 3.0 on the board itself")
-        self.info = SystemInfo.load(self.project)
-        if self.info.top == WHOLE_TOP and sim != "verilator":
+        if self.spec.top not in RTL_DESIGNS:
+            raise BadInput(f"{self.project / 'system.json'}: unknown top {self.spec.top!r} (one "
+                           f"of {', '.join(RTL_DESIGNS)})")
+        self.rtl = RTL_DESIGNS[self.spec.top]
+        if self.spec.top == WHOLE_TOP and sim != "verilator":
             # the whole model's operand buffer starts X in Icarus (docs/vit.md): Verilator only
             raise BadInput(f"{self.spec.design} is the whole-model design, which simulates on "
                            f"Verilator only: use --sim verilator")
@@ -239,7 +245,6 @@ class Board:
         self.ddr = Ddr()
         self.pl: Pl | None = None
         self.programmed: str | None = None  # the design name of the loaded bitstream
-        self.clock_requests: dict[int, float] = {}  # set_pl_clk calls
         self.binfile = ""  # the name set_bitstream_attrs gave the next download
         self.ps = PsRegisters(self.spec.ps)
         self.files: dict[str, bytes] = self._boot_files()

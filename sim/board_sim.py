@@ -77,6 +77,11 @@ class _Service:
     def msg(self, name: str, **fields: Any) -> Any:
         return self._protocol.message(self._file, name)(**fields)
 
+    def chunks(self, name: str, data: bytes) -> Iterator[Any]:
+        """`data` as a stream of `name` messages of at most CHUNK bytes (one, when empty)."""
+        for i in range(0, max(len(data), 1), CHUNK):
+            yield self.msg(name, data=data[i:i + CHUNK])
+
 
 class _Device(_Service):
     """RemoteDevice: files (fpga_manager's among them), bitstream attributes, PL clocks."""
@@ -86,9 +91,7 @@ class _Device(_Service):
         return self.msg("ExistsFileResponse", exists=self.board.exists(request.file_path))
 
     def readfile(self, request: Any, context: Any) -> Iterator[Any]:
-        data = self._read(request, context)
-        for i in range(0, max(len(data), 1), CHUNK):
-            yield self.msg("ReadFileResponse", data=data[i:i + CHUNK])
+        return self.chunks("ReadFileResponse", self._read(request, context))
 
     @_guarded
     def _read(self, request: Any, context: Any) -> bytes:
@@ -117,7 +120,9 @@ class _Device(_Service):
 
     @_guarded
     def set_pl_clk(self, request: Any, context: Any) -> Any:
-        self.board.clock_requests[int(request.i)] = float(request.clk_mhz)
+        # The simulation has no clock to set; pynq sets PL clocks through the PS registers
+        # (board.ps) on download, so this request is only reported.
+        self.board.log(f"board-sim: set_pl_clk {request.i} to {request.clk_mhz} MHz requested")
         return self.msg("SetPlClkResponse", status=True)
 
     @_guarded
@@ -200,9 +205,7 @@ class _Buffers(_Service):
         return self.msg("BufferWriteResponse")
 
     def read(self, request: Any, context: Any) -> Iterator[Any]:
-        data = self._snapshot(request, context)
-        for i in range(0, max(len(data), 1), CHUNK):
-            yield self.msg("BufferReadResponse", data=data[i:i + CHUNK])
+        return self.chunks("BufferReadResponse", self._snapshot(request, context))
 
     @_guarded
     def _snapshot(self, request: Any, context: Any) -> bytes:

@@ -41,10 +41,10 @@ from vitfpga.hls.plan.system import CELL_NAMES, DMA_LENGTH_BITS, ENGINE_TOP, WHO
 from vitfpga.sim.rtl import ENGINE, Design, SimProcess
 from vitfpga.sim.vit import VIT_DESIGN
 
-_DESIGNS = {ENGINE_TOP: ENGINE, WHOLE_TOP: VIT_DESIGN}  # the RTL behind system.json's `top`
+RTL_DESIGNS = {ENGINE_TOP: ENGINE, WHOLE_TOP: VIT_DESIGN}  # the RTL behind system.json's `top`
 
-__all__ = ["DEFAULT_MAX_CYCLES", "DmaChannel", "DmaError", "DmaTimeout", "SimBuffer", "SimDma",
-           "SimIP", "SimOverlay", "SimPynq", "SystemInfo"]
+__all__ = ["DEFAULT_MAX_CYCLES", "RTL_DESIGNS", "DmaChannel", "DmaError", "DmaTimeout",
+           "SimBuffer", "SimDma", "SimIP", "SimOverlay", "SimPynq", "SystemInfo"]
 
 # Clock cycles one DmaChannel.wait() lets the simulation run before it gives up: far more than the
 # largest layer run (a DeiT-Small MLP layer at PE=8, SIMD=16 is ~1M cycles), still a bounded wait
@@ -89,7 +89,7 @@ class SystemInfo:
 
     @property
     def rtl(self) -> Design:
-        return _DESIGNS[self.top]
+        return RTL_DESIGNS[self.top]
 
     @classmethod
     def load(cls, project_dir: Path) -> SystemInfo:
@@ -107,9 +107,9 @@ class SystemInfo:
                        top=str(data.get("top", ENGINE_TOP)))
         except KeyError as e:
             raise VerificationFailed(f"{path} lacks the key {e.args[0]!r}") from None
-        if info.top not in _DESIGNS:
+        if info.top not in RTL_DESIGNS:
             raise VerificationFailed(f"{path}: unknown top {info.top!r} (one of "
-                                     f"{', '.join(_DESIGNS)})")
+                                     f"{', '.join(RTL_DESIGNS)})")
         return info
 
 

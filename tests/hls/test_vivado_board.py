@@ -6,33 +6,16 @@ commands (vitfpga.sim.tclcheck), and each check must catch a script that gets it
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import digits_like
-from vitfpga.hls.emit.vivado import board_part_glob, emit_vivado
-from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import ModelPlan, plan_model
-from vitfpga.hls.plan.system import DMA_VLNV, GPIO_VLNV, SystemSpec, system_spec
+from tests.hls.test_vivado import _build, _system, needs_tclsh
+from vitfpga.hls.emit.vivado import board_part_glob
+from vitfpga.hls.plan.system import DMA_VLNV, GPIO_VLNV
 from vitfpga.sim.tclcheck import TclScriptError, check_vivado_project, run_tcl
 
-needs_tclsh = pytest.mark.tclsh
 XSA = "write_hw_platform -fixed -include_bit -force [file join $out_dir vitfpga_digits_tiny.xsa]"
-
-
-@cache
-def _system(board: str) -> tuple[ModelPlan, SystemSpec]:
-    layers, rows = digits_like(blocks=2)
-    plan = plan_model(layers, rows, get_board(board))
-    return plan, system_spec(plan, get_board(board), "digits tiny")
-
-
-def _build(tmp_path: Path, board: str = "pynq-z2", from_hls: bool = False) -> Path:
-    plan, spec = _system(board)
-    (tcl,) = emit_vivado(spec, plan, tmp_path / "project", from_hls)
-    return tcl
 
 
 def test_board_part_glob_takes_any_vendor_and_version() -> None:

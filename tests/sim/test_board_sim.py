@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests import remote
-from tests.conftest import random_layer
-from tests.sim.test_overlay import PE as OVERLAY_PE
-from tests.sim.test_overlay import ROM_WORDS, SHAPES
-from tests.sim.test_overlay import SIMD as OVERLAY_SIMD
+from tests.sim.test_overlay import PE, SIMD, design
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import ram_bytes
 from vitfpga.hls.emit.rtl import emit_rtl
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
+from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.system import DMA_LENGTH_BITS, system_spec
 from vitfpga.sim.axi_dma import ERR_IRQ, HALTED, IDLE, INT_ERR, IOC_IRQ
 from vitfpga.sim.bitfile import bin_fingerprint, rtl_fingerprint, simulated_bit
@@ -34,8 +31,7 @@ from vitfpga.sim.board_sim import BoardSim
 pytestmark = pytest.mark.verilator
 
 # test_overlay's design (PE=4, SIMD=8, two dense layers and a 2:4 one, layer 0 in the ROM):
-# the same RTL, so a worker that runs both modules builds it once (content-keyed cache).
-PE, SIMD = OVERLAY_PE, OVERLAY_SIMD
+# the same RTL, so the session builds it once (content-keyed cache).
 
 
 @dataclass(frozen=True)
@@ -50,11 +46,8 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("board_sim")
-    layers = {f"blocks.{i}.fc": random_layer(k, n, bits=bits, relu=relu, seed=40 + i,
-                                             name=f"blocks.{i}.fc", codec=codec)
-              for i, (k, n, bits, relu, codec) in enumerate(SHAPES)}
+    layers, plan = design("kv260")
     board = get_board("kv260")
-    plan = fixed_plan(layers, dict.fromkeys(layers, 4), board, PE, SIMD, ROM_WORDS)
     assert plan.ram_depth > 0
     emit_rtl(plan, layers, root / "project")
     spec = system_spec(plan, board, "board sim test")

@@ -46,14 +46,21 @@ class Project:
     layers: list[IntLinear]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("overlay")
+def design(board: str) -> tuple[dict[str, IntLinear], ModelPlan]:
+    """The layers of SHAPES (seeded) and their plan on `board` (the RTL is the same on every
+    board: tests/sim/test_board_sim.py runs this design too)."""
     layers = {f"blocks.{i}.fc": random_layer(k, n, bits=bits, relu=relu, seed=40 + i,
                                              name=f"blocks.{i}.fc", codec=codec)
               for i, (k, n, bits, relu, codec) in enumerate(SHAPES)}
+    plan = fixed_plan(layers, dict.fromkeys(layers, 4), get_board(board), PE, SIMD, ROM_WORDS)
+    return layers, plan
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("overlay")
+    layers, plan = design("pynq-z2")
     board = get_board("pynq-z2")
-    plan = fixed_plan(layers, dict.fromkeys(layers, 4), board, PE, SIMD, ROM_WORDS)
     for d in ("project", "bare"):
         emit_rtl(plan, layers, root / d)
     spec = replace(system_spec(plan, board, "overlay test"), engine_cell=ENGINE, dma_cell=DMA)
