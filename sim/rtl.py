@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from vitfpga.ir import IntLinear
 
 __all__ = ["ENGINE", "SIMULATORS", "TB_MODULE", "TOP", "Design", "LayerRun", "RtlSession",
-           "SimProcess", "run_rtl"]
+           "SimProcess", "load_ram_weights", "run_rtl"]
 
 TOP = "vitfpga_engine"
 TB_MODULE = "vitfpga.sim.tb.engine_tb"
@@ -368,6 +368,29 @@ class SimProcess:
             raise self.failure("the simulation ended mid-run") from None
 
 
+def _load_words(proc: SimProcess, words: list[int], plan: ModelPlan, sim: str) -> int:
+    beats = _weight_beats(words, plan.word_bits, plan.simd * 8)
+    rec = proc.request({"op": "load", "words": len(words), "beats": beats,
+                        "max_cycles": 10 * len(beats) + 2000})
+    if rec["timed_out"] or not rec["ctrl"] & AP_DONE or rec["extra_beats"]:
+        raise VerificationFailed(
+            f"{sim}: the weight load of {len(words)} words did not complete cleanly "
+            f"(timed out={rec['timed_out']}, ctrl={rec['ctrl']:#x}, output beats "
+            f"{rec['extra_beats']})")
+    return int(rec["cycles"])
+
+
+def load_ram_weights(proc: SimProcess, rtl_dir: Path, plan: ModelPlan, sim: str) -> int:
+    """Stream `rtl_dir/weights_ram.mem` (the weight words after the ROM's) into the design's
+    RAM, as a board's driver does once after configuration: the engine and the whole-model top
+    load the same way (docs/engine.md, weight load). Returns the load's cycle count."""
+    words = (Path(rtl_dir) / MEM_FILES["weights_ram"]).read_text().split()
+    if len(words) != plan.ram_depth:
+        raise VerificationFailed(f"{MEM_FILES['weights_ram']} holds {len(words)} words, the "
+                                 f"plan keeps {plan.ram_depth} in the RAM")
+    return _load_words(proc, [int(w, 16) for w in words], plan, sim)
+
+
 class RtlSession:
     """One simulator process serving engine runs, layer by layer, until closed.
 
@@ -398,8 +421,7 @@ class RtlSession:
                 raise VerificationFailed(f"{self.sim}: engine not idle after reset "
                                          f"(ctrl={hello['ctrl_after_reset']:#x})")
             if self.load and self.plan.ram_depth:
-                words = (self.rtl_dir / MEM_FILES["weights_ram"]).read_text().split()
-                self.load_weights([int(w, 16) for w in words])
+                load_ram_weights(proc, self.rtl_dir, self.plan, self.sim)
         except BaseException as e:
             self._proc = None
             proc.__exit__(type(e), e, e.__traceback__)
@@ -420,15 +442,9 @@ class RtlSession:
     def load_weights(self, words: list[int]) -> int:
         """Stream weight words into the engine's RAM part (docs/engine.md, weight load);
         returns the load's cycle count."""
-        beats = _weight_beats(words, self.plan.word_bits, self.plan.simd * 8)
-        rec = self._request({"op": "load", "words": len(words), "beats": beats,
-                             "max_cycles": 10 * len(beats) + 2000})
-        if rec["timed_out"] or not rec["ctrl"] & AP_DONE or rec["extra_beats"]:
-            raise VerificationFailed(
-                f"{self.sim}: the weight load of {len(words)} words did not complete cleanly "
-                f"(timed out={rec['timed_out']}, ctrl={rec['ctrl']:#x}, output beats "
-                f"{rec['extra_beats']})")
-        return int(rec["cycles"])
+        if self._proc is None:
+            raise RuntimeError("the RTL session is not open")
+        return _load_words(self._proc, words, self.plan, self.sim)
 
     # ---- runs ------------------------------------------------------------------------------------
     def run(self, layer: str, x: np.ndarray) -> LayerRun:

@@ -18,7 +18,7 @@ from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.runtime.forward import quantise_images
 from vitfpga.runtime.model import IntModel
-from vitfpga.sim.rtl import Design, SimProcess
+from vitfpga.sim.rtl import Design, SimProcess, load_ram_weights
 
 __all__ = ["VIT_DESIGN", "VitRun", "input_beats", "run_vit"]
 
@@ -65,13 +65,17 @@ def _lanes(beat: int, lanes: int) -> list[int]:
 
 
 def run_vit(rtl_dir: Path, prog: VitProgram, plan: ModelPlan, model: IntModel, images: object,
-            sim: str, build_dir: Path) -> VitRun:
-    """Classify `images` (B, C, H, W floats) on the whole-model RTL in `rtl_dir`."""
+            sim: str, build_dir: Path, *, load: bool = True) -> VitRun:
+    """Classify `images` (B, C, H, W floats) on the whole-model RTL in `rtl_dir`, first
+    loading the weights the plan keeps in the start-up-loaded RAM (`load` False skips that: a
+    test that the RAM is really read)."""
     q = quantise_images(images, model.spec.patch_size, model.input_scale())
     count = q.shape[0]
     beats = input_beats(q, prog.row_beats, plan.simd)
     classes = model.spec.num_classes
     with SimProcess(rtl_dir, sim, build_dir, {"board": True}, VIT_DESIGN) as proc:
+        if load and plan.ram_depth:  # URAM powers up empty: the driver's first job
+            load_ram_weights(proc, rtl_dir, plan, sim)
         proc.request({"op": "write", "addr": REG_ROWS, "data": count})
         proc.request({"op": "recv", "max_beats": count * prog.out_beats})
         proc.request({"op": "send", "beats": beats})

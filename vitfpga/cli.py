@@ -4,6 +4,7 @@ is exit code 3; never a traceback for any (vitfpga.errors lists them)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -292,8 +293,7 @@ def _plan_whole(src: _Source, board: str, weight_bits: int, max_lanes: int,
                 boards_file: Path | None, json_out: Path | None) -> None:
     import json
 
-    _, engine, _, w, label = _whole_design(src, board, weight_bits, max_lanes, boards_file,
-                                           rom_only=False)
+    _, engine, _, w, label = _whole_design(src, board, weight_bits, max_lanes, boards_file)
     _console().print(_whole_table(w, label))
     if json_out is not None:
         json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
@@ -301,10 +301,10 @@ def _plan_whole(src: _Source, board: str, weight_bits: int, max_lanes: int,
 
 
 def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
-                  boards_file: Path | None, rom_only: bool
-                  ) -> tuple[dict[str, IntLinear], ModelPlan, VitProgram, WholeModelPlan, str]:
-    """(layers, engine plan, op program, whole-model plan, description): the fastest whole
-    design that fits the board (`plan --whole`, `generate --whole`)."""
+                  boards_file: Path | None
+                  ) -> tuple[IntModel, ModelPlan, VitProgram, WholeModelPlan, str]:
+    """(integer model, engine plan, op program, whole-model plan, description): the fastest
+    whole design that fits the board (`plan --whole`, `generate --whole`)."""
     from vitfpga.hls.plan.boards import get_board, register_boards_file
     from vitfpga.sources import preset_int_model
     from vitfpga.whole_steps import whole_design
@@ -321,9 +321,8 @@ def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
                            f"lanes ..."):
         if src.preset is not None:
             model, _, _, label = preset_int_model(src.preset, weight_bits, codec=src.codec)
-        engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes,
-                                       rom_only)
-    return model.layers, engine, prog, w, label
+        engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes)
+    return model, engine, prog, w, label
 
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
@@ -356,8 +355,7 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
 @click.option("--from-hls", is_flag=True, help="Build the bitstream from the Vitis HLS IP "
               "(`make hls` first) instead of the emitted Verilog.")
 @click.option("--whole", is_flag=True, help="The whole-model design instead (every op on chip, "
-              "image in, logits out; a trained RUN_DIR): the folding `plan --whole` picks, with "
-              "every weight in the bitstream.")
+              "image in, logits out): the folding `plan --whole` picks.")
 def generate(run_dir: Path | None, preset: str | None, model: str | None,
              model_args: str | None, weights: str | None, data: str | None, board: str,
              weight_bits: int, rank: float | None, codec: str, max_lanes: int,
@@ -374,13 +372,11 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
     check_output_dir(out, force)
     design: WholeModel | None = None
+    int_model: IntModel | None = None
     if whole:
-        if src.preset is not None:
-            raise BadInput("--whole needs a trained RUN_DIR: a preset's seeded random weights "
-                           "run single layers only (`vitfpga plan --preset ... --whole` plans "
-                           "one)")
-        layers, result, prog, wplan, label = _whole_design(
-            src, board, weight_bits, max_lanes, boards_file, rom_only=True)
+        int_model, result, prog, wplan, label = _whole_design(
+            src, board, weight_bits, max_lanes, boards_file)
+        layers = int_model.layers
         design = WholeModel(prog, wplan)
     else:
         layers, result, label = _plan_model(src, board, weight_bits, max_lanes, boards_file)
@@ -390,6 +386,8 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
         source = preset_driver_source(src.preset)
     else:
         source = model_driver_source(src.user.train.model, _int_model(src, weight_bits)[0])
+    if int_model is not None and source.model_file is None:
+        source = dataclasses.replace(source, int_model=int_model)  # untrained: ship it whole
     with atomic_output_dir(out, force) as tmp:
         files = generate_project(result, layers, tmp, get_board(board), source,
                                  from_hls=from_hls, whole=design)

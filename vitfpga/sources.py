@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from vitfpga.errors import BadInput
 from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.ir import IntLinear, IntModel
-from vitfpga.quant.model import HARDWARE_PRESETS, linear_shapes
+from vitfpga.quant.model import HARDWARE_PRESETS, ViTConfig, linear_shapes
 from vitfpga.quant.structure import SlotSpec, dense_structure, layer_type
 from vitfpga.quant.synthetic import structure_layers
 from vitfpga.rundir import RunDir
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from vitfpga.config import RunConfig
     from vitfpga.quant.data import Split
 
-__all__ = ["TEST_IMAGES", "driver_source", "model_driver_source", "preset_driver_source",
-           "preset_int_model", "preset_layers", "run_driver_source", "run_int_model",
-           "run_layers", "run_model_file", "user_int_model"]
+__all__ = ["TEST_IMAGES", "calibrated_int_model", "driver_source", "model_driver_source",
+           "preset_driver_source", "preset_int_model", "preset_layers", "run_driver_source",
+           "run_int_model", "run_layers", "run_model_file", "user_int_model"]
 
 
 def run_model_file(run_dir: Path) -> tuple[IntModel, str]:
@@ -81,17 +81,23 @@ def preset_int_model(preset: str, weight_bits: int, seed: int = 0, codec: str = 
     random layers of `preset_layers`, and LayerNorm, embedding, softmax and GELU parameters
     calibrated on a randomly initialised float ViT of the same shape with random images. Its
     arithmetic is exact and its shapes are real; its outputs mean nothing."""
+    layers, rows, label = preset_layers(preset, weight_bits, seed, codec=codec)
+    return calibrated_int_model(HARDWARE_PRESETS[preset], layers, seed), layers, rows, label
+
+
+def calibrated_int_model(cfg: ViTConfig, layers: dict[str, IntLinear], seed: int = 0
+                         ) -> IntModel:
+    """The whole integer ViT of shape `cfg` around given integer layers: every other parameter
+    calibrated on a seeded random float ViT of that shape with random images (tests build
+    DeiT-width models of any depth and token count this way)."""
     import torch
 
     from vitfpga.quant.intvit import calibrate_int_vit
     from vitfpga.quant.model import ViT
 
-    layers, rows, label = preset_layers(preset, weight_bits, seed, codec=codec)
-    cfg = HARDWARE_PRESETS[preset]
     torch.manual_seed(seed)
     images = torch.randn(2, cfg.in_chans, cfg.image_size, cfg.image_size)
-    model = calibrate_int_vit(ViT(cfg), layers, images)
-    return model, layers, rows, label
+    return calibrate_int_vit(ViT(cfg), layers, images)
 
 
 def user_int_model(cfg: RunConfig, weight_bits: int, calibration: int = 8

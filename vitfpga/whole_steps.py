@@ -46,10 +46,10 @@ class WholeResult:
 
 
 def whole_design(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                 board: Board, max_lanes: int = 64, rom_only: bool = True
+                 board: Board, max_lanes: int = 64
                  ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
     """(engine plan, op program, whole-model plan): the fastest whole design that fits."""
-    return search_whole_model(model, layers, rows, board, max_lanes, rom_only)
+    return search_whole_model(model, layers, rows, board, max_lanes)
 
 
 def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
@@ -59,7 +59,7 @@ def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
     if n == 0:
         return None
     sim = "verilator"
-    try:  # the folding `vitfpga plan --whole` picks, every weight in the bitstream ROM
+    try:  # the folding `vitfpga plan --whole` picks
         plan, prog, wplan = whole_design(model, model.layers, model.rows(), board)
     except VitfpgaError as e:  # a model this design does not run yet: say so, keep the run
         ui.print(f"[yellow]whole[/]: skipped: {e}")

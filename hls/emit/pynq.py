@@ -52,6 +52,9 @@ class DriverSource:
     model_file: Path | None = None
     images: np.ndarray | None = None  # (B, C, H, W) float32, preprocessed as in training
     labels: np.ndarray | None = None
+    # The whole integer model of a preset or an untrained user model, for the whole-model design
+    # (its driver quantises images and needs every parameter, not only the layers).
+    int_model: IntModel | None = None
 
 
 def ram_bytes(plan: ModelPlan, layers: dict[str, IntLinear]) -> tuple[bytes, int]:
@@ -89,9 +92,12 @@ def hw_description(spec: SystemSpec, plan: ModelPlan, per_word: int,
 
 def _driver_model(source: DriverSource, layers: dict[str, IntLinear]) -> IntModel:
     """The integer model the driver loads: the trained one (validated again: the package must
-    not ship what its runtime would refuse), or a preset's layers only."""
+    not ship what its runtime would refuse), the untrained whole model a whole-model design
+    runs, or a preset's layers only."""
     if source.model_file is not None:
         return load_model(str(source.model_file))
+    if source.int_model is not None:
+        return source.int_model
     return IntModel(spec=source.spec, layers=dict(layers), params={}, scales={})
 
 

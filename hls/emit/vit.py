@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vitfpga.errors import BadInput
-from vitfpga.hls.emit.rtl import CODEBOOK_FILE, decoder_params
+from vitfpga.hls.emit.rtl import CODEBOOK_FILE, MEM_FILES, decoder_params
 from vitfpga.hls.emit.templating import copy_static, render, write_mem
 from vitfpga.hls.plan.engine import ModelPlan, check_model_plan
 from vitfpga.hls.plan.layout import (
@@ -25,7 +24,7 @@ from vitfpga.hls.plan.system import WHOLE_TOP
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.codecs import pack_lanes
 
-__all__ = ["VIT_CODEBOOK", "VIT_FILES", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
+__all__ = ["VIT_CODEBOOK", "VIT_FILES", "VIT_RAM_FILE", "VIT_TOP", "VIT_TOP_FILE", "emit_vit"]
 
 VIT_TOP = WHOLE_TOP
 VIT_TOP_FILE = f"{VIT_TOP}.v"
@@ -37,6 +36,8 @@ VIT_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE":
              "BETA_FILE": "ln_beta.mem", "GELU_FILE": "gelu.mem", "EXP_FILE": "exp2_lut.mem"}
 # The engine's codebook tables, only for a design with a codebook decoder.
 VIT_CODEBOOK = {"CODEBOOK_FILE": CODEBOOK_FILE}
+# Weight words after the ROM's, which the driver streams into the engine's RAM: no design source.
+VIT_RAM_FILE = {"RAM_WEIGHTS": MEM_FILES["weights_ram"]}
 
 
 def _words(elements: int, lanes: int) -> int:
@@ -57,18 +58,10 @@ def _signed(values: tuple[int, ...], bits: int) -> list[int]:
     return [int(v) & ((1 << bits) - 1) for v in values]
 
 
-def _check_weights_in_rom(plan: ModelPlan) -> None:
-    if plan.ram_depth:
-        raise BadInput(f"whole-model hardware: the plan keeps {plan.ram_depth:,} weight words "
-                       f"in URAM loaded at start-up, which the whole-model top has no load path "
-                       f"for yet: every weight must be in the bitstream ROM")
-
-
 def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path
              ) -> list[Path]:
     """Write `out_dir/` (the whole-model RTL); return the files written."""
     check_model_plan(plan, layers)
-    _check_weights_in_rom(plan)
     rtl = Path(out_dir)
     rtl.mkdir(parents=True, exist_ok=True)
     t = model_tables(plan, layers)
@@ -78,16 +71,19 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
     # The row buffer's depth is the program's (attention rows too), not only the layers'.
     decoder = {k: v for k, v in decoder_params(plan).items() if k != "MAXBEATS"}
     mem_names = {**VIT_FILES, **(VIT_CODEBOOK if plan.codebook_bits else {})}
+    files_read = dict(mem_names)
+    mem_names.update(VIT_RAM_FILE)
     top = rtl / VIT_TOP_FILE
     top.write_text(render(
         "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,
         weight_bits=plan.weight_bits, decoder=decoder, tokens=prog.tokens, dim=prog.dim,
         ops=[{"index": i, "kind": o.kind, "name": o.name} for i, o in enumerate(prog.ops)],
         ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
-        rom_depth=plan.rom_depth, channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
+        rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
+        channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
         max_sf=prog.max_sf, op_depth=prog.op_depth, xm_words=xm_words, bm_words=bm_words,
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), 1), sm_tmax=prog.tokens,
-        gelu_depth=max(len(prog.gelu), 1), files=mem_names,
+        gelu_depth=max(len(prog.gelu), 1), files=files_read,
         in_msb=plan.simd * 8 - 1, in_keep_msb=plan.simd - 1, out_msb=pe * 8 - 1,
         out_keep_msb=pe - 1, out_keep_bits=pe))
     written = [top, *copy_static("rtl/include", rtl), *copy_static("vit/include", rtl)]
@@ -96,7 +92,9 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
              for name in ("bias", "mult", "shift")}
     even, odd = _banks(prog.xm_init, lanes, xm_words, 16)
     files = {
-        "WEIGHT_FILE": (t.weights, plan.word_bits),
+        "WEIGHT_FILE": (t.weights[:plan.rom_depth], plan.word_bits),
+        # Not in the bitstream: the host streams these words in at start-up (a weight load).
+        "RAM_WEIGHTS": (t.weights[plan.rom_depth:], plan.word_bits),
         "BIAS_FILE": (t.bias + extra["bias"], pe * 32),
         "MULT_FILE": (t.mult + extra["mult"], pe * 32),
         "SHIFT_FILE": (t.shift + extra["shift"], pe * 8),

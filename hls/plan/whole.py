@@ -145,17 +145,14 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                       board: Board, max_lanes: int = 64, rom_only: bool = False
+                       board: Board, max_lanes: int = 64
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
     """The fastest PE x SIMD folding whose whole design fits `board` (ties: less block RAM,
     then wider SIMD). For each folding the weights' bitstream-ROM/URAM split is redone with
     the block RAM the activations leave, activations first in block RAM, then in URAM; the
-    better of the two that fits counts. `rom_only` keeps only foldings with every weight in
-    the bitstream ROM (what the emitted whole-model top can run today). Raises DoesNotFit with
-    the closest miss."""
+    better of the two that fits counts. Raises DoesNotFit with the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
-    needs_uram = False  # a folding fitted, but only with weights in URAM (rom_only)
     for pe in folds(max_lanes):
         for simd in folds(max_lanes // pe):
             if estimate_resources(pe, simd, 8)[0] > board.dsp:
@@ -176,19 +173,11 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
                     if closest is None or whole.bram36 < closest.bram36:
                         closest = whole
                     continue
-                if rom_only and plan.ram_depth:
-                    needs_uram = True
-                    continue
                 key = (whole.ideal_cycles_per_image, whole.bram36, -simd)
                 if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
                                           -best[2].simd):
                     best = (plan, prog, whole)
     if best is None:
-        if needs_uram:
-            raise DoesNotFit(f"the whole-model design fits {board.name} only with weights in "
-                             f"URAM loaded at start-up, which the emitted whole-model top has no "
-                             f"load path for yet (docs/vit.md); try fewer weight bits or "
-                             f"low-rank layers so every weight fits the bitstream ROM")
         if closest is None:
             raise DoesNotFit(f"no PE x SIMD folding up to {max_lanes} lanes fits "
                              f"{board.name}'s {board.dsp} DSP")

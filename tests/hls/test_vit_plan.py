@@ -68,10 +68,8 @@ def test_deit_tiny_fits_kv260_at_two_bits(deit2: tuple) -> None:
     assert whole.host_offload_ps_pl_bytes_per_image > 40 * whole.ps_pl_bytes_per_image
     # at most 64 MACs a clock: 1.26 GMAC per image needs about 20M cycles
     assert 19e6 < whole.busy_by_unit["engine"] < 21e6
-    # it fits only with weights in URAM, which the emitted whole-model top cannot load yet
-    assert plan.ram_depth > 0
-    with pytest.raises(DoesNotFit, match="only with weights in URAM"):
-        search_whole_model(model, layers, rows, KV260, max_lanes=64, rom_only=True)
+    # it fits only with weights in URAM, which the whole-model top loads at start-up
+    assert 0 < plan.ram_depth < plan.weight_depth
 
 
 def test_deit_tiny_does_not_fit_kv260_at_three_bits() -> None:

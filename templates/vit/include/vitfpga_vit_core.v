@@ -14,6 +14,11 @@
 // The reader issues one memory read per clock (a chunk of SIMD, PE, LANES or 1 elements of a
 // row, zero past the row's length) into a 4-entry FIFO the op's consumer drains; the sinks count
 // rows and folds to find their write addresses. Python decided every address and constant.
+//
+// Weight words past ROM_DEPTH live in the engine's RAM (URAM on UltraScale+), which powers up
+// empty: a start with `load` high is a weight load instead of a pass, `images` counting weight
+// words, the input stream going straight to the engine (vitfpga_mvu.v, weight load), as the
+// host-offload engine does it. The driver does it once after the bitstream loads.
 module vitfpga_vit_core #(
     parameter integer PE = 4,
     parameter integer SIMD = 4,
@@ -31,6 +36,7 @@ module vitfpga_vit_core #(
     parameter integer CB_BITS = 0,
     parameter integer NENTRIES = 1,    // engine program entries (layers + attention products)
     parameter integer ROM_DEPTH = 64,
+    parameter integer RAM_DEPTH = 0,   // weight words loaded at start-up after the ROM's
     parameter integer CDEPTH = 16,
     parameter integer MAXSF = 4,
     parameter integer OPDEPTH = 16,    // engine operand buffer words
@@ -58,7 +64,8 @@ module vitfpga_vit_core #(
     input  wire              clk,
     input  wire              rst_n,
     input  wire              start,
-    input  wire [31:0]       images,
+    input  wire [31:0]       images,  // images a pass runs, or words a load writes
+    input  wire              load,    // this start is a weight load (RAM_DEPTH > 0)
     output wire              idle,
     output reg               done,
     input  wire [SIMD*8-1:0] in_data,
@@ -136,7 +143,10 @@ module vitfpga_vit_core #(
     reg          op_start;  // the op's first cycle: units latch their configuration
     wire         op_done;
     wire         run = (st == ST_RUN);
-    assign idle = (st == ST_IDLE);
+    reg          loading;   // a weight load, run by the engine alone
+    wire         load_go = (st == ST_IDLE) && !loading && start && load;
+    wire         mvu_done;
+    assign idle = (st == ST_IDLE) && !loading;
     reg  [OP_BITS-1:0] ahead;
     wire [PB-1:0]      ahead_addr = run ? pc + 1'b1 : {PB{1'b0}};
     always @(posedge clk) ahead <= prog[ahead_addr];
@@ -148,11 +158,17 @@ module vitfpga_vit_core #(
             op_start <= 1'b0;
             pc <= {PB{1'b0}};
             images_left <= 32'd0;
+            loading <= 1'b0;
         end else begin
             done <= 1'b0;
             op_start <= 1'b0;
+            if (load_go) loading <= 1'b1;
+            if (loading && mvu_done) begin
+                loading <= 1'b0;
+                done <= 1'b1;
+            end
             case (st)
-                ST_IDLE: if (start) begin
+                ST_IDLE: if (start && !load && !loading) begin
                     if (images == 32'd0) done <= 1'b1;
                     else begin
                         images_left <= images;
@@ -292,12 +308,12 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // The matmul engine
     wire [SIMD*8-1:0]    mvu_in_data;
-    wire                 mvu_in_valid = run && (kind == K_LINEAR) && !fempty;
+    wire                 mvu_in_valid = loading ? in_valid : run && (kind == K_LINEAR) && !fempty;
     wire                 mvu_in_ready;
     wire [PE*8-1:0]      mvu_out_data;
     wire [PE*32-1:0]     mvu_out_raw;
     wire                 mvu_out_valid, mvu_out_last, mvu_out_ready;
-    wire                 mvu_idle, mvu_done;
+    wire                 mvu_idle;
     reg                  opw_en;
     reg [15:0]           opw_addr;
     reg [PE*SIMD-1:0]    opw_be;
@@ -305,7 +321,7 @@ module vitfpga_vit_core #(
     genvar gi;
     generate
         for (gi = 0; gi < SIMD; gi = gi + 1) begin : g_in
-            assign mvu_in_data[gi*8 +: 8] = c_data[gi*16 +: 8];
+            assign mvu_in_data[gi*8 +: 8] = loading ? in_data[gi*8 +: 8] : c_data[gi*16 +: 8];
         end
     endgenerate
     /* verilator lint_off PINCONNECTEMPTY */
@@ -313,13 +329,14 @@ module vitfpga_vit_core #(
         .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .LANE_BITS(LANE_BITS), .OFFSET_STEP(OFFSET_STEP),
         .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
-        .RAM_DEPTH(0), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
+        .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
         .clk(clk), .rst_n(rst_n),
-        .start(op_start && kind == K_LINEAR), .rows({16'd0, f_rows}),
-        .layer({16'd0, f_entry}), .load(1'b0), .idle(mvu_idle), .done(mvu_done),
+        .start((op_start && kind == K_LINEAR) || load_go),
+        .rows(load_go ? images : {16'd0, f_rows}),
+        .layer({16'd0, f_entry}), .load(load_go), .idle(mvu_idle), .done(mvu_done),
         .in_data(mvu_in_data), .in_valid(mvu_in_valid), .in_ready(mvu_in_ready),
         .out_data(mvu_out_data), .out_valid(mvu_out_valid), .out_last(mvu_out_last),
         .out_ready(mvu_out_ready),
@@ -604,7 +621,7 @@ module vitfpga_vit_core #(
     reg [23:0] i_row, i_addr;
     reg        i_done;
     wire       i_fire = run && !op_start && (kind == K_INPUT) && in_valid && !i_done;
-    assign in_ready = run && !op_start && (kind == K_INPUT) && !i_done;
+    assign in_ready = loading ? mvu_in_ready : run && !op_start && (kind == K_INPUT) && !i_done;
     always @(posedge clk) begin
         if (op_start) begin
             i_c <= 16'd0;

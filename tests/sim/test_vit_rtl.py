@@ -1,0 +1,46 @@
+"""The whole-model top (docs/vit.md) at DeiT-Tiny width: dim 192, 3 heads, MLP 768, one block on
+5 tokens (a 32 x 32 image of 16 x 16 patches) instead of 12 blocks on 197, with random int4
+weights and the other parameters calibrated on a random float ViT of that shape. The same top a
+DeiT-Tiny project emits, its trailing weight words in URAM loaded at start-up, SIMD wider than PE
+(the memories' lanes follow SIMD); logits identical to the integer golden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitfpga.hls.emit.vit import emit_vit
+from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import fixed_plan
+from vitfpga.hls.plan.program import compile_vit
+from vitfpga.quant.model import ViTConfig
+from vitfpga.quant.structure import dense_structure
+from vitfpga.quant.synthetic import structure_layers
+from vitfpga.runtime.forward import logits
+from vitfpga.sim.vit import run_vit
+from vitfpga.sources import calibrated_int_model
+
+DEIT_WIDTH = ViTConfig(image_size=32, patch_size=16, in_chans=3, dim=192, depth=1, heads=3,
+                       mlp_ratio=4, num_classes=10)
+
+
+@pytest.mark.verilator
+def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path) -> None:
+    layers, rows = structure_layers(dense_structure(DEIT_WIDTH, 4), DEIT_WIDTH, seed=1)
+    model = calibrated_int_model(DEIT_WIDTH, layers, seed=1)
+    assert (model.spec.dim, model.spec.heads, model.spec.mlp_hidden, model.spec.tokens) == (
+        192, 3, 768, 5)
+    kv260 = get_board("kv260")
+    full = fixed_plan(layers, rows, kv260, 4, 16)
+    plan = fixed_plan(layers, rows, kv260, 4, 16, rom_depth=full.weight_depth // 2)
+    assert 0 < plan.ram_depth < plan.weight_depth
+    prog = compile_vit(model, plan)
+    emit_vit(plan, layers, prog, tmp_path / "rtl")
+    images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    expected = logits(model, images)
+    assert len(np.unique(expected)) > 4  # the calibrated model's logits are not degenerate
+    r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
+    np.testing.assert_array_equal(r.logits, expected)
+    assert r.cycles >= 2 * prog.bound_cycles()
