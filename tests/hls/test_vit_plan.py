@@ -1,18 +1,21 @@
 """The whole-model design's plan at DeiT-Tiny dimensions (seeded random weights): activation
 memories by liveness, their placement in block RAM or URAM, and the folding search on KV260."""
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import BRAM_RESERVE, fixed_plan
+from vitfpga.hls.plan.engine import BRAM_RESERVE, ModelPlan, fixed_plan
 from vitfpga.hls.plan.memory import map_memory
 from vitfpga.hls.plan.program import compile_vit
 from vitfpga.hls.plan.whole import activation_memories, plan_whole_model, search_whole_model
 from vitfpga.quant.model import HARDWARE_PRESETS
+from vitfpga.runtime.model import load_model
 from vitfpga.sources import preset_int_model
 
 KV260 = get_board("kv260")
@@ -78,12 +81,35 @@ def test_deit_tiny_does_not_fit_kv260_at_three_bits() -> None:
         search_whole_model(model, layers, rows, KV260, max_lanes=16)
 
 
-def test_cli_plans_the_whole_model_and_refuses_rank() -> None:
-    cmd = [sys.executable, "-m", "vitfpga.cli", "plan", "--preset", "deit-tiny", "--board",
-           "kv260", "--whole", "--weight-bits", "2"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+def test_cli_plans_and_generates_the_same_whole_model(tmp_path: Path) -> None:
+    """`plan --whole` and `generate --whole` of DeiT-Tiny at int2 on KV260 show the same folding
+    and cost (one search); the project holds every weight word, the ROM's in the bitstream and
+    the rest in weights_ram.mem, which the driver package carries for its start-up load."""
+    args = ["--preset", "deit-tiny", "--board", "kv260", "--whole", "--weight-bits", "2"]
+    cli = [sys.executable, "-m", "vitfpga.cli"]
+    done = subprocess.run([*cli, "plan", *args, "--json", str(tmp_path / "plan.json")],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "images/s at 250 MHz" in done.stdout and "host-offload design" in done.stdout
-    bad = subprocess.run([*cmd, "--rank", "0.5"], capture_output=True, text=True, timeout=60)
+    out = tmp_path / "project"
+    made = subprocess.run([*cli, "generate", *args, "--out", str(out)], capture_output=True,
+                          text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    planned = json.loads((tmp_path / "plan.json").read_text())
+    assert json.loads((out / "whole_model.json").read_text()) == planned["whole_model"]
+    engine = ModelPlan.from_json((out / "plan.json").read_text())
+    assert json.loads(engine.to_json()) == planned["engine"]
+    assert 0 < engine.ram_depth < engine.weight_depth
+    rtl = out / "rtl"
+    assert len((rtl / "weights.mem").read_text().split()) == engine.rom_depth
+    assert len((rtl / "weights_ram.mem").read_text().split()) == engine.ram_depth
+    pkg = out / "pynq" / "vitfpga_deit_tiny_whole"
+    hw = json.loads((pkg / "hw.json").read_text())
+    assert hw["ram_words"] == engine.ram_depth and hw["top"] == "vitfpga_vit"
+    assert (pkg / "weights_ram.bin").stat().st_size == engine.ram_depth * hw["ram_bytes_per_word"]
+    # the untrained model ships whole: the driver quantises images with its parameters
+    assert load_model(str(pkg / "model.npz")).params
+    bad = subprocess.run([*cli, "plan", *args, "--rank", "0.5"], capture_output=True, text=True,
+                         timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "--rank" in bad.stderr
