@@ -83,10 +83,13 @@ class ViTConfig:
 PRESETS: dict[str, ViTConfig] = {"vit-digits": ViTConfig()}
 
 # Hardware-scale shapes for planning and RTL checks (with seeded random weights, labelled so):
-# DeiT-Tiny and DeiT-Small at 224x224 with 16x16 patches (Touvron et al., 2021).
+# DeiT-Tiny and DeiT-Small at 224x224 with 16x16 patches (Touvron et al., 2021); vit-1m, a
+# 1.2M-parameter ViT on 32x32 RGB images (4x4 patches, 65 tokens), the largest that sits
+# whole on a Pynq-Z2 (docs/vit.md).
 HARDWARE_PRESETS: dict[str, ViTConfig] = {
     "deit-tiny": ViTConfig(224, 16, 3, 192, 12, 3, 4, 1000),
     "deit-small": ViTConfig(224, 16, 3, 384, 12, 6, 4, 1000),
+    "vit-1m": ViTConfig(32, 4, 3, 128, 6, 4, 4, 10),
 }
 
 

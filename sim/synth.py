@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.plan.boards import FAMILIES
 from vitfpga.sim.tools import YOSYS_RUNNER
 
-__all__ = ["FAMILIES", "SynthReport", "probe_rom", "synthesize"]
+__all__ = ["FAMILIES", "SynthReport", "probe_rom", "run_synth_xilinx", "synthesize"]
 
 SYNTH_TIMEOUT_S = 1800
 _LOG_TAIL = 15
@@ -120,31 +121,46 @@ def _cells(stat: dict[str, object], top: str) -> dict[str, int]:
     return {str(name).lstrip("\\"): int(n) for name, n in raw.items() if name not in _NOT_CELLS}
 
 
-def synthesize(rtl_dir: Path, build_dir: Path, *, top: str = "vitfpga_engine",
-               family: str = "xc7", timeout: float = SYNTH_TIMEOUT_S) -> SynthReport:
-    """Run `synth_xilinx -flatten` on every `*.v` in `rtl_dir`; the log, script and stat JSON
-    land in `build_dir`. Raises VerificationFailed with the log's last lines on failure."""
+def _param_value(value: int | str) -> str:
+    """A `chparam -set` value: an integer as is, a string quoted (a file name, as Yosys
+    resolves `$readmemh` names against the working directory)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise BadInput(f"Yosys parameter value {value!r} is neither an integer nor a string")
+    if isinstance(value, int):
+        return str(value)
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]*", value):
+        raise BadInput(f"Yosys string parameter {value!r} may hold only letters, digits and "
+                       f"'_.+-' (it is quoted into the script)")
+    return f'"{value}"'
+
+
+def run_synth_xilinx(files: Sequence[Path], build_dir: Path, *, top: str, family: str,
+                     params: Mapping[str, int | str] | None = None, netlist: str = "",
+                     timeout: float = SYNTH_TIMEOUT_S) -> tuple[dict[str, object], float]:
+    """`synth_xilinx -flatten` of the `*.v` among `files` (the rest, `$readmemh` files, are only
+    copied into `build_dir`); `params` override the top's parameters (`chparam`), `netlist`
+    names a JSON netlist to write there too. Returns the `stat -json` dict and the seconds."""
     if family not in FAMILIES:
         raise BadInput(f"Yosys family {family!r} is not one of {', '.join(FAMILIES)}")
-    rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
-    sources = sorted(rtl_dir.glob("*.v"))
-    if not sources:
-        raise VerificationFailed(f"yosys: no Verilog (*.v) in {rtl_dir}")
+    build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    files = [Path(f).resolve() for f in files]
     # Yosys sees the host through WASI preopens in which /tmp is its own private directory, so
     # it gets plain names relative to its working directory only: sources and ROMs are copied.
-    for path in [*sources, *rtl_dir.glob("*.mem")]:
+    for path in files:
         if path.parent != build_dir:
             shutil.copy2(path, build_dir / path.name)
-
     log, stat_file = build_dir / "yosys.log", build_dir / "stat.json"
     stat_file.unlink(missing_ok=True)
-    reads = "\n".join(f'read_verilog "{src.name}"' for src in sources)
+    reads = "\n".join(f'read_verilog "{src.name}"' for src in files if src.suffix == ".v")
+    chparams = "".join(f"chparam -set {name} {_param_value(value)} {top}\n"
+                       for name, value in (params or {}).items())
+    write = f"write_json {netlist}\n" if netlist else ""
     script = build_dir / "synth.ys"
     # Flattening lets constant tables and unused lanes optimise across module boundaries,
     # as Vivado's default flow does.
-    script.write_text(f"{reads}\nsynth_xilinx -family {family} -top {top} -flatten\n"
-                      f"tee -q -o {stat_file.name} stat -json\n")
+    script.write_text(f"{reads}\n{chparams}synth_xilinx -family {family} -top {top} -flatten\n"
+                      f"tee -q -o {stat_file.name} stat -json\n{write}")
     start = time.perf_counter()
     try:
         done = _yosys(["-q", "-l", log.name, "-s", script.name], build_dir, timeout)
@@ -159,9 +175,23 @@ def synthesize(rtl_dir: Path, build_dir: Path, *, top: str = "vitfpga_engine",
                                  f"{done.returncode}); log {log}:\n"
                                  f"{_log_tail(log, done.stderr + done.stdout)}")
     try:
-        stat = json.loads(stat_file.read_text())
+        return json.loads(stat_file.read_text()), seconds
     except json.JSONDecodeError as e:
         raise VerificationFailed(f"yosys: unreadable {stat_file}: {e}") from e
+
+
+def synthesize(rtl_dir: Path, build_dir: Path, *, top: str = "vitfpga_engine",
+               family: str = "xc7", timeout: float = SYNTH_TIMEOUT_S) -> SynthReport:
+    """Run `synth_xilinx -flatten` on every `*.v` in `rtl_dir`; the log, script and stat JSON
+    land in `build_dir`. Raises VerificationFailed with the log's last lines on failure."""
+    if family not in FAMILIES:
+        raise BadInput(f"Yosys family {family!r} is not one of {', '.join(FAMILIES)}")
+    rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
+    sources = sorted(rtl_dir.glob("*.v"))
+    if not sources:
+        raise VerificationFailed(f"yosys: no Verilog (*.v) in {rtl_dir}")
+    stat, seconds = run_synth_xilinx([*sources, *rtl_dir.glob("*.mem")], build_dir, top=top,
+                                     family=family, timeout=timeout)
     report = SynthReport.from_cells(_cells(stat, top), family=family, top=top, seconds=seconds)
     (build_dir / "synth_report.json").write_text(report.to_json())
     return report

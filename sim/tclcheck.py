@@ -56,8 +56,9 @@ _HLS_ORDER = ("csim_design", "csynth_design", "cosim_design", "export_design")
 _ROM_FILES = ("weights.mem", "bias.mem", "mult.mem", "shift.mem", "program.mem")
 _RTL_SOURCES = {
     ENGINE_TOP: (f"{ENGINE_TOP}.v", "vitfpga_mvu.v", *_ROM_FILES),
-    WHOLE_TOP: (f"{WHOLE_TOP}.v", "vitfpga_vit_core.v", "vitfpga_mvu.v", "vitfpga_layernorm.v",
-                "vitfpga_softmax.v", "vitfpga_vmem.v", *_ROM_FILES, "vit_ops.mem",
+    WHOLE_TOP: (f"{WHOLE_TOP}.v", "vitfpga_vit_core.v", "vitfpga_mvu.v",
+                "vitfpga_layernorm_vec.v", "vitfpga_softmax_vec.v", "vitfpga_vmem.v",
+                *_ROM_FILES, "vit_ops.mem",
                 "xm_even.mem", "xm_odd.mem", "gelu.mem", "exp2_lut.mem"),
 }
 _HOST_LOADED = "weights_ram.mem"

@@ -29,7 +29,7 @@ def run_unit(*, toplevel: str, sources: Sequence[Path], test_module: str,
              parameters: Mapping[str, int | str], case: Mapping[str, Any], build_dir: Path,
              sim: str = "verilator") -> dict[str, Any]:
     """Build `toplevel` from `sources` with `parameters`, run cocotb module `test_module`
-    (importable, e.g. `vitfpga.sim.tb.layernorm_tb`) on `case`, return the module's result.
+    (importable, e.g. `vitfpga.sim.tb.layernorm_vec_tb`) on `case`, return the module's result.
 
     `build_dir` must be distinct per parameter set (the build is reused when it exists).
     Raises VerificationFailed when the simulator is missing or the cocotb test fails."""

@@ -162,9 +162,10 @@ def driver_source(name: str, model: IntModel, split: Split, model_file: Path) ->
                         images=images.numpy(), labels=labels.numpy())
 
 
-def preset_driver_source(preset: str) -> DriverSource:
-    """A preset's package: its layers only (seeded random weights run layer by layer)."""
-    return DriverSource(model=preset, spec=HARDWARE_PRESETS[preset].spec())
+def preset_driver_source(preset: str, model: IntModel | None = None) -> DriverSource:
+    """A preset's package: its layers only (seeded random weights run layer by layer), or with
+    `model` (the whole-model design) that whole integer model."""
+    return DriverSource(model=preset, spec=HARDWARE_PRESETS[preset].spec(), int_model=model)
 
 
 def model_driver_source(name: str, model: IntModel) -> DriverSource:

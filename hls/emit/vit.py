@@ -54,6 +54,11 @@ def _banks(values: tuple[int, ...], lanes: int, words: int, bits: int) -> tuple[
     return even + [0] * (half - len(even)), odd + [0] * (half - len(odd))
 
 
+def _lane_words(values: tuple[int, ...], lanes: int, bits: int) -> list[int]:
+    flat = list(values) or [0] * lanes
+    return [pack_lanes(flat[i:i + lanes], bits) for i in range(0, len(flat), lanes)]
+
+
 def _signed(values: tuple[int, ...], bits: int) -> list[int]:
     return [int(v) & ((1 << bits) - 1) for v in values]
 
@@ -82,7 +87,8 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
         channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
         max_sf=prog.max_sf, op_depth=prog.op_depth, xm_words=xm_words, bm_words=bm_words,
-        ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), 1), sm_tmax=prog.tokens,
+        ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), prog.ln_lanes),
+        ln_lanes=prog.ln_lanes, sm_tmax=prog.tokens,
         gelu_depth=max(len(prog.gelu), 1), files=files_read,
         in_msb=plan.simd * 8 - 1, in_keep_msb=plan.simd - 1, out_msb=pe * 8 - 1,
         out_keep_msb=pe - 1, out_keep_bits=pe))
@@ -102,8 +108,10 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         "OPS_FILE": (op_words(prog.ops), OP_BITS),
         "XM_EVEN_FILE": (even, lanes * 16),
         "XM_ODD_FILE": (odd, lanes * 16),
-        "GAMMA_FILE": (_signed(prog.ln_gamma, 16) or [0], 16),
-        "BETA_FILE": (_signed(prog.ln_beta, 32) or [0], 32),
+        # LN_LANES elements a word, as the vector LayerNorm reads them (element i*L + j in
+        # lane j of word i)
+        "GAMMA_FILE": (_lane_words(prog.ln_gamma, prog.ln_lanes, 16), prog.ln_lanes * 16),
+        "BETA_FILE": (_lane_words(prog.ln_beta, prog.ln_lanes, 32), prog.ln_lanes * 32),
         "GELU_FILE": (_signed(prog.gelu, 8) or [0], 8),
         "EXP_FILE": (list(prog.exp_lut), 23),
     }

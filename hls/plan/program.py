@@ -36,8 +36,9 @@ from vitfpga.runtime.forward import IDENTITY, quantise_images
 from vitfpga.runtime.intmath import int_add, int_layernorm, int_softmax, lut_apply, requantize
 from vitfpga.runtime.model import IntModel, linear_golden, slot_layers
 
-__all__ = ["KINDS", "OP_BITS", "OP_FIELDS", "SINKS", "VitOp", "VitProgram", "compile_vit",
-           "execute", "op_words"]
+__all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "SINKS", "SOFTMAX_LANES_MAX",
+           "VitOp", "VitProgram",
+           "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words"]
 
 # One program word per op, fields LSB first: (name, bits). The Verilog top reads the offsets
 # that `field_offsets` computes from this table.
@@ -48,6 +49,8 @@ OP_FIELDS = (("kind", 4), ("sink", 4), ("rows", 16), ("src", 24), ("src_stride",
 OP_BITS = sum(bits for _, bits in OP_FIELDS)
 KINDS = {"end": 0, "input": 1, "linear": 2, "ln": 3, "fillk": 4, "fillv": 5, "xcopy": 6}
 SINKS = {"bm": 0, "gelu": 1, "add": 2, "out": 3, "softmax": 4}
+LN_LANES_MAX = 8
+SOFTMAX_LANES_MAX = 64  # vitfpga_softmax_vec.v: L in 1..64
 # Engine program entry flags (docs/engine.md, streamed operand): the entry's `relu` byte.
 STREAM, RAW = 2, 4
 # A streamed-operand entry reads int8 operand words, not a weight stream: its decoder fields.
@@ -84,6 +87,7 @@ class VitProgram:
     tokens: int
     dim: int
     ops: tuple[VitOp, ...]
+    ln_lanes: int  # LayerNorm elements a clock (vitfpga_layernorm_vec.v: divides dim)
     xm_depth: int  # elements
     bm_depth: int
     xm_init: tuple[int, ...]  # int16 elements, the rest zero
@@ -176,6 +180,7 @@ class _Dims:
     pe: int
     simd: int
     lanes: int
+    ln_lanes: int
     patches: int
     tokens: int
     dim: int
@@ -222,7 +227,24 @@ def _check_whole_model(model: IntModel) -> None:
                            f"a sparse-sum slot), which only the host-offload design runs")
 
 
-def _dims(model: IntModel, plan: ModelPlan) -> _Dims:
+def ln_choices(dim: int, lanes: int) -> tuple[int, ...]:
+    """The LayerNorm lane counts a design may use: powers of two that divide the row (the
+    unit's contract), up to the memories' lanes and LN_LANES_MAX (a lane of
+    vitfpga_layernorm_vec.v is a 16-step divider and an acc*M product, ~1.6k LUT and 7 DSP on
+    UltraScale+)."""
+    out, n = [], 1
+    while n <= min(lanes, LN_LANES_MAX) and dim % n == 0:
+        out.append(n)
+        n *= 2
+    return tuple(out)
+
+
+def ln_lanes(dim: int, lanes: int) -> int:
+    """The widest LayerNorm `ln_choices` allows."""
+    return ln_choices(dim, lanes)[-1]
+
+
+def _dims(model: IntModel, plan: ModelPlan, ln: int | None) -> _Dims:
     spec = model.spec
     pe, simd, tokens, hd = plan.pe, plan.simd, spec.tokens, spec.head_dim
     qkv_width = model.layers[slot_layers(model.layers, "blocks.0.attn.qkv")[-1]].n
@@ -235,6 +257,7 @@ def _dims(model: IntModel, plan: ModelPlan) -> _Dims:
     return _Dims(
         pe=pe, simd=simd,
         lanes=max(pe, simd, 2),  # the memories' port width; 2 keeps their lane index a vector
+        ln_lanes=ln_lanes(spec.dim, max(pe, simd)) if ln is None else ln,
         patches=spec.patches, tokens=tokens, dim=spec.dim, hd=hd, heads=heads,
         width=heads * hd, qkv_width=qkv_width,
         hidden=model.layers[slot_layers(model.layers, "blocks.0.mlp.fc1")[-1]].n,
@@ -395,10 +418,11 @@ class _Builder:
 
     def qk(self, att: str, h: int, entry: int, m_sm: int, s_sm: int) -> None:
         """Head h's Q·Kᵀ, raw scores streamed through the softmax unit (softmax sink) into
-        BM's probabilities."""
+        BM's probabilities: the unit takes the engine's PE-score beats as they come, a row in
+        NF beats, so it is never slower than the engine (NF·SF beats a row)."""
         d, mem = self.d, self.mem
         self._op(f"{att}.qk.h{h}", "linear",
-                 {"engine": d.tokens * d.sf_qk * d.nf_qk, "softmax": d.tokens * d.tokens},
+                 {"engine": d.tokens * d.sf_qk * d.nf_qk, "softmax": d.tokens * d.nf_qk},
                  rows=d.tokens, src=mem.qkv_base + h * d.hd, src_stride=d.qkv_width,
                  src_len=d.hd, entry=entry, sf=d.sf_qk, nf=d.nf_qk, sink=SINKS["softmax"],
                  dst=mem.p_base, dst_stride=d.tokens, dst_len=d.tokens, m0=m_sm, s0=s_sm,
@@ -420,9 +444,9 @@ class _Builder:
         pbase = len(self.ln_gamma)
         self.ln_gamma.extend(int(v) for v in np.asarray(params[f"{name}.gamma"]).tolist())
         self.ln_beta.extend(int(v) for v in np.asarray(params[f"{name}.beta"]).tolist())
-        self._op(name, "ln", {"ln": rows * d.dim}, rows=rows, src=self.mem.x_base,
+        self._op(name, "ln", {"ln": rows * d.dim // d.ln_lanes}, rows=rows, src=self.mem.x_base,
                  src_stride=d.dim, src_len=d.dim, dst=self.mem.y_base, dst_stride=d.dim,
-                 dst_len=d.dim, aux=pbase, m0=m, s0=s, eps=eps, sf=d.dim)
+                 dst_len=d.dim, aux=pbase, m0=m, s0=s, eps=eps, sf=d.dim // d.ln_lanes)
 
     # FILLK / FILLV ----------------------------------------------------------------------------
     def fillk(self, att: str, h: int) -> None:
@@ -464,12 +488,19 @@ def _block(b: _Builder, i: int) -> None:
     b.residual(f"{pre}.mlp.fc2", mem.h_base, d.hidden, f"{pre}.add2")
 
 
-def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
-    """The op program, memory layouts and tables of `model` on the engine of `plan`.
+def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None) -> VitProgram:
+    """The op program, memory layouts and tables of `model` on the engine of `plan`, with `ln`
+    LayerNorm lanes (default `ln_lanes`' choice; the whole-model search tries the others).
 
     Raises BadInput for what the whole-model hardware does not run (named)."""
     _check_whole_model(model)
-    d = _dims(model, plan)
+    if ln is not None and ln not in ln_choices(model.spec.dim, max(plan.pe, plan.simd)):
+        raise BadInput(f"{ln} LayerNorm lanes: expected one of "
+                       f"{ln_choices(model.spec.dim, max(plan.pe, plan.simd))}")
+    if plan.pe > SOFTMAX_LANES_MAX:
+        raise BadInput(f"whole-model hardware: PE {plan.pe} is wider than the softmax unit's "
+                       f"{SOFTMAX_LANES_MAX} lanes (it takes Q·Kᵀ's PE scores a clock)")
+    d = _dims(model, plan, ln)
     mem = _layout(d)
     xm_init = _xm_init(model, d, mem)
     b = _Builder(model, plan, d, mem)
@@ -483,7 +514,8 @@ def compile_vit(model: IntModel, plan: ModelPlan) -> VitProgram:
     b.end()
     exp_lut = [int(v) for v in np.asarray(model.params["softmax.exp2_lut"]).tolist()]
     return VitProgram(
-        lanes=d.lanes, tokens=d.tokens, dim=d.dim, ops=tuple(b.ops), xm_depth=mem.xm_depth,
+        lanes=d.lanes, tokens=d.tokens, dim=d.dim, ops=tuple(b.ops), ln_lanes=d.ln_lanes,
+        xm_depth=mem.xm_depth,
         bm_depth=mem.bm_depth, xm_init=tuple(int(v) for v in xm_init), op_depth=2 * d.half,
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
         ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from vitfpga.errors import DoesNotFit
@@ -19,23 +20,33 @@ from vitfpga.hls.plan.engine import (
     folds,
 )
 from vitfpga.hls.plan.memory import map_memory
-from vitfpga.hls.plan.program import VitProgram, compile_vit
+from vitfpga.hls.plan.program import SOFTMAX_LANES_MAX, VitProgram, compile_vit, ln_choices
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
 __all__ = ["ActivationMemory", "WholeModelPlan", "activation_memories", "offload_ps_pl_bytes",
-           "plan_whole_model", "search_whole_model"]
+           "plan_whole_model", "search_whole_model", "unit_resources"]
 
-# Calibrated on Yosys synth_xilinx (xc7) of the emitted units and of the digits whole design
-# (PE 16 x SIMD 4: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere):
-# DSP slices of the LayerNorm unit (12), the softmax (9) and of one residual-add lane (an 8x31
-# and a 16x31 product, two DSP48 each).
-_LN_DSP, _SOFTMAX_DSP, _ADD_LANE_DSP = 12, 9, 4
-# LUTs: LayerNorm 3.1k and softmax 1.0k; per engine lane, the streamed operand's buffer and
-# select (the MVU with an operand buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without);
-# per memory lane (max(PE, SIMD)), the element-addressed memories' rotators, the GELU table's
-# read port, the residual add and the sequencer's share.
-_UNIT_LUTS, _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 4_100, 115, 570
+# Calibrated on Yosys synth_xilinx of the emitted units and of the digits whole design (PE 16 x
+# SIMD 4 on xc7: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere).
+# The vector LayerNorm (xcup, L = 8 and 32: 63 / 231 DSP, 15.7k / 55.0k LUT) and softmax (L = 8
+# and 32: 49 / 193 DSP, 6.9k / 21.5k LUT) as a fixed part and a part per lane; one residual-add
+# lane is an 8x31 and a 16x31 product, two DSP48 each.
+_LN_DSP, _LN_LANE_DSP, _LN_LUTS, _LN_LANE_LUTS = 7, 7, 2_650, 1_640
+_SM_DSP, _SM_LANE_DSP, _SM_LUTS, _SM_LANE_LUTS = 1, 6, 2_000, 610
+_ADD_LANE_DSP = 4
+# LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
+# buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
+# the element-addressed memories' rotators, the GELU table's read port, the residual add and
+# the sequencer's share.
+_OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 115, 570
+
+
+def unit_resources(prog: VitProgram, pe: int) -> tuple[int, int]:
+    """(DSP, LUT) of the LayerNorm unit at its lanes and the softmax unit at PE lanes."""
+    dsp = _LN_DSP + _LN_LANE_DSP * prog.ln_lanes + _SM_DSP + _SM_LANE_DSP * pe
+    lut = _LN_LUTS + _LN_LANE_LUTS * prog.ln_lanes + _SM_LUTS + _SM_LANE_LUTS * pe
+    return dsp, lut
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
     """Every memory the whole model adds to the engine: XM and BM as two banks of LANES-element
     words each (vitfpga_vmem.v), the operand buffer, the LayerNorm and softmax row buffers."""
     lanes = prog.lanes
+    sm_beats = math.ceil(prog.tokens / plan.pe)
     xm_half = math.ceil((math.ceil(prog.xm_depth / lanes) + 1) / 2)
     bm_half = math.ceil((math.ceil(prog.bm_depth / lanes) + 1) / 2)
     return (ActivationMemory("xm.even", lanes * 16, xm_half, True),
@@ -89,8 +101,12 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
             ActivationMemory("bm.even", lanes * 8, bm_half, False),
             ActivationMemory("bm.odd", lanes * 8, bm_half, False),
             ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1), False),
-            *[ActivationMemory(f"ln.row{i}", 16, prog.dim, False) for i in range(3)],
-            *[ActivationMemory(f"softmax.row{i}", 32, prog.tokens, False) for i in range(3)])
+            # the units' buffers (vitfpga_layernorm_vec.v: a row plus the pipeline's fill;
+            # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each)
+            ActivationMemory("ln.rows", prog.ln_lanes * 16, prog.dim // prog.ln_lanes + 60,
+                             False),
+            ActivationMemory("softmax.scores", plan.pe * 32, 2 * sm_beats + 8, False),
+            ActivationMemory("softmax.e", plan.pe * 23, 2 * sm_beats + 8, False))
 
 
 def _place(memories: tuple[ActivationMemory, ...], uram: int, save_bram: bool
@@ -121,9 +137,10 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     # With a streamed operand every lane multiplies int8 x int8 on a DSP, whatever the weight
     # bits (docs/engine.md): the engine costs what an 8-bit engine does.
     engine_dsp, engine_lut = estimate_resources(plan.pe, plan.simd, 8)
-    dsp = engine_dsp + _LN_DSP + _SOFTMAX_DSP + _ADD_LANE_DSP * plan.pe
+    unit_dsp, unit_lut = unit_resources(prog, plan.pe)
+    dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
-    lut = (engine_lut + engine_memory_luts + act_luts + _UNIT_LUTS
+    lut = (engine_lut + engine_memory_luts + act_luts + unit_lut
            + _OPERAND_LANE_LUTS * plan.pe * plan.simd + _MEMORY_LANE_LUTS * prog.lanes)
     bram, uram = plan.bram36 + act_bram, plan.uram + act_uram
     budget = board.bram36 * (1 - BRAM_RESERVE)
@@ -144,38 +161,47 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
         uram=uram, dsp=dsp, lut=lut, fits=fits, why=why)
 
 
+def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
+             board: Board, pe: int, simd: int
+             ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
+    """Every whole design on a PE x SIMD engine: each LayerNorm width (`ln_choices`), with the
+    activations in block RAM, then in URAM where that saves blocks, the weights' ROM/URAM
+    split redone with the block RAM they leave."""
+    base = fixed_plan(layers, rows, board, pe, simd)
+    for ln in ln_choices(model.spec.dim, max(pe, simd)):
+        prog = compile_vit(model, base, ln)  # the ROM/URAM split does not change the program
+        mems = activation_memories(base, prog)
+        for save_bram in (False, True):
+            bram, uram, _ = _place(mems, board.uram, save_bram)
+            # leave the activations' BRAM out of the weights' split (it budgets 90%)
+            rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
+                                       uram=board.uram - uram)
+            if rest.bram36 <= 0:
+                continue
+            plan = fixed_plan(layers, rows, rest, pe, simd)
+            yield plan, prog, plan_whole_model(plan, prog, board, save_bram)
+
+
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
                        board: Board, max_lanes: int = 64
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
-    """The fastest PE x SIMD folding whose whole design fits `board` (ties: less block RAM,
-    then wider SIMD). For each folding the weights' bitstream-ROM/URAM split is redone with
-    the block RAM the activations leave, activations first in block RAM, then in URAM; the
-    better of the two that fits counts. Raises DoesNotFit with the closest miss."""
+    """The fastest PE x SIMD folding and LayerNorm width whose whole design fits `board` (ties:
+    less block RAM, then wider SIMD, then a wider LayerNorm; `_designs` lists the candidates
+    of one folding). Raises DoesNotFit with the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
-    for pe in folds(max_lanes):
+    for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
         for simd in folds(max_lanes // pe):
             if estimate_resources(pe, simd, 8)[0] > board.dsp:
                 continue
-            base = fixed_plan(layers, rows, board, pe, simd)
-            prog = compile_vit(model, base)  # the ROM/URAM split does not change the program
-            mems = activation_memories(base, prog)
-            for save_bram in (False, True):
-                bram, uram, _ = _place(mems, board.uram, save_bram)
-                # leave the activations' BRAM out of the weights' split (it budgets 90%)
-                rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
-                                           uram=board.uram - uram)
-                if rest.bram36 <= 0:
-                    continue
-                plan = fixed_plan(layers, rows, rest, pe, simd)
-                whole = plan_whole_model(plan, prog, board, save_bram)
+            for plan, prog, whole in _designs(model, layers, rows, board, pe, simd):
                 if not whole.fits:
                     if closest is None or whole.bram36 < closest.bram36:
                         closest = whole
                     continue
-                key = (whole.ideal_cycles_per_image, whole.bram36, -simd)
+                key = (whole.ideal_cycles_per_image, whole.bram36, -simd, -prog.ln_lanes)
                 if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
-                                          -best[2].simd):
+                                          -best[2].simd, -best[1].ln_lanes):
                     best = (plan, prog, whole)
     if best is None:
         if closest is None:

@@ -36,12 +36,12 @@ from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.task import Task
 from cocotb.triggers import (
-    ClockCycles,
     Event,
     FallingEdge,
     First,
     RisingEdge,
     SimTimeoutError,
+    Timer,
     with_timeout,
 )
 
@@ -197,6 +197,12 @@ class Bench:
             d.m_axis_TREADY.value = int(ready)
             await self.sample()
             fire = ready and int(d.m_axis_TVALID.value) == 1
+            if self.out_rng is None and not fire:
+                # Nothing offered: sleep until TVALID rises (it does just after a clock edge)
+                # rather than polling each cycle from Python, so a long whole-model pass runs
+                # at the simulator's pace; the next sample then sees it.
+                await RisingEdge(d.m_axis_TVALID)
+                continue
             last = fire and int(d.m_axis_TLAST.value) == 1
             if fire:
                 job.got.append(int(d.m_axis_TDATA.value))
@@ -359,7 +365,8 @@ async def op_wait(bench: Bench, req: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         return {"done": True, "idle": True, "moved": 0, "beats": [], "overflow": False}
     if not job.finished.is_set() and req["max_cycles"] > 0:
-        await First(job.finished.wait(), ClockCycles(bench.clk, req["max_cycles"]))
+        # A timer, not ClockCycles: one callback instead of a Python wake-up every cycle.
+        await First(job.finished.wait(), Timer(req["max_cycles"] * PERIOD_NS, "ns"))
     done = job.finished.is_set()
     if done:
         bench.jobs[req["channel"]] = None

@@ -1,4 +1,5 @@
-"""cocotb testbench for `vitfpga_layernorm`, driven by `tests/sim/test_layernorm_unit.py` through
+"""The LayerNorm unit's cocotb bench (`Bench`, `play_case`), played by `layernorm_vec_tb` for
+`vitfpga_layernorm_vec`, which `tests/sim/test_layernorm_vec_unit.py` drives through
 `vitfpga.sim.unit.run_unit`.
 
 The case ($VITFPGA_UNIT_CASE) is a list of runs played back to back in one simulation, without a
@@ -7,6 +8,8 @@ elements to stream in (row-major) and the probabilities of an input valid gap an
 low in a cycle. The bench drives and records; it judges only what the pytest side cannot see:
 the AXI-Stream hold rule on the output (out_valid/out_data unchanged until accepted), one `done`
 pulse per run, `idle` low while running and high after, and no output after the run's last.
+Elements move L a beat (element j at bits [16j +: 16] in, [8j +: 8] out, L read from
+out_data's width), so a run's elements and outputs stay row-major lists of elements.
 Per run it returns the int8 outputs (signed), the cycles from the edge that samples `start` to
 the edge that raises `done`, and those check counts.
 
@@ -36,9 +39,24 @@ def _s8(value: int) -> int:
 
 
 class Bench(UnitBench):
+    """Drives `lanes` int16 elements a beat in and takes `lanes` int8 out."""
+
+    def __init__(self, dut: Any) -> None:
+        super().__init__(dut)
+        self.lanes = len(dut.out_data) // 8
+
+    def pack(self, xs: list[int]) -> list[int]:
+        """The row-major int16 elements as input beats of `lanes` elements."""
+        n = self.lanes
+        return [sum((x & 0xFFFF) << (16 * j) for j, x in enumerate(xs[i:i + n]))
+                for i in range(0, len(xs), n)]
+
+    def unpack(self, data: int) -> list[int]:
+        return [_s8((data >> (8 * j)) & 0xFF) for j in range(self.lanes)]
+
     async def collect(self, count: int, stall_p: float, rng: random.Random, got: list[int],
                       errors: list[str]) -> None:
-        """Take `count` outputs, out_ready low at random; check the hold rule meanwhile."""
+        """Take `count` output elements, out_ready low at random; check the hold rule meanwhile."""
         d = self.dut
         held: int | None = None  # data of an output seen and not accepted
         while len(got) < count:
@@ -52,7 +70,7 @@ class Bench(UnitBench):
                               "before it was accepted")
             held = data if valid and not ready else None
             if valid and ready:
-                got.append(_s8(int(data or 0)))
+                got.extend(self.unpack(int(data or 0)))
             await self.tick()
         d.out_ready.value = 0
 
@@ -70,7 +88,7 @@ class Bench(UnitBench):
             getattr(d, name).value = int(spec[name])
         d.start.value = 1
         gap_p = float(spec.get("in_gap", 0.0))
-        driver = cocotb.start_soon(self.drive([x & 0xFFFF for x in xs],
+        driver = cocotb.start_soon(self.drive(self.pack(xs),
                                               lambda: not gap_p or rng.random() >= gap_p))
         collector = cocotb.start_soon(self.collect(
             count, float(spec.get("out_stall", 0.0)), random.Random(rng.random()), got, errors))
@@ -113,8 +131,7 @@ class Bench(UnitBench):
                 "errors": errors}
 
 
-@cocotb.test()
-async def layernorm_runs(dut: Any) -> None:
+async def play_case(dut: Any) -> None:
     """Play every run of the case back to back and write what was seen."""
     case = json.loads(Path(os.environ["VITFPGA_UNIT_CASE"]).read_text())
     Clock(dut.clk, PERIOD_NS, unit="ns").start()

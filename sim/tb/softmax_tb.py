@@ -1,14 +1,16 @@
-"""cocotb testbench for `vitfpga_softmax` (the integer softmax unit), driven by
-`tests/sim/test_softmax_unit.py` through `vitfpga.sim.unit.run_unit`.
+"""The softmax unit's cocotb bench (`Bench`), extended by `softmax_vec_tb` for
+`vitfpga_softmax_vec`, which `tests/sim/test_softmax_vec_unit.py` drives through
+`vitfpga.sim.unit.run_unit`.
 
 The case ($VITFPGA_UNIT_CASE) is a list of runs played back to back in one simulation, without a
 reset in between. Each run gives the control inputs (t, rows, mult, shift, prob_max), the scores
 (rows*t int32, rows back to back), the probabilities that an input pause (in_valid low) or an
 output pause (out_ready low) begins in a cycle, and `burst`, the longest pause (each lasts 1 to
 `burst` cycles, uniformly). The bench drives and records, and judges nothing but liveness (a
-run that never finishes fails the test). Per run it returns the output values, the cycle stamps
-of the start edge and of the `done` pulse and the cycles between them, how many `done` pulses
-it saw, and whether the unit was idle again afterwards.
+run that never finishes fails the test). `Bench` moves one score a beat; `softmax_vec_tb` packs
+them L a beat. Per run it returns the output beats, the cycle stamps of the start edge and of
+the `done` pulse and the cycles between them, how many `done` pulses it saw, and whether the
+unit was idle again afterwards.
 
 All sampling happens at the falling edge, half a cycle away from the rising edge where the DUT
 and the bench change signals, as in `engine_tb`.
@@ -16,16 +18,13 @@ and the bench change signals, as in `engine_tb`.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from collections.abc import Iterator
 from typing import Any
 
 import cocotb
-from cocotb.clock import Clock
 
-from vitfpga.sim.tb.unit_bench import PERIOD_NS, UnitBench, cycle
+from vitfpga.sim.tb.unit_bench import UnitBench, cycle
 
 SLACK_CYCLES = 2000  # beyond rows*t*(stall factor): a run still going then is hung
 
@@ -135,19 +134,3 @@ class Bench(UnitBench):
         await self.tick()
         return rec
 
-
-@cocotb.test()
-async def softmax_runs(dut: Any) -> None:
-    with open(os.environ["VITFPGA_UNIT_CASE"]) as f:
-        case = json.load(f)
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
-    bench = Bench(dut, int(case.get("seed", 0)))
-    await bench.reset()
-    results = []
-    for job in case["runs"]:
-        rec = await bench.run(job)
-        results.append(rec)
-        if rec["timed_out"]:
-            break
-    with open(os.environ["VITFPGA_UNIT_RESULT"], "w") as f:
-        json.dump({"runs": results}, f)

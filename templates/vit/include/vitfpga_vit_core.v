@@ -45,6 +45,7 @@ module vitfpga_vit_core #(
     parameter integer BWORDS = 64,     // BM words of LANES int8
     parameter integer LN_DMAX = 64,
     parameter integer LN_PDEPTH = 64,
+    parameter integer LN_L = 1,        // LayerNorm elements a clock (divides every LN row)
     parameter integer SM_TMAX = 32,
     parameter integer GELU_DEPTH = 256,
     parameter WEIGHT_FILE = "weights.mem",
@@ -222,7 +223,7 @@ module vitfpga_vit_core #(
                  (kind == K_FILLV) || (kind == K_XCOPY);
     wire from_xm = (kind == K_LN) || (kind == K_XCOPY);
     wire [16:0] ch = (kind == K_LINEAR || kind == K_FILLK) ? SIMD[16:0] :
-                     (kind == K_LN) ? 17'd1 : (kind == K_FILLV) ? PE[16:0] : LANES[16:0];
+                     (kind == K_LN) ? LN_L[16:0] : (kind == K_FILLV) ? PE[16:0] : LANES[16:0];
     wire [15:0] nch_last = ((kind == K_FILLV) ? f_nf : f_sf) - 16'd1;
     reg         g_active;
     reg [15:0]  g_row, g_ch;
@@ -347,12 +348,12 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // LayerNorm and softmax units
-    wire [15:0] ln_in_data = c_data[15:0];
+    wire [LN_L*16-1:0] ln_in_data = c_data[LN_L*16-1:0];
     wire        ln_in_valid = run && (kind == K_LN) && !fempty;
     wire        ln_in_ready, ln_idle, ln_done;
-    wire [7:0]  ln_out_data;
+    wire [LN_L*8-1:0] ln_out_data;
     wire        ln_out_valid;
-    vitfpga_layernorm #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .GAMMA_FILE(GAMMA_FILE),
+    vitfpga_layernorm_vec #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .L(LN_L), .GAMMA_FILE(GAMMA_FILE),
                         .BETA_FILE(BETA_FILE)) u_ln (
         .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LN), .d(f_src_len),
         .rows({16'd0, f_rows}), .pbase(f_aux[15:0]), .mult(f_m0), .shift(f_s0),
@@ -360,20 +361,17 @@ module vitfpga_vit_core #(
         .in_data(ln_in_data), .in_valid(ln_in_valid), .in_ready(ln_in_ready),
         .out_data(ln_out_data), .out_valid(ln_out_valid), .out_ready(1'b1));
 
-    // Raw scores leave the engine PE lanes a beat; the softmax unit takes one a clock.
-    reg [PE*32-1:0] ser_buf;
-    reg [15:0]      ser_idx, ser_last;
-    reg             ser_valid;
+    // Raw scores leave the engine PE lanes a beat, a row of t scores in ceil(t/PE) beats (the
+    // last one padded): the softmax unit takes them as they come, PE lanes a clock.
+    wire            sm_in_valid = run && (kind == K_LINEAR) && (sink == S_SOFTMAX) &&
+                                  mvu_out_valid;
     wire            sm_in_ready, sm_idle, sm_done;
-    wire [31:0]     sm_in_data = ser_buf[ser_idx[$clog2(PE > 1 ? PE : 2)-1:0]*32 +: 32];
-    wire [7:0]      sm_out_data;
+    wire [PE*8-1:0] sm_out_data;
     wire            sm_out_valid;
-    wire            ser_take = ser_valid && sm_in_ready;
-    wire            ser_ready = !ser_valid || (ser_take && ser_idx == ser_last);
-    vitfpga_softmax #(.TMAX(SM_TMAX), .EXP_FILE(EXP_FILE)) u_sm (
+    vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(PE), .EXP_FILE(EXP_FILE)) u_sm (
         .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LINEAR && sink == S_SOFTMAX),
         .t(f_dst_len), .rows({16'd0, f_rows}), .mult(f_m0), .shift(f_s0), .prob_max(f_pmax),
-        .idle(sm_idle), .done(sm_done), .in_data(sm_in_data), .in_valid(ser_valid),
+        .idle(sm_idle), .done(sm_done), .in_data(mvu_out_raw), .in_valid(sm_in_valid),
         .in_ready(sm_in_ready), .out_data(sm_out_data), .out_valid(sm_out_valid),
         .out_ready(1'b1));
 
@@ -381,7 +379,7 @@ module vitfpga_vit_core #(
     // Engine output sinks: row/fold counters give the write address and the lanes to keep.
     wire        beat = run && (kind == K_LINEAR) && mvu_out_valid && mvu_out_ready;
     assign mvu_out_ready = (sink == S_OUT) ? out_ready :
-                           (sink == S_SOFTMAX) ? ser_ready : 1'b1;
+                           (sink == S_SOFTMAX) ? sm_in_ready : 1'b1;
     reg [15:0]  so_nf;
     reg [23:0]  so_row, so_addr, so_xrow, so_xaddr;
     reg signed [17:0] so_rem;
@@ -412,24 +410,6 @@ module vitfpga_vit_core #(
                 so_addr <= so_addr + PE[23:0];
                 so_xaddr <= so_xaddr + PE[23:0];
                 so_rem <= so_rem - PE[17:0];
-            end
-        end
-    end
-
-    // Softmax serialiser: one beat's first min(PE, remaining) scores.
-    always @(posedge clk) begin
-        if (!rst_n || op_start) begin
-            ser_valid <= 1'b0;
-            ser_idx <= 16'd0;
-        end else begin
-            if (beat && sink == S_SOFTMAX) begin
-                ser_buf <= mvu_out_raw;
-                ser_valid <= 1'b1;
-                ser_idx <= 16'd0;
-                ser_last <= (so_rem < $signed(PE[17:0])) ? so_rem[15:0] - 16'd1 : PE[15:0] - 16'd1;
-            end else if (ser_take) begin
-                if (ser_idx == ser_last) ser_valid <= 1'b0;
-                ser_idx <= ser_idx + 16'd1;
             end
         end
     end
@@ -509,25 +489,40 @@ module vitfpga_vit_core #(
         a_mask3 <= a_mask2;
     end
 
-    // LN and softmax outputs: one element a clock into BM, row by row.
+    // LN and softmax outputs: a beat of e_n elements a clock into BM, row by row; the row's
+    // last beat writes only the lanes the row has left.
+    localparam integer SM_L = PE;  // softmax elements a clock
+    localparam integer EL = (LN_L > SM_L) ? LN_L : SM_L;
     wire        e_fire = run && ((kind == K_LN && ln_out_valid) ||
                                  (kind == K_LINEAR && sink == S_SOFTMAX && sm_out_valid));
-    wire [7:0]  e_data = (kind == K_LN) ? ln_out_data : sm_out_data;
-    reg [15:0]  e_j;
+    reg [EL*8-1:0] e_data;
+    always @(*) begin
+        e_data = {EL*8{1'b0}};
+        if (kind == K_LN) e_data[LN_L*8-1:0] = ln_out_data;
+        else e_data[SM_L*8-1:0] = sm_out_data;
+    end
+    wire [16:0] e_n = (kind == K_LN) ? LN_L[16:0] : SM_L[16:0];
+    reg signed [17:0] e_rem;  // elements of the row from this beat on
     reg [23:0]  e_row, e_addr;
+    reg [LANES-1:0] e_mask;
+    integer ei;
+    always @(*) begin
+        for (ei = 0; ei < LANES; ei = ei + 1)
+            e_mask[ei] = ($signed({1'b0, ei[16:0]}) < e_rem) && (ei < e_n);
+    end
     always @(posedge clk) begin
         if (op_start) begin
-            e_j <= 16'd0;
+            e_rem <= {2'b0, f_dst_len};
             e_row <= f_dst;
             e_addr <= f_dst;
         end else if (e_fire) begin
-            if (e_j == f_dst_len - 16'd1) begin
-                e_j <= 16'd0;
+            if (e_rem <= $signed({1'b0, e_n})) begin
+                e_rem <= {2'b0, f_dst_len};
                 e_row <= e_row + {8'd0, f_dst_stride};
                 e_addr <= e_row + {8'd0, f_dst_stride};
             end else begin
-                e_j <= e_j + 16'd1;
-                e_addr <= e_addr + 24'd1;
+                e_rem <= e_rem - $signed({1'b0, e_n});
+                e_addr <= e_addr + {7'd0, e_n};
             end
         end
     end
@@ -673,8 +668,8 @@ module vitfpga_vit_core #(
         end else if (e_fire) begin
             bm_en = 1'b1;
             bm_addr = e_addr;
-            bm_data[7:0] = e_data;
-            bm_mask[0] = 1'b1;
+            bm_data[EL*8-1:0] = e_data;
+            bm_mask = e_mask;
         end else if (g_v) begin
             bm_en = 1'b1;
             bm_addr = g_waddr;

@@ -1,0 +1,632 @@
+`timescale 1ns/1ps
+// Vector integer LayerNorm: L int16 elements in and L int8 out a clock, bit-exact with
+// vitfpga.runtime.intmath.int_layernorm on every row (L = 1 is the one-element-a-clock unit).
+//
+// Per row x[0..D-1] (int16), with gamma/beta elements pbase+i and (M, S, eps):
+//   S  = sum x,  Q = sum x^2;   v = D*(D*Q - S^2) + eps   (= sum xc^2 + eps, xc = D*x - S)
+//   k  = largest k <= 31 with v*4^k < 2^62;   r = max(isqrt(v << 2k), 1)
+//   n  = floor(xc * 2^(15+k) / r)   (16-step restoring divider on a = |xc| << k <= r)
+//   y  = clamp((acc*M + 2^(S-1)) >>> S, -128, 127),   acc = n*gamma + beta
+//
+// Why 16 quotient bits suffice (the divider's bound). Let a = |xc| * 2^k. Since eps >= 0,
+// xc^2 <= sum xc^2 <= v, so a <= sqrt(v) * 2^k = sqrt(v * 4^k). a is an integer, hence
+// a <= floor(sqrt(v << 2k)) = isqrt(v << 2k) <= r (and a = 0 <= r = 1 when v = 0, where every xc
+// is 0). So |xc * 2^(15+k)| = a * 2^15 <= r * 2^15, the magnitude quotient q = floor(a*2^15/r)
+// is at most 2^15 (16 bits: bit 15 only when a = r, and then the remainder is 0), and
+// n = q or -(q + [remainder != 0]) lies in [-2^15, 2^15] (17-bit signed).
+//
+// Contract. L a power of two, 1 <= L <= DMAX; 4 <= DMAX <= 1024 and DMAX % L == 0; d a multiple
+// of L with L <= d <= DMAX; PDEPTH % L == 0, pbase % L == 0 and pbase + d <= PDEPTH <= 2^15 * L;
+// M in [2^30, 2^31) (mult[31] is ignored), S in [1, 62], eps in [0, 2^62).
+// Table files ($readmemh, PDEPTH/L lines): line i is one L-wide word holding elements
+// i*L .. i*L+L-1, element i*L+j in bits [16j +: 16] of GAMMA_FILE's word (4L hex digits, the
+// highest element first) and [32j +: 32] of BETA_FILE's (8L hex digits). in_data carries
+// elements c*L .. c*L+L-1 of a row in beat c (element c*L+j at bits [16j +: 16]), out_data the
+// same elements' int8 results (element j at [8j +: 8]).
+//
+// Bounds that size the datapath (exact, not approximate). sum xc^2 <= D^3*2^30 <= 2^60, so
+// v < 2^60 + 2^62 < 2^63: v >= 2^62 gives k = 0 and w = v < 2^63, smaller v >= 1 give w in
+// [2^60, 2^62), v = 0 gives w = 0, r = 1 and xc = 0 everywhere. So r < 2^32 (32 root digits), and
+// a <= r (above): the divider's remainder stays below r (32 bits, 33-bit subtracts), and
+// n = +-q (q <= 2^15, plus one when a negative numerator leaves a remainder) is 17-bit signed.
+// |n*gamma| <= 2^30 and beta is int32, so |acc| <= 3*2^30 - 1 (33-bit signed); with M < 2^31,
+// |P| = |acc*M| < 3*2^61 and P + 2^(S-1) < 2^63: int64 never wraps, the unit computes exactly.
+// acc*M is four DSP-sized products: acc = ah*2^17 + al (al 17 bits unsigned, ah 16 signed),
+// M = mh*2^26 + ml (ml 26 bits, mh 5): A = al*M < 2^48 and B = ah*M (47-bit signed) each add one
+// small product to one large one, and P = A + B*2^17 is a 48-bit add on bits 17 and up.
+// Rounding without a 64-bit add of 2^(S-1): with R = P >>> (S-1), (P + 2^(S-1)) >>> S =
+// (R + 1) >>> 1 exactly, and that lies in [-128, 127] only if R does in [-257, 254]. So each lane
+// takes a 10-bit window R' = P[S+8 : S-1] and a flag "all of P's bits from S+8 up are equal"
+// (R fits 10 signed bits, R = R'); y = clamp((R' + 1) >>> 1) when the flag is set, else the
+// sign's rail.
+//
+// Dataflow. Every stage is a fixed pipeline without a stall enable; only the input (in_ready)
+// and the issue of buffered beats wait.
+//   input:  beat -> row buffer (L-wide words, inferred RAM) and, in parallel, L squares, an
+//           adder tree of log2(L) levels (one level a clock) and the per-row accumulators.
+//   per row (one row a clock, fully pipelined, 43 stages): |S|, D*Q in two DSP products;
+//           S^2 in three; D*Q - S^2; D*T in two; + eps in two 32-bit halves; k; w = v << 2k;
+//           the isqrt fully unrolled, one digit a stage (32 stages, widths growing with the
+//           digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
+//           a complete row whose beats are still in the buffer, and the buffer holds at most
+//           BDW beats (FIFO depth 2^clog2(BDW) >= BDW).
+//   issue:  the buffer is re-read one beat a clock, row after row as results arrive, while the
+//           output FIFO has a slot reserved for the beat (credits: OFD slots, one taken per
+//           issued beat, one returned per accepted output). out_ready therefore gates only the
+//           issue and the FIFO, never the 27-stage per-lane pipeline:
+//   lanes:  e1 buffer read | e2 D*x | e3 xc = D*x - S, -xc | e4 a = |xc| << k | e5..e20 divider,
+//           non-restoring, one quotient bit a stage (divisor shared) | e21 n, table words |
+//           e22 n*gamma | e23 + beta | e24 four partial products of acc*M | e25 A, B |
+//           e26 P = A + B*2^17 | e27 10-bit window and the fit flag | output FIFO write (y).
+// The row buffer holds BDW = DMAX/L + 52 + log2(L) beats: at full rate a row's first beat is
+// re-read 48 + log2(L) clocks after its last arrived, so it holds at most d/L + 47 + log2(L)
+// beats and the input never waits.
+//
+// Throughput and latency, input always valid and output always ready, any d (d/L >= 1 beat):
+// one beat in and one out a clock, rows overlapped, and start -> done takes exactly
+//   rows*d/L + d/L + 75 + log2(L) cycles
+// (edge sampling start to edge raising done): the last beat is accepted rows*d/L edges after
+// start; 2 + log2(L) edges of squares, tree and accumulator; 43 per-row stages; the result FIFO
+// write and take (2); 27 lane stages (the first beat's e1 one edge after the take); d/L - 1
+// more beats; the output FIFO write (1) and the final acceptance (1), which raises done.
+// rows = 0 raises done at the start edge itself. The rate holds for every d, d = L included
+// (one row a clock through the per-row pipeline).
+// Logic depth: the widest carry chain in one clock is the 54-bit D*Q - S^2 (per row) and the
+// 48-bit A, B and P adds (per lane). Yosys synth_xilinx -family xcup, DMAX = PDEPTH = 192, with
+// vitfpga.sim.depth: L = 8: 63 DSP48E2, ~15.7k LUT, ~12.0k FF, 3 RAMB36 (row buffer), 8 LUT
+// levels at most; L = 32: 231 DSP48E2, ~55.0k LUT (0.8k as LUTRAM: the row buffer), ~38.2k FF,
+// 8 levels. Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M), ~1.6k LUT, ~1.1k FF; the
+// 16-stage divider is about two thirds of a lane's LUTs.
+module vitfpga_layernorm_vec #(
+    parameter integer DMAX = 192,          // longest row, a multiple of L
+    parameter integer PDEPTH = 192,        // table elements (PDEPTH/L words of L elements)
+    parameter integer L = 8,               // lanes: elements a beat, a power of two
+    parameter GAMMA_FILE = "ln_gamma.mem", // $readmemh, one L*16-bit word per line
+    parameter BETA_FILE = "ln_beta.mem"    // $readmemh, one L*32-bit word per line
+) (
+    input  wire           clk,
+    input  wire           rst_n,
+    input  wire           start,     // one-cycle pulse, honoured only while idle; latches d..eps
+    input  wire [15:0]    d,         // row length D in elements, a multiple of L, L..DMAX
+    input  wire [31:0]    rows,      // rows to normalise; 0 finishes at once (done pulse)
+    input  wire [15:0]    pbase,     // element i of every row uses table element pbase + i
+    input  wire [31:0]    mult,      // M in [2^30, 2^31)
+    input  wire [7:0]     shift,     // S in [1, 62]
+    input  wire [63:0]    eps,       // >= 0, < 2^62
+    output wire           idle,
+    output reg            done,      // one-cycle pulse once the final output beat was accepted
+    input  wire [16*L-1:0] in_data,  // L int16 a beat, rows back to back, row-major
+    input  wire           in_valid,
+    output wire           in_ready,
+    output wire [8*L-1:0] out_data,  // L int8 a beat, same order
+    output wire           out_valid,
+    input  wire           out_ready
+);
+    localparam integer LL = $clog2(L);          // adder-tree levels
+    localparam integer LD = $clog2(DMAX);       // D <= 2^LD
+    localparam integer DB = $clog2(DMAX + 1);   // bits of D
+    localparam integer SA = 16 + LD;            // |S| <= DMAX*2^15 <= 2^(15+LD)
+    localparam integer XW = 17 + LD;            // S and xc = D*x - S, signed
+    localparam integer SW = 18 + LD;            // S accumulator (one spare bit over XW)
+    localparam integer QW = 33 + LD;            // Q accumulator; Q <= 2^(30+LD)
+    localparam integer SH = LD - 1;             // bits of |S| above bit 16
+    localparam integer TW = 34 + 2 * LD;        // D*Q, S^2, T = D*Q - S^2 (< 2^(30+2LD))
+    localparam integer SXW = 17 + LL;           // tree sums of x
+    localparam integer SQW = 32 + LL;           // tree sums of x^2
+    localparam integer NN = 2 * L - 1;          // tree nodes, all levels
+    localparam integer DW = DMAX / L;           // beats in the longest row
+    localparam integer DWB = $clog2(DW + 1);
+    localparam integer PW = PDEPTH / L;         // table words
+    localparam integer PAB = (PW > 1) ? $clog2(PW) : 1;
+    localparam integer RN = 43;                 // per-row stages: 11 before the root, 32 digits
+    localparam integer ND = 32;                 // root digits
+    // A row's root is in the result FIFO 46 + LL clocks after its last beat arrived and its
+    // first beat is re-read two clocks later; the buffer keeps a row plus that many beats.
+    localparam integer BDW = DW + 52 + LL;
+    localparam integer BAB = $clog2(BDW);
+    localparam integer CNB = $clog2(BDW + 1);
+    localparam integer FAB = $clog2(BDW);       // result FIFO: 2^FAB >= BDW entries
+    localparam integer NDIV = 16;               // quotient bits (|n| <= 2^15)
+    localparam integer NST = 27;                // lane stages e1 .. e27
+    localparam integer OAB = $clog2(NST + 2);   // output FIFO: 2^OAB >= NST + 2 slots
+    localparam integer OFD = 1 << OAB;
+    localparam integer RFW = XW + 5 + 32;       // result FIFO word: S, k, root
+    localparam [BAB-1:0] BLAST = BDW[BAB-1:0] - 1'b1;
+    localparam [CNB-1:0] BFULL = BDW[CNB-1:0];
+
+    // ------------------------------------------------------------------------------------------
+    // Memories: plain arrays so that synthesis infers RAM / ROM.
+    reg [16*L-1:0] grom [0:PW-1];
+    reg [32*L-1:0] brom [0:PW-1];
+    initial begin
+        $readmemh(GAMMA_FILE, grom);
+        $readmemh(BETA_FILE, brom);
+    end
+    reg [16*L-1:0] rbuf [0:BDW-1];
+    reg [RFW-1:0]  rfifo [0:(1 << FAB)-1];
+    reg [8*L:0]    ofifo [0:OFD-1];       // {last of the run, L results}
+
+    // ------------------------------------------------------------------------------------------
+    // Run control and the run's constants, latched at start.
+    reg         busy;
+    wire        go = start && !busy;
+    assign idle = !busy;
+    reg [DB-1:0]  d_q;
+    reg [DWB-1:0] db_last;   // beats a row, less one
+    reg [PAB-1:0] pbw_q;     // table word of a row's first beat
+    reg [30:0]    m_q;
+    reg [5:0]     sh_q;      // S - 1
+    reg [72:0]    hm_q;      // bits S+8 and up: where a 10-bit window's sign must extend
+    reg [63:0]    eps_q;
+    wire [15:0] d_beats = d >> LL;
+    wire [15:0] pb_word = pbase >> LL;
+    wire [7:0]  sh_m1 = shift - 8'd1;
+    wire [7:0]  sh_p8 = shift + 8'd8;
+
+    always @(posedge clk) begin
+        if (go) begin
+            d_q <= d[DB-1:0];
+            db_last <= d_beats[DWB-1:0] - 1'b1;
+            pbw_q <= pb_word[PAB-1:0];
+            m_q <= mult[30:0];
+            sh_q <= sh_m1[5:0];
+            hm_q <= {73{1'b1}} << sh_p8;
+            eps_q <= eps;
+        end
+    end
+
+    wire pop = out_valid && out_ready;
+    wire out_fin;  // the output beat at the FIFO head is the run's last
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            busy <= 1'b0;
+            done <= 1'b0;
+        end else begin
+            done <= 1'b0;
+            if (go) begin
+                // An empty run finishes at once rather than waiting for a row that never comes.
+                if (rows == 32'd0) done <= 1'b1;
+                else busy <= 1'b1;
+            end else if (busy && pop && out_fin) begin
+                busy <= 1'b0;
+                done <= 1'b1;
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Input side: row buffer write, squares, adder tree, per-row sums S and Q.
+    reg [DWB-1:0] in_col;   // beat index within the row being received
+    reg [31:0]    in_rows;  // rows still to receive
+    reg [CNB-1:0] cnt;      // buffer beats written and not yet issued
+    reg [BAB-1:0] wptr, rptr;
+    reg [16*L-1:0] a_x;
+    reg           a_v, a_last;
+    reg [SXW*NN-1:0] tx;    // tree level l, node i at node index 2L - 2*(L >> l) + i
+    reg [SQW*NN-1:0] tq;
+    reg [LL:0]    tv, tl;   // per level: valid, last beat of a row
+    reg signed [SW-1:0] acc_s;
+    reg [QW-1:0]  acc_q;
+    reg           st_v;     // one row's (S, Q), a one-clock pulse into the per-row pipeline
+    reg signed [SW-1:0] st_s;
+    reg [QW-1:0]  st_q;
+    wire          issue;    // the output side reads one buffer beat
+
+    wire in_col_last = (in_col == db_last);
+    assign in_ready = busy && (in_rows != 32'd0) && (cnt != BFULL);
+    wire in_fire = in_valid && in_ready;
+
+    always @(posedge clk) begin
+        if (in_fire) rbuf[wptr] <= in_data;
+    end
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            in_col <= {DWB{1'b0}};
+            in_rows <= 32'd0;
+            cnt <= {CNB{1'b0}};
+            wptr <= {BAB{1'b0}};
+        end else begin
+            if (go) begin
+                in_col <= {DWB{1'b0}};
+                in_rows <= rows;
+            end else if (in_fire) begin
+                if (in_col_last) begin
+                    in_col <= {DWB{1'b0}};
+                    in_rows <= in_rows - 32'd1;
+                end else begin
+                    in_col <= in_col + 1'b1;
+                end
+            end
+            if (in_fire) wptr <= (wptr == BLAST) ? {BAB{1'b0}} : wptr + 1'b1;
+            if (in_fire && !issue) cnt <= cnt + 1'b1;
+            else if (!in_fire && issue) cnt <= cnt - 1'b1;
+        end
+    end
+
+    // a: the beat. Tree level 0: each element widened and squared (<= 2^30); levels 1..LL:
+    // pairwise sums, one level a clock. Then the row sums, restarted after each row's last beat.
+    wire [LL+1:0] tv_next = {tv, a_v};
+    wire [LL+1:0] tl_next = {tl, a_last};
+    always @(posedge clk) begin
+        a_x <= in_data;
+        a_last <= in_col_last;
+        tl <= tl_next[LL:0];
+    end
+
+    genvar j, g, l;
+    generate
+        for (j = 0; j < L; j = j + 1) begin : g_sq
+            wire signed [15:0] x = a_x[16*j +: 16];
+            wire signed [31:0] sq = x * x;
+            wire unused_sq = sq[31];
+            always @(posedge clk) begin
+                tx[SXW*j +: SXW] <= {{(SXW-16){x[15]}}, x};
+                tq[SQW*j +: SQW] <= {{(SQW-31){1'b0}}, sq[30:0]};
+            end
+        end
+        for (l = 1; l <= LL; l = l + 1) begin : g_lvl
+            for (j = 0; j < (L >> l); j = j + 1) begin : g_node
+                localparam integer C = 2 * L - 2 * (L >> (l - 1)) + 2 * j;  // first child
+                localparam integer N = 2 * L - 2 * (L >> l) + j;
+                always @(posedge clk) begin
+                    tx[SXW*N +: SXW] <= tx[SXW*C +: SXW] + tx[SXW*(C+1) +: SXW];
+                    tq[SQW*N +: SQW] <= tq[SQW*C +: SQW] + tq[SQW*(C+1) +: SQW];
+                end
+            end
+        end
+    endgenerate
+
+    wire [SXW-1:0] top_x = tx[SXW*(NN-1) +: SXW];
+    wire [SQW-1:0] top_q = tq[SQW*(NN-1) +: SQW];
+    wire signed [SW-1:0] add_s = acc_s + $signed({{(SW-SXW){top_x[SXW-1]}}, top_x});
+    wire [QW-1:0] add_q = acc_q + {{(QW-SQW){1'b0}}, top_q};
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            a_v <= 1'b0;
+            tv <= {(LL+1){1'b0}};
+            st_v <= 1'b0;
+            acc_s <= {SW{1'b0}};
+            acc_q <= {QW{1'b0}};
+        end else begin
+            a_v <= in_fire;
+            tv <= tv_next[LL:0];
+            st_v <= tv[LL] && tl[LL];
+            if (tv[LL]) begin
+                acc_s <= tl[LL] ? {SW{1'b0}} : add_s;
+                acc_q <= tl[LL] ? {QW{1'b0}} : add_q;
+            end
+        end
+    end
+    always @(posedge clk) begin
+        st_s <= add_s;
+        st_q <= add_q;
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Per-row pipeline, one row a clock, no stall: stage i holds a row while rv[i].
+    //   r1 |S|, D*Qlo, D*Qhi | r2 S^2's three products, D*Q | r3, r4 S^2 | r5 T = D*Q - S^2 |
+    //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 k | r11 w = v << 2k |
+    //   r12 .. r43 the 32 root digits. The row's S and k ride in shift registers beside it.
+    reg [RN:1] rv;
+    reg [XW*RN-1:0] rs_dl;        // S, stage 1 .. RN
+    reg [5*(RN-10)-1:0] rk_dl;    // k, stage 11 .. RN
+    always @(posedge clk) begin
+        if (!rst_n) rv <= {RN{1'b0}};
+        else rv <= {rv[RN-1:1], st_v};
+        rs_dl <= {rs_dl[XW*(RN-1)-1:0], st_s[XW-1:0]};
+    end
+
+    wire [SW-1:0] st_abs = st_s[SW-1] ? -st_s : st_s;
+    reg [SA-1:0]      r1_sa;
+    reg [DB+23:0]     r1_dql;
+    reg [DB+LD+6:0]   r1_dqh;
+    reg [33:0]        r2_ll;
+    reg [16+SH:0]     r2_lh;
+    reg [2*SH-1:0]    r2_hh, r3_hh;
+    reg [TW-1:0]      r2_dq, r3_dq, r4_dq, r3_ssa, r4_ss, r5_t;
+    reg [DB+25:0]     r6_p0;
+    reg [DB+2*LD+3:0] r6_p1;
+    reg [63:0]        r7_dt, r9_v, r10_v;
+    reg [32:0]        r8_lo;
+    reg [31:0]        r8_hi;
+    reg [4:0]         r10_k;
+    wire [16:0]   sa_l = r1_sa[16:0];
+    wire [SH-1:0] sa_h = r1_sa[SA-1:17];
+    wire [37:0]   dt_hi = {{(38-DB){1'b0}}, r6_p0[DB+25:26]}
+                          + {{(34-DB-2*LD){1'b0}}, r6_p1};
+
+    // k: the largest k <= 31 with v < 2^(62-2k), as _norm_shift (31 when v = 0).
+    reg [4:0] lz_k;
+    integer li;
+    always @(*) begin
+        lz_k = 5'd0;
+        for (li = 1; li < 32; li = li + 1)
+            if ((r9_v >> (62 - 2 * li)) == 64'd0) lz_k = li[4:0];
+    end
+    wire [63:0] w0 = r10_v << {r10_k, 1'b0};  // < 2^63
+
+    always @(posedge clk) begin
+        r1_sa <= st_abs[SA-1:0];
+        r1_dql <= {24'd0, d_q} * {{DB{1'b0}}, st_q[23:0]};
+        r1_dqh <= {{(LD+7){1'b0}}, d_q} * {{DB{1'b0}}, st_q[LD+30:24]};
+        r2_ll <= {17'd0, sa_l} * {17'd0, sa_l};
+        r2_lh <= {{SH{1'b0}}, sa_l} * {17'd0, sa_h};
+        r2_hh <= sa_h * sa_h;
+        // D*Qhi <= 2^(6+2LD): its top bit when D has one bit more than LD is zero.
+        r2_dq <= {{(TW-DB-24){1'b0}}, r1_dql} + {3'd0, r1_dqh[2*LD+6:0], 24'd0};
+        r3_ssa <= {{(TW-34){1'b0}}, r2_ll} + {{LD{1'b0}}, r2_lh, 18'd0};
+        r3_hh <= r2_hh;
+        r3_dq <= r2_dq;
+        r4_ss <= r3_ssa + {2'd0, r3_hh, 34'd0};
+        r4_dq <= r3_dq;
+        r5_t <= r4_dq - r4_ss;  // < 2^(30+2LD)
+        r6_p0 <= {26'd0, d_q} * {{DB{1'b0}}, r5_t[25:0]};
+        r6_p1 <= {{(2*LD+4){1'b0}}, d_q} * {{DB{1'b0}}, r5_t[2*LD+29:26]};
+        r7_dt <= {dt_hi, r6_p0[25:0]};
+        r8_lo <= {1'b0, r7_dt[31:0]} + {1'b0, eps_q[31:0]};
+        r8_hi <= r7_dt[63:32];
+        r9_v <= {r8_hi + eps_q[63:32] + {31'd0, r8_lo[32]}, r8_lo[31:0]};
+        r10_v <= r9_v;
+        r10_k <= lz_k;
+        rk_dl <= {rk_dl[5*(RN-11)-1:0], r10_k};
+    end
+
+    // The root of w, digit by digit (as intmath.isqrt), one digit a stage: slot g holds the
+    // remainder (g+1 bits: rem <= 2q), the root so far q (g bits) and w's unread bits.
+    reg [34*(ND+1)-1:0] sq_r;
+    reg [34*(ND+1)-1:0] sq_q;
+    reg [64*(ND+1)-1:0] sq_w;
+    always @(posedge clk) begin
+        sq_r[33:0] <= 34'd0;
+        sq_q[33:0] <= 34'd0;
+        sq_w[63:0] <= w0;
+    end
+    generate
+        for (g = 1; g <= ND; g = g + 1) begin : g_root
+            wire [g+1:0] rp = {sq_r[34*(g-1) +: g], sq_w[64*(g-1) + 62 +: 2]};
+            wire [g+1:0] tt = {sq_q[34*(g-1) +: g], 2'b01};  // 4q + 1 (q's bit g-1 is 0)
+            wire [g+2:0] df = {1'b0, rp} - {1'b0, tt};
+            wire         ge = !df[g+2];
+            wire         unused_df = df[g+1];  // the remainder fits g+1 bits
+            always @(posedge clk) begin
+                sq_r[34*g +: 34] <= {{(33-g){1'b0}}, ge ? df[g:0] : rp[g:0]};
+                sq_q[34*g +: 34] <= {{(33-g){1'b0}}, sq_q[34*(g-1) +: g], ge};
+                sq_w[64*g +: 64] <= {sq_w[64*(g-1) +: 62], 2'b00};
+            end
+        end
+    endgenerate
+
+    // Result FIFO: (S, k, root) per row, root = 0 only when every xc is 0 (then 1).
+    wire [31:0] root = sq_q[34*ND +: 32];
+    reg [FAB-1:0] rf_wp, rf_rp;
+    reg [FAB:0]   rf_cnt;
+    wire          rt_take;  // the issue side takes the FIFO head
+    always @(posedge clk) begin
+        if (rv[RN]) rfifo[rf_wp] <= {rs_dl[XW*RN-1 -: XW], rk_dl[5*(RN-10)-1 -: 5],
+                                     (root == 32'd0) ? 32'd1 : root};
+    end
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            rf_wp <= {FAB{1'b0}};
+            rf_rp <= {FAB{1'b0}};
+            rf_cnt <= {(FAB+1){1'b0}};
+        end else begin
+            if (rv[RN]) rf_wp <= rf_wp + 1'b1;
+            if (rt_take) rf_rp <= rf_rp + 1'b1;
+            if (rv[RN] && !rt_take) rf_cnt <= rf_cnt + 1'b1;
+            else if (!rv[RN] && rt_take) rf_cnt <= rf_cnt - 1'b1;
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Issue: one buffer beat a clock, row after row as results arrive, while a slot of the
+    // output FIFO is free for it (credit: slots neither holding nor promised to a beat).
+    reg           o_active;
+    reg [DWB-1:0] o_col;
+    reg [PAB-1:0] o_tidx;   // table word of the beat being issued
+    reg [31:0]    o_rows;   // rows not yet started on the output side
+    reg           o_final;  // the active row is the run's last
+    reg [RFW-1:0] o_res;    // the active row's {S, k, root}
+    reg [OAB:0]   credit;
+    wire o_end = (o_col == db_last);
+    assign issue = o_active && (credit != {(OAB+1){1'b0}});
+    assign rt_take = (rf_cnt != {(FAB+1){1'b0}}) && (!o_active || (issue && o_end));
+
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            o_active <= 1'b0;
+            o_rows <= 32'd0;
+            rptr <= {BAB{1'b0}};
+            credit <= OFD[OAB:0];
+        end else begin
+            if (go) o_rows <= rows;
+            if (issue) rptr <= (rptr == BLAST) ? {BAB{1'b0}} : rptr + 1'b1;
+            if (rt_take) begin
+                o_active <= 1'b1;
+                o_rows <= o_rows - 32'd1;
+            end else if (issue && o_end) begin
+                o_active <= 1'b0;
+            end
+            if (issue && !pop) credit <= credit - 1'b1;
+            else if (!issue && pop) credit <= credit + 1'b1;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rt_take) begin
+            o_col <= {DWB{1'b0}};
+            o_tidx <= pbw_q;
+            o_final <= (o_rows == 32'd1);
+            o_res <= rfifo[rf_rp];
+        end else if (issue) begin
+            o_col <= o_col + 1'b1;
+            o_tidx <= o_tidx + 1'b1;
+        end
+    end
+
+    // ------------------------------------------------------------------------------------------
+    // Lane pipeline e1 .. e27 (no enable). Per-beat values shared by the lanes ride in shift
+    // registers: S to e2, k to e3, the root (the divisor) to e19, the table word to e20.
+    reg [NST:1]        pv, pf;  // valid, last beat of the run
+    reg [16*L-1:0]     s1_x;
+    reg [XW*2-1:0]     od_s;
+    reg [5*3-1:0]      od_k;
+    reg [32*19-1:0]    od_r;
+    reg [32:0]         od_nr;  // -root at e20
+    reg [PAB*20-1:0]   od_p;
+    reg [16*L-1:0]     gw;
+    reg [32*L-1:0]     bw;
+    wire [8*L-1:0]     yv;
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            pv <= {NST{1'b0}};
+            pf <= {NST{1'b0}};
+        end else begin
+            pv <= {pv[NST-1:1], issue};
+            pf <= {pf[NST-1:1], issue && o_final && o_end};
+        end
+    end
+    always @(posedge clk) begin
+        s1_x <= rbuf[rptr];
+        od_s <= {od_s[XW-1:0], o_res[RFW-1 -: XW]};
+        od_k <= {od_k[9:0], o_res[36:32]};
+        od_r <= {od_r[32*18-1:0], o_res[31:0]};
+        od_p <= {od_p[PAB*19-1:0], o_tidx};
+        od_nr <= -{1'b0, od_r[32*18 +: 32]};
+        gw <= grom[od_p[PAB*19 +: PAB]];
+        bw <= brom[od_p[PAB*19 +: PAB]];
+    end
+
+    generate
+        for (j = 0; j < L; j = j + 1) begin : g_lane
+            wire signed [15:0] x = s1_x[16*j +: 16];
+            wire signed [XW-1:0] dxw = $signed({{(XW-DB){1'b0}}, d_q})
+                                       * $signed({{(XW-16){x[15]}}, x});
+            reg signed [XW-1:0] dx, xc, xn;              // e2; e3: xc and -xc
+            reg [33*(NDIV+1)-1:0] dr;                    // e4 + g: remainder R (slot 0: a)
+            reg [16*(NDIV+1)-1:0] dq;                    // quotient bits so far
+            reg [NDIV:0]          dn;                    // xc < 0
+            reg signed [16:0]     n;                     // e21
+            reg signed [32:0]     prod, acc;             // e22, e23
+            reg signed [31:0]     b22;
+            reg [42:0]            pp0;                   // e24: al*ml, ah*ml, al*mh, ah*mh
+            reg signed [41:0]     pp1;
+            reg [21:0]            pp2;
+            reg signed [20:0]     pp3;
+            reg [47:0]            pa;                    // e25: A = al*M, B = ah*M
+            reg signed [47:0]     pb;
+            reg signed [47:0]     phi;                   // e26: P = phi*2^17 + plo
+            reg [16:0]            plo;
+            reg signed [9:0]      win;                   // e27
+            reg                   fit, sgn;
+            integer i;
+
+            wire [XW-1:0] xabs = xc[XW-1] ? xn : xc;  // < 2^(16+LD)
+            wire unused_xabs = xabs[XW-1];
+            wire [31:0]   ash = {{(33-XW){1'b0}}, xabs[XW-2:0]} << od_k[10 +: 5];  // a <= r
+            wire [33*NDIV-1:0] rn;
+            wire [NDIV-1:0]    qb;
+            for (g = 1; g <= NDIV; g = g + 1) begin : g_div
+                // Non-restoring: R_g = 2*rem_(g-1) - r in every stage, the quotient bit is
+                // R_g >= 0 (the restoring divider's bits, exactly), and rem_g = R_g or R_g + r.
+                // So R_g = 2R - r after a non-negative R, 2R + r after a negative one: one adder
+                // a stage, no restoring mux. Stage 1 takes a - r (a <= r: quotient bit 15).
+                wire [32:0] rp = dr[33*(g-1) +: 33];
+                wire [31:0] dv = od_r[32*(2+g) +: 32];
+                wire [33:0] sum;
+                if (g == 1) begin : g_first
+                    assign sum = {1'b0, rp} - {2'b00, dv};
+                end else begin : g_next
+                    // 2R's low bit is 0: it carries the +1 of -r = ~r + 1.
+                    wire pos = !rp[32];
+                    assign sum = {rp, pos} + ({2'b00, dv} ^ {34{pos}});
+                end
+                wire unused_sum = sum[33];  // R_g in [-r, r): 33-bit signed
+                assign qb[g-1] = !sum[32];
+                assign rn[33*(g-1) +: 33] = sum[32:0];
+            end
+
+            wire [15:0] q = dq[16*NDIV +: 16];
+            wire        neg = dn[NDIV];
+            wire [32:0] rlast = dr[33*NDIV +: 33];
+            // remainder != 0: R != 0 after a set last bit, R + r != 0 (R != -r) otherwise
+            wire        rnz = q[0] ? (|rlast) : (rlast != od_nr);
+            // floor division: n = q, or -(q + 1) = ~q + 0 when a negative xc leaves a remainder,
+            // or -q = ~q + 1 without one.
+            wire [16:0] nval = (neg ? ~{1'b0, q} : {1'b0, q}) + {16'd0, neg && !rnz};
+            wire signed [15:0] gm = gw[16*j +: 16];
+            wire [16:0] al = acc[16:0];
+            wire signed [15:0] ah = acc[32:17];
+            wire [25:0] ml = m_q[25:0];
+            wire [4:0]  mh = m_q[30:26];
+            wire [72:0] pext = {{8{phi[47]}}, phi, plo};
+            wire signed [10:0] w1 = {win[9], win} + 11'sd1;
+            wire signed [9:0]  h = w1[10:1];  // (R + 1) >>> 1, in [-256, 256]
+            wire unused_w1 = w1[0];
+            assign yv[8*j +: 8] = !fit ? (sgn ? 8'h80 : 8'h7f)
+                                  : (!h[9] && h[8:7] != 2'b00) ? 8'h7f
+                                  : (h[9] && h[8:7] != 2'b11) ? 8'h80 : h[7:0];
+
+            always @(posedge clk) begin
+                dx <= dxw;
+                xc <= dx - $signed(od_s[XW +: XW]);
+                xn <= $signed(od_s[XW +: XW]) - dx;  // |xc| is a select at e4, not an adder
+                dr[32:0] <= {1'b0, ash};
+                dq[15:0] <= 16'd0;
+                dn[0] <= xc[XW-1];
+                for (i = 1; i <= NDIV; i = i + 1) begin
+                    dr[33*i +: 33] <= rn[33*(i-1) +: 33];
+                    dq[16*i +: 16] <= {dq[16*(i-1) +: 15], qb[i-1]};
+                    dn[i] <= dn[i-1];
+                end
+                n <= nval;
+                prod <= $signed({{16{n[16]}}, n}) * $signed({{17{gm[15]}}, gm});  // |.| <= 2^30
+                b22 <= bw[32*j +: 32];
+                acc <= prod + $signed({b22[31], b22});
+                pp0 <= {26'd0, al} * {17'd0, ml};
+                pp1 <= $signed({{26{ah[15]}}, ah}) * $signed({16'd0, ml});
+                pp2 <= {5'd0, al} * {17'd0, mh};
+                pp3 <= $signed({{5{ah[15]}}, ah}) * $signed({16'd0, mh});
+                pa <= {{5'd0, pp0[42:26]} + pp2, pp0[25:0]};
+                pb <= {{{6{pp1[41]}}, pp1[41:26]} + {pp3[20], pp3}, pp1[25:0]};
+                phi <= $signed({17'd0, pa[47:17]}) + pb;
+                plo <= pa[16:0];
+                win <= pext[{1'b0, sh_q} +: 10];
+                fit <= (&(pext | ~hm_q)) || !(|(pext & hm_q));
+                sgn <= phi[47];
+            end
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------------------------------
+    // Output FIFO (first word falls through): out_data holds until accepted.
+    reg [OAB-1:0] of_wp, of_rp;
+    reg [OAB:0]   of_cnt;
+    wire [8*L:0]  of_head = ofifo[of_rp];
+    assign out_valid = (of_cnt != {(OAB+1){1'b0}});
+    assign out_data = of_head[8*L-1:0];
+    assign out_fin = of_head[8*L];
+    always @(posedge clk) begin
+        if (pv[NST]) ofifo[of_wp] <= {pf[NST], yv};
+    end
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            of_wp <= {OAB{1'b0}};
+            of_rp <= {OAB{1'b0}};
+            of_cnt <= {(OAB+1){1'b0}};
+        end else begin
+            if (pv[NST]) of_wp <= of_wp + 1'b1;
+            if (pop) of_rp <= of_rp + 1'b1;
+            if (pv[NST] && !pop) of_cnt <= of_cnt + 1'b1;
+            else if (!pv[NST] && pop) of_cnt <= of_cnt - 1'b1;
+        end
+    end
+
+    // Bits the contract leaves unused (d's and pbase's beyond DMAX / PDEPTH, pbase's low bits,
+    // mult[31]) and bounds the arithmetic proves zero (see the header).
+    wire unused_ok = &{1'b0, d_beats, pb_word, sh_m1, sh_p8, mult[31], tv_next, tl_next, st_abs,
+                       st_q, st_s, r1_dqh, r5_t, w0, sq_r, sq_q, sq_w};
+endmodule
