@@ -25,6 +25,7 @@ multiplexer of depth-stacked primitives, e.g. 576 LUTs for 576x1500 as three 512
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -131,6 +132,9 @@ def _map_rom(width: int, depth: int) -> MemoryMap:
     return best
 
 
+# A pure function of a few integers that the planners' searches ask about the same memories
+# thousands of times: remembered.
+@functools.lru_cache(maxsize=65536)
 def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False,
                save_bram: bool = False) -> MemoryMap:
     """The cheapest mapping. With URAM available (`uram_limit` > 0), the deepest part of the

@@ -168,6 +168,7 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
     activations in block RAM, then in URAM where that saves blocks, the weights' ROM/URAM
     split redone with the block RAM they leave."""
     base = fixed_plan(layers, rows, board, pe, simd)
+    splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
     for ln in ln_choices(model.spec.dim, max(pe, simd)):
         prog = compile_vit(model, base, ln)  # the ROM/URAM split does not change the program
         mems = activation_memories(base, prog)
@@ -178,8 +179,10 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
                                        uram=board.uram - uram)
             if rest.bram36 <= 0:
                 continue
-            plan = fixed_plan(layers, rows, rest, pe, simd)
-            yield plan, prog, plan_whole_model(plan, prog, board, save_bram)
+            key = (rest.bram36, rest.uram)
+            if key not in splits:
+                splits[key] = fixed_plan(layers, rows, rest, pe, simd)
+            yield splits[key], prog, plan_whole_model(splits[key], prog, board, save_bram)
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
