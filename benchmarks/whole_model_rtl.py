@@ -75,6 +75,7 @@ def main(argv: list[str]) -> int:
         "cycles_per_image": cycles, "ideal_cycles_per_image": wplan.ideal_cycles_per_image,
         "cycles_vs_ideal": cycles / wplan.ideal_cycles_per_image,
         "images_per_s_planned": board.clock_mhz * 1e6 / cycles,
+        "gops_planned": 2 * wplan.macs_per_image * board.clock_mhz * 1e6 / cycles / 1e9,
         "ideal_by_unit": wplan.ideal_by_unit, "simulation_wall_s": round(wall, 1),
         "bram36": wplan.bram36, "uram": wplan.uram, "dsp": wplan.dsp, "lut_estimate": wplan.lut,
     }
@@ -82,8 +83,8 @@ def main(argv: list[str]) -> int:
     print(f"{args.images} images on Verilator in {wall:,.0f} s wall: {r.logits.size} logits, "
           f"{mismatches} mismatches; {cycles:,.0f} cycles per image (ideal, a lower bound: "
           f"{wplan.ideal_cycles_per_image:,}, {result['cycles_vs_ideal']:.3f}x); "
-          f"{result['images_per_s_planned']:,.1f} images/s at {board.clock_mhz:g} MHz "
-          f"(planned clock, no place-and-route)")
+          f"{result['images_per_s_planned']:,.1f} images/s, {result['gops_planned']:,.1f} GOPS "
+          f"at {board.clock_mhz:g} MHz (planned clock, no place-and-route)")
     return 0 if mismatches == 0 else 1
 
 

@@ -336,6 +336,7 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
     for what, value in (
         ("cycles per image (ideal, lower bound)", f"{w.ideal_cycles_per_image:,}"), *rows,
         (f"images/s at {w.clock_mhz:g} MHz", f"{w.ideal_images_per_s:,.1f}"),
+        ("GOPS (2 a multiply-accumulate)", f"{w.ideal_gops:,.1f}"),
         ("PS-PL bytes per image", f"{w.ps_pl_bytes_per_image:,}"),
         ("  host-offload design", f"{w.host_offload_ps_pl_bytes_per_image:,}"),
         ("activations on chip (XM + BM)", f"{w.activation_bytes:,} B"),

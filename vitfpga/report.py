@@ -87,6 +87,11 @@ def _hil_lines(hil: dict[str, Any] | None) -> list[str]:
             f"{hil['ideal_cycles'] / hil['images']:,.0f} ideal.", ""]
 
 
+# Published whole-ViT FPGA results to read ours against (the devices are part of the figure).
+PUBLISHED_ANCHORS = ("Quasar-ViT, 101-252 images/s on a ZCU102 (xczu9eg); HG-PIPE, 7,118 "
+                     "images/s on a VCK190 (Versal xcvc1902)")
+
+
 def _whole_lines(w: dict[str, Any] | None) -> list[str]:
     """The whole-model design beside the host-offload design it grew from (docs/vit.md)."""
     if not w:
@@ -108,6 +113,8 @@ def _whole_lines(w: dict[str, Any] | None) -> list[str]:
     (w_plan, w_synth), (o_plan, o_synth) = resources(w["resources"]), resources(off["resources"])
     ideal = plan["ideal_by_unit"]
     total = sum(ideal.values())
+    macs = plan.get("macs_per_image")  # absent in reports of older versions
+    gops = f" ({2 * macs * w['images_per_s'] / 1e9:,.2f} GOPS)" if macs else ""
     lines = [
         "## Whole model in RTL (every op on chip)", "",
         f"{w['images']} test images through `vitfpga_vit` on {w['simulator']}, patches in, "
@@ -123,14 +130,17 @@ def _whole_lines(w: dict[str, Any] | None) -> list[str]:
         f"{w['cycles_per_image']:,.0f} measured, {w['ideal_cycles_per_image']:,} ideal (lower "
         f"bound) "
         f"({w['cycles_vs_ideal']:.3f}x) |",
-        f"| images/s at {clock:g} MHz | at most {off['engine_images_per_s_bound']:,.0f} "
-        f"(engine bound) | {w['images_per_s']:,.0f} |",
+        f"| images/s at {clock:g} MHz (a plan: no place-and-route) | at most "
+        f"{off['engine_images_per_s_bound']:,.0f} (engine bound) | {w['images_per_s']:,.0f}"
+        f"{gops} |",
         f"| bytes across PS-PL | {off['ps_pl_bytes_per_image']:,} | "
         f"{w['ps_pl_bytes_per_image']:,} ({w['ps_pl_reduction']:g}x less) |",
         f"| planner BRAM36 / URAM / DSP / LUT | {o_plan} | {w_plan} |",
         f"| Yosys BRAM36 / URAM / DSP / LUT | {o_synth} | {w_synth} |", "",
         "| unit | ideal cycles per image (ops it bounds) | share |", "|---|---|---|",
         *[f"| {unit} | {c:,} | {c / total:.1%} |" for unit, c in ideal.items()], "",
+        f"For scale, published edge ViT accelerators: {PUBLISHED_ANCHORS}. Logic depth against "
+        f"the clock: `benchmarks/logic_depth.py` (docs/vit.md, Timing).", "",
         "![whole-model cycles](whole_model.png)", ""]
     return lines
 

@@ -101,6 +101,7 @@ class VitProgram:
     max_sf: int = 1
     out_beats: int = 1  # output beats per image
     in_beats: int = 1
+    macs: int = 0  # multiply-accumulates per image: the linear layers and Q·Kᵀ, A·V
 
     @property
     def row_beats(self) -> int:
@@ -520,7 +521,13 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None) -> VitP
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
         ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),
         exp_lut=tuple(exp_lut), max_sf=max(plan.max_beats, d.sf_qk, d.sf_av),
-        out_beats=head.nf, in_beats=d.patches * d.sf_pe)
+        out_beats=head.nf, in_beats=d.patches * d.sf_pe, macs=_macs(model, d))
+
+
+def _macs(model: IntModel, d: _Dims) -> int:
+    """Multiply-accumulates of one image (what GOPS count, two operations each)."""
+    linear = sum(layer.k * layer.n * layer.rows for layer in model.layers.values())
+    return linear + model.spec.depth * d.heads * 2 * d.tokens * d.tokens * d.hd
 
 
 # ----------------------------------------------------------------------------------------------

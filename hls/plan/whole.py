@@ -58,6 +58,7 @@ class WholeModelPlan:
     # A lower bound (VitProgram.bound_cycles): ops run one at a time, the units within one op
     # overlap, so each op counts its slowest unit's throughput bound.
     ideal_cycles_per_image: int
+    macs_per_image: int  # linear layers and attention products
     ideal_by_unit: dict[str, int]  # the bound split by each op's slowest unit (sums to it)
     busy_by_unit: dict[str, int]  # each unit's own work per image (overlapping: sums to more)
     ps_pl_bytes_per_image: int  # patches in + logits out
@@ -77,8 +78,14 @@ class WholeModelPlan:
     def ideal_images_per_s(self) -> float:
         return self.clock_mhz * 1e6 / self.ideal_cycles_per_image
 
+    @property
+    def ideal_gops(self) -> float:
+        """Giga-operations a second at the ideal (two per multiply-accumulate)."""
+        return 2 * self.macs_per_image * self.ideal_images_per_s / 1e9
+
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "ideal_images_per_s": round(self.ideal_images_per_s, 1)}
+        return {**asdict(self), "ideal_images_per_s": round(self.ideal_images_per_s, 1),
+                "ideal_gops": round(self.ideal_gops, 2)}
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,8 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
-        ideal_cycles_per_image=prog.bound_cycles(), ideal_by_unit=prog.bound_by_unit(),
+        ideal_cycles_per_image=prog.bound_cycles(), macs_per_image=prog.macs,
+        ideal_by_unit=prog.bound_by_unit(),
         busy_by_unit=prog.ideal_cycles(),
         ps_pl_bytes_per_image=prog.in_beats * plan.simd + prog.out_beats * plan.pe,
         host_offload_ps_pl_bytes_per_image=offload,

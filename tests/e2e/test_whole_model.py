@@ -52,6 +52,8 @@ def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     # for people: the comparison with the host-offload design, and its plot
     md = (quick_run / "report.md").read_text()
     assert "## Whole model in RTL" in md and "bytes across PS-PL" in md
+    gops = 2 * whole["plan"]["macs_per_image"] * whole["images_per_s"] / 1e9
+    assert f"({gops:,.2f} GOPS)" in md and "HG-PIPE" in md  # beside the published anchors
     assert f"{whole['ps_pl_reduction']:g}x less" in md
     assert (quick_run / "whole_model.png").stat().st_size > 0
 
