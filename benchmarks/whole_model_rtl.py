@@ -54,7 +54,8 @@ def main(argv: list[str]) -> int:
                   whole=WholeModel(prog, wplan))
     # Parameters as the float model counts them (weights, biases, LayerNorm, embeddings).
     params = sum(p.numel() for p in ViT(HARDWARE_PRESETS[args.preset]).parameters())
-    print(f"{label}: {params:,} parameters; PE={plan.pe} x SIMD={plan.simd} on "
+    print(f"{label}: {params:,} parameters; PE={plan.pe} x SIMD={plan.simd}, LayerNorm "
+          f"{prog.ln_lanes} lanes on "
           f"{board.name}; weight words {plan.rom_depth:,} in the bitstream ROM, "
           f"{plan.ram_depth:,} in URAM; {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
           f"{wplan.dsp} DSP, ~{wplan.lut:,} LUT (planner); generated in "
@@ -70,7 +71,8 @@ def main(argv: list[str]) -> int:
     cycles = r.cycles_per_image
     result = {
         "machine": machine_info(), "preset": args.preset, "label": label, "board": board.name,
-        "clock_mhz": board.clock_mhz, "pe": plan.pe, "simd": plan.simd, "params": int(params),
+        "clock_mhz": board.clock_mhz, "pe": plan.pe, "simd": plan.simd,
+        "ln_lanes": prog.ln_lanes, "params": int(params),
         "images": args.images, "logits_compared": int(r.logits.size), "mismatches": mismatches,
         "cycles_per_image": cycles, "ideal_cycles_per_image": wplan.ideal_cycles_per_image,
         "cycles_vs_ideal": cycles / wplan.ideal_cycles_per_image,

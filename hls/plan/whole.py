@@ -55,6 +55,7 @@ class WholeModelPlan:
     clock_mhz: float
     pe: int
     simd: int
+    ln_lanes: int  # LayerNorm elements a clock (the softmax takes PE)
     # A lower bound (VitProgram.bound_cycles): ops run one at a time, the units within one op
     # overlap, so each op counts its slowest unit's throughput bound.
     ideal_cycles_per_image: int
@@ -158,6 +159,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
+        ln_lanes=prog.ln_lanes,
         ideal_cycles_per_image=prog.bound_cycles(), macs_per_image=prog.macs,
         ideal_by_unit=prog.bound_by_unit(),
         busy_by_unit=prog.ideal_cycles(),
