@@ -11,8 +11,8 @@
 //   FILLK/V BM --> engine operand buffer (one head's K, or V transposed)
 //   XCOPY   XM --> XM
 //
-// The reader issues one memory read per clock (a chunk of SIMD, PE, LANES or 1 elements of a
-// row, zero past the row's length) into a 4-entry FIFO the op's consumer drains; the sinks count
+// The reader issues one memory read per clock (a chunk of SIMD, PE, LANES or LN_L elements of
+// a row, zero past the row's length) into a 4-entry FIFO the op's consumer drains; the sinks count
 // rows and folds to find their write addresses. Python decided every address and constant.
 //
 // Weight words past ROM_DEPTH live in the engine's RAM (URAM on UltraScale+), which powers up
