@@ -91,23 +91,22 @@ def _layernorm_vec(work: Path, board: Board) -> Job:
               for row in rng.integers(-2**31, 2**31, (48, 8))]
     mems = [_mem(work / "ln_gamma.mem", np.array(words, dtype=object), 128),
             _mem(work / "ln_beta.mem", np.array(bwords, dtype=object), 256)]
-    return Job([VIT / "vitfpga_layernorm_vec.v"], "vitfpga_layernorm_vec",
+    return Job([VIT / "vitfpga_layernorm_vec.v", VIT / "vitfpga_fifo.v"], "vitfpga_layernorm_vec",
                {"DMAX": 192, "PDEPTH": 384, "L": 8}, mems)
 
 
 def _softmax_vec(work: Path, board: Board) -> Job:
     lut = work / "exp2_lut.mem"
     lut.write_text("".join(f"{int(v):06x}\n" for v in EXP2_LUT))
-    return Job([VIT / "vitfpga_softmax_vec.v"], "vitfpga_softmax_vec", {"TMAX": 256, "L": 8},
-               [lut])
+    return Job([VIT / "vitfpga_softmax_vec.v", VIT / "vitfpga_fifo.v"], "vitfpga_softmax_vec",
+               {"TMAX": 256, "L": 8}, [lut])
 
 
 def _dot2x8(work: Path, board: Board) -> Job:
     """Two int8 dot products in one DSP chain: the operand shift is the family's (DSP48E1 16,
     E2 18), N the most terms that shift keeps exact (2 and 8)."""
     shift, n = (18, 8) if board.family == "xcup" else (16, 2)
-    return Job([RTL / "vitfpga_mulpack.v", RTL / "vitfpga_addtree.v"], "vitfpga_dot2x8",
-               {"N": n, "SHIFT": shift}, [])
+    return Job([RTL / "vitfpga_mulpack.v"], "vitfpga_dot2x8", {"N": n, "SHIFT": shift}, [])
 
 
 def _fixed(source: Path, top: str, params: dict[str, int | str]) -> Callable[..., Job]:
@@ -121,8 +120,11 @@ UNITS: dict[str, Callable[[Path, Board], Job]] = {
     "vmem (16 x int16 lanes, 1024 words)": _fixed(VIT / "vitfpga_vmem.v", "vitfpga_vmem",
                                                   {"LANES": 16, "EW": 16, "WORDS": 1024}),
     "lutmul (int4 x int8)": _fixed(RTL / "vitfpga_lutmul.v", "vitfpga_lutmul", {"WBITS": 4}),
-    "addtree (16 x 12 bit)": _fixed(RTL / "vitfpga_addtree.v", "vitfpga_addtree",
-                                    {"N": 16, "IW": 12, "OW": 16}),
+    # one stage of the engine's tree: four int8 x int8 products
+    "addtree (4 x 16 bit)": _fixed(RTL / "vitfpga_addtree.v", "vitfpga_addtree",
+                                   {"N": 4, "IW": 16, "OW": 22}),
+    "requant": _fixed(RTL / "vitfpga_requant.v", "vitfpga_requant", {}),
+    "rescale_add": _fixed(RTL / "vitfpga_rescale_add.v", "vitfpga_rescale_add", {}),
     "axil_ctrl": _fixed(RTL / "vitfpga_axil_ctrl.v", "vitfpga_axil_ctrl", {}),
     # Measured once its source is in the tree.
     "mulpack dot2x8 (N 2 xc7, 8 xcup)": _dot2x8,

@@ -321,8 +321,10 @@ def _endpoints(g: _Graph, module: Mapping[str, object]) -> list[tuple[int, str]]
                    if directions.get(p) == "output" for b in bits]
         label = next((g.names[b] for b in outputs if b in g.names), "")
         ctype = str(cell["type"]).lstrip("\\")
+        # A DSP48's C is its third operand (a flip-flop's C is its clock).
+        clocks = _CLOCK_PINS - {"C"} if ctype in _DSP else _CLOCK_PINS
         for pin, bits in cell["connections"].items():
-            if directions.get(pin) != "input" or pin in _CLOCK_PINS | through:
+            if directions.get(pin) != "input" or pin in clocks | through:
                 continue
             ends += [(b, f"{_short(label or _input_name(g, b) or name)} ({ctype}.{pin})")
                      for b in bits if isinstance(b, int)]

@@ -181,9 +181,11 @@ def run_synth_xilinx(files: Sequence[Path], build_dir: Path, *, top: str, family
 
 
 def synthesize(rtl_dir: Path, build_dir: Path, *, top: str = "vitfpga_engine",
-               family: str = "xc7", timeout: float = SYNTH_TIMEOUT_S) -> SynthReport:
-    """Run `synth_xilinx -flatten` on every `*.v` in `rtl_dir`; the log, script and stat JSON
-    land in `build_dir`. Raises VerificationFailed with the log's last lines on failure."""
+               family: str = "xc7", params: Mapping[str, int | str] | None = None,
+               timeout: float = SYNTH_TIMEOUT_S) -> SynthReport:
+    """Run `synth_xilinx -flatten` on every `*.v` in `rtl_dir` (`params` override the top's
+    parameters); the log, script and stat JSON land in `build_dir`. Raises VerificationFailed
+    with the log's last lines on failure."""
     if family not in FAMILIES:
         raise BadInput(f"Yosys family {family!r} is not one of {', '.join(FAMILIES)}")
     rtl_dir, build_dir = Path(rtl_dir).resolve(), Path(build_dir).resolve()
@@ -191,7 +193,7 @@ def synthesize(rtl_dir: Path, build_dir: Path, *, top: str = "vitfpga_engine",
     if not sources:
         raise VerificationFailed(f"yosys: no Verilog (*.v) in {rtl_dir}")
     stat, seconds = run_synth_xilinx([*sources, *rtl_dir.glob("*.mem")], build_dir, top=top,
-                                     family=family, timeout=timeout)
+                                     family=family, params=params, timeout=timeout)
     report = SynthReport.from_cells(_cells(stat, top), family=family, top=top, seconds=seconds)
     (build_dir / "synth_report.json").write_text(report.to_json())
     return report

@@ -21,6 +21,7 @@ from vitfpga.hls.plan.layout import (
 )
 from vitfpga.hls.plan.program import OP_BITS, VitProgram, op_words
 from vitfpga.hls.plan.system import WHOLE_TOP
+from vitfpga.hls.plan.whole import pack_shift
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.codecs import pack_lanes
 
@@ -86,7 +87,8 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
         rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
         channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
-        max_sf=prog.max_sf, op_depth=prog.op_depth, xm_words=xm_words, bm_words=bm_words,
+        max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), xm_words=xm_words,
+        bm_words=bm_words,
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), prog.ln_lanes),
         ln_lanes=prog.ln_lanes, sm_tmax=prog.tokens,
         gelu_depth=max(len(prog.gelu), 1), files=files_read,

@@ -393,7 +393,10 @@ class _Builder:
         """fc1 through this block's GELU table (gelu sink) into BM's hidden region."""
         d = self.d
         gelu_base = len(self.gelu)
-        self.gelu.extend(int(v) for v in np.asarray(self.model.params[f"{pre}.mlp.gelu"]).tolist())
+        table = [int(v) for v in np.asarray(self.model.params[f"{pre}.mlp.gelu"]).tolist()]
+        if len(table) != 256:  # the core reads entry {table number, byte}: no index adder
+            raise ValueError(f"{pre}.mlp.gelu has {len(table)} entries, not 256")
+        self.gelu.extend(table)
         self.slot(f"{pre}.mlp.fc1", d.tokens, self.mem.y_base, d.dim, "gelu",
                   dst=self.mem.h_base, dst_stride=d.hidden, dst_len=d.hidden, aux=gelu_base)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from vitfpga.errors import DoesNotFit
-from vitfpga.hls.plan.boards import Board
+from vitfpga.hls.plan.boards import Board, part_family
 from vitfpga.hls.plan.engine import (
     BRAM_RESERVE,
     LUT_BUDGET,
@@ -24,8 +24,9 @@ from vitfpga.hls.plan.program import SOFTMAX_LANES_MAX, VitProgram, compile_vit,
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
-__all__ = ["ActivationMemory", "WholeModelPlan", "activation_memories", "offload_ps_pl_bytes",
-           "plan_whole_model", "search_whole_model", "unit_resources"]
+__all__ = ["PACK_SHIFT", "ActivationMemory", "WholeModelPlan", "activation_memories",
+           "engine_resources", "offload_ps_pl_bytes", "pack_shift", "plan_whole_model",
+           "search_whole_model", "unit_resources"]
 
 # Calibrated on Yosys synth_xilinx of the emitted units and of the digits whole design (PE 16 x
 # SIMD 4 on xc7: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere).
@@ -40,6 +41,29 @@ _ADD_LANE_DSP = 4
 # the element-addressed memories' rotators, the GELU table's read port, the residual add and
 # the sequencer's share.
 _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 115, 570
+
+
+# vitfpga_mulpack.v mul2x8: two int8 products a DSP48, the packed operand's shift per family
+# (27-bit A port of a DSP48E2, 25-bit of a DSP48E1).
+PACK_SHIFT = {"xcup": 18, "xc7": 16}
+
+
+def pack_shift(plan: ModelPlan) -> int:
+    """The whole-model engine's PACK (vitfpga_mvu.v): PE pairs share each input lane, so one DSP
+    computes both PEs' int8 products; 0 where a pair's PEs would see different inputs (an N:M
+    decoder), where PE is odd, or on a family without a known shift."""
+    if plan.pe % 2 or plan.nm:
+        return 0
+    return PACK_SHIFT.get(part_family(plan.part), 0)
+
+
+def engine_resources(plan: ModelPlan) -> tuple[int, int]:
+    """(DSP, LUT) of the whole-model engine's array: every lane multiplies int8 x int8 (the
+    streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed."""
+    dsp, lut = estimate_resources(plan.pe, plan.simd, 8)
+    if pack_shift(plan):
+        dsp -= plan.pe * plan.simd // 2
+    return dsp, lut
 
 
 def unit_resources(prog: VitProgram, pe: int) -> tuple[int, int]:
@@ -142,9 +166,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     (with `save_bram`, even where URAM stores them less densely)."""
     act_bram, act_uram, act_luts = _place(activation_memories(plan, prog),
                                           board.uram - plan.uram, save_bram)
-    # With a streamed operand every lane multiplies int8 x int8 on a DSP, whatever the weight
-    # bits (docs/engine.md): the engine costs what an 8-bit engine does.
-    engine_dsp, engine_lut = estimate_resources(plan.pe, plan.simd, 8)
+    engine_dsp, engine_lut = engine_resources(plan)
     unit_dsp, unit_lut = unit_resources(prog, plan.pe)
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
@@ -205,7 +227,8 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
     closest: WholeModelPlan | None = None
     for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
         for simd in folds(max_lanes // pe):
-            if estimate_resources(pe, simd, 8)[0] > board.dsp:
+            # at best packing halves the lanes' DSPs: prune what cannot fit even so
+            if estimate_resources(pe, simd, 8)[0] - pe * simd // 2 > board.dsp:
                 continue
             for plan, prog, whole in _designs(model, layers, rows, board, pe, simd):
                 if not whole.fits:

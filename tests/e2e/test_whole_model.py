@@ -135,34 +135,16 @@ def test_generate_whole_refuses_what_it_cannot_build(quick_run: Path, tmp_path: 
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize("pe,simd", [(32, 2)])
-def test_other_foldings_are_bit_exact(quick_run: Path, tmp_path: Path, pe: int,
-                                      simd: int) -> None:
-    """The run's folding is one point; the RTL must be exact wherever the planner lands: PE
-    much wider than SIMD here, SIMD wider than PE in tests/sim/test_vit_rtl.py."""
-    model, layers, rows, _ = run_int_model(quick_run)
-    plan = fixed_plan(layers, rows, get_board("kv260"), pe, simd)
-    prog = compile_vit(model, plan)
-    emit_vit(plan, layers, prog, tmp_path / "rtl")
-    images = load_digits_split().x_test[:2].numpy()
-    r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
-    expected = logits(model, images)
-    assert r.logits.shape == expected.shape == (2, 10)
-    np.testing.assert_array_equal(r.logits, expected)
-    # one op at a time, each at least its slowest unit: a lower bound at every folding, and
-    # above the engine's own work alone
-    assert r.cycles >= 2 * prog.bound_cycles() > 2 * prog.ideal_cycles()["engine"] > 0
-
-
-@pytest.mark.verilator
 def test_weights_in_uram_are_loaded_at_start_up(quick_run: Path, tmp_path: Path) -> None:
     """A plan with the trailing weight words in the start-up-loaded RAM (URAM on KV260): the
     top's weight load (mode bit 0, as the driver does it) fills it, then the images are
     bit-exact; skipping the load leaves the RAM at its power-up zeros and the logits change,
-    so the RAM part is really what the engine reads."""
+    so the RAM part is really what the engine reads. The folding is another than the run's,
+    PE much wider than SIMD (SIMD wider than PE in tests/sim/test_vit_rtl.py): the RTL must be
+    exact wherever the planner lands."""
     model, layers, rows, _ = run_int_model(quick_run)
-    full = fixed_plan(layers, rows, get_board("kv260"), 8, 8)
-    plan = fixed_plan(layers, rows, get_board("kv260"), 8, 8, rom_depth=full.weight_depth // 3)
+    full = fixed_plan(layers, rows, get_board("kv260"), 32, 2)
+    plan = fixed_plan(layers, rows, get_board("kv260"), 32, 2, rom_depth=full.weight_depth // 3)
     assert 0 < plan.ram_depth < plan.weight_depth
     prog = compile_vit(model, plan)
     files = emit_vit(plan, layers, prog, tmp_path / "rtl")
@@ -173,7 +155,11 @@ def test_weights_in_uram_are_loaded_at_start_up(quick_run: Path, tmp_path: Path)
     images = load_digits_split().x_test[:2].numpy()
     expected = logits(model, images)
     r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
+    assert r.logits.shape == expected.shape == (2, 10)
     np.testing.assert_array_equal(r.logits, expected)
+    # one op at a time, each at least its slowest unit: a lower bound at every folding, and
+    # above the engine's own work alone
+    assert r.cycles >= 2 * prog.bound_cycles() > 2 * prog.ideal_cycles()["engine"] > 0
     skipped = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator",
                       tmp_path / "build", load=False)
     assert not np.array_equal(skipped.logits, expected)

@@ -2,8 +2,9 @@
 
 The graph pass is checked on hand-written JSON netlists (no Yosys) and on one Yosys synthesis
 of a design whose depth is known by construction: instantiated LUT6 primitives, which Yosys
-keeps as they are, chained between registers. One real unit (the LUT multiplier) is
-measured too.
+keeps as they are, chained between registers. Real units are measured too: the LUT multiplier,
+and the vector LayerNorm and softmax and the packed dot product against the level budget on
+both families (one lane each, whose datapaths are those of any lane count).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.emit.templating import template_root
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.timing import LEVEL_BUDGET, board_level_budget, level_budget
+from vitfpga.runtime.intmath import EXP2_LUT
 from vitfpga.sim.depth import DSP_LEVELS, logic_depth, netlist_depth
 from vitfpga.sim.synth import run_synth_xilinx
 
@@ -215,3 +218,48 @@ def test_lut_multiplier_fits_the_budget(tmp_path: Path) -> None:
     assert r.start.startswith(("port w[", "port x[")) and r.end.startswith("port p[")
     assert 2 <= r.levels <= level_budget("xcup", 250.0), r.route()
     assert r.levels == len(r.path) and r.family == "xcup" and r.seconds > 0
+
+
+# --- the vector units and the packed multiplier against the budget ---------------------------
+
+_BOARDS = {"xc7": "pynq-z2", "xcup": "kv260"}
+
+
+def _unit_job(unit: str, family: str, work: Path) -> tuple[list[Path], str, dict[str, int],
+                                                            list[Path]]:
+    """(sources, top, parameters, $readmemh files) of one unit at a representative size: one
+    lane (the per-row and per-lane datapaths are those of any L, at DeiT-Tiny's widths: d 192,
+    197 tokens), the packed dot product at the benchmark's N and SHIFT per family."""
+    vit = template_root() / "vit" / "include"
+    if unit == "layernorm_vec":
+        rng = np.random.default_rng(0)
+        (work / "ln_gamma.mem").write_text("".join(
+            f"{int(v) & 0xFFFF:04x}\n" for v in rng.integers(-2**15, 2**15, 192)))
+        (work / "ln_beta.mem").write_text("".join(
+            f"{int(v) & 0xFFFFFFFF:08x}\n" for v in rng.integers(-2**31, 2**31, 192)))
+        return ([vit / "vitfpga_layernorm_vec.v", vit / "vitfpga_fifo.v"],
+                "vitfpga_layernorm_vec", {"DMAX": 192, "PDEPTH": 192, "L": 1},
+                [work / "ln_gamma.mem", work / "ln_beta.mem"])
+    if unit == "softmax_vec":
+        (work / "exp2_lut.mem").write_text("".join(f"{int(v):06x}\n" for v in EXP2_LUT))
+        return ([vit / "vitfpga_softmax_vec.v", vit / "vitfpga_fifo.v"], "vitfpga_softmax_vec",
+                {"TMAX": 197, "L": 1}, [work / "exp2_lut.mem"])
+    n, shift = (8, 18) if family == "xcup" else (2, 16)
+    return ([template_root() / "rtl" / "include" / "vitfpga_mulpack.v"], "vitfpga_dot2x8",
+            {"N": n, "SHIFT": shift}, [])
+
+
+# Each unit on the family where it sits nearest its budget (benchmarks/logic_depth.py measures
+# both): a synthesis of a vector unit takes 15-25 s.
+@pytest.mark.yosys
+@pytest.mark.parametrize(("unit", "family"), [("layernorm_vec", "xc7"), ("softmax_vec", "xc7"),
+                                              ("dot2x8", "xcup")])
+def test_vector_units_fit_the_budget(tmp_path: Path, unit: str, family: str) -> None:
+    sources, top, params, mems = _unit_job(unit, family, tmp_path)
+    r = logic_depth(sources, top, family, tmp_path / "build", params=params, mem_files=mems)
+    budget = board_level_budget(get_board(_BOARDS[family]))
+    assert r.levels <= budget, f"{unit} on {family}: {r.levels} > {budget}: {r.route()}"
+    assert not r.over(budget) and not r.unknown
+    # A real measurement: several levels deep (a wide add or a wide mux), DSPs inferred.
+    assert r.levels >= 5 and len(r.path) >= 2, r.route()
+    assert sum(v for k, v in r.cells.items() if k.startswith("DSP48")) > 0, r.cells

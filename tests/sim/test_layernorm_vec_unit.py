@@ -13,6 +13,7 @@ vector unit's layout (one L-element word a line).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import VIT_INCLUDE_DIR, run_unit
 
 SOURCE = VIT_INCLUDE_DIR / "vitfpga_layernorm_vec.v"
+SOURCES = [SOURCE, VIT_INCLUDE_DIR / "vitfpga_fifo.v"]  # the unit and the FIFO it instantiates
 TB = "vitfpga.sim.tb.layernorm_vec_tb"
 TOP = "vitfpga_layernorm_vec"
 # The module header's figure: start -> done = rows*d/L + d/L + LATENCY + log2(L) at full rate.
@@ -88,7 +90,7 @@ def _simulate(sim: str, build: Path, lanes: int, dmax: int, gamma: np.ndarray,
     params: dict[str, int | str] = {
         "DMAX": dmax, "PDEPTH": gamma.size, "L": lanes,
         "GAMMA_FILE": f'"{build / "ln_gamma.mem"}"', "BETA_FILE": f'"{build / "ln_beta.mem"}"'}
-    result = run_unit(toplevel=TOP, sources=[SOURCE], test_module=TB, parameters=params,
+    result = run_unit(toplevel=TOP, sources=SOURCES, test_module=TB, parameters=params,
                       case={"runs": runs}, build_dir=build, sim=sim)
     compared, timing = _judge(gamma, beta, runs, result, lanes)
     (build / "cycles.json").write_text(json.dumps(timing, indent=1))
@@ -261,7 +263,8 @@ def test_layernorm_vec_l1_on_verilator(tmp_path: Path) -> None:
 def test_layernorm_vec_lints_clean(params: dict[str, int]) -> None:
     args = [f"-G{k}={v}" for k, v in params.items()]
     with tool_env("verilator"):
-        done = subprocess.run(["verilator", "--lint-only", "-Wall", *args, str(SOURCE)],
+        done = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", TOP, *args,
+                               *map(str, SOURCES)],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -270,7 +273,25 @@ def test_layernorm_vec_lints_clean(params: dict[str, int]) -> None:
 @pytest.mark.parametrize("lanes", [32, 1])
 def test_layernorm_vec_compiles_on_icarus(lanes: int, tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", TOP, "-P", f"{TOP}.L={lanes}",
-                           "-o", str(tmp_path / "ln"), str(SOURCE)],
+                           "-o", str(tmp_path / "ln"), *map(str, SOURCES)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "warning" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+
+
+@pytest.mark.verilator
+@pytest.mark.icarus
+@pytest.mark.parametrize("depth", [1, 2, 3, 79, 128])
+def test_fifo_lints_clean(depth: int) -> None:
+    # vitfpga_fifo alone at the depths it takes: one entry, powers of two (free pointer wrap) and
+    # others (wrap by compare; the row buffer's BDW is one). Its behaviour is the units': the
+    # runs above pass several buffers' worth of beats through each FIFO.
+    with tool_env("verilator"):
+        done = subprocess.run(["verilator", "--lint-only", "-Wall", f"-GDEPTH={depth}",
+                               "-GWIDTH=5", str(SOURCES[1])],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    icarus = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_fifo", "-P",
+                             f"vitfpga_fifo.DEPTH={depth}", "-o", os.devnull, str(SOURCES[1])],
+                            capture_output=True, text=True, timeout=120)
+    assert icarus.returncode == 0 and "warning" not in icarus.stderr.lower(), icarus.stderr

@@ -26,7 +26,7 @@ from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import INCLUDE_DIR, run_unit
 
 SOURCE = INCLUDE_DIR / "vitfpga_mulpack.v"
-SOURCES = [SOURCE, INCLUDE_DIR / "vitfpga_addtree.v"]
+SOURCES = [SOURCE]  # self-contained: the lane sum is its own pipelined tree
 TB = "vitfpga.sim.tb.mulpack_tb"
 INT8_EDGES = (-128, -127, -1, 0, 1, 126, 127)
 
@@ -176,31 +176,37 @@ def _int8_rows(rng: np.random.Generator, n: int, rows: int) -> np.ndarray:
     return np.concatenate([same, mixed, rng.integers(-128, 128, size=(rows // 2, n, 3))])
 
 
+def dot2x8_latency(n: int, latency: int) -> int:
+    """vitfpga_dot2x8's cycles from in to out: LATENCY plus one register per lane-sum level."""
+    return latency + (n - 1).bit_length()
+
+
 def _stream(tmp_path: Path, top: str, params: dict[str, int], beats: dict[str, list[int]],
-            outputs: list[str], seed: int) -> dict[str, Any]:
+            outputs: list[str], seed: int, latency: int) -> dict[str, Any]:
     case = {"mode": "stream", "seed": seed, "beats": beats, "outputs": outputs,
-            "stall": 0.25, "gap": 0.2, "drain": params.get("LATENCY", 3) + 3}
+            "stall": 0.25, "gap": 0.2, "drain": latency + 3}
     build = tmp_path / "_".join([top, *(f"{k}{v}" for k, v in params.items())])
     result = run_unit(toplevel=top, sources=SOURCES, test_module=TB, parameters=params,
                       case=case, build_dir=build, sim="icarus")
     count = len(next(iter(beats.values())))
     assert len(result["taken"]) == count
-    # Beat k, taken by ce-qualified edge t, leaves the LATENCY-th register at edge
-    # t + LATENCY - 1 (seen LATENCY cycles after it was offered), and nothing else comes out.
-    assert [s["edge"] for s in result["seen"]] == [t + params["LATENCY"] - 1
-                                                   for t in result["taken"]]
+    # Beat k, taken by ce-qualified edge t, leaves the last register at edge t + latency - 1
+    # (seen `latency` cycles after it was offered), and nothing else comes out.
+    assert [s["edge"] for s in result["seen"]] == [t + latency - 1 for t in result["taken"]]
     return result
 
 
 @pytest.mark.icarus
-@pytest.mark.parametrize(("n", "shift", "latency"), [(8, 18, 3), (2, 16, 4), (5, 0, 1)])
+@pytest.mark.parametrize(("n", "shift", "latency"), [(8, 18, 3), (2, 16, 4), (5, 0, 1),
+                                                     (1, 17, 2)])
 def test_dot2x8_streams_exactly_on_icarus(tmp_path: Path, n: int, shift: int,
                                           latency: int) -> None:
     rng = np.random.default_rng(n * 100 + shift)
     rows = _int8_rows(rng, n, 200)
     beats = {name: _lanes(rows[..., j], 8) for j, name in enumerate(("a0", "a1", "b"))}
     params = {"N": n, "SHIFT": shift, "LATENCY": latency}
-    result = _stream(tmp_path, "vitfpga_dot2x8", params, beats, ["s0", "s1"], seed=n)
+    result = _stream(tmp_path, "vitfpga_dot2x8", params, beats, ["s0", "s1"], seed=n,
+                     latency=dot2x8_latency(n, latency))
     got = np.array([[_signed(s["s0"], 32), _signed(s["s1"], 32)] for s in result["seen"]])
     want = np.stack([(rows[..., 0] * rows[..., 2]).sum(-1),
                      (rows[..., 1] * rows[..., 2]).sum(-1)], -1)
@@ -236,7 +242,7 @@ def test_products_stream_exactly_on_icarus(tmp_path: Path, top: str,
         beats = {k: _lanes(ins[:, j:j + 1], 8) for j, k in enumerate(("a0", "a1", "b"))}
         outs, pw = ["p0", "p1"], 16
         want = ins[:, :2] * ins[:, 2:]
-    result = _stream(tmp_path, top, params, beats, outs, seed=7)
+    result = _stream(tmp_path, top, params, beats, outs, seed=7, latency=params["LATENCY"])
     if top == "vitfpga_mul3x4":
         got = np.array([[_signed(s["p"] >> (i * pw), pw) for i in range(3)]
                         for s in result["seen"]])

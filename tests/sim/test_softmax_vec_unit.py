@@ -23,6 +23,7 @@ from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import VIT_INCLUDE_DIR, run_unit
 
 SOURCE = VIT_INCLUDE_DIR / "vitfpga_softmax_vec.v"
+SOURCES = [SOURCE, VIT_INCLUDE_DIR / "vitfpga_fifo.v"]  # the unit and the FIFO it instantiates
 TOP = "vitfpga_softmax_vec"
 TB_MODULE = "vitfpga.sim.tb.softmax_vec_tb"
 TMAX = 256
@@ -79,7 +80,7 @@ def _simulate(runs: list[dict[str, Any]], lanes: int, tmax: int, build: Path,
     build.mkdir(parents=True, exist_ok=True)
     lut = build / "exp2_lut.mem"
     write_lut(lut)
-    return run_unit(toplevel=TOP, sources=[SOURCE], test_module=TB_MODULE,
+    return run_unit(toplevel=TOP, sources=SOURCES, test_module=TB_MODULE,
                     parameters={"TMAX": tmax, "L": lanes, "EXP_FILE": f'"{lut}"'},
                     case={"seed": 11, "lanes": lanes, "runs": runs}, build_dir=build,
                     sim=sim)
@@ -158,8 +159,8 @@ def test_softmax_vec_bit_exact(lanes: int, tmax: int, tmp_path: Path) -> None:
 def test_softmax_vec_lints_clean(lanes: int, tmax: int) -> None:
     with tool_env("verilator"):
         done = subprocess.run(["verilator", "--lint-only", "-Wall", f"-GTMAX={tmax}",
-                               f"-GL={lanes}", str(SOURCE)], capture_output=True, text=True,
-                              timeout=120)
+                               f"-GL={lanes}", "--top-module", TOP, *map(str, SOURCES)],
+                              capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
@@ -167,7 +168,7 @@ def test_softmax_vec_lints_clean(lanes: int, tmax: int) -> None:
 @pytest.mark.parametrize("lanes", [32, 1])
 def test_softmax_vec_compiles_under_icarus(lanes: int, tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", TOP, f"-P{TOP}.L={lanes}",
-                           "-o", str(tmp_path / "smv.vvp"), str(SOURCE)], capture_output=True,
-                          text=True, timeout=120)
+                           "-o", str(tmp_path / "smv.vvp"), *map(str, SOURCES)],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr.lower(), done.stderr

@@ -17,11 +17,13 @@ import pytest
 
 from tests.conftest import hand_model_plan, random_layer
 from vitfpga.errors import BadInput, VerificationFailed
-from vitfpga.hls.emit.rtl import emit_rtl
-from vitfpga.hls.plan.boards import Board, part_family
-from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.emit.rtl import decoder_params, emit_rtl
+from vitfpga.hls.plan.boards import Board, get_board, part_family
+from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.hls.plan.memory import map_memory
+from vitfpga.hls.plan.whole import PACK_SHIFT, engine_resources, pack_shift
+from vitfpga.ir import IntLinear
 from vitfpga.sim.synth import SynthReport, synthesize
 
 PE, SIMD, BITS = 2, 8, 4
@@ -35,6 +37,7 @@ class Synthesised:
     plan: ModelPlan
     rtl: Path
     report: SynthReport
+    plan_layers: dict[str, IntLinear]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Synthesised:
     out = tmp_path_factory.mktemp("synth_engine")
     emit_rtl(plan, layers, out)
     report = synthesize(out / "rtl", out / "build", family=part_family(plan.part))
-    return Synthesised(plan, out / "rtl", report)
+    return Synthesised(plan, out / "rtl", report, layers)
 
 
 def _uses_lutmul(rtl: Path) -> bool:
@@ -137,3 +140,23 @@ def test_report_counts_like_vivado() -> None:
     assert r.lutram == 3 * 4 + 2  # RAM64M is four LUTs, RAM32X1D two
     assert r.lut == 10 + 3 + 1 + r.lutram + 2  # logic, distributed RAM and shift registers
     assert r.bram18 == 5 and r.seconds == 1.23 and r.cells == dict(sorted(cells.items()))
+
+
+@pytest.mark.yosys
+@pytest.mark.parametrize("board", ["pynq-z2", "kv260"])
+def test_packed_engine_dsp_matches_the_planner(board: str, engine: Synthesised,
+                                               tmp_path: Path) -> None:
+    """The whole-model engine (int8 lanes for the streamed operand) on each DSP48 family: one
+    DSP per PE pair and input lane (mul2x8 at the family's shift) plus the requantisation's,
+    exactly as `engine_resources` counts them (unpacked, one DSP a lane)."""
+    plan = fixed_plan(engine.plan_layers, dict.fromkeys(engine.plan_layers, 4), get_board(board),
+                      PE, SIMD)
+    family = part_family(plan.part)
+    shift = pack_shift(plan)
+    assert shift == PACK_SHIFT[family]
+    params = {"PE": PE, "SIMD": SIMD, "WBITS": plan.weight_bits,
+              **decoder_params(plan), "NLAYERS": len(plan.layers), "ROM_DEPTH": plan.rom_depth,
+              "CDEPTH": plan.channel_depth, "OPDEPTH": 16}
+    r = synthesize(engine.rtl, tmp_path, top="vitfpga_mvu", family=family,
+                   params={**params, "PACK": shift})
+    assert engine_resources(plan)[0] == r.dsp == REQUANT_DSP_PER_PE * PE + PE * SIMD // 2

@@ -1,6 +1,7 @@
 `timescale 1ns/1ps
 // Packed multipliers: several exact integer products from one multiplier (one DSP slice), after
-// Xilinx WP486 (INT8) and WP487 (INT4). Needs vitfpga_addtree.v (vitfpga_dot2x8's lane sum).
+// Xilinx WP486 (INT8) and WP487 (INT4). Self-contained (vitfpga_dot2x8's lane sum is its own
+// pipelined tree, vitfpga_mulpack_sum).
 //
 // vitfpga_dot2x8 #(N, SHIFT, LATENCY): two int8 dot products over N terms sharing the operand b,
 //   s0 = sum_i a0[i]*b[i],  s1 = sum_i a1[i]*b[i]   (exact, sign-extended to 32 bits)
@@ -37,9 +38,15 @@
 //
 // Pipeline (all three): LATENCY 1..4 register stages, as a DSP48 places them: 1 = P only;
 // 2 = inputs + P; 3 = inputs + M (product) + P; 4 = inputs + AD (packed operand) + M + P.
-// out = f(in) LATENCY cycles later, counting only cycles with ce high; in_valid travels with the
-// data (cleared by rst_n, synchronous, active low; the datapath has no reset, as in a DSP).
-// The lane sum of vitfpga_dot2x8 sits between M and P.
+// out = f(in) LATENCY cycles later for vitfpga_mul2x8 and vitfpga_mul3x4, and
+// LATENCY + ceil(log2 N) cycles later for vitfpga_dot2x8, counting only cycles with ce high;
+// in_valid travels with the data (cleared by rst_n, synchronous, active low; the datapath has no
+// reset, as in a DSP). The lane sum of vitfpga_dot2x8 sits between M and P, one register per
+// tree level (as a DSP cascade registers each PCIN add), then P = sum + K: one add a clock.
+// Logic depth (vitfpga.sim.depth, LATENCY 3): dot2x8 N 2 SHIFT 16 on xc7 8 levels (the sum's
+// register is the second DSP48E1's P, then K: 1 LUT + 7 CARRY4); N 8 SHIFT 18 on xcup 6 (a
+// pre-adder into the DSP48E2, or one tree level: 1 LUT + 5 CARRY8). With LATENCY < 3 the
+// pre-adder, the multiply and the first add share a clock.
 //
 // Yosys 0.70 synth_xilinx packs registers, pre-adder and post-adder into DSP48E1 only: on xcup
 // the DSP48E2 holds the multiplier alone and the pre-adder (an 8-bit decrement of the upper
@@ -52,9 +59,9 @@
 //   vitfpga_mul3x4 WBITS 4, xcup:  1 DSP48E2, 28 LUT (decrements, K, the two -K0) for 3 products,
 //     where vitfpga_lutmul takes 42 LUT per product; WBITS 3 on xc7: 1 DSP48E1, 12 LUT;
 //     WBITS 4 on xc7: 2 DSP48E1 (A is 27 bits).
-//   vitfpga_dot2x8 N 8 SHIFT 18, xcup: 8 DSP48E2, 398 LUT, 504 FF (the SHIFT 0 fallback: 16
-//     DSP48E2, 263 LUT, 489 FF: in Yosys the packed lane sum is as wide as the two plain ones
-//     together and the pre-adders add 8 LUT a term); N 2 SHIFT 16, xc7: 2 DSP48E1, 10 LUT.
+//   vitfpga_dot2x8 N 8 SHIFT 18, xcup: 8 DSP48E2, 307 LUT, 758 FF (the tree's registers);
+//     N 2 SHIFT 16, xc7: 2 DSP48E1 (the lane sum in the second one's P register), 10 CARRY4
+//     (K and the unpacking), 53 FF.
 
 // The two helpers below serve the three public modules of this file.
 /* verilator lint_off DECLFILENAME */
@@ -109,6 +116,48 @@ module vitfpga_mulpack_valid #(
     endgenerate
     assign out_valid = v[LATENCY-1];
 endmodule
+
+// The lane sum of vitfpga_dot2x8: a balanced tree over N signed IW-bit lanes (sign-extended to
+// the OW-bit sum), one register stage per level (ce-qualified), so sum follows in by
+// ceil(log2 N) cycles and no clock holds more than one OW-bit add (a DSP cascade's PCIN adds
+// are registered the same way). N = 1 passes the lane through. Heap-numbered: node n
+// (1 .. NP-1) adds its children 2n and 2n+1; the lanes, padded with zeros to NP = 2^LB, are the
+// leaves NP .. 2NP-1; node 0 does not exist.
+module vitfpga_mulpack_sum #(
+    parameter integer N  = 8,
+    parameter integer IW = 16,
+    parameter integer OW = 19
+) (
+    /* verilator lint_off UNUSEDSIGNAL */
+    input  wire          clk,  // unused when N = 1
+    input  wire          ce,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire [N*IW-1:0] in,
+    output wire [OW-1:0]   sum
+);
+    localparam integer LB = (N > 1) ? $clog2(N) : 0;
+    localparam integer NP = 1 << LB;
+    wire [2*NP*OW-1:OW] nd;
+    genvar i;
+    generate
+        for (i = 0; i < NP; i = i + 1) begin : g_leaf
+            if (i < N) begin : g_lane
+                wire [IW-1:0] x = in[i*IW +: IW];
+                assign nd[(NP+i)*OW +: OW] = {{(OW-IW){x[IW-1]}}, x};
+            end else begin : g_pad
+                assign nd[(NP+i)*OW +: OW] = {OW{1'b0}};
+            end
+        end
+        for (i = 1; i < NP; i = i + 1) begin : g_node
+            reg [OW-1:0] r;
+            always @(posedge clk) begin
+                if (ce) r <= nd[2*i*OW +: OW] + nd[(2*i+1)*OW +: OW];
+            end
+            assign nd[i*OW +: OW] = r;
+        end
+    endgenerate
+    assign sum = nd[OW +: OW];
+endmodule
 /* verilator lint_on DECLFILENAME */
 
 module vitfpga_dot2x8 #(
@@ -127,7 +176,7 @@ module vitfpga_dot2x8 #(
     output wire [31:0]    s0,  // sum_i a0[i]*b[i], sign-extended
     output wire [31:0]    s1   // sum_i a1[i]*b[i], sign-extended
 );
-    localparam integer LB = (N > 1) ? $clog2(N) : 0;
+    localparam integer LB = (N > 1) ? $clog2(N) : 0;  // lane-sum levels, one register each
     localparam integer SW = 16 + LB;  // one exact sum
     localparam integer IREG = (LATENCY >= 2) ? 1 : 0;
     localparam integer MREG = (LATENCY >= 3) ? 1 : 0;
@@ -153,7 +202,7 @@ module vitfpga_dot2x8 #(
         end
     endgenerate
 
-    vitfpga_mulpack_valid #(.LATENCY(LATENCY)) u_valid (
+    vitfpga_mulpack_valid #(.LATENCY(LATENCY + LB)) u_valid (
         .clk(clk), .rst_n(rst_n), .ce(ce), .in_valid(in_valid), .out_valid(out_valid));
 
     // Input registers (DSP A1/D/B1).
@@ -183,9 +232,10 @@ module vitfpga_dot2x8 #(
                 vitfpga_mulpack_stage #(.W(PW), .REG(MREG)) u_m (
                     .clk(clk), .ce(ce), .d(prod[PW-1:0]), .q(m[i*PW +: PW]));
             end
-            // Lane sum and K (the DSP post-adder / cascade), then the P register.
+            // Lane sum (the DSP cascade, registered per level), then K and the P register.
             wire [TW-1:0] sum;
-            vitfpga_addtree #(.N(N), .IW(PW), .OW(TW)) u_sum (.in(m), .sum(sum));
+            vitfpga_mulpack_sum #(.N(N), .IW(PW), .OW(TW)) u_sum (
+                .clk(clk), .ce(ce), .in(m), .sum(sum));
             reg [TW-1:0] p;
             always @(posedge clk) begin
                 if (ce) p <= sum + K;
@@ -207,8 +257,10 @@ module vitfpga_dot2x8 #(
                     .clk(clk), .ce(ce), .d({prod1, prod0}), .q({m1[i*16 +: 16], m0[i*16 +: 16]}));
             end
             wire [SW-1:0] sum0, sum1;
-            vitfpga_addtree #(.N(N), .IW(16), .OW(SW)) u_sum0 (.in(m0), .sum(sum0));
-            vitfpga_addtree #(.N(N), .IW(16), .OW(SW)) u_sum1 (.in(m1), .sum(sum1));
+            vitfpga_mulpack_sum #(.N(N), .IW(16), .OW(SW)) u_sum0 (
+                .clk(clk), .ce(ce), .in(m0), .sum(sum0));
+            vitfpga_mulpack_sum #(.N(N), .IW(16), .OW(SW)) u_sum1 (
+                .clk(clk), .ce(ce), .in(m1), .sum(sum1));
             reg [SW-1:0] q0, q1;
             always @(posedge clk) begin
                 if (ce) begin

@@ -41,14 +41,18 @@
 // arrived); dense and codebook layers read one beat through an R-way select.
 //
 // Pipeline (one enable `en` for every stage; it drops only while an output beat is held back by
-// m_axis TREADY, so nothing is lost or duplicated under backpressure):
+// m_axis TREADY, so nothing is lost or duplicated under backpressure). Every stage fits the
+// logic-depth budget at the board's clock (hls/plan/timing.py; docs/vit.md "Timing"):
 //   A  weight ROM word (or operand buffer word) + input buffer word(s) (synchronous reads)
-//   B  element select and decode, PE x SIMD products (registered, DSP/LUT multipliers)
-//   C  per-PE adder tree over SIMD lanes; bias table read
+//   B  element select and decode into registered int operands, then the PE x SIMD products
+//      (registered; with PACK, two PEs' products from one DSP, vitfpga_mulpack.v): 2 clocks
+//   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
+//      inputs; bias table read
 //   D  per-PE int32 accumulator; M and S table reads
-//   E  acc * M in int64
-//   F  round, arithmetic shift, clamp -> output register (m_axis TDATA/TVALID); the raw
-//      accumulator, delayed through E and F, leaves with it on out_raw
+//   E-G  requantisation (vitfpga_requant.v, 3 clocks) -> output register (m_axis
+//      TDATA/TVALID); the raw accumulator, delayed three clocks, leaves with it on out_raw
+// In control, in_ready and the rows-left flags are registers computed from the next state, and
+// every compare is against a registered bound (no subtractor before a compare).
 module vitfpga_mvu #(
     parameter integer PE = 4,
     parameter integer SIMD = 8,
@@ -74,7 +78,11 @@ module vitfpga_mvu #(
     parameter SHIFT_FILE = "shift.mem",
     parameter PROGRAM_FILE = "program.mem",
     parameter CODEBOOK_FILE = "codebook.mem",  // read only when CB_BITS > 0
-    parameter integer OPDEPTH = 0  // operand buffer words; 0: no buffer, no streamed runs
+    parameter integer OPDEPTH = 0, // operand buffer words; 0: no buffer, no streamed runs
+    // Two products per DSP (vitfpga_mulpack.v mul2x8) at this operand shift: 18 on UltraScale+
+    // (DSP48E2), 16 on 7-series (DSP48E1); 0: one product per lane. Needs int8 lanes (OPDEPTH > 0),
+    // an even PE and no N:M decoder (both PEs of a pair must see the same input lane).
+    parameter integer PACK = 0
 ) (
     input  wire              clk,
     input  wire              rst_n,
@@ -139,13 +147,31 @@ module vitfpga_mvu #(
     localparam [WAB:0] ROM_END = ROM_DEPTH[WAB:0];  // one bit wider: ROM_DEPTH may be 2^WAB
     localparam integer CAB = (CDEPTH > 1) ? $clog2(CDEPTH) : 1;
     localparam integer LB = (NLAYERS > 1) ? $clog2(NLAYERS) : 1;
+    localparam [LB:0] NLAYERS_U = NLAYERS[LB:0];  // fits: NLAYERS <= 2^LB
     // Lane operand width: WBITS, or int8 when the lanes also take streamed operands.
     localparam integer WX = (OPDEPTH > 0) ? 8 : WBITS;
     localparam integer PW = WX + 8;  // one product, exact
     // Element bits the dense sign extension reads: the lane, or the N:M value field.
     localparam integer EW = LANE_BITS;
     localparam integer DW = PW + ((SIMD > 1) ? $clog2(SIMD) : 0);  // one SIMD dot product, exact
-    localparam signed [63:0] HI = 64'sd127;
+    // The adder tree's stages: each sums groups of up to four (tree_width: inputs to stage k).
+    function integer tree_width(input integer n, input integer k);
+        integer i;
+        begin
+            tree_width = n;
+            for (i = 0; i < k; i = i + 1) tree_width = (tree_width + 3) / 4;
+        end
+    endfunction
+    function integer tree_stages(input integer n);
+        integer w;
+        begin
+            tree_stages = 1;
+            for (w = (n + 3) / 4; w > 1; w = (w + 3) / 4) tree_stages = tree_stages + 1;
+        end
+    endfunction
+    localparam integer TS = tree_stages(SIMD);
+    localparam integer TD = TS + 1;  // b to c: the products' second register, then the tree
+    localparam integer PK = (PACK > 0 && OPDEPTH > 0 && PE % 2 == 0 && NM_N == 0) ? PACK : 0;
 
     // ------------------------------------------------------------------------------------------
     // Memories: plain arrays with $readmemh so that synthesis infers block RAM / ROM.
@@ -161,7 +187,10 @@ module vitfpga_mvu #(
     end
 
     // The program entry `layer` selects; an index past the program reads as an empty entry.
-    wire layer_ok = (layer < NLAYERS);
+    // Narrow compares only: a 32-bit one is a long carry chain on the start path.
+    /* verilator lint_off UNSIGNED */
+    wire layer_ok = (layer[31:LB] == {(32 - LB){1'b0}}) && ({1'b0, layer[LB-1:0]} < NLAYERS_U);
+    /* verilator lint_on UNSIGNED */
     wire [LB-1:0] layer_idx = layer[LB-1:0];
     wire [PROG_BITS-1:0] entry = layer_ok ? prog[layer_idx] : {PROG_BITS{1'b0}};
     /* verilator lint_off UNUSEDSIGNAL */
@@ -183,7 +212,7 @@ module vitfpga_mvu #(
     // Run control
     reg        busy;       // a layer run
     reg        busy_load;  // a weight load
-    reg [31:0] rows_q;
+    reg [31:0] rows_last;  // rows - 1, registered so that no compare subtracts
     wire       go = start && !busy && !busy_load;
     wire       en = !out_valid || out_ready;
     assign idle = !busy && !busy_load;
@@ -247,11 +276,10 @@ module vitfpga_mvu #(
             busy <= 1'b0;
             busy_load <= 1'b0;
             done <= 1'b0;
-            rows_q <= 32'd0;
         end else begin
             done <= 1'b0;
             if (go) begin
-                rows_q <= rows;
+                rows_last <= rows - 32'd1;
                 // An empty run finishes at once rather than waiting for a beat that never comes.
                 if (rows == 32'd0 || (!load && !layer_ok)) done <= 1'b1;
                 else if (load) busy_load <= 1'b1;
@@ -274,9 +302,14 @@ module vitfpga_mvu #(
     wire [CB-1:0] cnt_wb = wb ? cnt1 : cnt0;
     wire          wb_row_end = (cnt_wb == beats_last);
 
-    wire in_ready_run = busy && (rows_in != rows_q) && (cnt_wb != beats_q);
+    // in_ready is a register: busy, rows still to come and room in bank `wb`, computed from the
+    // next state of the counters below, so it equals that function of the state every clock
+    // while no consumer's logic sits behind the counters' (logic depth, docs/vit.md "Timing").
+    reg  in_ready_run;
+    reg  in_more;  // rows still to arrive
     assign in_ready = in_ready_run || busy_load;
     wire in_fire = in_valid && in_ready_run;
+    wire in_row_done = in_fire && wb_row_end;
 
     // Compute-side issue state, declared here because releasing a bank touches the counts.
     reg           rb;
@@ -295,14 +328,34 @@ module vitfpga_mvu #(
             assign ready_beat = (i_sf < cnt_rb);
         end
     endgenerate
-    wire can_issue = busy && (i_row != rows_q) && ready_beat;
+    reg  i_more;  // rows still to issue, a register like in_more
+    wire can_issue = busy && i_more && ready_beat;
     wire issue = en && can_issue;
     wire i_sf_last = (i_sf == sf_last);
     wire i_nf_last = (i_nf == nf_last);
     wire row_end = issue && i_sf_last && i_nf_last;
 
     // The writer only touches a bank that is not full and the reader only releases a full one,
-    // so the two updates below never hit the same counter in the same cycle.
+    // so the two updates never hit the same counter in the same cycle.
+    wire          wb_n = wb ^ in_row_done;
+    wire [CB-1:0] cnt0_n = (row_end && !rb) ? {CB{1'b0}} : cnt0 + {{(CB-1){1'b0}}, in_fire && !wb};
+    wire [CB-1:0] cnt1_n = (row_end && rb) ? {CB{1'b0}} : cnt1 + {{(CB-1){1'b0}}, in_fire && wb};
+    wire          in_more_n = in_more && !(in_row_done && rows_in == rows_last);
+    always @(posedge clk) begin
+        if (!rst_n) begin
+            in_ready_run <= 1'b0;
+            in_more <= 1'b0;
+            i_more <= 1'b0;
+        end else if (go) begin
+            i_more <= (rows != 32'd0);
+            in_ready_run <= (rows != 32'd0) && !load && layer_ok && (e_beats != {CB{1'b0}});
+            in_more <= (rows != 32'd0);
+        end else begin
+            in_ready_run <= busy && in_more_n && ((wb_n ? cnt1_n : cnt0_n) != beats_q);
+            in_more <= in_more_n;
+            if (row_end && i_row == rows_last) i_more <= 1'b0;
+        end
+    end
     always @(posedge clk) begin
         if (!rst_n || go) begin
             wb <= 1'b0;
@@ -310,18 +363,10 @@ module vitfpga_mvu #(
             cnt1 <= {CB{1'b0}};
             rows_in <= 32'd0;
         end else begin
-            if (in_fire) begin
-                if (wb) cnt1 <= cnt1 + 1'b1;
-                else cnt0 <= cnt0 + 1'b1;
-                if (wb_row_end) begin
-                    wb <= !wb;
-                    rows_in <= rows_in + 32'd1;
-                end
-            end
-            if (row_end) begin
-                if (rb) cnt1 <= {CB{1'b0}};
-                else cnt0 <= {CB{1'b0}};
-            end
+            wb <= wb_n;
+            cnt0 <= cnt0_n;
+            cnt1 <= cnt1_n;
+            if (in_row_done) rows_in <= rows_in + 32'd1;
         end
     end
 
@@ -415,28 +460,44 @@ module vitfpga_mvu #(
     endgenerate
 
     // ------------------------------------------------------------------------------------------
-    // Stage control: valid, first/last beat of a fold, fold index, last beat of the run.
-    reg va, vb, vc, vd, ve;
-    reg first_a, first_b, first_c;
-    reg last_a, last_b, last_c;
-    reg [CAB-1:0] ca_a, ca_b, ca_c;
-    reg tlast_a, tlast_b, tlast_c, tlast_d, tlast_e;
+    // Stage control: valid, first/last beat of a fold, fold index, last beat of the run. "b" is
+    // the clock after the reads; the products' second clock (MB = 2) and the adder tree's TS
+    // clocks follow it, so the side-band runs through a delay line of TD = TS + 1 entries, the
+    // last of which is the "c" stage the accumulator reads.
+    reg va, vb, vd, ve, vf;
+    reg first_a, first_b;
+    reg last_a, last_b;
+    reg [CAB-1:0] ca_a, ca_b;
+    reg tlast_a, tlast_b, tlast_d, tlast_e, tlast_f;
+    reg [TD-1:0]  vt, first_t, last_t, tlast_t;
+    reg [CAB-1:0] ca_t [0:TD-1];
+    wire          vc = vt[TD-1];
+    wire          first_c = first_t[TD-1];
+    wire          last_c = last_t[TD-1];
+    wire          tlast_c = tlast_t[TD-1];
+    wire [CAB-1:0] ca_c = ca_t[TD-1];
+    // The bias is read one stage ahead of the accumulator that adds it.
+    wire [CAB-1:0] ca_pre = ca_t[TD-2];  // TD >= 2
+    integer ti;
 
     always @(posedge clk) begin
         if (!rst_n) begin
             va <= 1'b0;
             vb <= 1'b0;
-            vc <= 1'b0;
+            vt <= {TD{1'b0}};
             vd <= 1'b0;
             ve <= 1'b0;
+            vf <= 1'b0;
             out_valid <= 1'b0;
         end else if (en) begin
             va <= can_issue;
             vb <= va;
-            vc <= vb;
+            vt[0] <= vb;
+            for (ti = 1; ti < TD; ti = ti + 1) vt[ti] <= vt[ti-1];
             vd <= vc && last_c;  // an accumulator is complete after its fold's last beat
             ve <= vd;
-            out_valid <= ve;
+            vf <= ve;  // RQ_LAT = 3 clocks from vd to out_valid
+            out_valid <= vf;
         end
     end
 
@@ -445,18 +506,25 @@ module vitfpga_mvu #(
             first_a <= (i_sf == {CB{1'b0}});
             last_a <= i_sf_last;
             ca_a <= i_ca;
-            tlast_a <= i_sf_last && i_nf_last && (i_row == rows_q - 32'd1);
+            tlast_a <= i_sf_last && i_nf_last && (i_row == rows_last);
             first_b <= first_a;
             last_b <= last_a;
             ca_b <= ca_a;
             tlast_b <= tlast_a;
-            first_c <= first_b;
-            last_c <= last_b;
-            ca_c <= ca_b;
-            tlast_c <= tlast_b;
+            first_t[0] <= first_b;
+            last_t[0] <= last_b;
+            tlast_t[0] <= tlast_b;
+            ca_t[0] <= ca_b;
+            for (ti = 1; ti < TD; ti = ti + 1) begin
+                first_t[ti] <= first_t[ti-1];
+                last_t[ti] <= last_t[ti-1];
+                tlast_t[ti] <= tlast_t[ti-1];
+                ca_t[ti] <= ca_t[ti-1];
+            end
             tlast_d <= tlast_c;
             tlast_e <= tlast_d;
-            out_last <= ve && tlast_e;
+            tlast_f <= tlast_e;
+            out_last <= vf && tlast_f;
         end
     end
 
@@ -473,7 +541,7 @@ module vitfpga_mvu #(
     wire          l_word_end = l_fire && (l_beat == BPW - 1);
     wire [WW-1:0] l_data = lword_next[BEAT +: WW];
     /* verilator lint_on UNUSEDSIGNAL */
-    assign load_last = l_word_end && (l_word == rows_q - 32'd1);
+    assign load_last = l_word_end && (l_word == rows_last);
     always @(posedge clk) begin
         if (!rst_n || go) begin
             l_beat <= 32'd0;
@@ -621,30 +689,29 @@ module vitfpga_mvu #(
         end
     endgenerate
 
-    // The clamp's lower bound, fixed for the run.
-    wire signed [63:0] lo = relu_q ? 64'sd0 : -64'sd128;
-    wire [7:0]         lo8 = relu_q ? 8'h00 : 8'h80;
-
     // Per-channel tables, read one stage ahead of their use.
     reg [PE*32-1:0] bias_c;
     reg [PE*32-1:0] mult_d;
-    reg [PE*8-1:0]  shift_d, shift_e;
+    reg [PE*8-1:0]  shift_d;
     always @(posedge clk) begin
         if (en) begin
-            bias_c <= brom[ca_b];
+            bias_c <= brom[ca_pre];
             mult_d <= mrom[ca_c];
             shift_d <= srom[ca_c];
-            shift_e <= shift_d;
         end
     end
 
     // ------------------------------------------------------------------------------------------
-    // Datapath, one copy per PE.
+    // Datapath, one copy per PE. Lane l = p*SIMD + s of w_all / x_all / prod_all.
+    wire [NL*WX-1:0] w_all;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [NL*8-1:0]  x_all;  // packed pairs read the even PE's lanes only
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [NL*PW-1:0] prod_all;
     genvar p, s;
     generate
         for (p = 0; p < PE; p = p + 1) begin : g_pe
-            // Stage B: SIMD exact products.
-            wire [SIMD*PW-1:0] prod_d;
+            // Stage B: the lanes' decoded operands (their products: g_pack / g_single).
             for (s = 0; s < SIMD; s = s + 1) begin : g_lane
                 // The lane's element, then its codec's decoder: weight w_rom, input x.
                 /* verilator lint_off UNUSEDSIGNAL */
@@ -727,33 +794,37 @@ module vitfpga_mvu #(
                 end else begin : g_wrom
                     assign w = w_rom;
                 end
-                if (WX < 8) begin : g_lut
-                    // A narrow product is a few LUTs; a DSP slice per lane would run out first
-                    // (the planner counts DSPs this way). Written as partial products because
-                    // Yosys ignores use_dsp and would put every `*` on a DSP48.
-                    wire [PW-1:0] m;
-                    vitfpga_lutmul #(.WBITS(WX)) u_mul (.w(w), .x(x), .p(m));
-                    assign prod_d[s*PW +: PW] = m;
-                end else begin : g_dsp
-                    // 8-bit weights, or any weights once the lanes take streamed int8 operands:
-                    // one DSP slice a lane, cheaper than an 8 x 8 LUT product (~135 LUTs more a
-                    // lane in Yosys; docs/engine.md "Streamed operand").
-                    wire signed [PW-1:0] m = w * x;
-                    assign prod_d[s*PW +: PW] = m;
+                assign w_all[(p*SIMD + s)*WX +: WX] = w;
+                assign x_all[(p*SIMD + s)*8 +: 8] = x;
+            end
+            wire [SIMD*PW-1:0] prod = prod_all[p*SIMD*PW +: SIMD*PW];
+
+            // Stage C: adder tree over the SIMD lanes, TS registered stages of up to four inputs
+            // (two adder levels: one stage of a deeper tree would exceed the level budget,
+            // hls/plan/timing.py). Every partial sum is DW bits wide, which holds the full sum.
+            for (s = 0; s < TS; s = s + 1) begin : g_ts
+                localparam integer NIN = tree_width(SIMD, s);  // inputs to this stage
+                localparam integer NOUT = (NIN + 3) / 4;
+                localparam integer IWS = (s == 0) ? PW : DW;
+                wire [NIN*IWS-1:0] tin;
+                reg  [NOUT*DW-1:0] tout;
+                if (s == 0) begin : g_first
+                    assign tin = prod;
+                end else begin : g_next
+                    assign tin = g_ts[(s > 0) ? s - 1 : 0].tout;
+                end
+                genvar g;
+                for (g = 0; g < NOUT; g = g + 1) begin : g_grp
+                    localparam integer GN = (NIN - 4 * g < 4) ? NIN - 4 * g : 4;
+                    wire [DW-1:0] gsum;
+                    vitfpga_addtree #(.N(GN), .IW(IWS), .OW(DW)) u_tree (
+                        .in(tin[4*g*IWS +: GN*IWS]), .sum(gsum));
+                    always @(posedge clk) begin
+                        if (en) tout[g*DW +: DW] <= gsum;
+                    end
                 end
             end
-            reg [SIMD*PW-1:0] prod;
-            always @(posedge clk) begin
-                if (en) prod <= prod_d;
-            end
-
-            // Stage C: adder tree over the SIMD lanes.
-            wire [DW-1:0] dot_d;
-            vitfpga_addtree #(.N(SIMD), .IW(PW), .OW(DW)) u_tree (.in(prod), .sum(dot_d));
-            reg signed [DW-1:0] dot;
-            always @(posedge clk) begin
-                if (en) dot <= dot_d;
-            end
+            wire signed [DW-1:0] dot = g_ts[TS-1].tout[DW-1:0];
 
             // Stage D: accumulate; the first beat of a fold starts from the bias.
             wire signed [31:0] bias_l = bias_c[p*32 +: 32];
@@ -765,39 +836,83 @@ module vitfpga_mvu #(
                 if (en && vc) acc <= (first_c ? bias_l : acc) + dot_l;
             end
 
-            // Stage E: acc * M. M < 2^31, so its 32-bit lane read as signed is still M.
-            wire signed [31:0] mult_l = mult_d[p*32 +: 32];
-            reg signed [63:0] prod64;
-            always @(posedge clk) begin
-                if (en) prod64 <= acc * mult_l;
-            end
-
-            // Stage F: round half up, arithmetic shift, clamp. |acc*M| < 2^62 and the rounding
-            // term is at most 2^61, so the int64 sum cannot overflow.
-            wire [7:0]         sh = shift_e[p*8 +: 8];
-            wire signed [63:0] rnd = 64'sd1 <<< (sh - 8'd1);
-            wire signed [63:0] t = (prod64 + rnd) >>> sh;
-            wire [7:0]         y_d = (t > HI) ? 8'd127 : (t < lo) ? lo8 : t[7:0];
-            reg [7:0] y;
-            always @(posedge clk) begin
-                if (en) y <= y_d;
-            end
+            // Stages E-G: requantisation, RQ_LAT clocks (vitfpga_requant.v: the 32 x 31-bit
+            // product as four DSP partial products, then round, shift and clamp, each stage
+            // within the level budget).
+            wire [7:0] y;
+            vitfpga_requant u_rq (.clk(clk), .en(en), .acc(acc), .mult(mult_d[p*32 +: 32]),
+                                  .shift(shift_d[p*8 +: 8]), .relu(relu_q), .y(y));
             assign out_data[p*8 +: 8] = y;
 
-            // The raw accumulator, delayed alongside stages E and F so that it leaves with the
-            // same beat as y.
+            // The raw accumulator, delayed alongside the requantisation so that it leaves with
+            // the same beat as y.
             if (OPDEPTH > 0) begin : g_raw
-                reg [31:0] acc_e, acc_f;
+                reg [31:0] acc_e, acc_f, acc_g;
                 always @(posedge clk) begin
                     if (en) begin
                         acc_e <= acc;
                         acc_f <= acc_e;
+                        acc_g <= acc_f;
                     end
                 end
-                assign out_raw[p*32 +: 32] = acc_f;
+                assign out_raw[p*32 +: 32] = acc_g;
             end else begin : g_no_raw
                 assign out_raw[p*32 +: 32] = 32'd0;
             end
+        end
+    endgenerate
+
+    // Stage B products, MB = 2 clocks: the operands registered, then the products registered, so
+    // that neither the decoders nor the multipliers share a clock with the other.
+    generate
+        if (PK > 0) begin : g_pack
+            // Two PEs' weights share each input lane: one DSP computes both products
+            // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 2 = operand and P registers).
+            genvar q, r;
+            for (q = 0; q < PE / 2; q = q + 1) begin : g_pair
+                for (r = 0; r < SIMD; r = r + 1) begin : g_lane
+                    localparam integer I0 = 2 * q * SIMD + r;
+                    localparam integer I1 = I0 + SIMD;
+                    /* verilator lint_off PINCONNECTEMPTY */
+                    vitfpga_mul2x8 #(.SHIFT(PK), .LATENCY(2)) u_mul (
+                        .clk(clk), .rst_n(rst_n), .ce(en), .in_valid(1'b0),
+                        .a0(w_all[I0*8 +: 8]), .a1(w_all[I1*8 +: 8]), .b(x_all[I0*8 +: 8]),
+                        .out_valid(), .p0(prod_all[I0*PW +: PW]), .p1(prod_all[I1*PW +: PW]));
+                    /* verilator lint_on PINCONNECTEMPTY */
+                end
+            end
+        end else begin : g_single
+            reg [NL*WX-1:0] w_q;
+            reg [NL*8-1:0]  x_q;
+            reg [NL*PW-1:0] prod_q;
+            always @(posedge clk) begin
+                if (en) begin
+                    w_q <= w_all;
+                    x_q <= x_all;
+                end
+            end
+            genvar l;
+            for (l = 0; l < NL; l = l + 1) begin : g_lane
+                wire signed [WX-1:0] w = w_q[l*WX +: WX];
+                wire signed [7:0]    x = x_q[l*8 +: 8];
+                wire [PW-1:0]        m;
+                if (WX < 8) begin : g_lut
+                    // A narrow product is a few LUTs; a DSP slice per lane would run out first
+                    // (the planner counts DSPs this way). Written as partial products because
+                    // Yosys ignores use_dsp and would put every `*` on a DSP48.
+                    vitfpga_lutmul #(.WBITS(WX)) u_mul (.w(w), .x(x), .p(m));
+                end else begin : g_dsp
+                    // 8-bit weights, or any weights once the lanes take streamed int8 operands:
+                    // one DSP slice a lane, cheaper than an 8 x 8 LUT product (~135 LUTs more a
+                    // lane in Yosys; docs/engine.md "Streamed operand").
+                    wire signed [PW-1:0] ms = w * x;
+                    assign m = ms;
+                end
+                always @(posedge clk) begin
+                    if (en) prod_q[l*PW +: PW] <= m;
+                end
+            end
+            assign prod_all = prod_q;
         end
     endgenerate
 endmodule

@@ -33,7 +33,9 @@
 // |P| = |acc*M| < 3*2^61 and P + 2^(S-1) < 2^63: int64 never wraps, the unit computes exactly.
 // acc*M is four DSP-sized products: acc = ah*2^17 + al (al 17 bits unsigned, ah 16 signed),
 // M = mh*2^26 + ml (ml 26 bits, mh 5): A = al*M < 2^48 and B = ah*M (47-bit signed) each add one
-// small product to one large one, and P = A + B*2^17 is a 48-bit add on bits 17 and up.
+// small product to one large one, and P = A + B*2^17 adds on bits 17 and up: bits 17..25 from
+// the products' low bits (A[25:0] = al*ml's, B[8:0] = ah*ml's) one stage early, so that the
+// add of bits 26 and up (39 bits) takes the carry as its carry-in.
 // Rounding without a 64-bit add of 2^(S-1): with R = P >>> (S-1), (P + 2^(S-1)) >>> S =
 // (R + 1) >>> 1 exactly, and that lies in [-128, 127] only if R does in [-257, 254]. So each lane
 // takes a 10-bit window R' = P[S+8 : S-1] and a flag "all of P's bits from S+8 up are equal"
@@ -45,7 +47,8 @@
 //   input:  beat -> row buffer (L-wide words, inferred RAM) and, in parallel, L squares, an
 //           adder tree of log2(L) levels (one level a clock) and the per-row accumulators.
 //   per row (one row a clock, fully pipelined, 43 stages): |S|, D*Q in two DSP products;
-//           S^2 in three; D*Q - S^2; D*T in two; + eps in two 32-bit halves; k; w = v << 2k;
+//           S^2 in three; D*Q - S^2 in two halves (the low 34 bits with S^2's high half, then
+//           the high bits with the borrow); D*T in two; + eps in two 32-bit halves; k; w = v << 2k;
 //           the isqrt fully unrolled, one digit a stage (32 stages, widths growing with the
 //           digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
 //           a complete row whose beats are still in the buffer, and the buffer holds at most
@@ -56,8 +59,10 @@
 //           issue and the FIFO, never the 27-stage per-lane pipeline:
 //   lanes:  e1 buffer read | e2 D*x | e3 xc = D*x - S, -xc | e4 a = |xc| << k | e5..e20 divider,
 //           non-restoring, one quotient bit a stage (divisor shared) | e21 n, table words |
-//           e22 n*gamma | e23 + beta | e24 four partial products of acc*M | e25 A, B |
-//           e26 P = A + B*2^17 | e27 10-bit window and the fit flag | output FIFO write (y).
+//           e22 n*gamma | e23 + beta | e24 four partial products of acc*M | e25 A, B, P[25:17]
+//           | e26 P[64:26] | e27 10-bit window and the fit flag | output FIFO write (y).
+// The row buffer, the result FIFO and the output FIFO are vitfpga_fifo instances (a push or a
+// pop a clock, the head read without a clock; the row buffer's head is registered at e1).
 // The row buffer holds BDW = DMAX/L + 52 + log2(L) beats: at full rate a row's first beat is
 // re-read 48 + log2(L) clocks after its last arrived, so it holds at most d/L + 47 + log2(L)
 // beats and the input never waits.
@@ -71,12 +76,15 @@
 // more beats; the output FIFO write (1) and the final acceptance (1), which raises done.
 // rows = 0 raises done at the start edge itself. The rate holds for every d, d = L included
 // (one row a clock through the per-row pipeline).
-// Logic depth: the widest carry chain in one clock is the 54-bit D*Q - S^2 (per row) and the
-// 48-bit A, B and P adds (per lane). Yosys synth_xilinx -family xcup, DMAX = PDEPTH = 192, with
-// vitfpga.sim.depth: L = 8: 63 DSP48E2, ~15.7k LUT, ~12.0k FF, 3 RAMB36 (row buffer), 8 LUT
-// levels at most; L = 32: 231 DSP48E2, ~55.0k LUT (0.8k as LUTRAM: the row buffer), ~38.2k FF,
-// 8 levels. Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M), ~1.6k LUT, ~1.1k FF; the
-// 16-stage divider is about two thirds of a lane's LUTs.
+// Logic depth: the widest carry chain in one clock is the 33 + log2(DMAX)-bit Q accumulator
+// (D*Q - S^2 and P = A + B*2^17 are split over two stages, see above). vitfpga.sim.depth on
+// Yosys synth_xilinx -flatten, DMAX 192, PDEPTH 384, L = 1, 4, 8, 32: xc7 12 levels (the Q
+// accumulator, the root's and the divider's wide digits: 10 CARRY4 + 2 LUT), xcup 8 (the root
+// digits, 5 CARRY8 between an SRL read and a LUT; the quotient's sign fix; at L = 1 the k
+// encoder). Resources, xcup: L = 8: 63 DSP48E2, ~14.7k LUT, ~12.0k FF, 3 RAMB36 (row buffer);
+// L = 32: 231 DSP48E2, ~53.3k LUT (1.3k LUTRAM and SRL: the row buffer, delay lines), ~40.0k FF.
+// Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M), ~1.6k LUT, ~1.1k FF; the 16-stage
+// divider is about two thirds of a lane's LUTs.
 module vitfpga_layernorm_vec #(
     parameter integer DMAX = 192,          // longest row, a multiple of L
     parameter integer PDEPTH = 192,        // table elements (PDEPTH/L words of L elements)
@@ -123,7 +131,6 @@ module vitfpga_layernorm_vec #(
     // A row's root is in the result FIFO 46 + LL clocks after its last beat arrived and its
     // first beat is re-read two clocks later; the buffer keeps a row plus that many beats.
     localparam integer BDW = DW + 52 + LL;
-    localparam integer BAB = $clog2(BDW);
     localparam integer CNB = $clog2(BDW + 1);
     localparam integer FAB = $clog2(BDW);       // result FIFO: 2^FAB >= BDW entries
     localparam integer NDIV = 16;               // quotient bits (|n| <= 2^15)
@@ -131,20 +138,17 @@ module vitfpga_layernorm_vec #(
     localparam integer OAB = $clog2(NST + 2);   // output FIFO: 2^OAB >= NST + 2 slots
     localparam integer OFD = 1 << OAB;
     localparam integer RFW = XW + 5 + 32;       // result FIFO word: S, k, root
-    localparam [BAB-1:0] BLAST = BDW[BAB-1:0] - 1'b1;
     localparam [CNB-1:0] BFULL = BDW[CNB-1:0];
 
     // ------------------------------------------------------------------------------------------
-    // Memories: plain arrays so that synthesis infers RAM / ROM.
+    // Tables: plain arrays so that synthesis infers ROM. The row buffer, the result FIFO and
+    // the output FIFO are vitfpga_fifo instances (below).
     reg [16*L-1:0] grom [0:PW-1];
     reg [32*L-1:0] brom [0:PW-1];
     initial begin
         $readmemh(GAMMA_FILE, grom);
         $readmemh(BETA_FILE, brom);
     end
-    reg [16*L-1:0] rbuf [0:BDW-1];
-    reg [RFW-1:0]  rfifo [0:(1 << FAB)-1];
-    reg [8*L:0]    ofifo [0:OFD-1];       // {last of the run, L results}
 
     // ------------------------------------------------------------------------------------------
     // Run control and the run's constants, latched at start.
@@ -199,8 +203,8 @@ module vitfpga_layernorm_vec #(
     // Input side: row buffer write, squares, adder tree, per-row sums S and Q.
     reg [DWB-1:0] in_col;   // beat index within the row being received
     reg [31:0]    in_rows;  // rows still to receive
-    reg [CNB-1:0] cnt;      // buffer beats written and not yet issued
-    reg [BAB-1:0] wptr, rptr;
+    wire [CNB-1:0] cnt;     // buffer beats written and not yet issued
+    wire [16*L-1:0] rb_head;
     reg [16*L-1:0] a_x;
     reg           a_v, a_last;
     reg [SXW*NN-1:0] tx;    // tree level l, node i at node index 2L - 2*(L >> l) + i
@@ -217,16 +221,15 @@ module vitfpga_layernorm_vec #(
     assign in_ready = busy && (in_rows != 32'd0) && (cnt != BFULL);
     wire in_fire = in_valid && in_ready;
 
-    always @(posedge clk) begin
-        if (in_fire) rbuf[wptr] <= in_data;
-    end
+    // The row buffer: written as beats arrive, re-read (e1, registered: block RAM) as issued.
+    vitfpga_fifo #(.WIDTH(16*L), .DEPTH(BDW)) u_rbuf (
+        .clk(clk), .rst_n(rst_n), .clr(1'b0), .push(in_fire), .wdata(in_data), .pop(issue),
+        .head(rb_head), .count(cnt));
 
     always @(posedge clk) begin
         if (!rst_n) begin
             in_col <= {DWB{1'b0}};
             in_rows <= 32'd0;
-            cnt <= {CNB{1'b0}};
-            wptr <= {BAB{1'b0}};
         end else begin
             if (go) begin
                 in_col <= {DWB{1'b0}};
@@ -239,9 +242,6 @@ module vitfpga_layernorm_vec #(
                     in_col <= in_col + 1'b1;
                 end
             end
-            if (in_fire) wptr <= (wptr == BLAST) ? {BAB{1'b0}} : wptr + 1'b1;
-            if (in_fire && !issue) cnt <= cnt + 1'b1;
-            else if (!in_fire && issue) cnt <= cnt - 1'b1;
         end
     end
 
@@ -307,7 +307,8 @@ module vitfpga_layernorm_vec #(
 
     // ------------------------------------------------------------------------------------------
     // Per-row pipeline, one row a clock, no stall: stage i holds a row while rv[i].
-    //   r1 |S|, D*Qlo, D*Qhi | r2 S^2's three products, D*Q | r3, r4 S^2 | r5 T = D*Q - S^2 |
+    //   r1 |S|, D*Qlo, D*Qhi | r2 S^2's three products, D*Q | r3 S^2's low sum |
+    //   r4 S^2's high half, T's low half and borrow | r5 T = D*Q - S^2 |
     //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 k | r11 w = v << 2k |
     //   r12 .. r43 the 32 root digits. The row's S and k ride in shift registers beside it.
     reg [RN:1] rv;
@@ -326,7 +327,9 @@ module vitfpga_layernorm_vec #(
     reg [33:0]        r2_ll;
     reg [16+SH:0]     r2_lh;
     reg [2*SH-1:0]    r2_hh, r3_hh;
-    reg [TW-1:0]      r2_dq, r3_dq, r4_dq, r3_ssa, r4_ss, r5_t;
+    reg [TW-1:0]      r2_dq, r3_dq, r3_ssa, r5_t;
+    reg [34:0]        r4_tlo;   // T's low 34 bits and, at bit 34, their borrow
+    reg [2*LD-1:0]    r4_dqh, r4_ssh;  // bits 34 and up of D*Q and of S^2
     reg [DB+25:0]     r6_p0;
     reg [DB+2*LD+3:0] r6_p1;
     reg [63:0]        r7_dt, r9_v, r10_v;
@@ -335,6 +338,7 @@ module vitfpga_layernorm_vec #(
     reg [4:0]         r10_k;
     wire [16:0]   sa_l = r1_sa[16:0];
     wire [SH-1:0] sa_h = r1_sa[SA-1:17];
+    wire [2*LD:0] t_hi = {r4_dqh, 1'b1} + {~r4_ssh, !r4_tlo[34]};
     wire [37:0]   dt_hi = {{(38-DB){1'b0}}, r6_p0[DB+25:26]}
                           + {{(34-DB-2*LD){1'b0}}, r6_p1};
 
@@ -360,9 +364,14 @@ module vitfpga_layernorm_vec #(
         r3_ssa <= {{(TW-34){1'b0}}, r2_ll} + {{LD{1'b0}}, r2_lh, 18'd0};
         r3_hh <= r2_hh;
         r3_dq <= r2_dq;
-        r4_ss <= r3_ssa + {2'd0, r3_hh, 34'd0};
-        r4_dq <= r3_dq;
-        r5_t <= r4_dq - r4_ss;  // < 2^(30+2LD)
+        // T = D*Q - S^2 in two halves (no TW-bit carry chain in one clock): S^2's low 34
+        // bits are ssa's, so T's low half and its borrow are known here, with S^2's high half.
+        r4_tlo <= {1'b0, r3_dq[33:0]} - {1'b0, r3_ssa[33:0]};
+        r4_dqh <= r3_dq[TW-1:34];
+        r4_ssh <= r3_ssa[TW-1:34] + {2'd0, r3_hh};
+        // high half = dqh - ssh - borrow = dqh + ~ssh + !borrow: one chain, the carry-in in
+        // a spare low bit.
+        r5_t <= {t_hi[2*LD:1], r4_tlo[33:0]};  // < 2^(30+2LD)
         r6_p0 <= {26'd0, d_q} * {{DB{1'b0}}, r5_t[25:0]};
         r6_p1 <= {{(2*LD+4){1'b0}}, d_q} * {{DB{1'b0}}, r5_t[2*LD+29:26]};
         r7_dt <= {dt_hi, r6_p0[25:0]};
@@ -401,25 +410,13 @@ module vitfpga_layernorm_vec #(
 
     // Result FIFO: (S, k, root) per row, root = 0 only when every xc is 0 (then 1).
     wire [31:0] root = sq_q[34*ND +: 32];
-    reg [FAB-1:0] rf_wp, rf_rp;
-    reg [FAB:0]   rf_cnt;
-    wire          rt_take;  // the issue side takes the FIFO head
-    always @(posedge clk) begin
-        if (rv[RN]) rfifo[rf_wp] <= {rs_dl[XW*RN-1 -: XW], rk_dl[5*(RN-10)-1 -: 5],
-                                     (root == 32'd0) ? 32'd1 : root};
-    end
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            rf_wp <= {FAB{1'b0}};
-            rf_rp <= {FAB{1'b0}};
-            rf_cnt <= {(FAB+1){1'b0}};
-        end else begin
-            if (rv[RN]) rf_wp <= rf_wp + 1'b1;
-            if (rt_take) rf_rp <= rf_rp + 1'b1;
-            if (rv[RN] && !rt_take) rf_cnt <= rf_cnt + 1'b1;
-            else if (!rv[RN] && rt_take) rf_cnt <= rf_cnt - 1'b1;
-        end
-    end
+    wire [FAB:0]   rf_cnt;
+    wire [RFW-1:0] rf_head;
+    wire           rt_take;  // the issue side takes the FIFO head
+    vitfpga_fifo #(.WIDTH(RFW), .DEPTH(1 << FAB)) u_rfifo (
+        .clk(clk), .rst_n(rst_n), .clr(1'b0), .push(rv[RN]),
+        .wdata({rs_dl[XW*RN-1 -: XW], rk_dl[5*(RN-10)-1 -: 5], (root == 32'd0) ? 32'd1 : root}),
+        .pop(rt_take), .head(rf_head), .count(rf_cnt));
 
     // ------------------------------------------------------------------------------------------
     // Issue: one buffer beat a clock, row after row as results arrive, while a slot of the
@@ -439,11 +436,9 @@ module vitfpga_layernorm_vec #(
         if (!rst_n) begin
             o_active <= 1'b0;
             o_rows <= 32'd0;
-            rptr <= {BAB{1'b0}};
             credit <= OFD[OAB:0];
         end else begin
             if (go) o_rows <= rows;
-            if (issue) rptr <= (rptr == BLAST) ? {BAB{1'b0}} : rptr + 1'b1;
             if (rt_take) begin
                 o_active <= 1'b1;
                 o_rows <= o_rows - 32'd1;
@@ -460,7 +455,7 @@ module vitfpga_layernorm_vec #(
             o_col <= {DWB{1'b0}};
             o_tidx <= pbw_q;
             o_final <= (o_rows == 32'd1);
-            o_res <= rfifo[rf_rp];
+            o_res <= rf_head;
         end else if (issue) begin
             o_col <= o_col + 1'b1;
             o_tidx <= o_tidx + 1'b1;
@@ -490,7 +485,7 @@ module vitfpga_layernorm_vec #(
         end
     end
     always @(posedge clk) begin
-        s1_x <= rbuf[rptr];
+        s1_x <= rb_head;
         od_s <= {od_s[XW-1:0], o_res[RFW-1 -: XW]};
         od_k <= {od_k[9:0], o_res[36:32]};
         od_r <= {od_r[32*18-1:0], o_res[31:0]};
@@ -518,7 +513,9 @@ module vitfpga_layernorm_vec #(
             reg signed [20:0]     pp3;
             reg [47:0]            pa;                    // e25: A = al*M, B = ah*M
             reg signed [47:0]     pb;
-            reg signed [47:0]     phi;                   // e26: P = phi*2^17 + plo
+            reg [9:0]             pm;                    // e25: P[25:17] and its carry
+            reg signed [38:0]     phi;                   // e26: P = phi*2^26 + pmid*2^17 + plo
+            reg [8:0]             pmid;
             reg [16:0]            plo;
             reg signed [9:0]      win;                   // e27
             reg                   fit, sgn;
@@ -562,7 +559,11 @@ module vitfpga_layernorm_vec #(
             wire signed [15:0] ah = acc[32:17];
             wire [25:0] ml = m_q[25:0];
             wire [4:0]  mh = m_q[30:26];
-            wire [72:0] pext = {{8{phi[47]}}, phi, plo};
+            wire [72:0] pext = {{8{phi[38]}}, phi, pmid, plo};
+            // P's bits from 26 up: A[47:26] + B[47:9] + the carry out of bit 25, the carry-in
+            // riding in a spare low bit (one carry chain).
+            wire [39:0] phs = {{17'd0, pa[47:26]}, 1'b1} + {pb[47:9], pm[9]};
+            wire unused_p = &{1'b0, phs[0], pa[25:17], pb[8:0]};  // added at e25 (pm)
             wire signed [10:0] w1 = {win[9], win} + 11'sd1;
             wire signed [9:0]  h = w1[10:1];  // (R + 1) >>> 1, in [-256, 256]
             wire unused_w1 = w1[0];
@@ -592,41 +593,34 @@ module vitfpga_layernorm_vec #(
                 pp3 <= $signed({{5{ah[15]}}, ah}) * $signed({16'd0, mh});
                 pa <= {{5'd0, pp0[42:26]} + pp2, pp0[25:0]};
                 pb <= {{{6{pp1[41]}}, pp1[41:26]} + {pp3[20], pp3}, pp1[25:0]};
-                phi <= $signed({17'd0, pa[47:17]}) + pb;
+                // P = A + B*2^17 without a 48-bit carry chain in one clock: bits 17..25 add
+                // A's and B's low bits, which the products give directly (A[25:0] = al*ml's,
+                // B[25:0] = ah*ml's), one stage early.
+                pm <= {1'b0, pp0[25:17]} + {1'b0, pp1[8:0]};
+                phi <= $signed(phs[39:1]);
+                pmid <= pm[8:0];
                 plo <= pa[16:0];
                 win <= pext[{1'b0, sh_q} +: 10];
                 fit <= (&(pext | ~hm_q)) || !(|(pext & hm_q));
-                sgn <= phi[47];
+                sgn <= phi[38];
             end
         end
     endgenerate
 
     // ------------------------------------------------------------------------------------------
     // Output FIFO (first word falls through): out_data holds until accepted.
-    reg [OAB-1:0] of_wp, of_rp;
-    reg [OAB:0]   of_cnt;
-    wire [8*L:0]  of_head = ofifo[of_rp];
+    // Entries are {last beat of the run, L results}.
+    wire [OAB:0]  of_cnt;
+    wire [8*L:0]  of_head;
+    vitfpga_fifo #(.WIDTH(8*L + 1), .DEPTH(OFD)) u_ofifo (
+        .clk(clk), .rst_n(rst_n), .clr(1'b0), .push(pv[NST]), .wdata({pf[NST], yv}),
+        .pop(pop), .head(of_head), .count(of_cnt));
     assign out_valid = (of_cnt != {(OAB+1){1'b0}});
     assign out_data = of_head[8*L-1:0];
     assign out_fin = of_head[8*L];
-    always @(posedge clk) begin
-        if (pv[NST]) ofifo[of_wp] <= {pf[NST], yv};
-    end
-    always @(posedge clk) begin
-        if (!rst_n) begin
-            of_wp <= {OAB{1'b0}};
-            of_rp <= {OAB{1'b0}};
-            of_cnt <= {(OAB+1){1'b0}};
-        end else begin
-            if (pv[NST]) of_wp <= of_wp + 1'b1;
-            if (pop) of_rp <= of_rp + 1'b1;
-            if (pv[NST] && !pop) of_cnt <= of_cnt + 1'b1;
-            else if (!pv[NST] && pop) of_cnt <= of_cnt - 1'b1;
-        end
-    end
 
     // Bits the contract leaves unused (d's and pbase's beyond DMAX / PDEPTH, pbase's low bits,
     // mult[31]) and bounds the arithmetic proves zero (see the header).
     wire unused_ok = &{1'b0, d_beats, pb_word, sh_m1, sh_p8, mult[31], tv_next, tl_next, st_abs,
-                       st_q, st_s, r1_dqh, r5_t, w0, sq_r, sq_q, sq_w};
+                       st_q, st_s, r1_dqh, r5_t, t_hi, w0, sq_r, sq_q, sq_w};
 endmodule

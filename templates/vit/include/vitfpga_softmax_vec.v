@@ -28,6 +28,8 @@
 //      rounding, out. Its pipeline has one enable, low only while out_ready holds an output
 //      back, so nothing is lost or duplicated under backpressure; B stops when the e FIFO has
 //      no credit left and A (in_ready) when the score FIFO is full.
+// The four FIFOs (scores, maxima, e, recips) are vitfpga_fifo instances (vitfpga_fifo.v), each
+// head read through a register of its stage.
 // Every row-level FIFO entry belongs to a row that still has beats in the FIFO before it, so
 // the max FIFO needs no more entries than the score FIFO and the recip FIFO no more than the e
 // FIFO: neither can overflow. The FIFOs are sized (localparams SDEPTH, EDEPTH) so that the
@@ -52,8 +54,9 @@
 //           160 SRL), 6,130 FFs, 719 CARRY4.
 //   L = 32: 193 DSP48E2, no block RAM (every FIFO in 77 RAM32M16 + 110 RAM64M8), 21,521 LUTs
 //           (+ 568 SRL), 20,482 FFs, 2,120 CARRY4.
-//   Logic depth (vitfpga.sim.depth, xcup): 7 levels at both L (budget 8 at 250 MHz); the
-//   deepest paths are the partial-product add (6 CARRY8 + 1 LUT) and, at L = 32, the ROM.
+//   Logic depth (vitfpga.sim.depth, TMAX 256): xcup 7 levels at L = 8 and 64, 8 at L = 16
+//   (budget 8 at 250 MHz); xc7 12 at L = 8, 16, 64 (budget 12 at 100 MHz). The deepest paths
+//   are the partial-product add (6 CARRY8 or 11 CARRY4, + 1 LUT) and the exp ROM's LUT mux.
 //
 // Assumptions beyond the port list: L a power of two (1..64), t <= TMAX, lut[0] >= 2^21 (true
 // for intmath.EXP2_LUT, lut[0] = 2^22: the row's maximum contributes lut[0] to the sum, so
@@ -106,12 +109,9 @@ module vitfpga_softmax_vec #(
     localparam [SUMW-1:0] REM0 = 1 << (40 - QW);  // the remainder after the quotient's zero bits
 
     // ------------------------------------------------------------------------------------------
-    // Memories: plain arrays so that synthesis infers ROM / RAM (the exp ROM, one copy per lane
-    // pair, is declared with stage B below).
-    reg [L*32-1:0] sbuf [0:SDEPTH-1];  // score beats
-    reg [L*23-1:0] ebuf [0:EDEPTH-1];  // e beats
-    reg [31:0]     mfifo [0:SDEPTH-1]; // row maxima
-    reg [RPW-1:0]  rfifo [0:EDEPTH-1]; // recip*prob_max per row
+    // Memories: the four FIFOs are vitfpga_fifo instances (score beats, row maxima, e beats,
+    // recip*prob_max per row; below), each read through a register so that synthesis can use
+    // block RAM; the exp ROM, one copy per lane pair, is declared with stage B.
 
     // ------------------------------------------------------------------------------------------
     // Run control. The run's parameters are latched at start; the inputs may change afterwards.
@@ -177,11 +177,12 @@ module vitfpga_softmax_vec #(
     // ------------------------------------------------------------------------------------------
     // FIFO bookkeeping. Counts: score beats written by A and not yet issued by B (s_used), row
     // maxima pushed and not popped (m_cnt), e beats issued by B and not yet read by D (e_used:
-    // counting at B's issue reserves room for the beats in B's pipeline), recips (r_cnt).
-    reg  [SAW-1:0] s_wp, s_rp, m_wp, m_rp;
-    reg  [EAW-1:0] e_wp, e_rp, r_wp, r_rp;
-    reg  [SAW:0]   s_used, m_cnt;
-    reg  [EAW:0]   e_used, r_cnt;
+    // counting at B's issue reserves room for the beats in B's pipeline), recips (r_cnt). The
+    // FIFOs keep their own pointers and counts; e_used is kept here. A run's start (go) empties
+    // them all.
+    wire [SAW:0]   s_used, m_cnt;
+    wire [EAW:0]   r_cnt;
+    reg  [EAW:0]   e_used;
     reg  [31:0]    a_rows;  // rows received
     reg  [BW-1:0]  ai, bi, di;  // beat index within the row: A, B issue, D issue
     reg  [31:0]    d_rows;  // rows whose last beat D has issued
@@ -198,46 +199,30 @@ module vitfpga_softmax_vec #(
 
     always @(posedge clk) begin
         if (!rst_n || go) begin
-            s_wp <= 0; s_rp <= 0; m_wp <= 0; m_rp <= 0;
-            e_wp <= 0; e_rp <= 0; r_wp <= 0; r_rp <= 0;
-            s_used <= 0; m_cnt <= 0; e_used <= 0; r_cnt <= 0;
+            e_used <= 0;
             a_rows <= 32'd0; d_rows <= 32'd0;
             ai <= 0; bi <= 0; di <= 0;
         end else begin
             if (in_fire) begin
-                s_wp <= s_wp + 1'b1;
                 ai <= a_last ? {BW{1'b0}} : ai + 1'b1;
                 if (a_last) a_rows <= a_rows + 32'd1;
             end
-            if (b_issue) begin
-                s_rp <= s_rp + 1'b1;
-                bi <= b_lastb ? {BW{1'b0}} : bi + 1'b1;
-                if (b_lastb) m_rp <= m_rp + 1'b1;
-            end
+            if (b_issue) bi <= b_lastb ? {BW{1'b0}} : bi + 1'b1;
             if (d_issue) begin
-                e_rp <= e_rp + 1'b1;
                 di <= d_lastb ? {BW{1'b0}} : di + 1'b1;
-                if (d_lastb) begin
-                    r_rp <= r_rp + 1'b1;
-                    d_rows <= d_rows + 32'd1;
-                end
+                if (d_lastb) d_rows <= d_rows + 32'd1;
             end
-            if (m_push) m_wp <= m_wp + 1'b1;
-            if (bv[9]) e_wp <= e_wp + 1'b1;
-            if (r_push) r_wp <= r_wp + 1'b1;
-            s_used <= s_used + {{SAW{1'b0}}, in_fire} - {{SAW{1'b0}}, b_issue};
-            m_cnt <= m_cnt + {{SAW{1'b0}}, m_push} - {{SAW{1'b0}}, b_issue && b_lastb};
             e_used <= e_used + {{EAW{1'b0}}, b_issue} - {{EAW{1'b0}}, d_issue};
-            r_cnt <= r_cnt + {{EAW{1'b0}}, r_push} - {{EAW{1'b0}}, d_issue && d_lastb};
         end
     end
 
     // ------------------------------------------------------------------------------------------
     // Stage A: scores into the score FIFO; the row maximum. Masked lanes enter the tree as
     // -2^31, so they never win over lane 0, which is always valid.
-    always @(posedge clk) begin
-        if (in_fire) sbuf[s_wp] <= in_data;
-    end
+    wire [L*32-1:0] s_head;
+    vitfpga_fifo #(.WIDTH(L*32), .DEPTH(SDEPTH)) u_sbuf (
+        .clk(clk), .rst_n(rst_n), .clr(go), .push(in_fire), .wdata(in_data), .pop(b_issue),
+        .head(s_head), .count(s_used));
 
     // Max tree, heap-numbered: node n (1 .. 2L-1) has children 2n and 2n+1, leaves are L..2L-1
     // (lane j at node L+j); every node is a register, so the root lags the leaves LT clocks.
@@ -272,8 +257,11 @@ module vitfpga_softmax_vec #(
     assign m_push = av[LT] && al[LT];
     always @(posedge clk) begin
         if (av[LT]) amax <= amax_next;
-        if (m_push) mfifo[m_wp] <= amax_next;
     end
+    wire [31:0] m_head;
+    vitfpga_fifo #(.WIDTH(32), .DEPTH(SDEPTH)) u_mfifo (
+        .clk(clk), .rst_n(rst_n), .clr(go), .push(m_push), .wdata(amax_next),
+        .pop(b_issue && b_lastb), .head(m_head), .count(m_cnt));
 
     // ------------------------------------------------------------------------------------------
     // Stage B, free running (B issues only with e FIFO credit, so nothing downstream waits):
@@ -297,8 +285,8 @@ module vitfpga_softmax_vec #(
         if (!rst_n) bv <= 9'd0;
         else bv <= {bv[8:1], b_issue};
         bl <= {bl[8:1], b_lastb};
-        s1 <= sbuf[s_rp];
-        mx1 <= mfifo[m_rp];
+        s1 <= s_head;
+        mx1 <= m_head;
     end
     generate
         for (gj = 0; gj < L; gj = gj + 1) begin : b_lane
@@ -363,9 +351,13 @@ module vitfpga_softmax_vec #(
             end
         end
     endgenerate
-    always @(posedge clk) begin
-        if (bv[9]) ebuf[e_wp] <= e10c;
-    end
+    wire [L*23-1:0] e_head;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [EAW:0]    e_held;  // e_used (B's credit) counts from the issue instead
+    /* verilator lint_on UNUSEDSIGNAL */
+    vitfpga_fifo #(.WIDTH(L*23), .DEPTH(EDEPTH)) u_ebuf (
+        .clk(clk), .rst_n(rst_n), .clr(go), .push(bv[9]), .wdata(e10c), .pop(d_issue),
+        .head(e_head), .count(e_held));
 
     // Sum tree over the lanes' e, heap-numbered like the max tree, then the running row sum.
     reg  [2*L*TW-1:TW] st;
@@ -448,9 +440,12 @@ module vitfpga_softmax_vec #(
         if (!rst_n) res_v <= 1'b0;
         else res_v <= dval[QW];
         res <= dquo[QW*QW +: QW] * pm_q;
-        if (res_v) rfifo[r_wp] <= res;
     end
     assign r_push = res_v;
+    wire [RPW-1:0] r_head;
+    vitfpga_fifo #(.WIDTH(RPW), .DEPTH(EDEPTH)) u_rfifo (
+        .clk(clk), .rst_n(rst_n), .clr(go), .push(r_push), .wdata(res),
+        .pop(d_issue && d_lastb), .head(r_head), .count(r_cnt));
 
     // ------------------------------------------------------------------------------------------
     // Stage D (one enable `d_en`, low only while an output is held back by out_ready):
@@ -479,8 +474,8 @@ module vitfpga_softmax_vec #(
     end
     always @(posedge clk) begin
         if (d_en) begin
-            e1 <= ebuf[e_rp];
-            rp1 <= rfifo[r_rp];
+            e1 <= e_head;
+            rp1 <= r_head;
             tl1 <= d_issue && d_lastb && (d_rows == rows_m1);
             tl2 <= tl1;
             tl3 <= tl2;

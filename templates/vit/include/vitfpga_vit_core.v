@@ -40,6 +40,7 @@ module vitfpga_vit_core #(
     parameter integer CDEPTH = 16,
     parameter integer MAXSF = 4,
     parameter integer OPDEPTH = 16,    // engine operand buffer words
+    parameter integer PACK = 0,        // engine: two products a DSP at this shift (vitfpga_mvu.v)
     parameter integer NOPS = 2,
     parameter integer XWORDS = 64,     // XM words of LANES int16
     parameter integer BWORDS = 64,     // BM words of LANES int8
@@ -110,6 +111,9 @@ module vitfpga_vit_core #(
     reg [OP_BITS-1:0] prog [0:NOPS-1];
     initial $readmemh(OPS_FILE, prog);
     reg [OP_BITS-1:0] op;
+    // The op's last row / fold indices, loaded with it: the counters compare against a
+    // register rather than through a subtractor (logic depth, docs/vit.md "Timing").
+    reg [15:0] rows_last, sf_last, nf_last;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [3:0]  kind = op[F_KIND +: 4];
     wire [3:0]  sink = op[F_SINK +: 4];
@@ -179,6 +183,9 @@ module vitfpga_vit_core #(
                 end
                 ST_NEXT: begin
                     op <= ahead;
+                    rows_last <= ahead[F_ROWS +: 16] - 16'd1;
+                    sf_last <= ahead[F_SF +: 16] - 16'd1;
+                    nf_last <= ahead[F_NF +: 16] - 16'd1;
                     if (ahead[F_KIND +: 4] == K_END) begin
                         pc <= {PB{1'b0}};
                         if (images_left == 32'd1) begin
@@ -224,7 +231,7 @@ module vitfpga_vit_core #(
     wire from_xm = (kind == K_LN) || (kind == K_XCOPY);
     wire [16:0] ch = (kind == K_LINEAR || kind == K_FILLK) ? SIMD[16:0] :
                      (kind == K_LN) ? LN_L[16:0] : (kind == K_FILLV) ? PE[16:0] : LANES[16:0];
-    wire [15:0] nch_last = ((kind == K_FILLV) ? f_nf : f_sf) - 16'd1;
+    wire [15:0] nch_last = (kind == K_FILLV) ? nf_last : sf_last;
     reg         g_active;
     reg [15:0]  g_row, g_ch;
     reg [23:0]  g_rowaddr, g_addr;
@@ -261,7 +268,7 @@ module vitfpga_vit_core #(
                     g_rowaddr <= g_rowaddr + {8'd0, f_src_stride};
                     g_addr <= g_rowaddr + {8'd0, f_src_stride};
                     g_rem <= {2'b0, f_src_len};
-                    if (g_row == f_rows - 16'd1) g_active <= 1'b0;
+                    if (g_row == rows_last) g_active <= 1'b0;
                 end else begin
                     g_ch <= g_ch + 16'd1;
                     g_addr <= g_addr + {7'd0, ch};
@@ -330,7 +337,7 @@ module vitfpga_vit_core #(
         .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .LANE_BITS(LANE_BITS), .OFFSET_STEP(OFFSET_STEP),
         .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
-        .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
+        .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH), .PACK(PACK),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
@@ -398,7 +405,7 @@ module vitfpga_vit_core #(
             so_xaddr <= f_aux;
             so_rem <= {2'b0, f_dst_len};
         end else if (beat) begin
-            if (so_nf == f_nf - 16'd1) begin
+            if (so_nf == nf_last) begin
                 so_nf <= 16'd0;
                 so_row <= so_row + {8'd0, f_dst_stride};
                 so_addr <= so_row + {8'd0, f_dst_stride};
@@ -424,11 +431,17 @@ module vitfpga_vit_core #(
     reg             g_v;
     reg [23:0]      g_waddr;
     reg [LANES-1:0] g_wmask;
+    // A block's table starts at a multiple of 256 (vitfpga.hls.plan.program), so the index is
+    // the table number beside the biased byte: no adder before the read.
     generate
         for (gi = 0; gi < PE; gi = gi + 1) begin : g_gelu
-            /* verilator lint_off WIDTHTRUNC */
-            wire [GB-1:0] idx = f_aux + {16'd0, mvu_out_data[gi*8 +: 8] ^ 8'h80};
-            /* verilator lint_on WIDTHTRUNC */
+            wire [7:0]    byte_u = mvu_out_data[gi*8 +: 8] ^ 8'h80;
+            wire [GB-1:0] idx;
+            if (GB > 8) begin : g_tables
+                assign idx = {f_aux[GB-1:8], byte_u};
+            end else begin : g_table
+                assign idx = byte_u[GB-1:0];
+            end
             always @(posedge clk) begin
                 if (beat) g_y[gi*8 +: 8] <= gelu_rom[idx];
             end
@@ -440,53 +453,36 @@ module vitfpga_vit_core #(
         g_wmask <= so_mask;
     end
 
-    // Residual add: y = sat16(round(a*M0 >> S0) + round(x*M1 >> S1)), x read from XM.
-    reg             a_v1, a_v2, a_v3;
-    reg [PE*8-1:0]  a_a1;
-    reg [23:0]      a_addr1, a_addr2, a_addr3;
-    reg [LANES-1:0] a_mask1, a_mask2, a_mask3;
-    reg [PE*64-1:0] a_pa2, a_px2;
-    reg [LANES*16-1:0] a_y3;
-    wire signed [63:0] rnd0 = 64'sd1 <<< (f_s0 - 8'd1);
-    wire signed [63:0] rnd1 = 64'sd1 <<< (f_s1 - 8'd1);
+    // Residual add: y = sat16(round(a*M0 >> S0) + round(x*M1 >> S1)), x read from XM: the
+    // engine's beat and XM's read of the same row arrive together (stage 1), then one
+    // vitfpga_rescale_add per lane, ADD_LAT clocks, then the write request (a_v[ADD_LAT]).
+    localparam integer ADD_LAT = 4;  // vitfpga_rescale_add.v
+    reg [ADD_LAT:0]     a_v;  // a_v[0]: stage 1, a_v[k]: k clocks later
+    reg [PE*8-1:0]      a_a1;
+    reg [23:0]          a_addr [0:ADD_LAT];
+    reg [LANES-1:0]     a_mask [0:ADD_LAT];
+    wire [LANES*16-1:0] a_y;
+    integer ak;
     generate
         for (gi = 0; gi < PE; gi = gi + 1) begin : g_add
-            wire signed [7:0]  a = a_a1[gi*8 +: 8];
-            wire signed [15:0] x = xm_rd_data[gi*16 +: 16];
-            wire signed [63:0] pa = a * $signed({1'b0, f_m0});
-            wire signed [63:0] px = x * $signed({1'b0, f_m1});
-            wire signed [63:0] pa2 = a_pa2[gi*64 +: 64];
-            wire signed [63:0] px2 = a_px2[gi*64 +: 64];
-            wire signed [63:0] sum = ((pa2 + rnd0) >>> f_s0) + ((px2 + rnd1) >>> f_s1);
-            wire [15:0] y = (sum > 64'sd32767) ? 16'h7fff : (sum < -64'sd32768) ? 16'h8000
-                                                                                : sum[15:0];
-            always @(posedge clk) begin
-                a_pa2[gi*64 +: 64] <= pa;
-                a_px2[gi*64 +: 64] <= px;
-                a_y3[gi*16 +: 16] <= y;
-            end
+            vitfpga_rescale_add u_add (
+                .clk(clk), .en(1'b1), .a(a_a1[gi*8 +: 8]), .x(xm_rd_data[gi*16 +: 16]),
+                .m0(f_m0), .m1(f_m1), .s0(f_s0), .s1(f_s1), .y(a_y[gi*16 +: 16]));
         end
         if (LANES > PE) begin : g_add_pad
-            always @(posedge clk) a_y3[LANES*16-1:PE*16] <= {(LANES-PE)*16{1'b0}};
+            assign a_y[LANES*16-1:PE*16] = {(LANES-PE)*16{1'b0}};
         end
     endgenerate
     always @(posedge clk) begin
-        if (!rst_n) begin
-            a_v1 <= 1'b0;
-            a_v2 <= 1'b0;
-            a_v3 <= 1'b0;
-        end else begin
-            a_v1 <= beat && sink == S_ADD;
-            a_v2 <= a_v1;
-            a_v3 <= a_v2;
-        end
+        if (!rst_n) a_v <= {(ADD_LAT + 1){1'b0}};
+        else a_v <= {a_v[ADD_LAT-1:0], beat && sink == S_ADD};
         a_a1 <= mvu_out_data;
-        a_addr1 <= so_addr;
-        a_mask1 <= so_mask;
-        a_addr2 <= a_addr1;
-        a_mask2 <= a_mask1;
-        a_addr3 <= a_addr2;
-        a_mask3 <= a_mask2;
+        a_addr[0] <= so_addr;
+        a_mask[0] <= so_mask;
+        for (ak = 1; ak <= ADD_LAT; ak = ak + 1) begin
+            a_addr[ak] <= a_addr[ak-1];
+            a_mask[ak] <= a_mask[ak-1];
+        end
     end
 
     // LN and softmax outputs: a beat of e_n elements a clock into BM, row by row; the row's
@@ -561,7 +557,7 @@ module vitfpga_vit_core #(
                         end
                     end
                 end
-                if (k_c == f_sf - 16'd1) begin
+                if (k_c == sf_last) begin
                     k_c <= 16'd0;
                     if (k_jlo == PE - 1) begin
                         k_jlo <= 16'd0;
@@ -580,7 +576,7 @@ module vitfpga_vit_core #(
                         end
                     end
                 end
-                if (v_cc == f_nf - 16'd1) begin
+                if (v_cc == nf_last) begin
                     v_cc <= 16'd0;
                     v_ccbase <= 24'd0;
                     if (v_jlo == SIMD - 1) begin
@@ -600,7 +596,7 @@ module vitfpga_vit_core #(
             x_row <= f_dst;
             x_addr <= f_dst;
         end else if (c_pop && xcopy) begin
-            if (x_c == f_sf - 16'd1) begin
+            if (x_c == sf_last) begin
                 x_c <= 16'd0;
                 x_row <= x_row + {8'd0, f_dst_stride};
                 x_addr <= x_row + {8'd0, f_dst_stride};
@@ -625,12 +621,12 @@ module vitfpga_vit_core #(
             i_addr <= f_dst;
             i_done <= (f_rows == 16'd0);
         end else if (i_fire) begin
-            if (i_c == f_sf - 16'd1) begin
+            if (i_c == sf_last) begin
                 i_c <= 16'd0;
                 i_r <= i_r + 16'd1;
                 i_row <= i_row + {8'd0, f_dst_stride};
                 i_addr <= i_row + {8'd0, f_dst_stride};
-                if (i_r == f_rows - 16'd1) i_done <= 1'b1;
+                if (i_r == rows_last) i_done <= 1'b1;
             end else begin
                 i_c <= i_c + 16'd1;
                 i_addr <= i_addr + SIMD[23:0];
@@ -645,10 +641,11 @@ module vitfpga_vit_core #(
     assign bm_rd_en = g_issue && !from_xm;
     assign bm_rd_addr = g_addr;
 
-    assign xm_wr_en = a_v3 || (c_pop && xcopy);
-    assign xm_wr_addr = a_v3 ? a_addr3 : x_addr;
-    assign xm_wr_data = a_v3 ? a_y3 : c_data;
-    assign xm_wr_mask = a_v3 ? a_mask3 : c_mask;
+    wire   a_wr = a_v[ADD_LAT];
+    assign xm_wr_en = a_wr || (c_pop && xcopy);
+    assign xm_wr_addr = a_wr ? a_addr[ADD_LAT] : x_addr;
+    assign xm_wr_data = a_wr ? a_y : c_data;
+    assign xm_wr_mask = a_wr ? a_mask[ADD_LAT] : c_mask;
 
     reg [LANES*8-1:0] bm_data;
     reg [23:0]        bm_addr;
@@ -695,22 +692,25 @@ module vitfpga_vit_core #(
     assign out_last = mvu_out_last && (images_left == 32'd1);
 
     // ------------------------------------------------------------------------------------------
-    // When is an op finished? After its unit's done and the sink's last write.
+    // When is an op finished? After its unit's done and the sink's last write has landed: the
+    // memories register a write on entry (vitfpga_vmem.v), one clock; the add sink's request
+    // comes ADD_LAT + 2 clocks after its last beat, every other sink's within one.
+    localparam [3:0] DRAIN = 4'd2, DRAIN_ADD = ADD_LAT[3:0] + 4'd3;
     reg       unit_done;  // the op's last unit reported done
-    reg [2:0] drain;
+    reg [3:0] drain;
     wire      mvu_side = (kind == K_LINEAR) && (sink != S_SOFTMAX);
     always @(posedge clk) begin
         if (!rst_n || op_start) begin
             unit_done <= 1'b0;
-            drain <= 3'd0;
+            drain <= 4'd0;
         end else begin
             if ((mvu_side && mvu_done) || (kind == K_LINEAR && sink == S_SOFTMAX && sm_done) ||
                 (kind == K_LN && ln_done) || (kind == K_INPUT && i_done) ||
                 ((fills || xcopy) && !g_active && fempty && !r_v))
                 unit_done <= 1'b1;
-            if (unit_done && drain != 3'd4) drain <= drain + 3'd1;
+            if (unit_done && drain != DRAIN_ADD) drain <= drain + 4'd1;
         end
     end
-    // The add sink writes 4 clocks after its last beat; every other sink within 2.
-    assign op_done = unit_done && (drain == ((sink == S_ADD && kind == K_LINEAR) ? 3'd4 : 3'd1));
+    assign op_done = unit_done && (drain == ((sink == S_ADD && kind == K_LINEAR) ? DRAIN_ADD
+                                                                                : DRAIN));
 endmodule

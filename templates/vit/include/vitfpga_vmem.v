@@ -6,7 +6,10 @@
 // words an unaligned access spans are always in different banks and each bank is a plain simple
 // dual-port RAM (one read, one write with per-lane enables) that block RAM implements directly.
 // Read: synchronous, one clock; lane i of rd_data is element rd_addr + i. Write: lane i of
-// wr_data goes to element wr_addr + i where wr_mask[i] is set.
+// wr_data goes to element wr_addr + i where wr_mask[i] is set, one clock after the request: the
+// request is registered on entry, so that the writer's select logic and the lane rotation below
+// never share a clock (logic depth, docs/vit.md "Timing"). A read in the clock after a write
+// to the same word sees the old data; the top waits for its writes to land between ops.
 module vitfpga_vmem #(
     parameter integer LANES = 16,   // a power of two, >= 2
     parameter integer EW = 16,      // element bits
@@ -29,6 +32,20 @@ module vitfpga_vmem #(
     localparam integer W = LANES * EW;
     localparam integer HB = (HW > 1) ? $clog2(HW) : 1;
 
+    reg             wq_en;
+    initial wq_en = 1'b0;  // no write pending at power-up (the FPGA's register init)
+    reg [23:0]      wq_addr;
+    reg [W-1:0]     wq_data;
+    reg [LANES-1:0] wq_mask;
+    always @(posedge clk) begin
+        wq_en <= wr_en;
+        if (wr_en) begin
+            wq_addr <= wr_addr;
+            wq_data <= wr_data;
+            wq_mask <= wr_mask;
+        end
+    end
+
     reg [W-1:0] even [0:HW-1];
     reg [W-1:0] odd [0:HW-1];
     generate
@@ -44,7 +61,7 @@ module vitfpga_vmem #(
     // word w/2 of the odd bank, whichever of the two is w.
     /* verilator lint_off UNUSEDSIGNAL */
     wire [23:0] rw = rd_addr >> LB;
-    wire [23:0] ww = wr_addr >> LB;
+    wire [23:0] ww = wq_addr >> LB;
     wire [23:0] r_even = (rw + 24'd1) >> 1;
     wire [23:0] r_odd = rw >> 1;
     wire [23:0] w_even = (ww + 24'd1) >> 1;
@@ -68,16 +85,16 @@ module vitfpga_vmem #(
     assign rd_data = shifted[W-1:0];
 
     // Write: the lanes shifted up by the offset; the low word goes to word w, the high to w + 1.
-    wire [LB-1:0]    w_lo = wr_addr[LB-1:0];
-    wire [2*W-1:0]   wd = {{W{1'b0}}, wr_data} << (w_lo * EW);
-    wire [2*LANES-1:0] wm = {{LANES{1'b0}}, wr_mask} << w_lo;
+    wire [LB-1:0]    w_lo = wq_addr[LB-1:0];
+    wire [2*W-1:0]   wd = {{W{1'b0}}, wq_data} << (w_lo * EW);
+    wire [2*LANES-1:0] wm = {{LANES{1'b0}}, wq_mask} << w_lo;
     wire [W-1:0]     d_even = ww[0] ? wd[2*W-1:W] : wd[W-1:0];
     wire [W-1:0]     d_odd = ww[0] ? wd[W-1:0] : wd[2*W-1:W];
     wire [LANES-1:0] m_even = ww[0] ? wm[2*LANES-1:LANES] : wm[LANES-1:0];
     wire [LANES-1:0] m_odd = ww[0] ? wm[LANES-1:0] : wm[2*LANES-1:LANES];
     integer i;
     always @(posedge clk) begin
-        if (wr_en) begin
+        if (wq_en) begin
             for (i = 0; i < LANES; i = i + 1) begin
                 if (m_even[i]) even[w_even[HB-1:0]][i*EW +: EW] <= d_even[i*EW +: EW];
                 if (m_odd[i]) odd[w_odd[HB-1:0]][i*EW +: EW] <= d_odd[i*EW +: EW];
