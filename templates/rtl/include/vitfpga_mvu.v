@@ -45,7 +45,8 @@
 // logic-depth budget at the board's clock (hls/plan/timing.py; docs/vit.md "Timing"):
 //   A  weight ROM word (or operand buffer word) + input buffer word(s) (synchronous reads)
 //   B  element select and decode into registered int operands, then the PE x SIMD products
-//      (registered; with PACK, two PEs' products from one DSP, vitfpga_mulpack.v): 2 clocks
+//      (registered): 2 clocks; with PACK, two PEs' products from one DSP (vitfpga_mulpack.v,
+//      operand, M and P registers): 3 clocks
 //   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
 //      inputs; bias table read
 //   D  per-PE int32 accumulator; M and S table reads
@@ -170,8 +171,12 @@ module vitfpga_mvu #(
         end
     endfunction
     localparam integer TS = tree_stages(SIMD);
-    localparam integer TD = TS + 1;  // b to c: the products' second register, then the tree
-    localparam integer PK = (PACK > 0 && OPDEPTH > 0 && PE % 2 == 0 && NM_N == 0) ? PACK : 0;
+    // The products take MB clocks: operands, then product registers; packed, also the DSP's
+    // M register (on UltraScale+ the pre-adder, the multiply and the extraction of the two
+    // products would not fit one clock).
+    localparam integer MB = (PACK > 0 && OPDEPTH > 0 && PE % 2 == 0 && NM_N == 0) ? 3 : 2;
+    localparam integer TD = TS + MB - 1;  // b to c: the products' later registers, the tree
+    localparam integer PK = (MB == 3) ? PACK : 0;  // the shift where packing applies, else 0
 
     // ------------------------------------------------------------------------------------------
     // Memories: plain arrays with $readmemh so that synthesis infers block RAM / ROM.
@@ -461,9 +466,9 @@ module vitfpga_mvu #(
 
     // ------------------------------------------------------------------------------------------
     // Stage control: valid, first/last beat of a fold, fold index, last beat of the run. "b" is
-    // the clock after the reads; the products' second clock (MB = 2) and the adder tree's TS
-    // clocks follow it, so the side-band runs through a delay line of TD = TS + 1 entries, the
-    // last of which is the "c" stage the accumulator reads.
+    // the clock after the reads; the products' further MB - 1 clocks and the adder tree's TS
+    // clocks follow it, so the side-band runs through a delay line of TD = TS + MB - 1 entries,
+    // the last of which is the "c" stage the accumulator reads.
     reg va, vb, vd, ve, vf;
     reg first_a, first_b;
     reg last_a, last_b;
@@ -862,19 +867,19 @@ module vitfpga_mvu #(
         end
     endgenerate
 
-    // Stage B products, MB = 2 clocks: the operands registered, then the products registered, so
+    // Stage B products, MB clocks: the operands registered, then the products registered, so
     // that neither the decoders nor the multipliers share a clock with the other.
     generate
         if (PK > 0) begin : g_pack
             // Two PEs' weights share each input lane: one DSP computes both products
-            // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 2 = operand and P registers).
+            // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 3 = operand, M and P registers).
             genvar q, r;
             for (q = 0; q < PE / 2; q = q + 1) begin : g_pair
                 for (r = 0; r < SIMD; r = r + 1) begin : g_lane
                     localparam integer I0 = 2 * q * SIMD + r;
                     localparam integer I1 = I0 + SIMD;
                     /* verilator lint_off PINCONNECTEMPTY */
-                    vitfpga_mul2x8 #(.SHIFT(PK), .LATENCY(2)) u_mul (
+                    vitfpga_mul2x8 #(.SHIFT(PK), .LATENCY(MB)) u_mul (
                         .clk(clk), .rst_n(rst_n), .ce(en), .in_valid(1'b0),
                         .a0(w_all[I0*8 +: 8]), .a1(w_all[I1*8 +: 8]), .b(x_all[I0*8 +: 8]),
                         .out_valid(), .p0(prod_all[I0*PW +: PW]), .p1(prod_all[I1*PW +: PW]));

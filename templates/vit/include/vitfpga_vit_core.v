@@ -105,6 +105,14 @@ module vitfpga_vit_core #(
     localparam [3:0] S_BM = 4'd0, S_GELU = 4'd1, S_ADD = 4'd2, S_OUT = 4'd3, S_SOFTMAX = 4'd4;
     localparam integer PB = (NOPS > 1) ? $clog2(NOPS) : 1;
     localparam integer GB = (GELU_DEPTH > 1) ? $clog2(GELU_DEPTH) : 1;
+    function reads_of(input [3:0] k);
+        reads_of = (k == K_LINEAR) || (k == K_LN) || (k == K_FILLK) || (k == K_FILLV) ||
+                   (k == K_XCOPY);
+    endfunction
+    function [16:0] chunk_of(input [3:0] k);
+        chunk_of = (k == K_LINEAR || k == K_FILLK) ? SIMD[16:0] : (k == K_LN) ? LN_L[16:0] :
+                   (k == K_FILLV) ? PE[16:0] : LANES[16:0];
+    endfunction
 
     // ------------------------------------------------------------------------------------------
     // Sequencer: fetch, start the op's units, wait for the op to finish, next.
@@ -114,9 +122,13 @@ module vitfpga_vit_core #(
     // The op's last row / fold indices, loaded with it: the counters compare against a
     // register rather than through a subtractor (logic depth, docs/vit.md "Timing").
     reg [15:0] rows_last, sf_last, nf_last;
+    // The op's kind and sink decoded into flags, loaded with it as well: every unit's
+    // handshake reads a flag register instead of a 4-bit compare.
+    reg is_lin, is_ln, is_fillk, is_fillv, is_xcopy, is_input;
+    reg to_bm, to_gelu, to_add, to_out, to_sm;  // a LINEAR op's sink
+    reg        reads, from_xm;  // the reader runs, from XM (else BM)
+    reg [16:0] ch;              // its chunk: elements a read
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [3:0]  kind = op[F_KIND +: 4];
-    wire [3:0]  sink = op[F_SINK +: 4];
     wire [15:0] f_rows = op[F_ROWS +: 16];
     wire [23:0] f_src = op[F_SRC +: 24];
     wire [15:0] f_src_stride = op[F_SRC_STRIDE +: 16];
@@ -186,6 +198,20 @@ module vitfpga_vit_core #(
                     rows_last <= ahead[F_ROWS +: 16] - 16'd1;
                     sf_last <= ahead[F_SF +: 16] - 16'd1;
                     nf_last <= ahead[F_NF +: 16] - 16'd1;
+                    is_lin <= ahead[F_KIND +: 4] == K_LINEAR;
+                    is_ln <= ahead[F_KIND +: 4] == K_LN;
+                    is_fillk <= ahead[F_KIND +: 4] == K_FILLK;
+                    is_fillv <= ahead[F_KIND +: 4] == K_FILLV;
+                    is_xcopy <= ahead[F_KIND +: 4] == K_XCOPY;
+                    is_input <= ahead[F_KIND +: 4] == K_INPUT;
+                    to_bm <= ahead[F_SINK +: 4] == S_BM;
+                    to_gelu <= ahead[F_SINK +: 4] == S_GELU;
+                    to_add <= ahead[F_SINK +: 4] == S_ADD;
+                    to_out <= ahead[F_SINK +: 4] == S_OUT;
+                    to_sm <= ahead[F_SINK +: 4] == S_SOFTMAX;
+                    reads <= reads_of(ahead[F_KIND +: 4]);
+                    from_xm <= ahead[F_KIND +: 4] == K_LN || ahead[F_KIND +: 4] == K_XCOPY;
+                    ch <= chunk_of(ahead[F_KIND +: 4]);
                     if (ahead[F_KIND +: 4] == K_END) begin
                         pc <= {PB{1'b0}};
                         if (images_left == 32'd1) begin
@@ -226,12 +252,7 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Reader: rows of `src_len` elements from `src`, `src_stride` apart, in chunks of `ch`.
-    wire reads = (kind == K_LINEAR) || (kind == K_LN) || (kind == K_FILLK) ||
-                 (kind == K_FILLV) || (kind == K_XCOPY);
-    wire from_xm = (kind == K_LN) || (kind == K_XCOPY);
-    wire [16:0] ch = (kind == K_LINEAR || kind == K_FILLK) ? SIMD[16:0] :
-                     (kind == K_LN) ? LN_L[16:0] : (kind == K_FILLV) ? PE[16:0] : LANES[16:0];
-    wire [15:0] nch_last = (kind == K_FILLV) ? nf_last : sf_last;
+    wire [15:0] nch_last = is_fillv ? nf_last : sf_last;
     reg         g_active;
     reg [15:0]  g_row, g_ch;
     reg [23:0]  g_rowaddr, g_addr;
@@ -316,7 +337,7 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // The matmul engine
     wire [SIMD*8-1:0]    mvu_in_data;
-    wire                 mvu_in_valid = loading ? in_valid : run && (kind == K_LINEAR) && !fempty;
+    wire                 mvu_in_valid = loading ? in_valid : run && is_lin && !fempty;
     wire                 mvu_in_ready;
     wire [PE*8-1:0]      mvu_out_data;
     wire [PE*32-1:0]     mvu_out_raw;
@@ -342,7 +363,7 @@ module vitfpga_vit_core #(
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
         .clk(clk), .rst_n(rst_n),
-        .start((op_start && kind == K_LINEAR) || load_go),
+        .start((op_start && is_lin) || load_go),
         .rows(load_go ? images : {16'd0, f_rows}),
         .layer({16'd0, f_entry}), .load(load_go), .idle(mvu_idle), .done(mvu_done),
         .in_data(mvu_in_data), .in_valid(mvu_in_valid), .in_ready(mvu_in_ready),
@@ -356,13 +377,13 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // LayerNorm and softmax units
     wire [LN_L*16-1:0] ln_in_data = c_data[LN_L*16-1:0];
-    wire        ln_in_valid = run && (kind == K_LN) && !fempty;
+    wire        ln_in_valid = run && is_ln && !fempty;
     wire        ln_in_ready, ln_idle, ln_done;
     wire [LN_L*8-1:0] ln_out_data;
     wire        ln_out_valid;
     vitfpga_layernorm_vec #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .L(LN_L), .GAMMA_FILE(GAMMA_FILE),
                         .BETA_FILE(BETA_FILE)) u_ln (
-        .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LN), .d(f_src_len),
+        .clk(clk), .rst_n(rst_n), .start(op_start && is_ln), .d(f_src_len),
         .rows({16'd0, f_rows}), .pbase(f_aux[15:0]), .mult(f_m0), .shift(f_s0),
         .eps({16'd0, f_eps}), .idle(ln_idle), .done(ln_done),
         .in_data(ln_in_data), .in_valid(ln_in_valid), .in_ready(ln_in_ready),
@@ -370,13 +391,13 @@ module vitfpga_vit_core #(
 
     // Raw scores leave the engine PE lanes a beat, a row of t scores in ceil(t/PE) beats (the
     // last one padded): the softmax unit takes them as they come, PE lanes a clock.
-    wire            sm_in_valid = run && (kind == K_LINEAR) && (sink == S_SOFTMAX) &&
+    wire            sm_in_valid = run && is_lin && to_sm &&
                                   mvu_out_valid;
     wire            sm_in_ready, sm_idle, sm_done;
     wire [PE*8-1:0] sm_out_data;
     wire            sm_out_valid;
     vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(PE), .EXP_FILE(EXP_FILE)) u_sm (
-        .clk(clk), .rst_n(rst_n), .start(op_start && kind == K_LINEAR && sink == S_SOFTMAX),
+        .clk(clk), .rst_n(rst_n), .start(op_start && is_lin && to_sm),
         .t(f_dst_len), .rows({16'd0, f_rows}), .mult(f_m0), .shift(f_s0), .prob_max(f_pmax),
         .idle(sm_idle), .done(sm_done), .in_data(mvu_out_raw), .in_valid(sm_in_valid),
         .in_ready(sm_in_ready), .out_data(sm_out_data), .out_valid(sm_out_valid),
@@ -384,9 +405,8 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Engine output sinks: row/fold counters give the write address and the lanes to keep.
-    wire        beat = run && (kind == K_LINEAR) && mvu_out_valid && mvu_out_ready;
-    assign mvu_out_ready = (sink == S_OUT) ? out_ready :
-                           (sink == S_SOFTMAX) ? sm_in_ready : 1'b1;
+    wire        beat = run && is_lin && mvu_out_valid && mvu_out_ready;
+    assign mvu_out_ready = to_out ? out_ready : to_sm ? sm_in_ready : 1'b1;
     reg [15:0]  so_nf;
     reg [23:0]  so_row, so_addr, so_xrow, so_xaddr;
     reg signed [17:0] so_rem;
@@ -448,7 +468,7 @@ module vitfpga_vit_core #(
         end
     endgenerate
     always @(posedge clk) begin
-        g_v <= beat && sink == S_GELU;
+        g_v <= beat && to_gelu;
         g_waddr <= so_addr;
         g_wmask <= so_mask;
     end
@@ -475,7 +495,7 @@ module vitfpga_vit_core #(
     endgenerate
     always @(posedge clk) begin
         if (!rst_n) a_v <= {(ADD_LAT + 1){1'b0}};
-        else a_v <= {a_v[ADD_LAT-1:0], beat && sink == S_ADD};
+        else a_v <= {a_v[ADD_LAT-1:0], beat && to_add};
         a_a1 <= mvu_out_data;
         a_addr[0] <= so_addr;
         a_mask[0] <= so_mask;
@@ -489,15 +509,15 @@ module vitfpga_vit_core #(
     // last beat writes only the lanes the row has left.
     localparam integer SM_L = PE;  // softmax elements a clock
     localparam integer EL = (LN_L > SM_L) ? LN_L : SM_L;
-    wire        e_fire = run && ((kind == K_LN && ln_out_valid) ||
-                                 (kind == K_LINEAR && sink == S_SOFTMAX && sm_out_valid));
+    wire        e_fire = run && ((is_ln && ln_out_valid) ||
+                                 (is_lin && to_sm && sm_out_valid));
     reg [EL*8-1:0] e_data;
     always @(*) begin
         e_data = {EL*8{1'b0}};
-        if (kind == K_LN) e_data[LN_L*8-1:0] = ln_out_data;
+        if (is_ln) e_data[LN_L*8-1:0] = ln_out_data;
         else e_data[SM_L*8-1:0] = sm_out_data;
     end
-    wire [16:0] e_n = (kind == K_LN) ? LN_L[16:0] : SM_L[16:0];
+    wire [16:0] e_n = is_ln ? LN_L[16:0] : SM_L[16:0];
     reg signed [17:0] e_rem;  // elements of the row from this beat on
     reg [23:0]  e_row, e_addr;
     reg [LANES-1:0] e_mask;
@@ -525,8 +545,8 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Consumers of the reader's FIFO besides the engine and LN: operand fills and XCOPY.
-    wire fills = run && (kind == K_FILLK || kind == K_FILLV);
-    wire xcopy = run && (kind == K_XCOPY);
+    wire fills = run && (is_fillk || is_fillv);
+    wire xcopy = run && is_xcopy;
     assign c_pop = !fempty && ((mvu_in_valid && mvu_in_ready) || (ln_in_valid && ln_in_ready) ||
                                fills || xcopy);
     reg [15:0] k_c, k_jlo, v_cc, v_jlo, v_jhi, x_c;
@@ -546,7 +566,7 @@ module vitfpga_vit_core #(
             opw_en <= 1'b1;
             opw_be <= {PE*SIMD{1'b0}};
             opw_data <= {PE*SIMD*8{1'b0}};
-            if (kind == K_FILLK) begin
+            if (is_fillk) begin
                 // chunk k_c of token j = K[j][k_c*SIMD + s] -> word (j/PE)*SF + k_c, lane (j%PE)*SIMD + s
                 opw_addr <= k_rowword[15:0] + k_c;
                 for (fp = 0; fp < PE; fp = fp + 1) begin
@@ -611,8 +631,8 @@ module vitfpga_vit_core #(
     reg [15:0] i_c, i_r;
     reg [23:0] i_row, i_addr;
     reg        i_done;
-    wire       i_fire = run && !op_start && (kind == K_INPUT) && in_valid && !i_done;
-    assign in_ready = loading ? mvu_in_ready : run && !op_start && (kind == K_INPUT) && !i_done;
+    wire       i_fire = run && !op_start && is_input && in_valid && !i_done;
+    assign in_ready = loading ? mvu_in_ready : run && !op_start && is_input && !i_done;
     always @(posedge clk) begin
         if (op_start) begin
             i_c <= 16'd0;
@@ -636,7 +656,7 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Memory ports: one user each per op.
-    assign xm_rd_en = (g_issue && from_xm) || (beat && sink == S_ADD);
+    assign xm_rd_en = (g_issue && from_xm) || (beat && to_add);
     assign xm_rd_addr = from_xm ? g_addr : so_xaddr;
     assign bm_rd_en = g_issue && !from_xm;
     assign bm_rd_addr = g_addr;
@@ -672,7 +692,7 @@ module vitfpga_vit_core #(
             bm_addr = g_waddr;
             bm_data[PE*8-1:0] = g_y;
             bm_mask = g_wmask;
-        end else if (beat && sink == S_BM) begin
+        end else if (beat && to_bm) begin
             bm_en = 1'b1;
             bm_addr = so_addr;
             bm_data[PE*8-1:0] = mvu_out_data;
@@ -688,7 +708,7 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // Output stream: the head's beats; TLAST on the final beat of the final image.
     assign out_data = mvu_out_data;
-    assign out_valid = run && (kind == K_LINEAR) && (sink == S_OUT) && mvu_out_valid;
+    assign out_valid = run && is_lin && to_out && mvu_out_valid;
     assign out_last = mvu_out_last && (images_left == 32'd1);
 
     // ------------------------------------------------------------------------------------------
@@ -698,19 +718,19 @@ module vitfpga_vit_core #(
     localparam [3:0] DRAIN = 4'd2, DRAIN_ADD = ADD_LAT[3:0] + 4'd3;
     reg       unit_done;  // the op's last unit reported done
     reg [3:0] drain;
-    wire      mvu_side = (kind == K_LINEAR) && (sink != S_SOFTMAX);
+    wire      mvu_side = is_lin && !to_sm;
     always @(posedge clk) begin
         if (!rst_n || op_start) begin
             unit_done <= 1'b0;
             drain <= 4'd0;
         end else begin
-            if ((mvu_side && mvu_done) || (kind == K_LINEAR && sink == S_SOFTMAX && sm_done) ||
-                (kind == K_LN && ln_done) || (kind == K_INPUT && i_done) ||
+            if ((mvu_side && mvu_done) || (is_lin && to_sm && sm_done) ||
+                (is_ln && ln_done) || (is_input && i_done) ||
                 ((fills || xcopy) && !g_active && fempty && !r_v))
                 unit_done <= 1'b1;
             if (unit_done && drain != DRAIN_ADD) drain <= drain + 4'd1;
         end
     end
-    assign op_done = unit_done && (drain == ((sink == S_ADD && kind == K_LINEAR) ? DRAIN_ADD
+    assign op_done = unit_done && (drain == ((to_add && is_lin) ? DRAIN_ADD
                                                                                 : DRAIN));
 endmodule
