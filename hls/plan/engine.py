@@ -31,8 +31,8 @@ from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec, codec_for
 
-__all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "estimate_resources", "fixed_plan",
-           "folds", "plan_model"]
+__all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "engine_latency", "estimate_resources",
+           "fixed_plan", "folds", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -218,6 +218,17 @@ _LUTMUL_LUTS = {2: 17, 3: 28, 4: 42, 8: 0}
 # Tiny block at PE4 x SIMD8; within ~10%): per lane, the adder tree and product register; per
 # PE, accumulator, 64-bit round/shift/clamp and its registers; once, AXI-Lite and control.
 _LANE_LUTS, _PE_LUTS, _BASE_LUTS = 25, 230, 600
+
+
+def engine_latency(simd: int, packed: bool = False) -> int:
+    """Clocks a run of the engine (vitfpga_mvu.v) takes beyond rows*NF*SF when its stream flows
+    freely: taking the start and landing the first beat (2), the reads (1), the products (2, or
+    3 packed), the adder tree's stages of four inputs (ceil(log4 SIMD), at least 1), the
+    accumulator (1) and the requantisation (3)."""
+    tree, width = 1, -(-simd // 4)
+    while width > 1:
+        tree, width = tree + 1, -(-width // 4)
+    return 2 + 1 + (3 if packed else 2) + tree + 1 + 3
 
 
 def estimate_resources(pe: int, simd: int, bits: int) -> tuple[int, int]:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pytest
 
+from vitfpga.hls.plan.engine import engine_latency
 from vitfpga.hls.plan.layout import PROGRAM_BITS, channel_words, pack_fields, weight_words
 from vitfpga.quant.codecs import pack_lanes
 from vitfpga.runtime.intmath import requantize
@@ -41,7 +42,6 @@ ROM_CODEC = {"codec": 0, "ebits": WBITS, "wbits": WBITS}
 OPERAND_CODEC = {"codec": 0, "ebits": 8, "wbits": 8}
 MEM_FILES = {"WEIGHT_FILE": "weights.mem", "BIAS_FILE": "bias.mem", "MULT_FILE": "mult.mem",
              "SHIFT_FILE": "shift.mem", "PROGRAM_FILE": "program.mem"}
-PIPELINE_SLACK = 12  # start-to-done cycles a run may take beyond rows*NF*SF at full rate
 
 
 @dataclass
@@ -296,7 +296,7 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
 
 
 def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
-           full_rate: bool) -> tuple[int, list[tuple[str, int, int, int]]]:
+           full_rate: bool, latency: int) -> tuple[int, list[tuple[str, int, int, int]]]:
     """Compare every run; return the number of compared values and per run (kind, ideal cycles,
     measured start-to-done cycles, cycles from start to the first output beat)."""
     compared = 0
@@ -321,7 +321,7 @@ def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
         ideal = rows * nf * ex["sf"]
         cycles = got["done"] - got["start"]
         if full_rate:
-            assert ideal <= cycles <= ideal + PIPELINE_SLACK, f"{where}: {cycles} vs {ideal}"
+            assert ideal <= cycles <= ideal + latency, f"{where}: {cycles} vs {ideal}"
         timing.append((e.kind, ideal, cycles, got["beat_cycles"][0] - got["start"]))
     return compared, timing
 
@@ -355,7 +355,8 @@ def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
     result = run_unit(toplevel="vitfpga_mvu", sources=SOURCES,
                       test_module="vitfpga.sim.tb.mvu_stream_tb", parameters=params, case=case,
                       build_dir=tmp_path / "build", sim="verilator")
-    compared, timing = _judge(c.pe, expect, result, full_rate=not c.stall)
+    compared, timing = _judge(c.pe, expect, result, full_rate=not c.stall,
+                              latency=engine_latency(c.simd, packed=c.pack > 0))
     assert compared > 0
     print(f"{name}: {compared} values compared; OPDEPTH={params['OPDEPTH']}, PACK={c.pack}; "
           "(kind, rows*NF*SF, start-to-done cycles, start-to-first-beat cycles): "

@@ -21,15 +21,15 @@ from tests.conftest import Design, random_rows, sim_params, small_int_model
 from vitfpga.errors import VerificationFailed
 from vitfpga.hls.emit.rtl import CODEBOOK_FILE, decoder_params, emit_rtl
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import fixed_plan
+from vitfpga.hls.plan.engine import engine_latency, fixed_plan
 from vitfpga.ir import IntLinear
 from vitfpga.quant.synthetic import random_layer, shape_weights
 from vitfpga.runtime.model import IntModel, linear_golden
 from vitfpga.sim.rtl import RtlSession, run_rtl
 
-# Start-to-done cycles beyond rows*max(NF*SF, beats) with a free-flowing stream, as in
-# test_rtl.py; an N:M run's first fold also waits for its R-beat windows (beats - SF more).
-PIPELINE_SLACK = 10
+# Start-to-done cycles beyond rows*max(NF*SF, beats) with a free-flowing stream: the engine's
+# latency (hls.plan.engine.engine_latency); an N:M run's first fold also waits for its R-beat
+# windows (beats - SF more).
 
 # name -> (PE, SIMD, [(K, N, bits, codec, relu)]); K and N not multiples of the folds on purpose.
 # Small arrays: a Verilator build is most of a design's test time.
@@ -92,7 +92,7 @@ def _check(results: list, d: Design) -> None:
         assert r.layer == layer and r.compared == x.shape[0] * slot.n > 0
         assert r.mismatches == 0, (layer, slot.codec)
         assert r.ideal_cycles == slot.ideal_cycles(x.shape[0])
-        assert r.ideal_cycles <= r.cycles <= (r.ideal_cycles + PIPELINE_SLACK
+        assert r.ideal_cycles <= r.cycles <= (r.ideal_cycles + engine_latency(d.plan.simd)
                                               + slot.beats - slot.sf), (layer, r.cycles)
 
 

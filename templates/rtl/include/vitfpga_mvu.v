@@ -343,8 +343,15 @@ module vitfpga_mvu #(
     // The writer only touches a bank that is not full and the reader only releases a full one,
     // so the two updates never hit the same counter in the same cycle.
     wire          wb_n = wb ^ in_row_done;
-    wire [CB-1:0] cnt0_n = (row_end && !rb) ? {CB{1'b0}} : cnt0 + {{(CB-1){1'b0}}, in_fire && !wb};
-    wire [CB-1:0] cnt1_n = (row_end && rb) ? {CB{1'b0}} : cnt1 + {{(CB-1){1'b0}}, in_fire && wb};
+    wire          inc0 = in_fire && !wb, inc1 = in_fire && wb;
+    wire          rel0 = row_end && !rb, rel1 = row_end && rb;
+    wire [CB-1:0] cnt0_n = rel0 ? {CB{1'b0}} : cnt0 + {{(CB-1){1'b0}}, inc0};
+    wire [CB-1:0] cnt1_n = rel1 ? {CB{1'b0}} : cnt1 + {{(CB-1){1'b0}}, inc1};
+    // Bank k full next clock, written as compares of the registered counts (so that the late
+    // release and write strobes only select): cnt_n == beats iff not released and either
+    // written at beats - 1 or already full.
+    wire          full0_n = !rel0 && (inc0 ? (cnt0 == beats_last) : (cnt0 == beats_q));
+    wire          full1_n = !rel1 && (inc1 ? (cnt1 == beats_last) : (cnt1 == beats_q));
     wire          in_more_n = in_more && !(in_row_done && rows_in == rows_last);
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -356,7 +363,7 @@ module vitfpga_mvu #(
             in_ready_run <= (rows != 32'd0) && !load && layer_ok && (e_beats != {CB{1'b0}});
             in_more <= (rows != 32'd0);
         end else begin
-            in_ready_run <= busy && in_more_n && ((wb_n ? cnt1_n : cnt0_n) != beats_q);
+            in_ready_run <= busy && in_more_n && !(wb_n ? full1_n : full0_n);
             in_more <= in_more_n;
             if (row_end && i_row == rows_last) i_more <= 1'b0;
         end

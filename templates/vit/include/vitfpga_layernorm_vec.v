@@ -46,10 +46,10 @@
 // and the issue of buffered beats wait.
 //   input:  beat -> row buffer (L-wide words, inferred RAM) and, in parallel, L squares, an
 //           adder tree of log2(L) levels (one level a clock) and the per-row accumulators.
-//   per row (one row a clock, fully pipelined, 43 stages): |S|, D*Q in two DSP products;
+//   per row (one row a clock, fully pipelined, 44 stages): |S|, D*Q in two DSP products;
 //           S^2 in three; D*Q - S^2 in two halves (the low 34 bits with S^2's high half, then
-//           the high bits with the borrow); D*T in two; + eps in two 32-bit halves; k; w = v << 2k;
-//           the isqrt fully unrolled, one digit a stage (32 stages, widths growing with the
+//           the high bits with the borrow); D*T in two; + eps in two 32-bit halves; k and
+//           w = v << 2k over three stages (zero bytes; whole bytes; bit pairs); the isqrt fully unrolled, one digit a stage (32 stages, widths growing with the
 //           digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
 //           a complete row whose beats are still in the buffer, and the buffer holds at most
 //           BDW beats (FIFO depth 2^clog2(BDW) >= BDW).
@@ -63,15 +63,15 @@
 //           | e26 P[64:26] | e27 10-bit window and the fit flag | output FIFO write (y).
 // The row buffer, the result FIFO and the output FIFO are vitfpga_fifo instances (a push or a
 // pop a clock, the head read without a clock; the row buffer's head is registered at e1).
-// The row buffer holds BDW = DMAX/L + 52 + log2(L) beats: at full rate a row's first beat is
-// re-read 48 + log2(L) clocks after its last arrived, so it holds at most d/L + 47 + log2(L)
+// The row buffer holds BDW = DMAX/L + 53 + log2(L) beats: at full rate a row's first beat is
+// re-read 49 + log2(L) clocks after its last arrived, so it holds at most d/L + 48 + log2(L)
 // beats and the input never waits.
 //
 // Throughput and latency, input always valid and output always ready, any d (d/L >= 1 beat):
 // one beat in and one out a clock, rows overlapped, and start -> done takes exactly
-//   rows*d/L + d/L + 75 + log2(L) cycles
+//   rows*d/L + d/L + 76 + log2(L) cycles
 // (edge sampling start to edge raising done): the last beat is accepted rows*d/L edges after
-// start; 2 + log2(L) edges of squares, tree and accumulator; 43 per-row stages; the result FIFO
+// start; 2 + log2(L) edges of squares, tree and accumulator; 44 per-row stages; the result FIFO
 // write and take (2); 27 lane stages (the first beat's e1 one edge after the take); d/L - 1
 // more beats; the output FIFO write (1) and the final acceptance (1), which raises done.
 // rows = 0 raises done at the start edge itself. The rate holds for every d, d = L included
@@ -105,9 +105,9 @@ module vitfpga_layernorm_vec #(
     output reg            done,      // one-cycle pulse once the final output beat was accepted
     input  wire [16*L-1:0] in_data,  // L int16 a beat, rows back to back, row-major
     input  wire           in_valid,
-    output wire           in_ready,
+    output wire           in_ready,  // a flip-flop
     output wire [8*L-1:0] out_data,  // L int8 a beat, same order
-    output wire           out_valid,
+    output wire           out_valid, // one LUT level from flip-flops (the output FIFO's count)
     input  wire           out_ready
 );
     localparam integer LL = $clog2(L);          // adder-tree levels
@@ -126,11 +126,11 @@ module vitfpga_layernorm_vec #(
     localparam integer DWB = $clog2(DW + 1);
     localparam integer PW = PDEPTH / L;         // table words
     localparam integer PAB = (PW > 1) ? $clog2(PW) : 1;
-    localparam integer RN = 43;                 // per-row stages: 11 before the root, 32 digits
+    localparam integer RN = 44;                 // per-row stages: 12 before the root, 32 digits
     localparam integer ND = 32;                 // root digits
-    // A row's root is in the result FIFO 46 + LL clocks after its last beat arrived and its
+    // A row's root is in the result FIFO 47 + LL clocks after its last beat arrived and its
     // first beat is re-read two clocks later; the buffer keeps a row plus that many beats.
-    localparam integer BDW = DW + 52 + LL;
+    localparam integer BDW = DW + 53 + LL;
     localparam integer CNB = $clog2(BDW + 1);
     localparam integer FAB = $clog2(BDW);       // result FIFO: 2^FAB >= BDW entries
     localparam integer NDIV = 16;               // quotient bits (|n| <= 2^15)
@@ -217,9 +217,21 @@ module vitfpga_layernorm_vec #(
     reg [QW-1:0]  st_q;
     wire          issue;    // the output side reads one buffer beat
 
+    // in_ready is a register: in_rows != 0 && cnt != BFULL, computed from the next-state
+    // values (so it equals that function every clock) to keep the counters' compares off the
+    // port, whose user adds its own logic behind it. in_rows != 0 implies busy (the run ends
+    // only after its last row arrived), so busy needs no term. in_more and in_one track
+    // in_rows != 0 and in_rows == 1, so that the next state needs no 32-bit compare after a
+    // decrement.
+    reg           in_rdy, in_more, in_one;
     wire in_col_last = (in_col == db_last);
-    assign in_ready = busy && (in_rows != 32'd0) && (cnt != BFULL);
-    wire in_fire = in_valid && in_ready;
+    assign in_ready = in_rdy;
+    wire in_fire = in_valid && in_rdy;
+    wire in_row_end = in_fire && in_col_last;
+    wire more_next = go ? (rows != 32'd0) : (in_row_end ? !in_one : in_more);
+    // The buffer's count after this edge is BFULL: it is full and nothing issues, or one beat
+    // short, one arrives and nothing issues (in_fire never happens at BFULL).
+    wire full_next = !issue && ((cnt == BFULL) || (in_fire && cnt == BFULL - 1'b1));
 
     // The row buffer: written as beats arrive, re-read (e1, registered: block RAM) as issued.
     vitfpga_fifo #(.WIDTH(16*L), .DEPTH(BDW)) u_rbuf (
@@ -230,7 +242,14 @@ module vitfpga_layernorm_vec #(
         if (!rst_n) begin
             in_col <= {DWB{1'b0}};
             in_rows <= 32'd0;
+            in_rdy <= 1'b0;
+            in_more <= 1'b0;
+            in_one <= 1'b0;
         end else begin
+            in_rdy <= more_next && !full_next;
+            in_more <= more_next;
+            if (go) in_one <= (rows == 32'd1);
+            else if (in_row_end) in_one <= (in_rows == 32'd2);
             if (go) begin
                 in_col <= {DWB{1'b0}};
                 in_rows <= rows;
@@ -309,11 +328,13 @@ module vitfpga_layernorm_vec #(
     // Per-row pipeline, one row a clock, no stall: stage i holds a row while rv[i].
     //   r1 |S|, D*Qlo, D*Qhi | r2 S^2's three products, D*Q | r3 S^2's low sum |
     //   r4 S^2's high half, T's low half and borrow | r5 T = D*Q - S^2 |
-    //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 k | r11 w = v << 2k |
-    //   r12 .. r43 the 32 root digits. The row's S and k ride in shift registers beside it.
+    //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 v's zero bytes |
+    //   r11 G = leading zero bytes, v << 8G | r12 k = 4G + the first nonzero byte's leading zero
+    //   bit pairs, w = v << 2k | r13 .. r44 the 32 root digits. The row's S and k ride in shift
+    //   registers beside it.
     reg [RN:1] rv;
     reg [XW*RN-1:0] rs_dl;        // S, stage 1 .. RN
-    reg [5*(RN-10)-1:0] rk_dl;    // k, stage 11 .. RN
+    reg [5*(RN-11)-1:0] rk_dl;    // k, stage 12 .. RN
     always @(posedge clk) begin
         if (!rst_n) rv <= {RN{1'b0}};
         else rv <= {rv[RN-1:1], st_v};
@@ -332,25 +353,42 @@ module vitfpga_layernorm_vec #(
     reg [2*LD-1:0]    r4_dqh, r4_ssh;  // bits 34 and up of D*Q and of S^2
     reg [DB+25:0]     r6_p0;
     reg [DB+2*LD+3:0] r6_p1;
-    reg [63:0]        r7_dt, r9_v, r10_v;
+    reg [63:0]        r7_dt, r9_v, r10_v, r11_v;
     reg [32:0]        r8_lo;
     reg [31:0]        r8_hi;
-    reg [4:0]         r10_k;
+    reg [7:0]         r10_z;    // byte i of u = v << 2 is zero (byte 7: and v's top pair)
+    reg               r10_t, r11_t;  // v >= 2^62
+    reg [2:0]         r11_g;    // leading zero bytes of u (v != 0)
+    reg               r11_0;    // v = 0
     wire [16:0]   sa_l = r1_sa[16:0];
     wire [SH-1:0] sa_h = r1_sa[SA-1:17];
     wire [2*LD:0] t_hi = {r4_dqh, 1'b1} + {~r4_ssh, !r4_tlo[34]};
     wire [37:0]   dt_hi = {{(38-DB){1'b0}}, r6_p0[DB+25:26]}
                           + {{(34-DB-2*LD){1'b0}}, r6_p1};
 
-    // k: the largest k <= 31 with v < 2^(62-2k), as _norm_shift (31 when v = 0).
-    reg [4:0] lz_k;
-    integer li;
+    // k: the largest k <= 31 with v < 2^(62-2k), as _norm_shift (31 when v = 0): 0 when
+    // v >= 2^62, else the leading zero bit pairs of u = v << 2 (v's below its zero top pair),
+    // capped at 31. Over three stages, no stage a 64-bit priority encoder plus a shift: u's
+    // zero bytes (r10); G leading zero bytes of u and v << 8G (r11); the leading zero pairs of
+    // the top byte of u << 8G, 0..3 when v != 0, give k = 4G + that and w = v << 2k (r12).
+    // v >= 2^62 forces G = 0 (byte 7's flag) and the pairs to 0; v = 0 gives k = 31, w = 0.
+    reg [2:0] lz_g;
+    reg       lz_a;  // bytes 7 .. 8-li all zero
+    integer li, zi;
     always @(*) begin
-        lz_k = 5'd0;
-        for (li = 1; li < 32; li = li + 1)
-            if ((r9_v >> (62 - 2 * li)) == 64'd0) lz_k = li[4:0];
+        lz_g = 3'd0;
+        lz_a = 1'b1;
+        for (li = 1; li < 8; li = li + 1) begin
+            lz_a = lz_a && r10_z[8-li];
+            if (lz_a) lz_g = li[2:0];
+        end
     end
-    wire [63:0] w0 = r10_v << {r10_k, 1'b0};  // < 2^63
+    wire [5:0] top6 = r11_v[61:56];  // u << 8G's top byte but its last pair (3 either way)
+    wire [1:0] lz_p = (r11_t || top6[5:4] != 2'b00) ? 2'd0 : (top6[3:2] != 2'b00) ? 2'd1
+                      : (top6[1:0] != 2'b00) ? 2'd2 : 2'd3;
+    wire [63:0] u9 = {r9_v[61:0], 2'b00};
+    wire [4:0]  k12 = r11_0 ? 5'd31 : {r11_g, lz_p};
+    wire [63:0] w0 = r11_v << {lz_p, 1'b0};  // < 2^63 (0 when v = 0)
 
     always @(posedge clk) begin
         r1_sa <= st_abs[SA-1:0];
@@ -379,31 +417,58 @@ module vitfpga_layernorm_vec #(
         r8_hi <= r7_dt[63:32];
         r9_v <= {r8_hi + eps_q[63:32] + {31'd0, r8_lo[32]}, r8_lo[31:0]};
         r10_v <= r9_v;
-        r10_k <= lz_k;
-        rk_dl <= {rk_dl[5*(RN-11)-1:0], r10_k};
+        for (zi = 0; zi < 7; zi = zi + 1) r10_z[zi] <= (u9[8*zi +: 8] == 8'd0);
+        r10_z[7] <= (r9_v[63:54] == 10'd0);
+        r10_t <= (r9_v[63:62] != 2'b00);
+        r11_v <= r10_v << {lz_g, 3'b000};
+        r11_t <= r10_t;
+        r11_g <= lz_g;
+        r11_0 <= &r10_z;
+        rk_dl <= {rk_dl[5*(RN-12)-1:0], k12};
     end
 
     // The root of w, digit by digit (as intmath.isqrt), one digit a stage: slot g holds the
-    // remainder (g+1 bits: rem <= 2q), the root so far q (g bits) and w's unread bits.
+    // remainder (g+1 bits: rem <= 2q), the root so far q (g bits), w's unread bits and the
+    // next digit's two bits of w. w's bits ride in shift registers (SRLs); each pair is taken
+    // into a flip-flop (sq_n, given a reset so that it cannot join the SRL) one stage before
+    // its digit, so that a digit's subtract starts at flip-flops, not at an SRL read.
     reg [34*(ND+1)-1:0] sq_r;
     reg [34*(ND+1)-1:0] sq_q;
     reg [64*(ND+1)-1:0] sq_w;
+    reg [2*(ND+1)-1:0]  sq_n;
     always @(posedge clk) begin
         sq_r[33:0] <= 34'd0;
         sq_q[33:0] <= 34'd0;
         sq_w[63:0] <= w0;
     end
+    always @(posedge clk) begin
+        if (!rst_n) sq_n[1:0] <= 2'b00;
+        else sq_n[1:0] <= w0[63:62];
+    end
     generate
         for (g = 1; g <= ND; g = g + 1) begin : g_root
-            wire [g+1:0] rp = {sq_r[34*(g-1) +: g], sq_w[64*(g-1) + 62 +: 2]};
-            wire [g+1:0] tt = {sq_q[34*(g-1) +: g], 2'b01};  // 4q + 1 (q's bit g-1 is 0)
-            wire [g+2:0] df = {1'b0, rp} - {1'b0, tt};
-            wire         ge = !df[g+2];
-            wire         unused_df = df[g+1];  // the remainder fits g+1 bits
+            // rp = 4*rem + pr against 4q + 1: the low two bits are pr - 1, borrowing when
+            // pr = 0, and the high ones rem - q - borrow. rem <= 2q (the root's remainder
+            // bound) and q < 2^(g-1) put that in [-2^(g-1), 2^(g-1)): g bits, two's
+            // complement, hold it and its sign, so the carry chain is g bits long (the borrow
+            // its carry-in), not g + 3.
+            wire [g-1:0] rem = sq_r[34*(g-1) +: g];
+            wire [1:0]   pr = sq_n[2*(g-1) +: 2];
+            wire [g-1:0] qq = sq_q[34*(g-1) +: g];  // the root so far (bit g-1 is 0)
+            wire [g:0]   cz = {{g{1'b0}}, pr != 2'b00};
+            wire [g-1:0] dh = rem + ~qq + cz[g-1:0];
+            wire         ge = !dh[g-1];
+            wire [g+1:0] df = {dh, pr - 2'd1};      // rp - (4q + 1) when ge
+            wire [g+1:0] rp = {rem, pr};
+            wire         unused_df = &{1'b0, df[g+1], rp[g+1], cz[g]};  // rem' fits g+1 bits
             always @(posedge clk) begin
                 sq_r[34*g +: 34] <= {{(33-g){1'b0}}, ge ? df[g:0] : rp[g:0]};
                 sq_q[34*g +: 34] <= {{(33-g){1'b0}}, sq_q[34*(g-1) +: g], ge};
                 sq_w[64*g +: 64] <= {sq_w[64*(g-1) +: 62], 2'b00};
+            end
+            always @(posedge clk) begin
+                if (!rst_n) sq_n[2*g +: 2] <= 2'b00;
+                else sq_n[2*g +: 2] <= sq_w[64*(g-1) + 60 +: 2];
             end
         end
     endgenerate
@@ -415,7 +480,7 @@ module vitfpga_layernorm_vec #(
     wire           rt_take;  // the issue side takes the FIFO head
     vitfpga_fifo #(.WIDTH(RFW), .DEPTH(1 << FAB)) u_rfifo (
         .clk(clk), .rst_n(rst_n), .clr(1'b0), .push(rv[RN]),
-        .wdata({rs_dl[XW*RN-1 -: XW], rk_dl[5*(RN-10)-1 -: 5], (root == 32'd0) ? 32'd1 : root}),
+        .wdata({rs_dl[XW*RN-1 -: XW], rk_dl[5*(RN-11)-1 -: 5], (root == 32'd0) ? 32'd1 : root}),
         .pop(rt_take), .head(rf_head), .count(rf_cnt));
 
     // ------------------------------------------------------------------------------------------
@@ -484,11 +549,16 @@ module vitfpga_layernorm_vec #(
             pf <= {pf[NST-1:1], issue && o_final && o_end};
         end
     end
+    // The root's delay line has a reset only so that it stays flip-flops: as a shift register
+    // (SRL) its first divider tap would be an SRL read, one level ahead of the subtract.
+    always @(posedge clk) begin
+        if (!rst_n) od_r <= {(32*19){1'b0}};
+        else od_r <= {od_r[32*18-1:0], o_res[31:0]};
+    end
     always @(posedge clk) begin
         s1_x <= rb_head;
         od_s <= {od_s[XW-1:0], o_res[RFW-1 -: XW]};
         od_k <= {od_k[9:0], o_res[36:32]};
-        od_r <= {od_r[32*18-1:0], o_res[31:0]};
         od_p <= {od_p[PAB*19-1:0], o_tidx};
         od_nr <= -{1'b0, od_r[32*18 +: 32]};
         gw <= grom[od_p[PAB*19 +: PAB]];
@@ -533,17 +603,24 @@ module vitfpga_layernorm_vec #(
                 // a stage, no restoring mux. Stage 1 takes a - r (a <= r: quotient bit 15).
                 wire [32:0] rp = dr[33*(g-1) +: 33];
                 wire [31:0] dv = od_r[32*(2+g) +: 32];
-                wire [33:0] sum;
+                wire [32:0] sum;  // R_g in [-r, r): 33-bit signed, computed mod 2^33
                 if (g == 1) begin : g_first
-                    assign sum = {1'b0, rp} - {2'b00, dv};
+                    // a - r with a <= r: 0 when a = r, else negative, bit 32 set (|a - r| <
+                    // 2^32). So bit 32 is a != r, beside a 32-bit chain rather than atop 33.
+                    wire [31:0] lo = rp[31:0] - dv;
+                    wire unused_rp = rp[32];  // a < 2^32
+                    assign sum = {rp[31:0] != dv, lo};
                 end else begin : g_next
-                    // 2R's low bit is 0: it carries the +1 of -r = ~r + 1.
+                    // 2R -+ r: its bit 0 is r's (2R's is 0), and bits 1..32 add 2R's bits
+                    // 1..32 (R's 0..31) to r's bits 1..32, inverted when subtracting, with the
+                    // carry out of bit 0 as the carry-in (a 32-bit chain, not 34).
                     wire pos = !rp[32];
-                    assign sum = {rp, pos} + ({2'b00, dv} ^ {34{pos}});
+                    wire [31:0] hi = rp[31:0] + ({1'b0, dv[31:1]} ^ {32{pos}})
+                                     + {31'd0, pos && !dv[0]};
+                    assign sum = {hi, dv[0]};
                 end
-                wire unused_sum = sum[33];  // R_g in [-r, r): 33-bit signed
                 assign qb[g-1] = !sum[32];
-                assign rn[33*(g-1) +: 33] = sum[32:0];
+                assign rn[33*(g-1) +: 33] = sum;
             end
 
             wire [15:0] q = dq[16*NDIV +: 16];
@@ -551,9 +628,11 @@ module vitfpga_layernorm_vec #(
             wire [32:0] rlast = dr[33*NDIV +: 33];
             // remainder != 0: R != 0 after a set last bit, R + r != 0 (R != -r) otherwise
             wire        rnz = q[0] ? (|rlast) : (rlast != od_nr);
-            // floor division: n = q, or -(q + 1) = ~q + 0 when a negative xc leaves a remainder,
-            // or -q = ~q + 1 without one.
-            wire [16:0] nval = (neg ? ~{1'b0, q} : {1'b0, q}) + {16'd0, neg && !rnz};
+            // floor division: n = q, or -(q + 1) = ~q when a negative xc leaves a remainder,
+            // or -q without one. -q is computed beside the remainder test and selected after
+            // it, so that the test's compare and the negation's carry chain do not add up.
+            wire [16:0] qneg = -{1'b0, q};
+            wire [16:0] nval = !neg ? {1'b0, q} : rnz ? ~{1'b0, q} : qneg;
             wire signed [15:0] gm = gw[16*j +: 16];
             wire [16:0] al = acc[16:0];
             wire signed [15:0] ah = acc[32:17];
@@ -622,5 +701,5 @@ module vitfpga_layernorm_vec #(
     // Bits the contract leaves unused (d's and pbase's beyond DMAX / PDEPTH, pbase's low bits,
     // mult[31]) and bounds the arithmetic proves zero (see the header).
     wire unused_ok = &{1'b0, d_beats, pb_word, sh_m1, sh_p8, mult[31], tv_next, tl_next, st_abs,
-                       st_q, st_s, r1_dqh, r5_t, t_hi, w0, sq_r, sq_q, sq_w};
+                       st_q, st_s, r1_dqh, r5_t, t_hi, w0, sq_r, sq_q, sq_w, sq_n};
 endmodule

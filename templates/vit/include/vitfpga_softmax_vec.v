@@ -79,9 +79,9 @@ module vitfpga_softmax_vec #(
     output reg            done,      // one-cycle pulse once the final output beat was accepted
     input  wire [L*32-1:0] in_data,  // L int32 scores, lane j at [32j +: 32]
     input  wire           in_valid,
-    output wire           in_ready,
+    output wire           in_ready,  // a flip-flop
     output wire [L*8-1:0] out_data,  // L probabilities 0..prob_max, lane j at [8j +: 8]
-    output wire           out_valid,
+    output wire           out_valid, // a flip-flop
     input  wire           out_ready
 );
     localparam integer LT = (L > 1) ? $clog2(L) : 0;          // tree levels
@@ -116,7 +116,6 @@ module vitfpga_softmax_vec #(
     // ------------------------------------------------------------------------------------------
     // Run control. The run's parameters are latched at start; the inputs may change afterwards.
     reg          busy;
-    reg [31:0]   rows_q;
     reg [31:0]   rows_m1;   // rows - 1
     reg [BW-1:0] b_last;    // B - 1
     reg [L-1:0]  mask_last; // valid lanes of a row's last beat
@@ -143,7 +142,6 @@ module vitfpga_softmax_vec #(
     endgenerate
     always @(posedge clk) begin
         if (go) begin
-            rows_q <= rows;
             rows_m1 <= rows - 32'd1;
             b_last <= b_m1[BW-1:0];
             mask_last <= mask_in;
@@ -183,30 +181,59 @@ module vitfpga_softmax_vec #(
     wire [SAW:0]   s_used, m_cnt;
     wire [EAW:0]   r_cnt;
     reg  [EAW:0]   e_used;
-    reg  [31:0]    a_rows;  // rows received
+    reg  [31:0]    a_left;  // rows still to receive
+    reg            a_more;  // a_left != 0 while busy
+    reg            a_one;   // a_left == 1
+    reg            a_rdy;   // in_ready
     reg  [BW-1:0]  ai, bi, di;  // beat index within the row: A, B issue, D issue
     reg  [31:0]    d_rows;  // rows whose last beat D has issued
     wire           m_push, r_push;
     wire           d_en = !out_v || out_ready;
 
-    assign in_ready = busy && (a_rows != rows_q) && (s_used != SFULL);
-    wire in_fire = in_valid && in_ready;
+    // in_ready is a register, computed from the next-state values so that it equals
+    // busy && (rows not all received) && s_used != SFULL every clock: the counters' compares
+    // stay off the port, whose user adds its own logic behind it. a_more and a_one track
+    // a_left != 0 and a_left == 1, so that the next state needs no 32-bit compare after a
+    // decrement; a_more is never set while idle (t = 0 leaves the unit idle).
+    assign in_ready = a_rdy;
+    wire in_fire = in_valid && a_rdy;
     wire a_last = (ai == b_last);
+    wire a_row_end = in_fire && a_last;
+    wire a_more_next = go ? (rows != 32'd0 && t != 16'd0) : (a_row_end ? !a_one : a_more);
     wire b_issue = (m_cnt != {(SAW+1){1'b0}}) && (e_used != EFULL);
+    // The score FIFO holds SFULL beats after this edge: it does and B issues none, or it is one
+    // short, a beat arrives and B issues none (in_fire never happens at SFULL). go empties it.
+    wire s_full_next = !go && !b_issue &&
+                       ((s_used == SFULL) || (in_fire && s_used == SFULL - 1'b1));
     wire b_lastb = (bi == b_last);
     wire d_issue = d_en && (r_cnt != {(EAW+1){1'b0}});
     wire d_lastb = (di == b_last);
 
     always @(posedge clk) begin
+        if (!rst_n) begin
+            a_left <= 32'd0;
+            a_more <= 1'b0;
+            a_one <= 1'b0;
+            a_rdy <= 1'b0;
+        end else begin
+            a_more <= a_more_next;
+            a_rdy <= a_more_next && !s_full_next;
+            if (go) begin
+                a_left <= rows;
+                a_one <= (rows == 32'd1);
+            end else if (a_row_end) begin
+                a_left <= a_left - 32'd1;
+                a_one <= (a_left == 32'd2);
+            end
+        end
+    end
+    always @(posedge clk) begin
         if (!rst_n || go) begin
             e_used <= 0;
-            a_rows <= 32'd0; d_rows <= 32'd0;
+            d_rows <= 32'd0;
             ai <= 0; bi <= 0; di <= 0;
         end else begin
-            if (in_fire) begin
-                ai <= a_last ? {BW{1'b0}} : ai + 1'b1;
-                if (a_last) a_rows <= a_rows + 32'd1;
-            end
+            if (in_fire) ai <= a_last ? {BW{1'b0}} : ai + 1'b1;
             if (b_issue) bi <= b_lastb ? {BW{1'b0}} : bi + 1'b1;
             if (d_issue) begin
                 di <= d_lastb ? {BW{1'b0}} : di + 1'b1;

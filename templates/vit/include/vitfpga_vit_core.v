@@ -551,6 +551,14 @@ module vitfpga_vit_core #(
                                fills || xcopy);
     reg [15:0] k_c, k_jlo, v_cc, v_jlo, v_jhi, x_c;
     reg [23:0] k_rowword, v_ccbase, x_row, x_addr;
+    // A fill takes the popped chunk a clock later (f_v, f_data), so that the FIFO's pop logic
+    // and the fill's counters never share a clock (logic depth).
+    reg                f_v;
+    reg [LANES*16-1:0] f_data;
+    always @(posedge clk) begin
+        f_v <= rst_n && !op_start && c_pop && fills;
+        f_data <= c_data;
+    end
     integer fp, fs;
     always @(posedge clk) begin
         opw_en <= 1'b0;
@@ -562,7 +570,7 @@ module vitfpga_vit_core #(
             v_ccbase <= 24'd0;
             v_jlo <= 16'd0;
             v_jhi <= 16'd0;
-        end else if (c_pop && fills) begin
+        end else if (f_v) begin
             opw_en <= 1'b1;
             opw_be <= {PE*SIMD{1'b0}};
             opw_data <= {PE*SIMD*8{1'b0}};
@@ -573,7 +581,7 @@ module vitfpga_vit_core #(
                     if (fp == k_jlo) begin
                         for (fs = 0; fs < SIMD; fs = fs + 1) begin
                             opw_be[fp*SIMD + fs] <= 1'b1;
-                            opw_data[(fp*SIMD + fs)*8 +: 8] <= c_data[fs*16 +: 8];
+                            opw_data[(fp*SIMD + fs)*8 +: 8] <= f_data[fs*16 +: 8];
                         end
                     end
                 end
@@ -592,7 +600,7 @@ module vitfpga_vit_core #(
                     for (fs = 0; fs < SIMD; fs = fs + 1) begin
                         if (fs == v_jlo) begin
                             opw_be[fp*SIMD + fs] <= 1'b1;
-                            opw_data[(fp*SIMD + fs)*8 +: 8] <= c_data[fp*16 +: 8];
+                            opw_data[(fp*SIMD + fs)*8 +: 8] <= f_data[fp*16 +: 8];
                         end
                     end
                 end
@@ -726,7 +734,7 @@ module vitfpga_vit_core #(
         end else begin
             if ((mvu_side && mvu_done) || (is_lin && to_sm && sm_done) ||
                 (is_ln && ln_done) || (is_input && i_done) ||
-                ((fills || xcopy) && !g_active && fempty && !r_v))
+                ((fills || xcopy) && !g_active && fempty && !r_v && !f_v))
                 unit_done <= 1'b1;
             if (unit_done && drain != DRAIN_ADD) drain <= drain + 4'd1;
         end
