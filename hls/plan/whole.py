@@ -29,12 +29,16 @@ __all__ = ["PACK_SHIFT", "ActivationMemory", "WholeModelPlan", "activation_memor
            "search_whole_model", "unit_resources"]
 
 # Calibrated on Yosys synth_xilinx of the emitted units and of the digits whole design (PE 16 x
-# SIMD 4 on xc7: 213 DSP, 27.6k LUT; one design point, so expect ~30% elsewhere).
-# The vector LayerNorm (xcup, L = 8 and 32: 63 / 231 DSP, 15.7k / 55.0k LUT) and softmax (L = 8
-# and 32: 49 / 193 DSP, 6.9k / 21.5k LUT) as a fixed part and a part per lane; one residual-add
-# lane is an 8x31 and a 16x31 product, two DSP48 each.
-_LN_DSP, _LN_LANE_DSP, _LN_LUTS, _LN_LANE_LUTS = 7, 7, 2_650, 1_640
-_SM_DSP, _SM_LANE_DSP, _SM_LUTS, _SM_LANE_LUTS = 1, 6, 2_000, 610
+# SIMD 4 on xc7: 27.6k LUT; one design point, so expect ~30% elsewhere).
+# The vector LayerNorm and softmax as a fixed part and a part per lane. DSPs per family, as the
+# DSP48E1's 25 x 18 multiplier splits products the DSP48E2's 27 x 18 takes whole: LayerNorm
+# d 32 / L 4 and d 192 / L 8: 43 / 80 DSP48E1, 34 / 63 DSP48E2 (231 at L 32); softmax at L 8:
+# 81 DSP48E1, 49 DSP48E2, whatever the tokens. LUTs (xcup, L 8 and 32): LayerNorm 15.7k /
+# 55.0k, softmax 6.9k / 21.5k. One residual-add lane (vitfpga_rescale_add.v) takes 4 DSP48.
+_UNIT_DSP = {"xc7": {"ln": (6, 9.25), "sm": (1, 10)},
+             "xcup": {"ln": (5, 7.25), "sm": (1, 6)}}
+_LN_LUTS, _LN_LANE_LUTS = 2_650, 1_640
+_SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
 # LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
 # buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
@@ -66,9 +70,11 @@ def engine_resources(plan: ModelPlan) -> tuple[int, int]:
     return dsp, lut
 
 
-def unit_resources(prog: VitProgram, pe: int) -> tuple[int, int]:
-    """(DSP, LUT) of the LayerNorm unit at its lanes and the softmax unit at PE lanes."""
-    dsp = _LN_DSP + _LN_LANE_DSP * prog.ln_lanes + _SM_DSP + _SM_LANE_DSP * pe
+def unit_resources(prog: VitProgram, pe: int, family: str) -> tuple[int, int]:
+    """(DSP, LUT) of the LayerNorm unit at its lanes and the softmax unit at PE lanes on a part
+    of `family` (the larger DSP48E1 counts where the family is unknown)."""
+    per = _UNIT_DSP.get(family, _UNIT_DSP["xc7"])
+    dsp = math.ceil(per["ln"][0] + per["ln"][1] * prog.ln_lanes) + per["sm"][0] + per["sm"][1] * pe
     lut = _LN_LUTS + _LN_LANE_LUTS * prog.ln_lanes + _SM_LUTS + _SM_LANE_LUTS * pe
     return dsp, lut
 
@@ -167,7 +173,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     act_bram, act_uram, act_luts = _place(activation_memories(plan, prog),
                                           board.uram - plan.uram, save_bram)
     engine_dsp, engine_lut = engine_resources(plan)
-    unit_dsp, unit_lut = unit_resources(prog, plan.pe)
+    unit_dsp, unit_lut = unit_resources(prog, plan.pe, part_family(plan.part))
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
     lut = (engine_lut + engine_memory_luts + act_luts + unit_lut

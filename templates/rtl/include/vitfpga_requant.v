@@ -6,7 +6,7 @@
 // bit-exact with `vitfpga.runtime.intmath.requantize` for acc int32, M unsigned below 2^31 (the
 // model's M is in [2^30, 2^31); mult[31] is not read) and 1 <= S <= 62.
 //
-// Timing: LAT = 3. Every register is clocked by `en` (the engine stalls its whole pipeline with
+// Timing: LAT = 4. Every register is clocked by `en` (the engine stalls its whole pipeline with
 // it); y shows the result of the inputs sampled LAT enabled edges earlier. acc, mult, shift and
 // relu are all sampled on that same edge and travel with the beat (relu may change per beat).
 //
@@ -35,8 +35,11 @@
 //      built for carry-in 0 and 1 (carry select): no chain longer than 4 CARRY4. Also the
 //      thermometer mask of S that picks bits S+7 .. 62 for the fit test. (xc7: the DSP's
 //      product register starts this stage, its 3 levels first: 11 levels.)
-//   3. u by three 4:1 mux levels (shift by 16, 4, 1), the fit test by an OR tree of three
-//      levels, then round and clamp (7 levels on xcup).
+//   3. u by three 4:1 mux levels (shift by 16, 4, 1), the fit test by an OR tree to its last
+//      node (registered as 5 partial ORs).
+//   4. The last OR, round and clamp.
+// Each stage is kept 2 levels under the xcup budget (6 at most): in a larger flattened design
+// ABC maps the same logic up to two levels deeper.
 module vitfpga_requant (
     input  wire               clk,
     input  wire               en,
@@ -51,7 +54,7 @@ module vitfpga_requant (
     // The latency in enabled clocks, for the instantiating pipeline to read (hierarchically or
     // by copying the figure); nothing in here needs it.
     /* verilator lint_off UNUSEDPARAM */
-    localparam integer LAT = 3;
+    localparam integer LAT = 4;
     /* verilator lint_on UNUSEDPARAM */
 
     function mux4(input [1:0] sel, input a, input b, input c, input d);
@@ -133,7 +136,7 @@ module vitfpga_requant (
         end
     end
 
-    // --- stage 3: shift, round, clamp ------------------------------------------------------------
+    // --- stage 3: shift, fit test ---------------------------------------------------------------
     wire        sign = p[63];
     wire [71:0] pe = {{8{sign}}, p};
     // u = P >>> (S-1), when it fits 9 bits: three 4:1 mux stages by 16, 4, 1, each net kept so
@@ -165,11 +168,24 @@ module vitfpga_requant (
             assign ov2[i] = |ov1[6*i +: ((i < 4) ? 6 : 4)];
         end
     endgenerate
-    wire        ovf = |ov2;
+    // The OR tree's last node waits for stage 4, which has the slack.
+    reg [8:0]  u3;
+    reg [4:0]  ov3;
+    reg        sign3, relu3;
+    always @(posedge clk) begin
+        if (en) begin
+            u3 <= u;
+            ov3 <= ov2;
+            sign3 <= sign;
+            relu3 <= relu2;
+        end
+    end
+
+    // --- stage 4: round, clamp -------------------------------------------------------------------
     // (u + 1) >> 1 = u[8:1] + u[0] for u in [-256, 254]; u = 255 rounds to 128 and clamps.
-    wire [7:0]  r = u[8:1] + {7'd0, u[0]};
-    wire        top = u == 9'h0ff;
-    wire [7:0]  y_d = (sign && relu2) ? 8'h00 : (ovf || top) ? (sign ? 8'h80 : 8'h7f) : r;
+    wire [7:0]  r = u3[8:1] + {7'd0, u3[0]};
+    wire        top = u3 == 9'h0ff;
+    wire [7:0]  y_d = (sign3 && relu3) ? 8'h00 : (|ov3 || top) ? (sign3 ? 8'h80 : 8'h7f) : r;
     always @(posedge clk) begin
         if (en) y <= y_d;
     end

@@ -7,7 +7,7 @@
 // bit-exact with `vitfpga.runtime.intmath.int_add` (two terms, 16 bits) for a int8, x int16,
 // M0, M1 unsigned below 2^31 (bit 31 is not read) and 1 <= S0, S1 <= 62.
 //
-// Timing: LAT = 4. Every register is clocked by `en`; y shows the result of the inputs sampled
+// Timing: LAT = 5. Every register is clocked by `en`; y shows the result of the inputs sampled
 // LAT enabled edges earlier. a, x, m0, m1, s0 and s1 are all sampled on that same edge (m and s
 // may change from one beat to the next, though an op holds them constant).
 //
@@ -26,19 +26,21 @@
 // (|ra| <= 2^37 fits 39 bits); the x term is clamped to 39 bits, which is exact for the sum's
 // saturation because past 2^38 it outweighs any a term by more than 2^16.
 //
-// Pipeline (LUT levels are the `vitfpga.sim.depth` count, budget 12 on xc7, 8 on xcup; the
-// deepest stage is 4, with 9 on xc7 and 7 on xcup):
+// Pipeline (LUT levels are the `vitfpga.sim.depth` count, budget 12 on xc7, 8 on xcup; every
+// stage is kept 2 levels under the xcup budget, 6 at most: in a larger flattened design ABC
+// maps the same logic up to two levels deeper):
 //   1. DSP: a*M0 = a*M0[23:0] + a*M0[30:24]*2^24, x*M1 likewise: four products, one DSP each.
 //   2. The two partial products of each term summed over bits 24.. (15- and 23-bit chains):
 //      Pa = a*M0 (39 bits), Px = x*M1 (47 bits).
 //   3. Shift: wa = Pa >>> (S0-1), wx = Px >>> (S1-1), 40-bit windows, three 4:1 mux levels;
 //      ra = (wa >>> 1) + wa[0] is carried as the pair, so is rx; and whether wx >>> 1 fits
 //      39 bits (bits S1+38 .. 46 of Px equal the sign).
-//   4. Sum and saturate: u = wa >>> 1, v = clamp39(wx >>> 1), total = u + v + wa[0] + wx[0].
-//      The low 16 bits come from one chain (carry k in 0..2); of the high part only
-//      D = u_hi + v_hi is needed, through its sign (a chain) and the flags D == 0, -1, -2
-//      (tested without carries); the total fits int16 iff D + k == 0 with bit 15 clear or
-//      D + k == -1 with it set.
+//   4. Sum: u = wa >>> 1, v = clamp39(wx >>> 1), total = u + v + wa[0] + wx[0]. The low 16
+//      bits come from one chain (carry k in 0..2); of the high part only D = u_hi + v_hi is
+//      needed, through its sign (a chain) and the flags D == 0, -1, -2 (tested without
+//      carries), all registered.
+//   5. Saturate: the total fits int16 iff D + k == 0 with bit 15 clear or D + k == -1 with it
+//      set; else the sign of D + k picks the bound.
 module vitfpga_rescale_add (
     input  wire               clk,
     input  wire               en,
@@ -54,7 +56,7 @@ module vitfpga_rescale_add (
 );
     // The latency in enabled clocks, for the instantiating pipeline (nothing in here reads it).
     /* verilator lint_off UNUSEDPARAM */
-    localparam integer LAT = 4;
+    localparam integer LAT = 5;
     /* verilator lint_on UNUSEDPARAM */
 
     function mux4(input [1:0] sel, input d0, input d1, input d2, input d3);
@@ -163,27 +165,37 @@ module vitfpga_rescale_add (
         end
     end
 
-    // --- stage 4: sum, saturate ------------------------------------------------------------------
+    // --- stage 4: the low sum, the high part's flags and sign ------------------------------------
     wire [38:0] u = wa3[39:1];
     wire [38:0] v = ovfx3 ? {negx3, {38{~negx3}}} : wx3[39:1];
     wire [17:0] lo = {2'b00, u[15:0]} + {2'b00, v[15:0]} + {17'd0, wa3[0]} + {17'd0, wx3[0]};
-    wire [1:0]  k = lo[17:16];  // 0, 1 or 2
     wire [23:0] uh = {u[38], u[38:16]};
     wire [23:0] vh = {v[38], v[38:16]};
     /* verilator lint_off UNUSEDSIGNAL */
     wire [23:0] d = uh + vh;  // only its sign is read
     /* verilator lint_on UNUSEDSIGNAL */
-    wire e0 = eq_sum(uh, vh, 24'h000000);
-    wire e1 = eq_sum(uh, vh, 24'hffffff);
-    wire e2 = eq_sum(uh, vh, 24'hfffffe);
+    reg [17:0] lo4;
+    reg        e0_4, e1_4, e2_4, dneg4;
+    always @(posedge clk) begin
+        if (en) begin
+            lo4 <= lo;
+            e0_4 <= eq_sum(uh, vh, 24'h000000);
+            e1_4 <= eq_sum(uh, vh, 24'hffffff);
+            e2_4 <= eq_sum(uh, vh, 24'hfffffe);
+            dneg4 <= d[23];
+        end
+    end
+
+    // --- stage 5: saturate -----------------------------------------------------------------------
+    wire [1:0]  k = lo4[17:16];  // 0, 1 or 2
     // h = D + k, the total's bits 16 and up: h == 0, h == -1, h < 0. k = 2 only when both
     // low halves are 0xffff and both round bits 1: then the low 16 bits are 0, so the total is
     // in range iff h == 0, and hm and the sign of an h of 0 are never read.
-    wire hz = (k == 2'd0) ? e0 : (k == 2'd1) ? e1 : e2;
-    wire hm = (k == 2'd0) ? e1 : e2;
-    wire neg = d[23] & ~((k != 2'd0) & e1);
-    wire inr = (hz & ~lo[15]) | (hm & lo[15]);
-    wire [15:0] y_d = inr ? lo[15:0] : neg ? 16'h8000 : 16'h7fff;
+    wire hz = (k == 2'd0) ? e0_4 : (k == 2'd1) ? e1_4 : e2_4;
+    wire hm = (k == 2'd0) ? e1_4 : e2_4;
+    wire neg = dneg4 & ~((k != 2'd0) & e1_4);
+    wire inr = (hz & ~lo4[15]) | (hm & lo4[15]);
+    wire [15:0] y_d = inr ? lo4[15:0] : neg ? 16'h8000 : 16'h7fff;
     always @(posedge clk) begin
         if (en) y <= y_d;
     end

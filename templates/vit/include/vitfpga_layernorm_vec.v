@@ -49,8 +49,8 @@
 //   per row (one row a clock, fully pipelined, 44 stages): |S|, D*Q in two DSP products;
 //           S^2 in three; D*Q - S^2 in two halves (the low 34 bits with S^2's high half, then
 //           the high bits with the borrow); D*T in two; + eps in two 32-bit halves; k and
-//           w = v << 2k over three stages (zero bytes; whole bytes; bit pairs); the isqrt fully unrolled, one digit a stage (32 stages, widths growing with the
-//           digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
+//           w = v << 2k over three stages (zero bytes; whole bytes; bit pairs); the isqrt
+//           fully unrolled, one digit a stage (32 stages, widths growing with the digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
 //           a complete row whose beats are still in the buffer, and the buffer holds at most
 //           BDW beats (FIFO depth 2^clog2(BDW) >= BDW).
 //   issue:  the buffer is re-read one beat a clock, row after row as results arrive, while the
@@ -76,15 +76,17 @@
 // more beats; the output FIFO write (1) and the final acceptance (1), which raises done.
 // rows = 0 raises done at the start edge itself. The rate holds for every d, d = L included
 // (one row a clock through the per-row pipeline).
+// Ports: in_ready, done and idle's busy are flip-flops; out_valid is one LUT from the output
+// FIFO's count (out_data its LUT RAM read).
 // Logic depth: the widest carry chain in one clock is the 33 + log2(DMAX)-bit Q accumulator
-// (D*Q - S^2 and P = A + B*2^17 are split over two stages, see above). vitfpga.sim.depth on
-// Yosys synth_xilinx -flatten, DMAX 192, PDEPTH 384, L = 1, 4, 8, 32: xc7 12 levels (the Q
-// accumulator, the root's and the divider's wide digits: 10 CARRY4 + 2 LUT), xcup 8 (the root
-// digits, 5 CARRY8 between an SRL read and a LUT; the quotient's sign fix; at L = 1 the k
-// encoder). Resources, xcup: L = 8: 63 DSP48E2, ~14.7k LUT, ~12.0k FF, 3 RAMB36 (row buffer);
-// L = 32: 231 DSP48E2, ~53.3k LUT (1.3k LUTRAM and SRL: the row buffer, delay lines), ~40.0k FF.
-// Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M), ~1.6k LUT, ~1.1k FF; the 16-stage
-// divider is about two thirds of a lane's LUTs.
+// (D*Q - S^2 and P = A + B*2^17 are split over two stages, see above); the root's digits and
+// the divider's stages are 32-bit chains (their sign bit from the operands' bounds, see there)
+// that start at flip-flops. vitfpga.sim.depth on Yosys synth_xilinx -flatten, DMAX 192:
+// xcup 7 levels at L = 1, 8 and 32 (the Q accumulator and T's low half: LUT + 5 CARRY8 + LUT;
+// the window: an SRL read and 6 LUTs; the divider's stage: 2 LUT + 4 CARRY8 + 1).
+// Resources, xcup: L = 8: 63 DSP48E2, ~11.1k LUT, ~12.2k FF, 3 RAMB36 (row buffer); L = 32:
+// 231 DSP48E2, ~LUT32 LUT, ~FF32 FF. Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M),
+// ~1.1k LUT, ~1.1k FF.
 module vitfpga_layernorm_vec #(
     parameter integer DMAX = 192,          // longest row, a multiple of L
     parameter integer PDEPTH = 192,        // table elements (PDEPTH/L words of L elements)

@@ -54,6 +54,8 @@
 //           160 SRL), 6,130 FFs, 719 CARRY4.
 //   L = 32: 193 DSP48E2, no block RAM (every FIFO in 77 RAM32M16 + 110 RAM64M8), 21,521 LUTs
 //           (+ 568 SRL), 20,482 FFs, 2,120 CARRY4.
+//   Ports: in_ready, out_valid, done and idle's busy are flip-flops (in_ready computed from
+//   the counters' next state, so the timing above is unchanged).
 //   Logic depth (vitfpga.sim.depth, TMAX 256): xcup 7 levels at L = 8 and 64, 8 at L = 16
 //   (budget 8 at 250 MHz); xc7 12 at L = 8, 16, 64 (budget 12 at 100 MHz). The deepest paths
 //   are the partial-product add (6 CARRY8 or 11 CARRY4, + 1 LUT) and the exp ROM's LUT mux.
