@@ -224,11 +224,11 @@ def engine_latency(simd: int, packed: bool = False) -> int:
     """Clocks a run of the engine (vitfpga_mvu.v) takes beyond rows*NF*SF when its stream flows
     freely: taking the start and landing the first beat (2), the reads (1), the products (2, or
     3 packed), the adder tree's stages of four inputs (ceil(log4 SIMD), at least 1), the
-    accumulator (1) and the requantisation (3)."""
+    accumulator (1) and the requantisation (4)."""
     tree, width = 1, -(-simd // 4)
     while width > 1:
         tree, width = tree + 1, -(-width // 4)
-    return 2 + 1 + (3 if packed else 2) + tree + 1 + 3
+    return 2 + 1 + (3 if packed else 2) + tree + 1 + 4
 
 
 def estimate_resources(pe: int, simd: int, bits: int) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """The pipelined arithmetic units `vitfpga_requant` (the engine's requantisation) and
 `vitfpga_rescale_add` (the residual add, one lane): bit-exact with `requantize` and `int_add`,
 results exactly LAT enabled clocks after their inputs (LAT read from each module's header),
-outputs held while `en` is low, within the logic-depth budget on xc7 and xcup.
+outputs held while `en` is low, MARGIN levels under the logic-depth budget on xc7 and xcup.
 
 One Verilator build of a wrapper holding both units (`sim/tb/arith_tb.py`) plays every beat:
 the inputs' extremes crossed, results on exact rounding ties and at both sides of each clamp,
@@ -32,6 +32,9 @@ TB = "vitfpga.sim.tb.arith_tb"
 I32 = (-(2**31), 2**31 - 1)
 M_EDGES = (2**30, 2**30 + 1, 2**31 - 1)
 S_EDGES = (1, 2, 31, 32, 61, 62)
+# Levels each unit keeps under the family's budget: inside a larger flattened design ABC maps the
+# same logic up to two levels deeper than it does the units alone.
+MARGIN = {"xcup": 2, "xc7": 2}
 
 
 def latency(source: Path) -> int:
@@ -234,10 +237,10 @@ def test_units_match_the_golden_on_verilator(tmp_path: Path) -> None:
 @pytest.mark.icarus
 def test_units_match_the_golden_on_icarus(tmp_path: Path) -> None:
     # Four-state: also no X once the pipeline has filled. A short stream (Icarus runs about
-    # 200 clocks a second under cocotb here).
-    beats = {k: v[:300] for k, v in paired_beats(seed=11, n_random=0).items()}
+    # 150 clocks a second under cocotb here).
+    beats = {k: v[:150] for k, v in paired_beats(seed=11, n_random=0).items()}
     want_rq, want_ra = _simulate("icarus", tmp_path / "icarus", beats, seed=2)
-    assert len(set(want_rq.tolist())) > 30 and len(set(want_ra.tolist())) > 30
+    assert len(set(want_rq.tolist())) > 20 and len(set(want_ra.tolist())) > 50
 
 
 @pytest.mark.verilator
@@ -263,14 +266,17 @@ def test_unit_compiles_on_icarus(tmp_path: Path, source: Path) -> None:
 
 @pytest.mark.yosys
 @pytest.mark.parametrize("family", sorted({f for f, _ in LEVEL_BUDGET}))
-def test_units_fit_the_level_budget(tmp_path: Path, family: str) -> None:
+def test_units_fit_the_level_budget_with_margin(tmp_path: Path, family: str) -> None:
+    # Both units in one netlist, one synthesis a family: ABC lets every path grow to the
+    # netlist's deepest, so the pair maps as deep as its deeper unit alone, or deeper.
     mhz = next(m for f, m in LEVEL_BUDGET if f == family)
-    budget = level_budget(family, mhz)
+    budget = level_budget(family, mhz) - MARGIN[family]
     pair = tmp_path / f"{PAIR_TOP}.v"
     pair.write_text(PAIR_VERILOG)
     build = tmp_path / "build"
     r = logic_depth([RQ, RA, pair], PAIR_TOP, family, build)
-    print(f"{family}: {r.levels} levels (budget {budget}): {r.composition()}; {r.route()}")
+    print(f"{family}: {r.levels} levels (budget {budget} with the margin): {r.composition()}; "
+          f"{r.route()}; ends {r.endpoints}")
     assert r.levels <= budget, r.route()
     assert not r.unknown
     assert r.cells.get("DSP48E1" if family == "xc7" else "DSP48E2") == 8  # 4 a unit

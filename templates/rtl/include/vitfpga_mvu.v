@@ -50,8 +50,8 @@
 //   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
 //      inputs; bias table read
 //   D  per-PE int32 accumulator; M and S table reads
-//   E-G  requantisation (vitfpga_requant.v, 3 clocks) -> output register (m_axis
-//      TDATA/TVALID); the raw accumulator, delayed three clocks, leaves with it on out_raw
+//   E-H  requantisation (vitfpga_requant.v, 4 clocks) -> output register (m_axis
+//      TDATA/TVALID); the raw accumulator, delayed four clocks, leaves with it on out_raw
 // In control, in_ready and the rows-left flags are registers computed from the next state, and
 // every compare is against a registered bound (no subtractor before a compare).
 module vitfpga_mvu #(
@@ -476,11 +476,11 @@ module vitfpga_mvu #(
     // the clock after the reads; the products' further MB - 1 clocks and the adder tree's TS
     // clocks follow it, so the side-band runs through a delay line of TD = TS + MB - 1 entries,
     // the last of which is the "c" stage the accumulator reads.
-    reg va, vb, vd, ve, vf;
+    reg va, vb, vd, ve, vf, vg;
     reg first_a, first_b;
     reg last_a, last_b;
     reg [CAB-1:0] ca_a, ca_b;
-    reg tlast_a, tlast_b, tlast_d, tlast_e, tlast_f;
+    reg tlast_a, tlast_b, tlast_d, tlast_e, tlast_f, tlast_g;
     reg [TD-1:0]  vt, first_t, last_t, tlast_t;
     reg [CAB-1:0] ca_t [0:TD-1];
     wire          vc = vt[TD-1];
@@ -500,6 +500,7 @@ module vitfpga_mvu #(
             vd <= 1'b0;
             ve <= 1'b0;
             vf <= 1'b0;
+            vg <= 1'b0;
             out_valid <= 1'b0;
         end else if (en) begin
             va <= can_issue;
@@ -508,8 +509,9 @@ module vitfpga_mvu #(
             for (ti = 1; ti < TD; ti = ti + 1) vt[ti] <= vt[ti-1];
             vd <= vc && last_c;  // an accumulator is complete after its fold's last beat
             ve <= vd;
-            vf <= ve;  // RQ_LAT = 3 clocks from vd to out_valid
-            out_valid <= vf;
+            vf <= ve;  // the requantisation's 4 clocks from vd to out_valid
+            vg <= vf;
+            out_valid <= vg;
         end
     end
 
@@ -536,7 +538,8 @@ module vitfpga_mvu #(
             tlast_d <= tlast_c;
             tlast_e <= tlast_d;
             tlast_f <= tlast_e;
-            out_last <= vf && tlast_f;
+            tlast_g <= tlast_f;
+            out_last <= vg && tlast_g;
         end
     end
 
@@ -848,7 +851,7 @@ module vitfpga_mvu #(
                 if (en && vc) acc <= (first_c ? bias_l : acc) + dot_l;
             end
 
-            // Stages E-G: requantisation, RQ_LAT clocks (vitfpga_requant.v: the 32 x 31-bit
+            // Stages E-H: requantisation, 4 clocks (vitfpga_requant.v: the 32 x 31-bit
             // product as four DSP partial products, then round, shift and clamp, each stage
             // within the level budget).
             wire [7:0] y;
@@ -859,15 +862,16 @@ module vitfpga_mvu #(
             // The raw accumulator, delayed alongside the requantisation so that it leaves with
             // the same beat as y.
             if (OPDEPTH > 0) begin : g_raw
-                reg [31:0] acc_e, acc_f, acc_g;
+                reg [31:0] acc_e, acc_f, acc_g, acc_h;
                 always @(posedge clk) begin
                     if (en) begin
                         acc_e <= acc;
                         acc_f <= acc_e;
                         acc_g <= acc_f;
+                        acc_h <= acc_g;
                     end
                 end
-                assign out_raw[p*32 +: 32] = acc_g;
+                assign out_raw[p*32 +: 32] = acc_h;
             end else begin : g_no_raw
                 assign out_raw[p*32 +: 32] = 32'd0;
             end

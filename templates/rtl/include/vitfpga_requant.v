@@ -11,8 +11,8 @@
 // relu are all sampled on that same edge and travel with the beat (relu may change per beat).
 //
 // Resources (Yosys synth_xilinx -flatten, the unit alone): 4 DSP48 (one 25 x 18 partial product
-// each), about 300 LUTs and 26 CARRY4; 143 flip-flops on xc7, where the DSPs hold the product
-// registers, 270 on xcup, where Yosys packs no DSP48E2 register.
+// each), about 290 LUTs, 26 CARRY4 and one SRL16E; 190 flip-flops on xc7, where the DSPs hold
+// the product registers, 316 on xcup, where Yosys packs no DSP48E2 register.
 //
 // Exactness. P = acc*M is formed exactly, then rounded by the floor identity (S >= 1)
 //   floor((P + 2^(S-1)) / 2^S) = floor((floor(P / 2^(S-1)) + 1) / 2) = (u + 1) >>> 1,
@@ -32,14 +32,14 @@
 //   2. P = T + Q1*2^17 + Q2*2^24 (mod 2^64, exact as |P| < 2^62). Bits 0..16 are T's. Above
 //      them one carry-save level (x + y + z = (x ^ y ^ z) + 2*maj(x, y, z)) makes three terms
 //      two, and the 47-bit carry-propagate add is split into 16 + 16 + 15 bits, the upper two
-//      built for carry-in 0 and 1 (carry select): no chain longer than 4 CARRY4. Also the
-//      thermometer mask of S that picks bits S+7 .. 62 for the fit test. (xc7: the DSP's
-//      product register starts this stage, its 3 levels first: 11 levels.)
-//   3. u by three 4:1 mux levels (shift by 16, 4, 1), the fit test by an OR tree to its last
-//      node (registered as 5 partial ORs).
+//      built for carry-in 0 and 1 (carry select): no chain longer than 5 CARRY4; all five sums
+//      are registered. Also the thermometer mask of S that picks bits S+7 .. 62 for the fit
+//      test. (xc7: the DSP's product register starts this stage, its 3 levels first: 10.)
+//   3. The carries pick P's upper two parts (one level), u by three 4:1 mux levels (shift by
+//      16, 4, 1), the fit test by an OR tree to its last node (registered as 5 partial ORs).
 //   4. The last OR, round and clamp.
-// Each stage is kept 2 levels under the xcup budget (6 at most): in a larger flattened design
-// ABC maps the same logic up to two levels deeper.
+// Every stage is kept 2 levels under the budget (6 at most on xcup, 10 on xc7): in a larger
+// flattened design ABC maps the same logic up to two levels deeper.
 module vitfpga_requant (
     input  wire               clk,
     input  wire               en,
@@ -102,8 +102,9 @@ module vitfpga_requant (
     wire [46:0] mj = (ta & tb) | (ta & tc) | (tb & tc);  // bit 46's carry leaves the 64 bits
     /* verilator lint_on UNUSEDSIGNAL */
     wire [46:0] cv = {mj[45:0], 1'b0};
-    // Three chains of 16, 16 and 15 bits (4 CARRY4 each); the upper two are built for both
-    // carries in (appending a 1 to both operands gives the +1), and the carries pick them.
+    // Three chains of 16, 16 and 15 bits (5 CARRY4 at most, carry out and vehicle bit
+    // included); the upper two are built for both carries in (appending a 1 to both operands
+    // gives the +1). The carries pick them in stage 3: here the pick made xc7's stage 11 levels.
     wire [16:0] lo_sum = {1'b0, sv[15:0]} + {1'b0, cv[15:0]};
     wire [16:0] md_0 = {1'b0, sv[31:16]} + {1'b0, cv[31:16]};
     wire [14:0] hi_0 = sv[46:32] + cv[46:32];
@@ -111,9 +112,6 @@ module vitfpga_requant (
     wire [17:0] md_1 = {1'b0, sv[31:16], 1'b1} + {1'b0, cv[31:16], 1'b1};  // bit 0: the vehicle
     wire [15:0] hi_1 = {sv[46:32], 1'b1} + {cv[46:32], 1'b1};
     /* verilator lint_on UNUSEDSIGNAL */
-    wire        c_md = lo_sum[16] ? md_1[17] : md_0[16];
-    wire [46:0] psum = {c_md ? hi_1[15:1] : hi_0, lo_sum[16] ? md_1[16:1] : md_0[15:0],
-                        lo_sum[15:0]};
     // mask[i - 8]: bit i of P is above u's 9-bit range, i >= S + 7 (i <= 62; 63 is the sign).
     wire [54:0] mask;
     genvar i;
@@ -123,20 +121,28 @@ module vitfpga_requant (
             assign mask[i - 8] = s1 <= K;
         end
     endgenerate
-    reg [63:0] p;
+    reg [16:0] pl2, lo2, md0_2, md1_2;
+    reg [14:0] hi0_2, hi1_2;
     reg [54:0] mask2;
     reg [5:0]  sm2;  // S - 1
     reg        relu2;
     always @(posedge clk) begin
         if (en) begin
-            p <= {psum, q0[16:0]};
+            pl2 <= q0[16:0];
+            lo2 <= lo_sum;
+            md0_2 <= md_0;
+            md1_2 <= md_1[17:1];
+            hi0_2 <= hi_0;
+            hi1_2 <= hi_1[15:1];
             mask2 <= mask;
             sm2 <= s1[5:0] - 6'd1;
             relu2 <= relu1;
         end
     end
 
-    // --- stage 3: shift, fit test ---------------------------------------------------------------
+    // --- stage 3: carry select, shift, fit test -------------------------------------------------
+    wire        c_md = lo2[16] ? md1_2[16] : md0_2[16];
+    wire [63:0] p = {c_md ? hi1_2 : hi0_2, lo2[16] ? md1_2[15:0] : md0_2[15:0], lo2[15:0], pl2};
     wire        sign = p[63];
     wire [71:0] pe = {{8{sign}}, p};
     // u = P >>> (S-1), when it fits 9 bits: three 4:1 mux stages by 16, 4, 1, each net kept so

@@ -12,8 +12,8 @@
 // may change from one beat to the next, though an op holds them constant).
 //
 // Resources (Yosys synth_xilinx -flatten, the unit alone): 4 DSP48 (one 25 x 18 partial product
-// each), about 540 LUTs (the two 40-bit shifters half of them) and 15 CARRY4; 176 flip-flops on
-// xc7, 324 on xcup, where Yosys packs no DSP48E2 register.
+// each), about 490 LUTs (the two 40-bit shifters half of them); 15 CARRY4 and 198 flip-flops on
+// xc7, 25 CARRY4 and 346 flip-flops on xcup, where Yosys packs no DSP48E2 register.
 //
 // Rounding without a rounding constant: for S >= 1, floor((P + 2^(S-1)) / 2^S) =
 // floor(P / 2^S) + P[S-1] (P[S-1] is the bit just below the cut, two's complement, so the sign

@@ -50,9 +50,10 @@
 //           S^2 in three; D*Q - S^2 in two halves (the low 34 bits with S^2's high half, then
 //           the high bits with the borrow); D*T in two; + eps in two 32-bit halves; k and
 //           w = v << 2k over three stages (zero bytes; whole bytes; bit pairs); the isqrt
-//           fully unrolled, one digit a stage (32 stages, widths growing with the digit). Its (S, k, r) goes into a result FIFO, which never overflows: each entry is
-//           a complete row whose beats are still in the buffer, and the buffer holds at most
-//           BDW beats (FIFO depth 2^clog2(BDW) >= BDW).
+//           fully unrolled, one digit a stage (32 stages, widths growing with the digit).
+//           Its (S, k, r) goes into a result FIFO, which never overflows: each entry is a
+//           complete row whose beats are still in the buffer, and the buffer holds at most BDW
+//           beats (FIFO depth 2^clog2(BDW) >= BDW).
 //   issue:  the buffer is re-read one beat a clock, row after row as results arrive, while the
 //           output FIFO has a slot reserved for the beat (credits: OFD slots, one taken per
 //           issued beat, one returned per accepted output). out_ready therefore gates only the
@@ -83,10 +84,11 @@
 // the divider's stages are 32-bit chains (their sign bit from the operands' bounds, see there)
 // that start at flip-flops. vitfpga.sim.depth on Yosys synth_xilinx -flatten, DMAX 192:
 // xcup 7 levels at L = 1, 8 and 32 (the Q accumulator and T's low half: LUT + 5 CARRY8 + LUT;
-// the window: an SRL read and 6 LUTs; the divider's stage: 2 LUT + 4 CARRY8 + 1).
+// the window: an SRL read and 6 LUTs; the divider's stage: 2 LUT + 4 CARRY8 + 1); xc7 11 at
+// L = 1 (D*x from the DSP, then xc's 7 CARRY4).
 // Resources, xcup: L = 8: 63 DSP48E2, ~11.1k LUT, ~12.2k FF, 3 RAMB36 (row buffer); L = 32:
-// 231 DSP48E2, ~LUT32 LUT, ~FF32 FF. Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M),
-// ~1.1k LUT, ~1.1k FF.
+// 231 DSP48E2, ~37.9k LUT (1.3k LUTRAM and SRL: the row buffer, delay lines), ~37.8k FF.
+// Per lane: 7 DSPs (x^2, D*x, n*gamma, four for acc*M), ~1.1k LUT, ~1.1k FF.
 module vitfpga_layernorm_vec #(
     parameter integer DMAX = 192,          // longest row, a multiple of L
     parameter integer PDEPTH = 192,        // table elements (PDEPTH/L words of L elements)
@@ -330,10 +332,10 @@ module vitfpga_layernorm_vec #(
     // Per-row pipeline, one row a clock, no stall: stage i holds a row while rv[i].
     //   r1 |S|, D*Qlo, D*Qhi | r2 S^2's three products, D*Q | r3 S^2's low sum |
     //   r4 S^2's high half, T's low half and borrow | r5 T = D*Q - S^2 |
-    //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 v's zero bytes |
-    //   r11 G = leading zero bytes, v << 8G | r12 k = 4G + the first nonzero byte's leading zero
-    //   bit pairs, w = v << 2k | r13 .. r44 the 32 root digits. The row's S and k ride in shift
-    //   registers beside it.
+    //   r6 D*Tlo, D*Thi | r7 D*T | r8, r9 v = D*T + eps in two halves | r10 the zero bytes of
+    //   v << 2 | r11 G of them leading, v << 8G | r12 k (4G + leading zero bit pairs, see below),
+    //   w = v << 2k | r13 .. r44 the 32 root digits. The row's S and k ride in shift registers
+    //   beside it.
     reg [RN:1] rv;
     reg [XW*RN-1:0] rs_dl;        // S, stage 1 .. RN
     reg [5*(RN-11)-1:0] rk_dl;    // k, stage 12 .. RN

@@ -476,7 +476,7 @@ module vitfpga_vit_core #(
     // Residual add: y = sat16(round(a*M0 >> S0) + round(x*M1 >> S1)), x read from XM: the
     // engine's beat and XM's read of the same row arrive together (stage 1), then one
     // vitfpga_rescale_add per lane, ADD_LAT clocks, then the write request (a_v[ADD_LAT]).
-    localparam integer ADD_LAT = 4;  // vitfpga_rescale_add.v
+    localparam integer ADD_LAT = 5;  // vitfpga_rescale_add.v
     reg [ADD_LAT:0]     a_v;  // a_v[0]: stage 1, a_v[k]: k clocks later
     reg [PE*8-1:0]      a_a1;
     reg [23:0]          a_addr [0:ADD_LAT];
