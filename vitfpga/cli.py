@@ -4,7 +4,6 @@ is exit code 3; never a traceback for any (vitfpga.errors lists them)."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -384,12 +383,12 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
         layers, result, label = _plan_model(src, board, weight_bits, max_lanes, boards_file)
     if src.run_dir is not None:
         source = run_driver_source(src.run_dir)
-    elif src.preset is not None:
-        source = preset_driver_source(src.preset)
+    elif src.preset is not None:  # untrained: a whole-model package ships the model whole
+        source = preset_driver_source(src.preset, int_model)
     else:
-        source = model_driver_source(src.user.train.model, _int_model(src, weight_bits)[0])
-    if int_model is not None and source.model_file is None:
-        source = dataclasses.replace(source, int_model=int_model)  # untrained: ship it whole
+        source = model_driver_source(src.user.train.model,
+                                     int_model or _int_model(src, weight_bits)[0],
+                                     whole=int_model is not None)
     with atomic_output_dir(out, force) as tmp:
         files = generate_project(result, layers, tmp, get_board(board), source,
                                  from_hls=from_hls, whole=design)

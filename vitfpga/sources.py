@@ -168,7 +168,8 @@ def preset_driver_source(preset: str, model: IntModel | None = None) -> DriverSo
     return DriverSource(model=preset, spec=HARDWARE_PRESETS[preset].spec(), int_model=model)
 
 
-def model_driver_source(name: str, model: IntModel) -> DriverSource:
+def model_driver_source(name: str, model: IntModel, whole: bool = False) -> DriverSource:
     """A user's model planned without a run (`generate --model`): its layers only, as a
-    preset's (post-training quantised, no test images of its own)."""
-    return DriverSource(model=name, spec=model.spec)
+    preset's (post-training quantised, no test images of its own), or with `whole` (the
+    whole-model design) the whole integer model."""
+    return DriverSource(model=name, spec=model.spec, int_model=model if whole else None)
