@@ -151,6 +151,21 @@ def test_dsp_without_p_register_is_combinational() -> None:
     assert regd.levels == 0 and regd.comb_dsp == 0
 
 
+def test_a_registered_dsps_c_operand_ends_a_path() -> None:
+    """A DSP48's C is its third operand, not a clock as a flip-flop's C is: two LUTs into the C
+    input of a DSP with P registered are a 2-level path."""
+    cells = {"src": _ff(2, 10),
+             "l1": _cell("LUT1", {"I0": ("input", [10]), "O": ("output", [20])}),
+             "l2": _cell("LUT1", {"I0": ("input", [20]), "O": ("output", [21])}),
+             "d": _cell("DSP48E1", {"CLK": ("input", [1]), "A": ("input", [10]),
+                                    "B": ("input", [10]), "C": ("input", [21]),
+                                    "P": ("output", [30])},
+                        PREG="1", AREG="1", BREG="1", MREG="0", CREG="0"),
+             "dst": _ff(30, 11)}
+    r = netlist_depth(_netlist(cells, {"q": [10], "c_in": [21]}), "t")
+    assert r.levels == 2 and r.end.endswith("(DSP48E1.C)"), (r.levels, r.end)
+
+
 def test_a_combinational_loop_is_refused() -> None:
     cells = {"a": _cell("LUT1", {"I0": ("input", [21]), "O": ("output", [20])}),
              "b": _cell("LUT1", {"I0": ("input", [20]), "O": ("output", [21])}),
