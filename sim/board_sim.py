@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import signal
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -297,6 +298,8 @@ class _Gpio(_Service):
         return self.msg("GetGpioNPinsResponse", npins=self.NPINS[self.board.spec.ps])
 
 
+STOP_TIMEOUT_S = 30.0  # the most `with BoardSim` waits for grpc to stop serving
+
 _SERVICES = (("remote_device", "RemoteDevice", _Device), ("mmio", "Mmio", _Mmio),
              ("buffer", "RemoteBuffer", _Buffers), ("gpio", "Gpio", _Gpio))
 
@@ -349,12 +352,26 @@ class BoardSim:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._server is not None:
-            self._server.stop(grace=1.0).wait()
+            # Bounded: after the grace grpc cancels what is left, so this is a backstop only.
+            self._server.stop(grace=1.0).wait(timeout=STOP_TIMEOUT_S)
             self._server = None
         with contextlib.suppress(Exception):
             self.board.close()
 
-    def wait(self) -> None:
-        """Serve until interrupted (Ctrl-C)."""
+    def wait(self) -> str:
+        """Serve until Ctrl-C or SIGTERM (main thread only); return the signal's name.
+
+        The handlers only record the signal. A KeyboardInterrupt raised at an arbitrary point
+        can land inside grpc's or threading's `with lock:` and leave that lock held, after which
+        stopping the server waits forever (seen under load)."""
         assert self._server is not None
-        self._server.wait_for_termination()
+        received: list[int] = []
+        previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not received and self._server.wait_for_termination(timeout=0.5):
+                pass  # wait_for_termination says True while the server still runs
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return signal.Signals(received[0]).name if received else "server stopped"

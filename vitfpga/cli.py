@@ -450,10 +450,8 @@ def board_sim(project: Path, host: str, port: int, sim: str) -> None:
             f"  driver:  Accelerator(bitfile=\"{server.bit}\")\n"
             f"  check:   python -m pynq.remote.selftest --ip {host} --port {port} "
             f"--bitstream {server.bit}", markup=False, highlight=False)
-        try:
-            server.wait()
-        except KeyboardInterrupt:
-            console.print("board-sim: stopped")
+        how = server.wait()
+        console.print(f"board-sim: stopped ({how})")
 
 
 @cli.command()

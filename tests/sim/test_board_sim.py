@@ -158,13 +158,15 @@ def test_zynq7000_projects_are_refused(tmp_path: Path, project: Project) -> None
         Board(tmp_path, "verilator", tmp_path / "build", 100)
 
 
-def test_cli_serves_until_interrupted(project: Project) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_serves_until_interrupted(project: Project, stop: signal.Signals) -> None:
     """`vitfpga board-sim` as a user runs it: it says where it serves and what to set, the
-    client connects, Ctrl-C stops it cleanly."""
+    client connects, Ctrl-C (or a service manager's SIGTERM) stops it cleanly."""
     host = remote.loopback()
-    proc = subprocess.Popen([sys.executable, "-m", "vitfpga.cli", "board-sim", str(project.dir),
-                             "--host", host], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    # -X faulthandler: if it ever hangs, SIGABRT below prints every thread's stack.
+    proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "vitfpga.cli",
+                             "board-sim", str(project.dir), "--host", host],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(4)]
@@ -176,11 +178,15 @@ def test_cli_serves_until_interrupted(project: Project) -> None:
             capture_output=True, text=True, timeout=120).stdout
         assert out.strip() == "kv260 aarch64"
     finally:
-        proc.send_signal(signal.SIGINT)
-        # Stopping closes the simulator process too; on a loaded two-core machine (the test
-        # suite's other worker building Verilator models) that took over 60 s once.
-        rest = proc.communicate(timeout=180)[0]
-    assert proc.returncode == 0 and "board-sim: stopped" in rest and "Traceback" not in rest
+        proc.send_signal(stop)
+        try:
+            rest = proc.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail(f"board-sim did not stop within 60 s of {stop.name}; its threads:\n"
+                        f"{proc.communicate(timeout=30)[0][-6000:]}")
+    assert proc.returncode == 0, rest
+    assert f"board-sim: stopped ({stop.name})" in rest and "Traceback" not in rest, rest
 
 
 def test_cli_refuses_a_non_project(tmp_path: Path) -> None:
