@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
@@ -18,6 +19,14 @@ from vitfpga.quant.synthetic import random_layer, random_rows
 
 __all__ = ["Design", "digits_like", "hand_model_plan", "random_layer", "random_rows", "session_dir",
            "sim_params", "small_int_model"]
+
+
+# Property tests draw the same examples on every run, so a red CI run is reproducible and never
+# a fresh draw's bad luck; HYPOTHESIS_PROFILE=explore draws new ones (do that when changing the
+# arithmetic).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def test_integer_golden_matches_saved_vectors(quick_run: Path) -> None:
     vectors = np.load(quick_run / "vectors.npz")
     for name, layer in layers.items():
         x = vectors[f"{name}/x"]
-        assert len(x) >= 4 and x.min() >= -128 and x.max() <= 127
+        assert len(x) >= 1 and x.min() >= -128 and x.max() <= 127  # --quick: one image
         want = _linear_by_hand(x, np.asarray(layer.weight), np.asarray(layer.bias),
                                np.asarray(layer.multiplier), np.asarray(layer.shift), layer.relu)
         assert (want == vectors[f"{name}/expected"]).all(), name

@@ -143,8 +143,8 @@ def test_weights_in_uram_are_loaded_at_start_up(quick_run: Path, tmp_path: Path)
     PE much wider than SIMD (SIMD wider than PE in tests/sim/test_vit_rtl.py): the RTL must be
     exact wherever the planner lands."""
     model, layers, rows, _ = run_int_model(quick_run)
-    full = fixed_plan(layers, rows, get_board("kv260"), 32, 2)
-    plan = fixed_plan(layers, rows, get_board("kv260"), 32, 2, rom_depth=full.weight_depth // 3)
+    full = fixed_plan(layers, rows, get_board("kv260"), 16, 2)
+    plan = fixed_plan(layers, rows, get_board("kv260"), 16, 2, rom_depth=full.weight_depth // 3)
     assert 0 < plan.ram_depth < plan.weight_depth
     prog = compile_vit(model, plan)
     files = emit_vit(plan, layers, prog, tmp_path / "rtl")
