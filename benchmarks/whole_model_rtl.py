@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     # Parameters as the float model counts them (weights, biases, LayerNorm, embeddings).
     params = sum(p.numel() for p in ViT(HARDWARE_PRESETS[args.preset]).parameters())
     print(f"{label}: {params:,} parameters; PE={plan.pe} x SIMD={plan.simd}, LayerNorm "
-          f"{prog.ln_lanes} lanes on "
+          f"{prog.ln_lanes} lanes, softmax {prog.sm_lanes}, on "
           f"{board.name}; weight words {plan.rom_depth:,} in the bitstream ROM, "
           f"{plan.ram_depth:,} in URAM; {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
           f"{wplan.dsp} DSP, ~{wplan.lut:,} LUT (planner); generated in "
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
     result = {
         "machine": machine_info(), "preset": args.preset, "label": label, "board": board.name,
         "clock_mhz": board.clock_mhz, "pe": plan.pe, "simd": plan.simd,
-        "ln_lanes": prog.ln_lanes, "params": int(params),
+        "ln_lanes": prog.ln_lanes, "sm_lanes": prog.sm_lanes, "params": int(params),
         "images": args.images, "logits_compared": int(r.logits.size), "mismatches": mismatches,
         "cycles_per_image": cycles, "ideal_cycles_per_image": wplan.ideal_cycles_per_image,
         "cycles_vs_ideal": cycles / wplan.ideal_cycles_per_image,

@@ -326,7 +326,7 @@ def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
     table = Table(title=f"{label}: whole model on {w.board}, PE={w.pe} x SIMD={w.simd}, "
-                        f"LayerNorm {w.ln_lanes} lanes",
+                        f"LayerNorm {w.ln_lanes} lanes, softmax {w.sm_lanes}",
                   show_header=False,
                   caption="ideal: a lower bound, one op at a time at its slowest unit's rate; "
                           "by unit: the ops each unit bounds (docs/vit.md, Cycles)")

@@ -125,7 +125,8 @@ def _whole_lines(w: dict[str, Any] | None) -> list[str]:
         "| per image | host offload (engine on chip, the rest on the ARM) | whole model on "
         "chip |", "|---|---|---|",
         f"| engine folding | PE {off['pe']} x SIMD {off['simd']} | PE {plan['pe']} x SIMD "
-        f"{plan['simd']}, LayerNorm {plan.get('ln_lanes', 1)} lanes |",
+        f"{plan['simd']}, LayerNorm {plan.get('ln_lanes', 1)} lanes, softmax "
+        f"{plan.get('sm_lanes', plan['pe'])} |",
         f"| clock cycles | {off['engine_cycles_per_image']:,.0f} (engine only; host ops on top) | "
         f"{w['cycles_per_image']:,.0f} measured, {w['ideal_cycles_per_image']:,} ideal (lower "
         f"bound) "

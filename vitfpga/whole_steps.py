@@ -69,7 +69,8 @@ def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
     with ui.step("whole", f"{n} test images through the whole-model RTL on {sim}"):
         files = generate(plan, model.layers, project, board, source,
                          whole=WholeModel(prog, wplan))
-        ui.print(f"  PE={plan.pe} SIMD={plan.simd} LayerNorm {prog.ln_lanes} lanes: "
+        ui.print(f"  PE={plan.pe} SIMD={plan.simd} LayerNorm {prog.ln_lanes} lanes, softmax "
+                 f"{prog.sm_lanes}: "
                  f"{len(files)} files in whole_model/ (rtl, vivado, pynq)")
         x, y = (t.numpy() for t in data.test.take(n))
         expected = golden_logits(model, x)

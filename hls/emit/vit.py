@@ -90,7 +90,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), xm_words=xm_words,
         bm_words=bm_words,
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), prog.ln_lanes),
-        ln_lanes=prog.ln_lanes, sm_tmax=prog.tokens,
+        ln_lanes=prog.ln_lanes, sm_tmax=prog.tokens, sm_lanes=prog.sm_lanes,
         gelu_depth=max(len(prog.gelu), 1), files=files_read,
         in_msb=plan.simd * 8 - 1, in_keep_msb=plan.simd - 1, out_msb=pe * 8 - 1,
         out_keep_msb=pe - 1, out_keep_bits=pe))

@@ -38,7 +38,7 @@ from vitfpga.runtime.model import IntModel, linear_golden, slot_layers
 
 __all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "SINKS", "SOFTMAX_LANES_MAX",
            "VitOp", "VitProgram",
-           "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words"]
+           "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words", "sm_choices"]
 
 # One program word per op, fields LSB first: (name, bits). The Verilog top reads the offsets
 # that `field_offsets` computes from this table.
@@ -88,6 +88,7 @@ class VitProgram:
     dim: int
     ops: tuple[VitOp, ...]
     ln_lanes: int  # LayerNorm elements a clock (vitfpga_layernorm_vec.v: divides dim)
+    sm_lanes: int  # softmax scores a clock (vitfpga_softmax_vec.v: divides PE)
     xm_depth: int  # elements
     bm_depth: int
     xm_init: tuple[int, ...]  # int16 elements, the rest zero
@@ -182,6 +183,7 @@ class _Dims:
     simd: int
     lanes: int
     ln_lanes: int
+    sm_lanes: int
     patches: int
     tokens: int
     dim: int
@@ -240,12 +242,24 @@ def ln_choices(dim: int, lanes: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+def sm_choices(pe: int, widest: int) -> tuple[int, ...]:
+    """The softmax lane counts a design on PE lanes may use, widest first: powers of two that
+    divide PE, up to `widest` and SOFTMAX_LANES_MAX. Below PE a gearbox in the core hands the
+    engine's beats on in parts (vitfpga_vit_core.v); each lane is several wide products (10
+    DSP48E1 on 7-series), so halving the lanes frees DSPs for the engine."""
+    out, n = [], 1
+    while n <= min(pe, widest, SOFTMAX_LANES_MAX) and pe % n == 0:
+        out.append(n)
+        n *= 2
+    return tuple(reversed(out))
+
+
 def ln_lanes(dim: int, lanes: int) -> int:
     """The widest LayerNorm `ln_choices` allows."""
     return ln_choices(dim, lanes)[-1]
 
 
-def _dims(model: IntModel, plan: ModelPlan, ln: int | None) -> _Dims:
+def _dims(model: IntModel, plan: ModelPlan, ln: int | None, sm: int) -> _Dims:
     spec = model.spec
     pe, simd, tokens, hd = plan.pe, plan.simd, spec.tokens, spec.head_dim
     qkv_width = model.layers[slot_layers(model.layers, "blocks.0.attn.qkv")[-1]].n
@@ -258,7 +272,7 @@ def _dims(model: IntModel, plan: ModelPlan, ln: int | None) -> _Dims:
     return _Dims(
         pe=pe, simd=simd,
         lanes=max(pe, simd, 2),  # the memories' port width; 2 keeps their lane index a vector
-        ln_lanes=ln_lanes(spec.dim, max(pe, simd)) if ln is None else ln,
+        ln_lanes=ln_lanes(spec.dim, max(pe, simd)) if ln is None else ln, sm_lanes=sm,
         patches=spec.patches, tokens=tokens, dim=spec.dim, hd=hd, heads=heads,
         width=heads * hd, qkv_width=qkv_width,
         hidden=model.layers[slot_layers(model.layers, "blocks.0.mlp.fc1")[-1]].n,
@@ -422,11 +436,13 @@ class _Builder:
 
     def qk(self, att: str, h: int, entry: int, m_sm: int, s_sm: int) -> None:
         """Head h's Q·Kᵀ, raw scores streamed through the softmax unit (softmax sink) into
-        BM's probabilities: the unit takes the engine's PE-score beats as they come, a row in
-        NF beats, so it is never slower than the engine (NF·SF beats a row)."""
+        BM's probabilities: the unit takes the engine's PE-score beats as they come, SM_L
+        scores a clock, a row in ceil(tokens/SM_L) parts (at SM_L = PE never slower than the
+        engine's NF·SF beats a row)."""
         d, mem = self.d, self.mem
         self._op(f"{att}.qk.h{h}", "linear",
-                 {"engine": d.tokens * d.sf_qk * d.nf_qk, "softmax": d.tokens * d.nf_qk},
+                 {"engine": d.tokens * d.sf_qk * d.nf_qk,
+                  "softmax": d.tokens * math.ceil(d.tokens / d.sm_lanes)},
                  rows=d.tokens, src=mem.qkv_base + h * d.hd, src_stride=d.qkv_width,
                  src_len=d.hd, entry=entry, sf=d.sf_qk, nf=d.nf_qk, sink=SINKS["softmax"],
                  dst=mem.p_base, dst_stride=d.tokens, dst_len=d.tokens, m0=m_sm, s0=s_sm,
@@ -492,19 +508,22 @@ def _block(b: _Builder, i: int) -> None:
     b.residual(f"{pre}.mlp.fc2", mem.h_base, d.hidden, f"{pre}.add2")
 
 
-def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None) -> VitProgram:
+def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
+                sm: int | None = None) -> VitProgram:
     """The op program, memory layouts and tables of `model` on the engine of `plan`, with `ln`
-    LayerNorm lanes (default `ln_lanes`' choice; the whole-model search tries the others).
+    LayerNorm lanes (default `ln_lanes`' choice) and `sm` softmax lanes (default PE); the
+    whole-model search tries the others.
 
     Raises BadInput for what the whole-model hardware does not run (named)."""
     _check_whole_model(model)
     if ln is not None and ln not in ln_choices(model.spec.dim, max(plan.pe, plan.simd)):
         raise BadInput(f"{ln} LayerNorm lanes: expected one of "
                        f"{ln_choices(model.spec.dim, max(plan.pe, plan.simd))}")
-    if plan.pe > SOFTMAX_LANES_MAX:
-        raise BadInput(f"whole-model hardware: PE {plan.pe} is wider than the softmax unit's "
-                       f"{SOFTMAX_LANES_MAX} lanes (it takes Q·Kᵀ's PE scores a clock)")
-    d = _dims(model, plan, ln)
+    sm = sm_choices(plan.pe, plan.pe)[0] if sm is None else sm
+    if sm not in sm_choices(plan.pe, sm):
+        raise BadInput(f"{sm} softmax lanes: expected one of {sm_choices(plan.pe, plan.pe)} "
+                       f"(a power of two dividing PE {plan.pe}, at most {SOFTMAX_LANES_MAX})")
+    d = _dims(model, plan, ln, sm)
     mem = _layout(d)
     xm_init = _xm_init(model, d, mem)
     b = _Builder(model, plan, d, mem)
@@ -519,6 +538,7 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None) -> VitP
     exp_lut = [int(v) for v in np.asarray(model.params["softmax.exp2_lut"]).tolist()]
     return VitProgram(
         lanes=d.lanes, tokens=d.tokens, dim=d.dim, ops=tuple(b.ops), ln_lanes=d.ln_lanes,
+        sm_lanes=d.sm_lanes,
         xm_depth=mem.xm_depth,
         bm_depth=mem.bm_depth, xm_init=tuple(int(v) for v in xm_init), op_depth=2 * d.half,
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},

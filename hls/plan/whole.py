@@ -20,7 +20,13 @@ from vitfpga.hls.plan.engine import (
     folds,
 )
 from vitfpga.hls.plan.memory import map_memory
-from vitfpga.hls.plan.program import SOFTMAX_LANES_MAX, VitProgram, compile_vit, ln_choices
+from vitfpga.hls.plan.program import (
+    SOFTMAX_LANES_MAX,
+    VitProgram,
+    compile_vit,
+    ln_choices,
+    sm_choices,
+)
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
@@ -28,8 +34,7 @@ __all__ = ["PACK_SHIFT", "ActivationMemory", "WholeModelPlan", "activation_memor
            "engine_resources", "offload_ps_pl_bytes", "pack_shift", "plan_whole_model",
            "search_whole_model", "unit_resources"]
 
-# Calibrated on Yosys synth_xilinx of the emitted units and of the digits whole design (PE 16 x
-# SIMD 4 on xc7: 27.6k LUT; one design point, so expect ~30% elsewhere).
+# Calibrated on Yosys synth_xilinx of the emitted units and of whole designs (_WHOLE_LUT_SCALE).
 # The vector LayerNorm and softmax as a fixed part and a part per lane. DSPs per family, as the
 # DSP48E1's 25 x 18 multiplier splits products the DSP48E2's 27 x 18 takes whole: LayerNorm
 # d 32 / L 4 and d 192 / L 8: 43 / 80 DSP48E1, 34 / 63 DSP48E2 (231 at L 32); softmax at L 8:
@@ -40,11 +45,21 @@ _UNIT_DSP = {"xc7": {"ln": (6, 9.25), "sm": (1, 10)},
 _LN_LUTS, _LN_LANE_LUTS = 2_650, 1_640
 _SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
+# Softmax widths the search tries: PE, PE/2, PE/4 (narrower ones only slow Q·Kᵀ further).
+SM_CHOICES = 3
 # LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
 # buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
 # the element-addressed memories' rotators, the GELU table's read port, the residual add and
 # the sequencer's share.
 _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 115, 570
+# The units' and lanes' constants above came from units synthesised alone and an older digits
+# design; flattened into today's whole designs Yosys builds about 0.78 of what they add up to
+# (the engine's own estimate, checked in tests, is kept as it is). Fitted on three whole
+# designs (Yosys synth_xilinx -flatten, LUT + LUTRAM + SRL; planner before the scale):
+#   digits PE 8 x SIMD 8, LN 4, softmax 8, xc7:    26.7k (33.2k)
+#   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:   38.7k (46.4k)
+#   DeiT-width block PE 4 x SIMD 16, LN 8, xcup:   31.9k (40.3k)
+_WHOLE_LUT_SCALE = 0.78
 
 
 # vitfpga_mulpack.v mul2x8: two int8 products a DSP48, the packed operand's shift per family
@@ -70,12 +85,13 @@ def engine_resources(plan: ModelPlan) -> tuple[int, int]:
     return dsp, lut
 
 
-def unit_resources(prog: VitProgram, pe: int, family: str) -> tuple[int, int]:
-    """(DSP, LUT) of the LayerNorm unit at its lanes and the softmax unit at PE lanes on a part
-    of `family` (the larger DSP48E1 counts where the family is unknown)."""
+def unit_resources(prog: VitProgram, family: str) -> tuple[int, int]:
+    """(DSP, LUT) of the LayerNorm and softmax units at their lanes on a part of `family` (the
+    larger DSP48E1 counts where the family is unknown)."""
     per = _UNIT_DSP.get(family, _UNIT_DSP["xc7"])
-    dsp = math.ceil(per["ln"][0] + per["ln"][1] * prog.ln_lanes) + per["sm"][0] + per["sm"][1] * pe
-    lut = _LN_LUTS + _LN_LANE_LUTS * prog.ln_lanes + _SM_LUTS + _SM_LANE_LUTS * pe
+    sm = prog.sm_lanes
+    dsp = math.ceil(per["ln"][0] + per["ln"][1] * prog.ln_lanes) + per["sm"][0] + per["sm"][1] * sm
+    lut = _LN_LUTS + _LN_LANE_LUTS * prog.ln_lanes + _SM_LUTS + _SM_LANE_LUTS * sm
     return dsp, lut
 
 
@@ -85,7 +101,8 @@ class WholeModelPlan:
     clock_mhz: float
     pe: int
     simd: int
-    ln_lanes: int  # LayerNorm elements a clock (the softmax takes PE)
+    ln_lanes: int  # LayerNorm elements a clock
+    sm_lanes: int  # softmax scores a clock (PE, or a power of two below it)
     # A lower bound (VitProgram.bound_cycles): ops run one at a time, the units within one op
     # overlap, so each op counts its slowest unit's throughput bound.
     ideal_cycles_per_image: int
@@ -131,7 +148,7 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
     """Every memory the whole model adds to the engine: XM and BM as two banks of LANES-element
     words each (vitfpga_vmem.v), the operand buffer, the LayerNorm and softmax row buffers."""
     lanes = prog.lanes
-    sm_beats = math.ceil(prog.tokens / plan.pe)
+    sm_beats = math.ceil(prog.tokens / prog.sm_lanes)
     xm_half = math.ceil((math.ceil(prog.xm_depth / lanes) + 1) / 2)
     bm_half = math.ceil((math.ceil(prog.bm_depth / lanes) + 1) / 2)
     return (ActivationMemory("xm.even", lanes * 16, xm_half, True),
@@ -143,8 +160,8 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
             # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each)
             ActivationMemory("ln.rows", prog.ln_lanes * 16, prog.dim // prog.ln_lanes + 60,
                              False),
-            ActivationMemory("softmax.scores", plan.pe * 32, 2 * sm_beats + 8, False),
-            ActivationMemory("softmax.e", plan.pe * 23, 2 * sm_beats + 8, False))
+            ActivationMemory("softmax.scores", prog.sm_lanes * 32, 2 * sm_beats + 8, False),
+            ActivationMemory("softmax.e", prog.sm_lanes * 23, 2 * sm_beats + 8, False))
 
 
 def _place(memories: tuple[ActivationMemory, ...], uram: int, save_bram: bool
@@ -173,11 +190,12 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     act_bram, act_uram, act_luts = _place(activation_memories(plan, prog),
                                           board.uram - plan.uram, save_bram)
     engine_dsp, engine_lut = engine_resources(plan)
-    unit_dsp, unit_lut = unit_resources(prog, plan.pe, part_family(plan.part))
+    unit_dsp, unit_lut = unit_resources(prog, part_family(plan.part))
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
-    lut = (engine_lut + engine_memory_luts + act_luts + unit_lut
-           + _OPERAND_LANE_LUTS * plan.pe * plan.simd + _MEMORY_LANE_LUTS * prog.lanes)
+    added = (act_luts + unit_lut + _OPERAND_LANE_LUTS * plan.pe * plan.simd
+             + _MEMORY_LANE_LUTS * prog.lanes)
+    lut = engine_lut + engine_memory_luts + round(_WHOLE_LUT_SCALE * added)
     bram, uram = plan.bram36 + act_bram, plan.uram + act_uram
     budget = board.bram36 * (1 - BRAM_RESERVE)
     fits = (bram <= budget and uram <= board.uram and dsp <= board.dsp
@@ -187,7 +205,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
-        ln_lanes=prog.ln_lanes,
+        ln_lanes=prog.ln_lanes, sm_lanes=prog.sm_lanes,
         ideal_cycles_per_image=prog.bound_cycles(), macs_per_image=prog.macs,
         ideal_by_unit=prog.bound_by_unit(),
         busy_by_unit=prog.ideal_cycles(),
@@ -202,33 +220,49 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
 def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
              board: Board, pe: int, simd: int
              ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
-    """Every whole design on a PE x SIMD engine: each LayerNorm width (`ln_choices`), with the
+    """Every whole design on a PE x SIMD engine: each LayerNorm width (`ln_choices`), the
+    softmax at PE lanes or, only while the design is over the board's DSPs, narrower (up to
+    SM_CHOICES - 1 halvings: a narrower softmax is never faster, it only frees DSPs), with the
     activations in block RAM, then in URAM where that saves blocks, the weights' ROM/URAM
     split redone with the block RAM they leave."""
     base = fixed_plan(layers, rows, board, pe, simd)
     splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
     for ln in ln_choices(model.spec.dim, max(pe, simd)):
-        prog = compile_vit(model, base, ln)  # the ROM/URAM split does not change the program
-        mems = activation_memories(base, prog)
-        for save_bram in (False, True):
-            bram, uram, _ = _place(mems, board.uram, save_bram)
-            # leave the activations' BRAM out of the weights' split (it budgets 90%)
-            rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
-                                       uram=board.uram - uram)
-            if rest.bram36 <= 0:
-                continue
-            key = (rest.bram36, rest.uram)
-            if key not in splits:
-                splits[key] = fixed_plan(layers, rows, rest, pe, simd)
-            yield splits[key], prog, plan_whole_model(splits[key], prog, board, save_bram)
+        for sm in sm_choices(pe, pe)[:SM_CHOICES]:
+            # the ROM/URAM split does not change the program
+            prog = compile_vit(model, base, ln, sm)
+            designs = list(_placements(layers, rows, board, base, prog, splits))
+            yield from designs
+            if any(whole.dsp <= board.dsp for _, _, whole in designs):
+                break
+
+
+def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
+                base: ModelPlan, prog: VitProgram,
+                splits: dict[tuple[float, int], ModelPlan]
+                ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
+    """`prog` with its activations in block RAM, then in URAM where that saves blocks; the
+    weights' split per block RAM left is kept in `splits` across programs."""
+    mems = activation_memories(base, prog)
+    for save_bram in (False, True):
+        bram, uram, _ = _place(mems, board.uram, save_bram)
+        # leave the activations' BRAM out of the weights' split (it budgets 90%)
+        rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
+                                   uram=board.uram - uram)
+        if rest.bram36 <= 0:
+            continue
+        key = (rest.bram36, rest.uram)
+        if key not in splits:
+            splits[key] = fixed_plan(layers, rows, rest, base.pe, base.simd)
+        yield splits[key], prog, plan_whole_model(splits[key], prog, board, save_bram)
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
                        board: Board, max_lanes: int = 64
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
-    """The fastest PE x SIMD folding and LayerNorm width whose whole design fits `board` (ties:
-    less block RAM, then wider SIMD, then a wider LayerNorm; `_designs` lists the candidates
-    of one folding). Raises DoesNotFit with the closest miss."""
+    """The fastest PE x SIMD folding, LayerNorm and softmax width whose whole design fits
+    `board` (ties: less block RAM, then wider SIMD, LayerNorm, softmax; `_designs` lists the
+    candidates of one folding). Raises DoesNotFit with the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
     for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
@@ -241,9 +275,10 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
                     if closest is None or whole.bram36 < closest.bram36:
                         closest = whole
                     continue
-                key = (whole.ideal_cycles_per_image, whole.bram36, -simd, -prog.ln_lanes)
+                key = (whole.ideal_cycles_per_image, whole.bram36, -simd, -prog.ln_lanes,
+                       -prog.sm_lanes)
                 if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
-                                          -best[2].simd, -best[1].ln_lanes):
+                                          -best[2].simd, -best[1].ln_lanes, -best[1].sm_lanes):
                     best = (plan, prog, whole)
     if best is None:
         if closest is None:

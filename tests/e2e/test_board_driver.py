@@ -158,7 +158,7 @@ def test_whole_model_driver_under_the_real_pynq_client(quick_run: Path, tmp_path
     plan = fixed_plan(layers, rows, board, auto.pe, auto.simd,
                       rom_depth=auto.weight_depth // 3)
     assert 0 < plan.ram_depth < plan.weight_depth
-    prog = compile_vit(model, plan, fold["ln_lanes"])  # the run's design, weights split
+    prog = compile_vit(model, plan, fold["ln_lanes"], fold["sm_lanes"])  # the run's design
     project = tmp_path / "whole"
     write_project(plan, layers, project, board=board, source=run_driver_source(quick_run),
                   whole=WholeModel(prog, plan_whole_model(plan, prog, board)))

@@ -43,9 +43,9 @@ def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     assert report["accuracy"]["rtl"] is not None
     assert row["cycles"] == pytest.approx(whole["cycles_per_image"] * 32, abs=32)
     # the ideal is a lower bound (each op at its slowest unit), so the RTL can never beat it;
-    # the digits model on its folding measures about 1.25x it (docs/vit.md, Cycles: the units'
-    # latencies, paid once an op, are a fifth of the work at d = 32, 17 tokens)
-    assert 1.0 <= whole["cycles_vs_ideal"] <= 1.28, whole
+    # the digits model on its folding measures about 1.35x it (docs/vit.md, Cycles: the units'
+    # latencies, paid once an op, are a third of the work at d = 32, 17 tokens)
+    assert 1.0 <= whole["cycles_vs_ideal"] <= 1.40, whole
     assert whole["cycles_per_image"] >= whole["ideal_cycles_per_image"], whole
     assert whole["ps_pl_bytes_per_image"] < whole["host_offload"]["ps_pl_bytes_per_image"]
     assert (quick_run / "whole_model" / "rtl" / "vitfpga_vit.v").is_file()

@@ -2,7 +2,9 @@
 5 tokens (a 32 x 32 image of 16 x 16 patches) instead of 12 blocks on 197, with random int4
 weights and the other parameters calibrated on a random float ViT of that shape. The same top a
 DeiT-Tiny project emits, its trailing weight words in URAM loaded at start-up, SIMD wider than PE
-(the memories' lanes follow SIMD); logits identical to the integer golden."""
+(the memories' lanes follow SIMD), and a softmax of half PE's lanes (the core's gearbox hands each
+engine beat on in two parts and drops a row's padding-only part: 5 tokens on 2 lanes); logits
+identical to the integer golden."""
 
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path) -> N
     full = fixed_plan(layers, rows, kv260, 4, 16)
     plan = fixed_plan(layers, rows, kv260, 4, 16, rom_depth=full.weight_depth // 2)
     assert 0 < plan.ram_depth < plan.weight_depth
-    prog = compile_vit(model, plan)
+    prog = compile_vit(model, plan, sm=2)
+    assert prog.sm_lanes == 2
     emit_vit(plan, layers, prog, tmp_path / "rtl")
     images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     expected = logits(model, images)

@@ -48,6 +48,7 @@ module vitfpga_vit_core #(
     parameter integer LN_PDEPTH = 64,
     parameter integer LN_L = 1,        // LayerNorm elements a clock (divides every LN row)
     parameter integer SM_TMAX = 32,
+    parameter integer SM_L = PE,       // softmax lanes: scores a clock, a power of two dividing PE
     parameter integer GELU_DEPTH = 256,
     parameter WEIGHT_FILE = "weights.mem",
     parameter BIAS_FILE = "bias.mem",
@@ -390,23 +391,78 @@ module vitfpga_vit_core #(
         .out_data(ln_out_data), .out_valid(ln_out_valid), .out_ready(1'b1));
 
     // Raw scores leave the engine PE lanes a beat, a row of t scores in ceil(t/PE) beats (the
-    // last one padded): the softmax unit takes them as they come, PE lanes a clock.
-    wire            sm_in_valid = run && is_lin && to_sm &&
-                                  mvu_out_valid;
-    wire            sm_in_ready, sm_idle, sm_done;
-    wire [PE*8-1:0] sm_out_data;
-    wire            sm_out_valid;
-    vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(PE), .EXP_FILE(EXP_FILE)) u_sm (
+    // last one padded). The softmax unit takes SM_L of them a clock (SM_L divides PE): with
+    // SM_L < PE a gearbox hands each engine beat on in PE/SM_L parts, a row in ceil(t/SM_L)
+    // parts, dropping the parts of a row's last beat that hold only padding. Fewer softmax
+    // lanes than PE trade softmax time for DSPs (each lane is several wide products).
+    localparam integer GR = PE / SM_L;                 // parts of an engine beat
+    localparam integer GKB = (GR > 1) ? $clog2(GR) : 1;
+    localparam integer GLB = $clog2(SM_L);
+    wire               sm_in_ready, sm_idle, sm_done;
+    wire [SM_L*32-1:0] sm_in_data;
+    wire               sm_in_valid;
+    wire               gb_ready;  // the gearbox takes the engine's beat
+    generate
+        if (GR == 1) begin : g_sm_direct
+            assign sm_in_data = mvu_out_raw;
+            assign sm_in_valid = run && is_lin && to_sm && mvu_out_valid;
+            assign gb_ready = sm_in_ready;
+        end else begin : g_sm_gearbox
+            // Every flag the handshake reads is a register (gb_ready is one LUT from them).
+            reg [PE*32-1:0] gb_data;
+            reg             gb_full;
+            reg [GKB-1:0]   gb_k;         // the part on offer
+            reg             gb_k_last;    // ... is its beat's last
+            reg [15:0]      gb_left;      // parts of the row after the one on offer
+            reg             gb_row_end;   // ... none: the part on offer ends the row
+            reg [15:0]      gb_c_last;    // ceil(t/SM_L) - 1, loaded with the op
+            reg             gb_one;       // a row is one part (t <= SM_L)
+            localparam [GKB-1:0] GK_PEN = GR - 2;  // the index before a beat's last part
+            wire            take = gb_full && sm_in_ready;
+            wire            beat_end = gb_k_last || gb_row_end;
+            assign gb_ready = !gb_full || (take && beat_end);
+            assign sm_in_data = gb_data[gb_k * SM_L * 32 +: SM_L * 32];
+            assign sm_in_valid = run && gb_full;
+            always @(posedge clk) begin
+                if (!rst_n || op_start) begin
+                    gb_full <= 1'b0;
+                    gb_k <= {GKB{1'b0}};
+                    gb_k_last <= 1'b0;
+                    gb_c_last <= (f_dst_len - 16'd1) >> GLB;  // t >= 1
+                    gb_left <= (f_dst_len - 16'd1) >> GLB;
+                    gb_one <= f_dst_len <= SM_L[15:0];
+                    gb_row_end <= f_dst_len <= SM_L[15:0];
+                end else begin
+                    if (take) begin
+                        gb_k <= gb_k + 1'b1;
+                        gb_k_last <= (gb_k == GK_PEN);
+                        gb_left <= gb_row_end ? gb_c_last : gb_left - 16'd1;
+                        gb_row_end <= gb_row_end ? gb_one : (gb_left == 16'd1);
+                        if (beat_end) gb_full <= 1'b0;
+                    end
+                    if (run && is_lin && to_sm && mvu_out_valid && gb_ready) begin
+                        gb_data <= mvu_out_raw;
+                        gb_full <= 1'b1;
+                        gb_k <= {GKB{1'b0}};
+                        gb_k_last <= 1'b0;
+                    end
+                end
+            end
+        end
+    endgenerate
+    wire [SM_L*8-1:0] sm_out_data;
+    wire              sm_out_valid;
+    vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(SM_L), .EXP_FILE(EXP_FILE)) u_sm (
         .clk(clk), .rst_n(rst_n), .start(op_start && is_lin && to_sm),
         .t(f_dst_len), .rows({16'd0, f_rows}), .mult(f_m0), .shift(f_s0), .prob_max(f_pmax),
-        .idle(sm_idle), .done(sm_done), .in_data(mvu_out_raw), .in_valid(sm_in_valid),
+        .idle(sm_idle), .done(sm_done), .in_data(sm_in_data), .in_valid(sm_in_valid),
         .in_ready(sm_in_ready), .out_data(sm_out_data), .out_valid(sm_out_valid),
         .out_ready(1'b1));
 
     // ------------------------------------------------------------------------------------------
     // Engine output sinks: row/fold counters give the write address and the lanes to keep.
     wire        beat = run && is_lin && mvu_out_valid && mvu_out_ready;
-    assign mvu_out_ready = to_out ? out_ready : to_sm ? sm_in_ready : 1'b1;
+    assign mvu_out_ready = to_out ? out_ready : to_sm ? gb_ready : 1'b1;
     reg [15:0]  so_nf;
     reg [23:0]  so_row, so_addr, so_xrow, so_xaddr;
     reg signed [17:0] so_rem;
@@ -507,7 +563,6 @@ module vitfpga_vit_core #(
 
     // LN and softmax outputs: a beat of e_n elements a clock into BM, row by row; the row's
     // last beat writes only the lanes the row has left.
-    localparam integer SM_L = PE;  // softmax elements a clock
     localparam integer EL = (LN_L > SM_L) ? LN_L : SM_L;
     wire        e_fire = run && ((is_ln && ln_out_valid) ||
                                  (is_lin && to_sm && sm_out_valid));
