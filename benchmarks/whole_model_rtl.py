@@ -25,6 +25,7 @@ import numpy as np
 
 from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
 from vitfpga.quant.model import HARDWARE_PRESETS, ViT
 from vitfpga.report import machine_info
 from vitfpga.runtime.forward import logits
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--board", default="pynq-z2")
     ap.add_argument("--weight-bits", type=int, default=2)
     ap.add_argument("--codec", default="dense")
-    ap.add_argument("--max-lanes", type=int, default=64)
+    ap.add_argument("--max-lanes", type=int, default=WHOLE_MAX_LANES)
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("runs/whole_model_rtl"))
     args = ap.parse_args(argv)

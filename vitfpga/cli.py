@@ -181,8 +181,8 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
                      "store every layer as dense, nm:N:M (N:M sparse, compute skipped) or "
                      "codebook:K (K-bit indices into a table); the random weights are shaped "
                      "to it."),
-        click.option("--max-lanes", type=int, default=64, show_default=True,
-                     help="Most PE x SIMD MAC lanes to consider."),
+        click.option("--max-lanes", type=int, default=None,
+                     help="Most PE x SIMD MAC lanes to consider [default: 64, with --whole 256]."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
                      help="TOML file with more boards ([boards.NAME] tables)."),
     )):
@@ -220,6 +220,17 @@ def _source(run_dir: Path | None, preset: str | None, model: str | None,
     user = load_config(None, model=model, model_args=model_args, weights=weights, source=data)
     check_sources(user)
     return _Source(user=user)
+
+
+def _max_lanes(given: int | None, whole: bool) -> int:
+    """--max-lanes, or its default: the engine's, or the whole-model search's (wider: the
+    board's resources decide below it)."""
+    from vitfpga.hls.plan.engine import MAX_LANES
+    from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
+
+    if given is not None:
+        return given
+    return WHOLE_MAX_LANES if whole else MAX_LANES
 
 
 def _plan_model_checks(weight_bits: int, max_lanes: int) -> None:
@@ -273,10 +284,11 @@ def _plan_model(src: _Source, board: str, weight_bits: int, max_lanes: int,
               "activation memories all fit BOARD.")
 def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args: str | None,
          weights: str | None, data: str | None, board: str, weight_bits: int,
-         rank: float | None, codec: str, max_lanes: int, boards_file: Path | None,
+         rank: float | None, codec: str, max_lanes: int | None, boards_file: Path | None,
          json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
+    max_lanes = _max_lanes(max_lanes, whole)
     if whole:
         _plan_whole(src, board, weight_bits, max_lanes, boards_file, json_out)
         return
@@ -359,7 +371,7 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
               "image in, logits out): the folding `plan --whole` picks.")
 def generate(run_dir: Path | None, preset: str | None, model: str | None,
              model_args: str | None, weights: str | None, data: str | None, board: str,
-             weight_bits: int, rank: float | None, codec: str, max_lanes: int,
+             weight_bits: int, rank: float | None, codec: str, max_lanes: int | None,
              boards_file: Path | None, out: Path, force: bool, from_hls: bool,
              whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
@@ -371,6 +383,7 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
     from vitfpga.sources import model_driver_source, preset_driver_source, run_driver_source
 
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
+    max_lanes = _max_lanes(max_lanes, whole)
     check_output_dir(out, force)
     design: WholeModel | None = None
     int_model: IntModel | None = None

@@ -16,7 +16,7 @@ from vitfpga.errors import BadInput
 from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.hls.plan.boards import Board, get_board
-from vitfpga.hls.plan.engine import ModelPlan, plan_model
+from vitfpga.hls.plan.engine import MAX_LANES, ModelPlan, plan_model
 from vitfpga.hls.plan.system import ps_family
 from vitfpga.ir import IntLinear, IntModel
 from vitfpga.rundir import RunDir
@@ -61,7 +61,7 @@ class Hil:
 
 
 def plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
-         max_lanes: int = 64) -> ModelPlan:
+         max_lanes: int = MAX_LANES) -> ModelPlan:
     """The engine plan: every linear layer folded onto one engine for `board`."""
     return plan_model(layers, rows, board, max_lanes=max_lanes)
 

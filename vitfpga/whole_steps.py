@@ -16,7 +16,12 @@ from vitfpga.hls.emit.vit import VIT_TOP
 from vitfpga.hls.plan.boards import Board
 from vitfpga.hls.plan.engine import ModelPlan
 from vitfpga.hls.plan.program import VitProgram
-from vitfpga.hls.plan.whole import WholeModelPlan, offload_ps_pl_bytes, search_whole_model
+from vitfpga.hls.plan.whole import (
+    WHOLE_MAX_LANES,
+    WholeModelPlan,
+    offload_ps_pl_bytes,
+    search_whole_model,
+)
 from vitfpga.ir import IntLinear, IntModel
 from vitfpga.report import WHOLE
 from vitfpga.rundir import RunDir
@@ -46,7 +51,7 @@ class WholeResult:
 
 
 def whole_design(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                 board: Board, max_lanes: int = 64
+                 board: Board, max_lanes: int = WHOLE_MAX_LANES
                  ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
     """(engine plan, op program, whole-model plan): the fastest whole design that fits."""
     return search_whole_model(model, layers, rows, board, max_lanes)

@@ -31,12 +31,13 @@ from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec, codec_for
 
-__all__ = ["LayerSlot", "ModelPlan", "check_model_plan", "engine_latency", "estimate_resources",
-           "fixed_plan", "folds", "plan_model"]
+__all__ = ["MAX_LANES", "LayerSlot", "ModelPlan", "check_model_plan", "engine_latency",
+           "estimate_resources", "fixed_plan", "folds", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
 _LUTRAM_MAX_DEPTH = 64  # a row buffer this shallow is distributed RAM (RAM32M/RAM64M)
+MAX_LANES = 64  # the host-offload engine's default lane cap (`plan --max-lanes`)
 LUT_BUDGET = 0.70  # routing and the rest of the design need the remainder
 MIN_MAC_UTILISATION = 0.95
 
@@ -317,7 +318,7 @@ def _memories(pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...
 
 
 def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
-               max_lanes: int = 64) -> ModelPlan:
+               max_lanes: int = MAX_LANES) -> ModelPlan:
     """The fastest folding whose weights, DSPs and LUTs fit the board.
 
     Among foldings with at least 95% MAC utilisation (when any has), the fewest cycles per image

@@ -30,9 +30,9 @@ from vitfpga.hls.plan.program import (
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
-__all__ = ["PACK_SHIFT", "ActivationMemory", "WholeModelPlan", "activation_memories",
-           "engine_resources", "offload_ps_pl_bytes", "pack_shift", "plan_whole_model",
-           "search_whole_model", "unit_resources"]
+__all__ = ["PACK_SHIFT", "WHOLE_MAX_LANES", "ActivationMemory", "WholeModelPlan",
+           "activation_memories", "engine_resources", "offload_ps_pl_bytes", "pack_shift",
+           "plan_whole_model", "search_whole_model", "unit_resources"]
 
 # Calibrated on Yosys synth_xilinx of the emitted units and of whole designs (_WHOLE_LUT_SCALE).
 # The vector LayerNorm and softmax as a fixed part and a part per lane. DSPs per family, as the
@@ -47,6 +47,9 @@ _SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
 # Softmax widths the search tries: PE, PE/2, PE/4 (narrower ones only slow Q·Kᵀ further).
 SM_CHOICES = 3
+# The whole-model search's default lane cap: the board's DSPs, LUTs and block RAM decide below
+# it (DeiT-Tiny on KV260 stops at 256 on block RAM; digits on Pynq-Z2 at 128 on DSPs and LUTs).
+WHOLE_MAX_LANES = 256
 # LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
 # buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
 # the element-addressed memories' rotators, the GELU table's read port, the residual add and
@@ -258,7 +261,7 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                       board: Board, max_lanes: int = 64
+                       board: Board, max_lanes: int = WHOLE_MAX_LANES
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
     """The fastest PE x SIMD folding, LayerNorm and softmax width whose whole design fits
     `board` (ties: less block RAM, then wider SIMD, LayerNorm, softmax; `_designs` lists the
