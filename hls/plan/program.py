@@ -242,13 +242,13 @@ def ln_choices(dim: int, lanes: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def sm_choices(pe: int, widest: int) -> tuple[int, ...]:
+def sm_choices(pe: int) -> tuple[int, ...]:
     """The softmax lane counts a design on PE lanes may use, widest first: powers of two that
-    divide PE, up to `widest` and SOFTMAX_LANES_MAX. Below PE a gearbox in the core hands the
-    engine's beats on in parts (vitfpga_vit_core.v); each lane is several wide products (10
-    DSP48E1 on 7-series), so halving the lanes frees DSPs for the engine."""
+    divide PE, up to SOFTMAX_LANES_MAX. Below PE a gearbox in the core hands the engine's
+    beats on in parts (vitfpga_vit_core.v); each lane is several wide products (10 DSP48E1 on
+    7-series), so halving the lanes frees DSPs for the engine."""
     out, n = [], 1
-    while n <= min(pe, widest, SOFTMAX_LANES_MAX) and pe % n == 0:
+    while n <= min(pe, SOFTMAX_LANES_MAX) and pe % n == 0:
         out.append(n)
         n *= 2
     return tuple(reversed(out))
@@ -519,9 +519,10 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
     if ln is not None and ln not in ln_choices(model.spec.dim, max(plan.pe, plan.simd)):
         raise BadInput(f"{ln} LayerNorm lanes: expected one of "
                        f"{ln_choices(model.spec.dim, max(plan.pe, plan.simd))}")
-    sm = sm_choices(plan.pe, plan.pe)[0] if sm is None else sm
-    if sm not in sm_choices(plan.pe, sm):
-        raise BadInput(f"{sm} softmax lanes: expected one of {sm_choices(plan.pe, plan.pe)} "
+    choices = sm_choices(plan.pe)
+    sm = choices[0] if sm is None else sm
+    if sm not in choices:
+        raise BadInput(f"{sm} softmax lanes: expected one of {choices} "
                        f"(a power of two dividing PE {plan.pe}, at most {SOFTMAX_LANES_MAX})")
     d = _dims(model, plan, ln, sm)
     mem = _layout(d)

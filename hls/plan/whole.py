@@ -231,7 +231,7 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
     base = fixed_plan(layers, rows, board, pe, simd)
     splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
     for ln in ln_choices(model.spec.dim, max(pe, simd)):
-        for sm in sm_choices(pe, pe)[:SM_CHOICES]:
+        for sm in sm_choices(pe)[:SM_CHOICES]:
             # the ROM/URAM split does not change the program
             prog = compile_vit(model, base, ln, sm)
             designs = list(_placements(layers, rows, board, base, prog, splits))
