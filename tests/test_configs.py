@@ -50,6 +50,11 @@ def test_quick_keeps_its_meaning() -> None:
     assert dataclasses.replace(quick.compress, prune="magnitude").prune == Prune.MAGNITUDE
 
 
+def test_whole_max_lanes_must_be_positive() -> None:
+    with pytest.raises(BadInput, match="whole_max_lanes"):
+        dataclasses.replace(RunConfig().hardware, whole_max_lanes=0)
+
+
 @pytest.mark.parametrize("change", [{"prune": "random"}, {"weight_bits": 5},
                                     {"lowrank": "svd", "prune": "heads"}])
 def test_a_recipe_cannot_be_built_invalid(change: dict[str, object]) -> None:

@@ -222,15 +222,20 @@ def _source(run_dir: Path | None, preset: str | None, model: str | None,
     return _Source(user=user)
 
 
-def _max_lanes(given: int | None, whole: bool) -> int:
+def _max_lanes(given: int | None, whole: bool, src: _Source) -> int:
     """--max-lanes, or its default: the engine's, or the whole-model search's (wider: the
-    board's resources decide below it)."""
+    board's resources decide below it). A run's or a user's config may cap the whole-model
+    search ([hardware] whole_max_lanes): `generate RUN --whole` then gives the run's design."""
     from vitfpga.hls.plan.engine import MAX_LANES
     from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
+    from vitfpga.rundir import RunDir
 
     if given is not None:
         return given
-    return WHOLE_MAX_LANES if whole else MAX_LANES
+    if not whole:
+        return MAX_LANES
+    cfg = RunDir(src.run_dir).config() if src.run_dir is not None else src.user
+    return WHOLE_MAX_LANES if cfg is None else cfg.hardware.whole_max_lanes
 
 
 def _plan_model_checks(weight_bits: int, max_lanes: int) -> None:
@@ -288,7 +293,7 @@ def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args
          json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
-    max_lanes = _max_lanes(max_lanes, whole)
+    max_lanes = _max_lanes(max_lanes, whole, src)
     if whole:
         _plan_whole(src, board, weight_bits, max_lanes, boards_file, json_out)
         return
@@ -383,7 +388,7 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
     from vitfpga.sources import model_driver_source, preset_driver_source, run_driver_source
 
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
-    max_lanes = _max_lanes(max_lanes, whole)
+    max_lanes = _max_lanes(max_lanes, whole, src)
     check_output_dir(out, force)
     design: WholeModel | None = None
     int_model: IntModel | None = None

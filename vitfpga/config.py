@@ -25,6 +25,7 @@ from typing import Any, get_type_hints
 
 from vitfpga.errors import BadInput
 from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
 from vitfpga.quant.frontend import check_model_name
 from vitfpga.quant.recipe import TABLE_KEYS, CompressionRecipe
 from vitfpga.tomlfile import read_toml, typed_value
@@ -104,9 +105,14 @@ class HardwareConfig:
     board: str = "pynq-z2"
     synth: bool = True  # Yosys resource check of the emitted Verilog
     whole_synth: bool = True  # Yosys on the whole-model Verilog (~4 min; --quick: off)
+    # The whole-model search's PE x SIMD cap; the board's resources decide below it. A smaller
+    # cap gives a smaller design that simulates faster (the end-to-end tests use 64).
+    whole_max_lanes: int = WHOLE_MAX_LANES
 
     def __post_init__(self) -> None:
         get_board(self.board)
+        if self.whole_max_lanes < 1:
+            raise BadInput("whole_max_lanes must be at least 1")
 
 
 @dataclass(frozen=True)

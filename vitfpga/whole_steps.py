@@ -65,7 +65,8 @@ def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
         return None
     sim = "verilator"
     try:  # the folding `vitfpga plan --whole` picks
-        plan, prog, wplan = whole_design(model, model.layers, model.rows(), board)
+        plan, prog, wplan = whole_design(model, model.layers, model.rows(), board,
+                                         cfg.hardware.whole_max_lanes)
     except VitfpgaError as e:  # a model this design does not run yet: say so, keep the run
         ui.print(f"[yellow]whole[/]: skipped: {e}")
         return WholeResult({"skipped": str(e)}, None, None)
