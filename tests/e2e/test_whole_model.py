@@ -146,13 +146,13 @@ def test_weights_in_uram_are_loaded_at_start_up(quick_run: Path, tmp_path: Path)
     so the RAM part is really what the engine reads. The folding is another than the run's,
     PE much wider than SIMD (SIMD wider than PE in tests/sim/test_vit_rtl.py): the RTL must be
     exact wherever the planner lands. The softmax takes a quarter of PE (the narrowest the
-    search tries): the core's gearbox hands each 16-score beat on in four parts and drops the
+    search tries): the core's gearbox hands each 8-score beat on in four parts and drops the
     three padding-only parts of each row's last beat (17 tokens)."""
     model, layers, rows, _ = run_int_model(quick_run)
-    full = fixed_plan(layers, rows, get_board("kv260"), 16, 2)
-    plan = fixed_plan(layers, rows, get_board("kv260"), 16, 2, rom_depth=full.weight_depth // 3)
+    full = fixed_plan(layers, rows, get_board("kv260"), 8, 2)
+    plan = fixed_plan(layers, rows, get_board("kv260"), 8, 2, rom_depth=full.weight_depth // 3)
     assert 0 < plan.ram_depth < plan.weight_depth
-    prog = compile_vit(model, plan, sm=4)
+    prog = compile_vit(model, plan, sm=2)
     files = emit_vit(plan, layers, prog, tmp_path / "rtl")
     ram = tmp_path / "rtl" / "weights_ram.mem"
     assert ram in files and len(ram.read_text().split()) == plan.ram_depth

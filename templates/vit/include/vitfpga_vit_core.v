@@ -150,10 +150,13 @@ module vitfpga_vit_core #(
     wire [7:0]  f_pmax = op[F_PMAX +: 8];
     /* verilator lint_on UNUSEDSIGNAL */
 
-    // The program ROM is read synchronously (block RAM) one op ahead: while op pc runs, `ahead`
-    // loads op pc + 1, so the clock after an op finishes starts the next one (ST_NEXT) with no
-    // decode cycle between them. Outside ST_RUN the read address is 0: the first op of an image
-    // is in `ahead` by the time ST_NEXT needs it (ST_IDLE and ST_REWIND wait on it).
+    // The program ROM is read one op ahead: while op pc runs, `ahead` loads op pc + 1, so the
+    // clock after an op finishes starts the next one (ST_NEXT) with no decode cycle between
+    // them. The read address is registered (logic depth: a long program's ROM maps to logic),
+    // so `ahead` holds op pc + 1 from the op's third clock; an op ends on its second at the
+    // earliest, and ST_NEXT comes a clock after that. Outside ST_RUN the address is 0: the
+    // first op of an image is in `ahead` by the time ST_NEXT needs it (ST_IDLE and ST_REWIND
+    // take the two clocks).
     localparam [1:0] ST_IDLE = 2'd0, ST_NEXT = 2'd1, ST_REWIND = 2'd2, ST_RUN = 2'd3;
     reg [1:0]    st;
     reg [PB-1:0] pc;
@@ -166,8 +169,11 @@ module vitfpga_vit_core #(
     wire         mvu_done;
     assign idle = (st == ST_IDLE) && !loading;
     reg  [OP_BITS-1:0] ahead;
-    wire [PB-1:0]      ahead_addr = run ? pc + 1'b1 : {PB{1'b0}};
-    always @(posedge clk) ahead <= prog[ahead_addr];
+    reg  [PB-1:0]      ahead_addr;
+    always @(posedge clk) begin
+        ahead_addr <= run ? pc + 1'b1 : {PB{1'b0}};
+        ahead <= prog[ahead_addr];
+    end
 
     always @(posedge clk) begin
         if (!rst_n) begin
