@@ -441,9 +441,9 @@ def _ln_reference(row: list[int], gamma: list[int], beta: list[int], meta: list[
 
 def test_layernorm_shift_is_its_definition_at_every_power_of_four() -> None:
     """The leading-zero shift k itself. The outputs barely depend on it: the root keeps 30 or
-    more significant bits where the quotient needs far fewer, so k - 1 .. k - 4 changed no
-    output of 75,000 random and extreme rows (a mutation run, docs/vit.md). No output test
-    can pin it, so it is checked against its definition where it steps."""
+    more significant bits where the quotient needs far fewer, so a k a few steps low changes
+    no output a mutation run tried (docs/vit.md, Timing). No output test can pin it, so it is
+    checked against its definition where it steps."""
     vs = [0, 1, 2, 3, *(4**j + d for j in range(1, 32) for d in (-1, 0, 1)), 2**63 - 1]
     want = [max((c for c in range(32) if v * 4**c < 2**62), default=0) for v in vs]
     assert intmath._norm_shift(np.array(vs, dtype=np.int64)).tolist() == want
