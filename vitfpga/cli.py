@@ -182,7 +182,8 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
                      "codebook:K (K-bit indices into a table); the random weights are shaped "
                      "to it."),
         click.option("--max-lanes", type=int, default=None,
-                     help="Most PE x SIMD MAC lanes to consider [default: 64, with --whole 256]."),
+                     help="Most PE x SIMD MAC lanes to consider [default: 64; with --whole the "
+                     "run's or config's [hardware] whole_max_lanes, 256 unless set]."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
                      help="TOML file with more boards ([boards.NAME] tables)."),
     )):

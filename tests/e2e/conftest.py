@@ -17,12 +17,12 @@ import pytest
 
 from tests.conftest import session_dir
 
-WHOLE_MAX_LANES = 64
+E2E_WHOLE_LANES = 64
 
 
 def _train(out: Path) -> None:
     config = out.parent / "quick.toml"
-    config.write_text(f"[hardware]\nwhole_max_lanes = {WHOLE_MAX_LANES}\n")
+    config.write_text(f"[hardware]\nwhole_max_lanes = {E2E_WHOLE_LANES}\n")
     # A relative --out, run from its parent, as `make demo` does: the simulators work in their
     # own directories, so every path handed to them must survive that.
     proc = subprocess.run([sys.executable, "-m", "vitfpga.cli", "run", "--quick", "--config",

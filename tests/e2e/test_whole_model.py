@@ -27,7 +27,7 @@ from vitfpga.sim.tclcheck import check_vivado_project
 from vitfpga.sim.vit import run_vit
 from vitfpga.sources import run_int_model
 
-from .conftest import WHOLE_MAX_LANES
+from .conftest import E2E_WHOLE_LANES
 
 CORE = Path(__file__).resolve().parents[2] / "templates" / "vit" / "include" / \
     "vitfpga_vit_core.v"
@@ -49,7 +49,7 @@ def test_whole_model_rtl_is_bit_exact_on_32_images(quick_run: Path) -> None:
     # latencies, paid once an op, are a third of the work at d = 32, 17 tokens)
     assert 1.0 <= whole["cycles_vs_ideal"] <= 1.40, whole
     # the run's [hardware] whole_max_lanes caps the search (tests/e2e/conftest.py)
-    assert whole["plan"]["pe"] * whole["plan"]["simd"] <= WHOLE_MAX_LANES
+    assert whole["plan"]["pe"] * whole["plan"]["simd"] <= E2E_WHOLE_LANES
     assert whole["cycles_per_image"] >= whole["ideal_cycles_per_image"], whole
     assert whole["ps_pl_bytes_per_image"] < whole["host_offload"]["ps_pl_bytes_per_image"]
     assert (quick_run / "whole_model" / "rtl" / "vitfpga_vit.v").is_file()
