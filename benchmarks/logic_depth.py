@@ -109,8 +109,10 @@ def _dot2x8(work: Path, board: Board) -> Job:
     return Job([RTL / "vitfpga_mulpack.v"], "vitfpga_dot2x8", {"N": n, "SHIFT": shift}, [])
 
 
-def _fixed(source: Path, top: str, params: dict[str, int | str]) -> Callable[..., Job]:
-    return lambda work, board: Job([source], top, params, [])
+def _fixed(source: Path, top: str, params: dict[str, int | str], *uses: Path
+           ) -> Callable[..., Job]:
+    """A unit at fixed parameters; `uses` are the modules it instantiates."""
+    return lambda work, board: Job([source, *uses], top, params, [])
 
 
 UNITS: dict[str, Callable[[Path, Board], Job]] = {
@@ -118,7 +120,8 @@ UNITS: dict[str, Callable[[Path, Board], Job]] = {
     "layernorm_vec (DMAX 192, 8 lanes)": _layernorm_vec,
     "softmax_vec (TMAX 256, 8 lanes)": _softmax_vec,
     "vmem (16 x int16 lanes, 1024 words)": _fixed(VIT / "vitfpga_vmem.v", "vitfpga_vmem",
-                                                  {"LANES": 16, "EW": 16, "WORDS": 1024}),
+                                                  {"LANES": 16, "EW": 16, "WORDS": 1024},
+                                                  RTL / "vitfpga_lane_ram.v"),
     "lutmul (int4 x int8)": _fixed(RTL / "vitfpga_lutmul.v", "vitfpga_lutmul", {"WBITS": 4}),
     # one stage of the engine's tree: four int8 x int8 products
     "addtree (4 x 16 bit)": _fixed(RTL / "vitfpga_addtree.v", "vitfpga_addtree",

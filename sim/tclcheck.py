@@ -55,11 +55,12 @@ _HLS_ORDER = ("csim_design", "csynth_design", "cosim_design", "export_design")
 # What each design's module reference needs in the project (docs/engine.md, docs/vit.md).
 _ROM_FILES = ("weights.mem", "bias.mem", "mult.mem", "shift.mem", "program.mem")
 _RTL_SOURCES = {
-    ENGINE_TOP: (f"{ENGINE_TOP}.v", "vitfpga_mvu.v", "vitfpga_requant.v", *_ROM_FILES),
+    ENGINE_TOP: (f"{ENGINE_TOP}.v", "vitfpga_mvu.v", "vitfpga_requant.v",
+                 "vitfpga_lane_ram.v", *_ROM_FILES),
     WHOLE_TOP: (f"{WHOLE_TOP}.v", "vitfpga_vit_core.v", "vitfpga_mvu.v",
                 "vitfpga_layernorm_vec.v", "vitfpga_softmax_vec.v", "vitfpga_vmem.v",
                 "vitfpga_fifo.v", "vitfpga_requant.v", "vitfpga_rescale_add.v",
-                "vitfpga_mulpack.v",
+                "vitfpga_mulpack.v", "vitfpga_lane_ram.v",
                 *_ROM_FILES, "vit_ops.mem",
                 "xm_even.mem", "xm_odd.mem", "gelu.mem", "exp2_lut.mem"),
 }

@@ -360,6 +360,7 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
         ("activations on chip (XM + BM)", f"{w.activation_bytes:,} B"),
         ("BRAM36 / URAM (all memories)", f"{w.bram36:g} / {w.uram}"),
         ("  activations", f"{w.activation_bram36:g} / {w.activation_uram}"),
+        ("  out of block RAM", ", ".join(f"{k} ({v})" for k, v in w.styles.items()) or "none"),
         ("DSP / LUT (estimate)", f"{w.dsp:,} / {w.lut:,}"),
     ):
         table.add_row(what, value)

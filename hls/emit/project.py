@@ -137,7 +137,7 @@ def write_project(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path, 
     if whole is None:
         written += [*emit_hls(plan, layers, out_dir), *emit_rtl(plan, layers, out_dir)]
     else:
-        written += emit_vit(plan, layers, whole.program, out_dir / "rtl")
+        written += emit_vit(plan, layers, whole.program, out_dir / "rtl", whole.plan.styles)
     return [*written, *emit_vivado(spec, plan, out_dir, from_hls),
             *emit_pynq(spec, plan, layers, source, out_dir,
                        None if whole is None else whole.program)]

@@ -21,7 +21,7 @@ from vitfpga.hls.plan.layout import (
 )
 from vitfpga.hls.plan.program import OP_BITS, VitProgram, op_words
 from vitfpga.hls.plan.system import WHOLE_TOP
-from vitfpga.hls.plan.whole import pack_shift
+from vitfpga.hls.plan.whole import STYLE_CODES, STYLE_PARAMS, pack_shift, rom_blocks
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.codecs import pack_lanes
 
@@ -64,16 +64,22 @@ def _signed(values: tuple[int, ...], bits: int) -> list[int]:
     return [int(v) & ((1 << bits) - 1) for v in values]
 
 
-def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path
-             ) -> list[Path]:
-    """Write `out_dir/` (the whole-model RTL); return the files written."""
+def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, out_dir: Path,
+             styles: dict[str, str] | None = None) -> list[Path]:
+    """Write `out_dir/` (the whole-model RTL); return the files written. `styles`: the memories
+    the whole-model plan placed out of block RAM (WholeModelPlan.styles); synthesis places the
+    rest."""
     check_model_plan(plan, layers)
+    styles = styles or {}
+    if unknown := sorted(set(styles) - STYLE_PARAMS.keys()):
+        raise ValueError(f"no placement parameter in the RTL for {unknown}")
     rtl = Path(out_dir)
     rtl.mkdir(parents=True, exist_ok=True)
     t = model_tables(plan, layers)
     pe, lanes = plan.pe, prog.lanes
     xm_words, bm_words = _words(prog.xm_depth, lanes), _words(prog.bm_depth, lanes)
     ideal = prog.bound_cycles()
+    ops_block, exp_block = rom_blocks(plan, prog)
     # The row buffer's depth is the program's (attention rows too), not only the layers'.
     decoder = {k: v for k, v in decoder_params(plan).items() if k != "MAXBEATS"}
     mem_names = {**VIT_FILES, **(VIT_CODEBOOK if plan.codebook_bits else {})}
@@ -84,11 +90,13 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,
         weight_bits=plan.weight_bits, decoder=decoder, tokens=prog.tokens, dim=prog.dim,
         ops=[{"index": i, "kind": o.kind, "name": o.name} for i, o in enumerate(prog.ops)],
+        ops_block=int(ops_block), exp_block=int(exp_block),
         ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
         rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
         channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
         max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), xm_words=xm_words,
-        bm_words=bm_words,
+        bm_words=bm_words, **{p: STYLE_CODES.get(styles.get(name, ""), 0)
+                                for name, p in STYLE_PARAMS.items()},
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), prog.ln_lanes),
         ln_lanes=prog.ln_lanes, sm_tmax=prog.tokens, sm_lanes=prog.sm_lanes,
         gelu_depth=max(len(prog.gelu), 1), files=files_read,

@@ -19,7 +19,11 @@ Two models:
   UltraScale+ (Yosys's URAM model allows only zero init), so a ROM on those parts lands in block
   RAM however large it is.
 
-Both report `luts`: LUTs the memory costs outside RAM primitives (a ROM in logic, or the read
+`map_lutram(w, d, lane_bits)` is the LUT RAM alternative for a memory written by lanes: RAM64M8
+primitives (8 LUTs: 64 words of 7 bits, one write port), each lane in whole primitives of its own
+since lanes are written separately.
+
+All report `luts`: LUTs the memory costs outside RAM primitives (a ROM in logic, or the read
 multiplexer of depth-stacked primitives, e.g. 576 LUTs for 576x1500 as three 512-deep rows).
 """
 
@@ -30,7 +34,7 @@ import math
 from dataclasses import dataclass
 
 __all__ = ["BRAM18_SHAPES", "BRAM36_BITS", "BRAM36_SHAPES", "ROM_LOGIC_COST", "URAM288_BITS",
-           "MemoryMap", "map_memory"]
+           "MemoryMap", "map_lutram", "map_memory"]
 
 BRAM36_BITS = 36 * 1024
 URAM288_BITS = 72 * 4096
@@ -45,6 +49,10 @@ _YOSYS_COST = {1: 129, 2: 257}  # by size in RAMB18 halves
 _YOSYS_MUX_FACTOR = 0.5  # per data bit per extra depth row
 ROM_LOGIC_COST = 1 / 64  # per bit of a ROM lowered to LUTs
 _LUT6_ROM_DEPTH = 64  # one LUT6 is a 64x1 ROM; MUXF7/F8 widen it to 256 without LUTs
+# RAM64M8 (UltraScale+): 7 bits x 64 words in 8 LUTs. 7-series' RAM64M holds 3 bits in 4 LUTs,
+# fewer LUTs for an 8-bit lane, so the count is an upper bound there.
+_LUTRAM_SHAPE = (7, 64)
+_LUTRAM_LUTS = 8
 _MUX_INPUTS_PER_LUT = 3  # a chain of LUT6 4:1 muxes adds three inputs per LUT
 
 
@@ -170,3 +178,16 @@ def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False
                     save_bram and rows * per_row < (halves - rest_halves) / 2):
                 best = hybrid
     return best
+
+
+def map_lutram(width: int, depth: int, lane_bits: int) -> MemoryMap:
+    """`width` bits x `depth` words in LUT RAM, written by lanes of `lane_bits`: LUTs for the
+    primitives, the read multiplexer across depth rows and a write enable per lane and row
+    (as Yosys `synth_xilinx -family xcup` maps vitfpga_lane_ram.v with STYLE 2)."""
+    if width <= 0 or depth <= 0 or width % lane_bits:
+        raise ValueError("LUT RAM: positive width and depth, whole lanes")
+    bits, words = _LUTRAM_SHAPE
+    lanes, rows = width // lane_bits, math.ceil(depth / words)
+    prims = lanes * math.ceil(lane_bits / bits) * rows
+    return MemoryMap(width, depth, 0, 0, (), luts=_LUTRAM_LUTS * prims
+                     + width * _mux_luts(rows) + lanes * rows, logic=True)

@@ -19,20 +19,23 @@ from vitfpga.hls.plan.engine import (
     fixed_plan,
     folds,
 )
-from vitfpga.hls.plan.memory import map_memory
+from vitfpga.hls.plan.memory import URAM288_SHAPE, MemoryMap, map_lutram, map_memory
 from vitfpga.hls.plan.program import (
+    OP_BITS,
     SOFTMAX_LANES_MAX,
     VitProgram,
     compile_vit,
     ln_choices,
     sm_choices,
 )
+from vitfpga.hls.plan.timing import level_budget
 from vitfpga.ir import IntLinear
 from vitfpga.runtime.model import IntModel
 
-__all__ = ["PACK_SHIFT", "WHOLE_MAX_LANES", "ActivationMemory", "WholeModelPlan",
-           "activation_memories", "engine_resources", "offload_ps_pl_bytes", "pack_shift",
-           "plan_whole_model", "search_whole_model", "unit_resources"]
+__all__ = ["OPS_LOGIC_MAX", "PACK_SHIFT", "PLACEMENTS", "STYLE_CODES", "STYLE_PARAMS",
+           "WHOLE_MAX_LANES", "ActivationMemory", "WholeModelPlan", "activation_memories",
+           "engine_resources", "offload_ps_pl_bytes", "pack_shift", "plan_whole_model",
+           "rom_blocks", "search_whole_model", "unit_resources"]
 
 # Calibrated on Yosys synth_xilinx of the emitted units and of whole designs (_WHOLE_LUT_SCALE).
 # The vector LayerNorm and softmax as a fixed part and a part per lane. DSPs per family, as the
@@ -116,8 +119,9 @@ class WholeModelPlan:
     host_offload_ps_pl_bytes_per_image: int  # every linear layer's rows in and out
     host_offload_engine_cycles_per_image: int  # the engine's ideal alone (host ops not counted)
     activation_bytes: int  # XM (int16) and BM (int8) elements
-    activation_bram36: float  # XM, BM, operand buffer, unit row buffers
+    activation_bram36: float  # XM, BM, operand buffer, unit row buffers, block RAM ROMs
     activation_uram: int
+    styles: dict[str, str]  # activation memories out of block RAM: "ultra" or "distributed"
     bram36: float  # engine + activations
     uram: int  # weights loaded at start-up + activations
     dsp: int
@@ -141,43 +145,116 @@ class WholeModelPlan:
 
 @dataclass(frozen=True)
 class ActivationMemory:
-    name: str
+    name: str  # as in WholeModelPlan.styles
     width: int  # bits
-    depth: int
-    initialised: bool  # holds constants from the bitstream: never URAM, which has no init
+    depth: int  # words of each bank
+    banks: int = 1  # identical banks, placed together (vitfpga_vmem.v's even and odd)
+    # False: never URAM, because it holds constants from the bitstream (URAM has no init) or
+    # its RTL has no URAM variant (the units' shallow row buffers)
+    uram: bool = True
+    lutram: bool = False  # its RTL has a LUT RAM variant (vitfpga_lane_ram.v, int8 lanes)
+    rom: bool = False  # read-only, initialised: mapped as synthesis infers a ROM (else as a RAM:
+    # block RAM or a placement, also a ROM that an attribute puts in block RAM)
+
+
+# The core's long ROMs (an op program of more than OPS_LOGIC_MAX ops, the softmax's exp tables)
+# go into block RAM by attribute where the board's level budget is below ROM_LOGIC_BUDGET: in
+# the flattened DeiT-Tiny design on UltraScale+ Yosys mapped them to chains of 10 LUTs, over the
+# 8 of 250 MHz; the 7-series designs at 100 MHz keep them in logic within their 12 levels.
+OPS_LOGIC_MAX = 64
+ROM_LOGIC_BUDGET = 12
+
+
+def roms_in_block(plan: ModelPlan) -> bool:
+    """Whether the core's long ROMs go into block RAM on `plan`'s part at its clock."""
+    return level_budget(part_family(plan.part), plan.clock_mhz) < ROM_LOGIC_BUDGET
+
+
+def rom_blocks(plan: ModelPlan, prog: VitProgram) -> tuple[bool, bool]:
+    """(op ROM, exp ROMs) in block RAM (vitfpga_vit_core.v's OPS_BLOCK, EXP_BLOCK)."""
+    block = roms_in_block(plan)
+    return block and len(prog.ops) > OPS_LOGIC_MAX, block
+
+
+# Where the whole design puts its memories, most block RAM first: the planner's rules
+# (map_memory), then URAM wherever it takes fewer blocks than block RAM, then also LUT RAM.
+PLACEMENTS = ("block", "save-bram", "lutram")
+# The memories whose RTL takes a placement (vitfpga_vit_core.v's BM_STYLE, OP_STYLE): the
+# template's parameter for each, and vitfpga_lane_ram.v's STYLE code of each placement.
+STYLE_PARAMS = {"bm": "bm_style", "operand": "op_style"}
+STYLE_CODES = {"ultra": 1, "distributed": 2}
 
 
 def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMemory, ...]:
     """Every memory the whole model adds to the engine: XM and BM as two banks of LANES-element
-    words each (vitfpga_vmem.v), the operand buffer, the LayerNorm and softmax row buffers."""
+    words each (vitfpga_vmem.v), the operand buffer, the LayerNorm and softmax row buffers,
+    and the ROMs `rom_blocks` puts in block RAM."""
     lanes = prog.lanes
     sm_beats = math.ceil(prog.tokens / prog.sm_lanes)
+    ops_block, exp_block = rom_blocks(plan, prog)
     xm_half = math.ceil((math.ceil(prog.xm_depth / lanes) + 1) / 2)
     bm_half = math.ceil((math.ceil(prog.bm_depth / lanes) + 1) / 2)
-    return (ActivationMemory("xm.even", lanes * 16, xm_half, True),
-            ActivationMemory("xm.odd", lanes * 16, xm_half, True),
-            ActivationMemory("bm.even", lanes * 8, bm_half, False),
-            ActivationMemory("bm.odd", lanes * 8, bm_half, False),
-            ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1), False),
+    return (ActivationMemory("xm", lanes * 16, xm_half, banks=2, uram=False),
+            ActivationMemory("bm", lanes * 8, bm_half, banks=2),
+            ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1),
+                             lutram=True),
             # the units' buffers (vitfpga_layernorm_vec.v: a row plus the pipeline's fill;
             # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each)
             ActivationMemory("ln.rows", prog.ln_lanes * 16, prog.dim // prog.ln_lanes + 60,
-                             False),
-            ActivationMemory("softmax.scores", prog.sm_lanes * 32, 2 * sm_beats + 8, False),
-            ActivationMemory("softmax.e", prog.sm_lanes * 23, 2 * sm_beats + 8, False))
+                             uram=False),
+            ActivationMemory("softmax.scores", prog.sm_lanes * 32, 2 * sm_beats + 8,
+                             uram=False),
+            ActivationMemory("softmax.e", prog.sm_lanes * 23, 2 * sm_beats + 8, uram=False),
+            # The softmax's exp ROM, one dual-port copy per two lanes (a block RAM of two 23-bit
+            # read ports counts as one of 46 bits), and the op ROM, where an attribute puts them
+            # in block RAM. In logic they are not listed: the LUTs the units and the whole
+            # design are calibrated on include them.
+            *([ActivationMemory("softmax.exp", 23 * min(prog.sm_lanes, 2), 256,
+                                banks=math.ceil(prog.sm_lanes / 2), uram=False)]
+              if exp_block else []),
+            *([ActivationMemory("ops", OP_BITS, len(prog.ops), uram=False)] if ops_block else []))
 
 
-def _place(memories: tuple[ActivationMemory, ...], uram: int, save_bram: bool
-           ) -> tuple[float, int, int]:
-    """(BRAM36, URAM, LUTs) of the memories, mapped one by one while `uram` blocks are left
-    (map_memory's rules; `save_bram` moves a memory into URAM whenever it takes fewer URAM
-    blocks than BRAM36)."""
-    bram, used, luts = 0.0, 0, 0
+@dataclass(frozen=True)
+class Placement:
+    bram36: float
+    uram: int
+    luts: int
+    styles: dict[str, str]  # memory -> "ultra" or "distributed"; the rest in block RAM
+
+
+def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[MemoryMap, str]:
+    """`mem`'s bank and its style: wholly in URAM where map_memory's rules put (part of) it
+    there and every bank fits `uram_left` (the RTL places a memory with one attribute, so a
+    memory split between URAM and block RAM is not built), else in LUT RAM with "lutram" where
+    its RTL can, else in block RAM."""
+    block = map_memory(mem.width, mem.depth, rom=mem.rom)
+    blocks = math.ceil(mem.depth / URAM288_SHAPE[1]) * math.ceil(mem.width / URAM288_SHAPE[0])
+    if mem.uram and blocks * mem.banks <= uram_left:
+        mixed = map_memory(mem.width, mem.depth, blocks, save_bram=placement != "block")
+        if mixed.uram:
+            return MemoryMap(mem.width, mem.depth, 0, blocks,
+                             ((URAM288_SHAPE[0], URAM288_SHAPE[1], blocks),),
+                             luts=mixed.luts), "ultra"
+    if mem.lutram and placement == "lutram":
+        return map_lutram(mem.width, mem.depth, 8), "distributed"
+    return block, "block"
+
+
+def _place(memories: tuple[ActivationMemory, ...], uram: int, placement: str) -> Placement:
+    """Block RAM, URAM and LUTs of the memories, mapped one by one while `uram` blocks are left
+    (`_map_one`, at one of PLACEMENTS)."""
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement {placement!r}: one of {', '.join(PLACEMENTS)}")
+    bram, used, luts, styles = 0.0, 0, 0, {}
     for mem in memories:
-        limit = 0 if mem.initialised else uram - used
-        m = map_memory(mem.width, mem.depth, limit, save_bram=save_bram)
-        bram, used, luts = bram + m.bram36, used + m.uram, luts + m.luts
-    return bram, used, luts
+        m, style = _map_one(mem, uram - used, placement)
+        bram += m.bram36 * mem.banks
+        used += m.uram * mem.banks
+        luts += m.luts * mem.banks
+        if style != "block":
+            styles[mem.name] = style
+    return Placement(bram, used, luts, styles)
 
 
 def offload_ps_pl_bytes(plan: ModelPlan) -> int:
@@ -186,20 +263,19 @@ def offload_ps_pl_bytes(plan: ModelPlan) -> int:
     return sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
 
 
-def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram: bool = False
+def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement: str = "block"
                      ) -> WholeModelPlan:
-    """The whole design on `plan`'s engine: its activations take the URAM its weights leave
-    (with `save_bram`, even where URAM stores them less densely)."""
-    act_bram, act_uram, act_luts = _place(activation_memories(plan, prog),
-                                          board.uram - plan.uram, save_bram)
+    """The whole design on `plan`'s engine: its activations take the URAM its weights leave,
+    at one of PLACEMENTS."""
+    act = _place(activation_memories(plan, prog), board.uram - plan.uram, placement)
     engine_dsp, engine_lut = engine_resources(plan)
     unit_dsp, unit_lut = unit_resources(prog, part_family(plan.part))
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
-    added = (act_luts + unit_lut + _OPERAND_LANE_LUTS * plan.pe * plan.simd
+    added = (act.luts + unit_lut + _OPERAND_LANE_LUTS * plan.pe * plan.simd
              + _MEMORY_LANE_LUTS * prog.lanes)
     lut = engine_lut + engine_memory_luts + round(_WHOLE_LUT_SCALE * added)
-    bram, uram = plan.bram36 + act_bram, plan.uram + act_uram
+    bram, uram = plan.bram36 + act.bram36, plan.uram + act.uram
     budget = board.bram36 * (1 - BRAM_RESERVE)
     fits = (bram <= budget and uram <= board.uram and dsp <= board.dsp
             and lut <= board.lut * LUT_BUDGET)
@@ -216,8 +292,8 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, save_bram:
         host_offload_ps_pl_bytes_per_image=offload,
         host_offload_engine_cycles_per_image=plan.cycles_per_image,
         activation_bytes=2 * prog.xm_depth + prog.bm_depth,
-        activation_bram36=round(act_bram, 1), activation_uram=act_uram, bram36=round(bram, 1),
-        uram=uram, dsp=dsp, lut=lut, fits=fits, why=why)
+        activation_bram36=round(act.bram36, 1), activation_uram=act.uram, styles=act.styles,
+        bram36=round(bram, 1), uram=uram, dsp=dsp, lut=lut, fits=fits, why=why)
 
 
 def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
@@ -244,20 +320,25 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
                 base: ModelPlan, prog: VitProgram,
                 splits: dict[tuple[float, int], ModelPlan]
                 ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
-    """`prog` with its activations in block RAM, then in URAM where that saves blocks; the
+    """`prog` at each of PLACEMENTS (LUT RAM only when nothing less costly in LUTs fits); the
     weights' split per block RAM left is kept in `splits` across programs."""
     mems = activation_memories(base, prog)
-    for save_bram in (False, True):
-        bram, uram, _ = _place(mems, board.uram, save_bram)
+    fitted = False
+    for placement in PLACEMENTS:
+        if placement == "lutram" and fitted:
+            return
+        act = _place(mems, board.uram, placement)
         # leave the activations' BRAM out of the weights' split (it budgets 90%)
-        rest = dataclasses.replace(board, bram36=board.bram36 - bram / (1 - BRAM_RESERVE),
-                                   uram=board.uram - uram)
+        rest = dataclasses.replace(board, bram36=board.bram36 - act.bram36 / (1 - BRAM_RESERVE),
+                                   uram=board.uram - act.uram)
         if rest.bram36 <= 0:
             continue
         key = (rest.bram36, rest.uram)
         if key not in splits:
             splits[key] = fixed_plan(layers, rows, rest, base.pe, base.simd)
-        yield splits[key], prog, plan_whole_model(splits[key], prog, board, save_bram)
+        whole = plan_whole_model(splits[key], prog, board, placement)
+        fitted = fitted or whole.fits
+        yield splits[key], prog, whole
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],

@@ -1,6 +1,8 @@
 """The whole-model design's plan at DeiT-Tiny dimensions (seeded random weights): activation
-memories by liveness, their placement in block RAM or URAM, and the folding search on KV260."""
+memories by liveness, their placement in block RAM, URAM or LUT RAM, and the folding search on
+KV260."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,9 +13,18 @@ import pytest
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import BRAM_RESERVE, ModelPlan, fixed_plan
-from vitfpga.hls.plan.memory import map_memory
+from vitfpga.hls.plan.memory import map_lutram, map_memory
 from vitfpga.hls.plan.program import compile_vit
-from vitfpga.hls.plan.whole import activation_memories, plan_whole_model, search_whole_model
+from vitfpga.hls.plan.whole import (
+    _WHOLE_LUT_SCALE,
+    OPS_LOGIC_MAX,
+    STYLE_CODES,
+    STYLE_PARAMS,
+    activation_memories,
+    plan_whole_model,
+    rom_blocks,
+    search_whole_model,
+)
 from vitfpga.quant.model import HARDWARE_PRESETS
 from vitfpga.runtime.model import load_model
 from vitfpga.sources import preset_int_model
@@ -43,14 +54,14 @@ def test_save_bram_moves_uninitialised_memories_into_uram(deit2: tuple) -> None:
     plan = fixed_plan(layers, rows, KV260, 8, 8)
     prog = compile_vit(model, plan)
     dense = plan_whole_model(plan, prog, KV260)
-    saving = plan_whole_model(plan, prog, KV260, save_bram=True)
+    saving = plan_whole_model(plan, prog, KV260, "save-bram")
     assert dense.activation_uram == 0  # URAM would store these less densely
     assert saving.activation_uram > 0 and saving.activation_bram36 < dense.activation_bram36
-    xm = [m for m in activation_memories(plan, prog) if m.name.startswith("xm")]
+    (xm,) = [m for m in activation_memories(plan, prog) if m.name == "xm"]
     # XM holds the position embedding from the bitstream, and URAM has no initial contents
-    assert all(m.initialised for m in xm)
-    xm_bram = sum(map_memory(m.width, m.depth).bram36 for m in xm)
-    assert saving.activation_bram36 >= xm_bram
+    assert not xm.uram and "xm" not in saving.styles
+    assert saving.styles.get("bm") == "ultra" and not dense.styles
+    assert saving.activation_bram36 >= xm.banks * map_memory(xm.width, xm.depth).bram36
     assert map_memory(256, 2371, 64, save_bram=True).uram == 4  # 4 URAM < 18 BRAM36
 
 
@@ -108,6 +119,11 @@ def test_cli_plans_and_generates_the_same_whole_model(tmp_path: Path) -> None:
     assert json.loads(engine.to_json()) == planned["engine"]
     assert 0 < engine.ram_depth < engine.weight_depth
     rtl = out / "rtl"
+    # the RTL places each memory where the plan did (vitfpga_lane_ram.v's STYLE)
+    top = (rtl / "vitfpga_vit.v").read_text()
+    for name, param in STYLE_PARAMS.items():
+        style = planned["whole_model"]["styles"].get(name)
+        assert f".{param.upper()}({STYLE_CODES.get(style, 0)})" in top
     assert len((rtl / "weights.mem").read_text().split()) == engine.rom_depth
     assert len((rtl / "weights_ram.mem").read_text().split()) == engine.ram_depth
     pkg = out / "pynq" / "vitfpga_deit_tiny_whole"
@@ -120,3 +136,38 @@ def test_cli_plans_and_generates_the_same_whole_model(tmp_path: Path) -> None:
                          timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "--rank" in bad.stderr
+
+
+def test_lutram_placement_moves_the_operand_buffer_out_of_block_ram(deit2: tuple) -> None:
+    """The third placement puts the operand buffer, wide and shallow, in LUT RAM: block RAM
+    falls by its blocks and the LUTs rise by map_lutram's count."""
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 16, 16)
+    prog = compile_vit(model, plan)
+    saving = plan_whole_model(plan, prog, KV260, "save-bram")
+    lut = plan_whole_model(plan, prog, KV260, "lutram")
+    assert saving.styles == {"bm": "ultra"}
+    assert lut.styles == {"bm": "ultra", "operand": "distributed"}
+    (op,) = [m for m in activation_memories(plan, prog) if m.name == "operand"]
+    assert lut.activation_bram36 == pytest.approx(
+        saving.activation_bram36 - map_memory(op.width, op.depth).bram36, abs=0.1)
+    # the whole design's LUT scale applies to what the activations add
+    added = lut.lut - saving.lut
+    assert added == pytest.approx(_WHOLE_LUT_SCALE * map_lutram(op.width, op.depth, 8).luts, abs=2)
+
+
+def test_block_ram_roms_are_counted(deit2: tuple) -> None:
+    """On KV260 at 250 MHz the op ROM of a long program and the softmax's exp tables sit in
+    block RAM by attribute (vitfpga_vit_core.v OPS_BLOCK, EXP_BLOCK), so the plan counts them
+    there: one dual-port table per two softmax lanes. At Pynq-Z2's 100 MHz they stay in logic,
+    inside the calibrated LUTs."""
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 8, 8)
+    prog = compile_vit(model, plan)
+    mems = {m.name: m for m in activation_memories(plan, prog)}
+    assert len(prog.ops) > OPS_LOGIC_MAX and rom_blocks(plan, prog) == (True, True)
+    assert map_memory(mems["ops"].width, mems["ops"].depth).bram36 >= 5  # 360 bits wide
+    assert mems["softmax.exp"].banks == prog.sm_lanes // 2 and mems["softmax.exp"].width == 46
+    z2 = dataclasses.replace(plan, part=get_board("pynq-z2").part, clock_mhz=100.0)
+    assert rom_blocks(z2, prog) == (False, False)
+    assert not {"ops", "softmax.exp"} & {m.name for m in activation_memories(z2, prog)}

@@ -33,6 +33,7 @@ from vitfpga.sim.unit import INCLUDE_DIR, run_unit
 
 SOURCES = [INCLUDE_DIR / name for name in ("vitfpga_mvu.v", "vitfpga_addtree.v",
                                            "vitfpga_lutmul.v", "vitfpga_mulpack.v",
+                                           "vitfpga_lane_ram.v",
                                            "vitfpga_requant.v")] + \
     sorted(INCLUDE_DIR.glob("vitfpga_wdec*.v"))
 WBITS = 4

@@ -1,10 +1,11 @@
 """The whole-model top (docs/vit.md) at DeiT-Tiny width: dim 192, 3 heads, MLP 768, one block on
 5 tokens (a 32 x 32 image of 16 x 16 patches) instead of 12 blocks on 197, with random int4
 weights and the other parameters calibrated on a random float ViT of that shape. The same top a
-DeiT-Tiny project emits, its trailing weight words in URAM loaded at start-up, SIMD wider than PE
-(the memories' lanes follow SIMD), and a softmax of half PE's lanes (the core's gearbox hands each
-engine beat on in two parts and drops a row's padding-only part: 5 tokens on 2 lanes); logits
-identical to the integer golden."""
+DeiT-Tiny project emits: its trailing weight words in URAM loaded at start-up, SIMD wider than
+PE (the memories' lanes follow SIMD), BM in URAM and the operand buffer in LUT RAM as the
+DeiT-Tiny plan places them, the op ROM in block RAM, and a softmax of half PE's lanes (the
+core's gearbox hands each engine beat on in two parts and drops a row's padding-only part:
+5 tokens on 2 lanes); logits identical to the integer golden."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from vitfpga.hls.emit.vit import emit_vit
+from vitfpga.hls.plan import whole
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import fixed_plan
 from vitfpga.hls.plan.program import compile_vit
@@ -29,7 +31,9 @@ DEIT_WIDTH = ViTConfig(image_size=32, patch_size=16, in_chans=3, dim=192, depth=
 
 
 @pytest.mark.verilator
-def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path) -> None:
+def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
     layers, rows = structure_layers(dense_structure(DEIT_WIDTH, 4), DEIT_WIDTH, seed=1)
     model = calibrated_int_model(DEIT_WIDTH, layers, seed=1)
     assert (model.spec.dim, model.spec.heads, model.spec.mlp_hidden, model.spec.tokens) == (
@@ -40,7 +44,12 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path) -> N
     assert 0 < plan.ram_depth < plan.weight_depth
     prog = compile_vit(model, plan, sm=2)
     assert prog.sm_lanes == 2
-    emit_vit(plan, layers, prog, tmp_path / "rtl")
+    # the op ROM in block RAM, as a DeiT-Tiny program of 222 ops has it, for these 25 ops
+    monkeypatch.setattr(whole, "OPS_LOGIC_MAX", 8)
+    top = emit_vit(plan, layers, prog, tmp_path / "rtl",
+                   {"bm": "ultra", "operand": "distributed"})[0].read_text()
+    assert ".BM_STYLE(1)" in top and ".OP_STYLE(2)" in top
+    assert ".OPS_BLOCK(1)" in top and ".EXP_BLOCK(1)" in top  # KV260 at 250 MHz
     images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     expected = logits(model, images)
     assert len(np.unique(expected)) > 4  # the calibrated model's logits are not degenerate

@@ -80,6 +80,7 @@ module vitfpga_mvu #(
     parameter PROGRAM_FILE = "program.mem",
     parameter CODEBOOK_FILE = "codebook.mem",  // read only when CB_BITS > 0
     parameter integer OPDEPTH = 0, // operand buffer words; 0: no buffer, no streamed runs
+    parameter integer OP_STYLE = 0, // the operand buffer's placement (vitfpga_lane_ram.v STYLE)
     // Two products per DSP (vitfpga_mulpack.v mul2x8) at this operand shift: 18 on UltraScale+
     // (DSP48E2), 16 on 7-series (DSP48E1); 0: one product per lane. Needs int8 lanes (OPDEPTH > 0),
     // an even PE and no N:M decoder (both PEs of a pair must see the same input lane).
@@ -676,31 +677,26 @@ module vitfpga_mvu #(
         end
     endgenerate
 
-    // Operand buffer: one write port with byte-lane enables (the block RAM byte-write template)
-    // and one synchronous read port in the weight ROM's slot, addressed by the same counter.
+    // Operand buffer: one write port with byte-lane enables (vitfpga_lane_ram.v: block RAM, URAM
+    // or LUT RAM by OP_STYLE) and one synchronous read port in the weight ROM's slot, addressed
+    // by the same counter.
     // The top never writes a word the running entry reads, so read-during-write is moot.
     /* verilator lint_off UNUSEDSIGNAL */
-    reg [NL*8-1:0] op_q;  // read only when OPDEPTH > 0
+    wire [NL*8-1:0] op_q;  // read only when OPDEPTH > 0
     /* verilator lint_on UNUSEDSIGNAL */
     generate
         if (OPDEPTH > 0) begin : g_op
-            reg [NL*8-1:0] opbuf [0:OPDEPTH-1];
             /* verilator lint_off WIDTHTRUNC */
             /* verilator lint_off WIDTHEXPAND */
             wire [OPB-1:0] opw_a = opw_addr;
             wire [OPB-1:0] op_addr = i_wa;  // WAB >= OPB
             /* verilator lint_on WIDTHEXPAND */
             /* verilator lint_on WIDTHTRUNC */
-            integer lane;
-            always @(posedge clk) begin
-                if (opw_en) begin
-                    for (lane = 0; lane < NL; lane = lane + 1)
-                        if (opw_be[lane]) opbuf[opw_a][lane*8 +: 8] <= opw_data[lane*8 +: 8];
-                end
-                if (en) op_q <= opbuf[op_addr];
-            end
+            vitfpga_lane_ram #(.LANES(NL), .EW(8), .DEPTH(OPDEPTH), .STYLE(OP_STYLE)) u_opbuf (
+                .clk(clk), .wr_en(opw_en), .wr_addr(opw_a), .wr_data(opw_data), .wr_mask(opw_be),
+                .rd_en(en), .rd_addr(op_addr), .rd_data(op_q));
         end else begin : g_no_op
-            always @(posedge clk) op_q <= {NL*8{1'b0}};
+            assign op_q = {NL*8{1'b0}};
         end
     endgenerate
 

@@ -67,6 +67,7 @@
 module vitfpga_softmax_vec #(
     parameter integer TMAX = 256,           // longest row (elements)
     parameter integer L = 8,                // lanes: scores per beat, a power of two 1..64
+    parameter integer EXP_BLOCK = 0,        // 1: the exp ROM in block RAM (by attribute)
     parameter EXP_FILE = "exp2_lut.mem"     // $readmemh, 256 lines, unsigned value < 2^23
 ) (
     input  wire           clk,
@@ -370,13 +371,24 @@ module vitfpga_softmax_vec #(
     endgenerate
     // The exp ROM, one copy per pair of lanes: two read ports a copy, as a dual-port block RAM
     // has (one array read by all L lanes is more than Yosys' memory mapping copes with at L=32).
+    // EXP_BLOCK puts it in block RAM by attribute: left to synthesis, the 256-word table can
+    // become a chain of LUTs deeper than a 250 MHz clock allows (docs/vit.md "Timing").
     generate
         for (gj = 0; gj < L; gj = gj + 2) begin : rom
-            reg [22:0] lut [0:255];
-            initial $readmemh(EXP_FILE, lut);
-            always @(posedge clk) lut9v[23*gj +: 23] <= lut[idx8v[8*gj +: 8]];
-            if (gj + 1 < L) begin : second
-                always @(posedge clk) lut9v[23*(gj+1) +: 23] <= lut[idx8v[8*(gj+1) +: 8]];
+            if (EXP_BLOCK != 0) begin : g_block
+                (* rom_style = "block" *) reg [22:0] lut [0:255];
+                initial $readmemh(EXP_FILE, lut);
+                always @(posedge clk) lut9v[23*gj +: 23] <= lut[idx8v[8*gj +: 8]];
+                if (gj + 1 < L) begin : second
+                    always @(posedge clk) lut9v[23*(gj+1) +: 23] <= lut[idx8v[8*(gj+1) +: 8]];
+                end
+            end else begin : g_auto
+                reg [22:0] lut [0:255];
+                initial $readmemh(EXP_FILE, lut);
+                always @(posedge clk) lut9v[23*gj +: 23] <= lut[idx8v[8*gj +: 8]];
+                if (gj + 1 < L) begin : second
+                    always @(posedge clk) lut9v[23*(gj+1) +: 23] <= lut[idx8v[8*(gj+1) +: 8]];
+                end
             end
         end
     endgenerate

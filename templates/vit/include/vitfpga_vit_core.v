@@ -42,8 +42,12 @@ module vitfpga_vit_core #(
     parameter integer OPDEPTH = 16,    // engine operand buffer words
     parameter integer PACK = 0,        // engine: two products a DSP at this shift (vitfpga_mvu.v)
     parameter integer NOPS = 2,
+    parameter integer OPS_BLOCK = 0,   // 1: the op ROM in block RAM (hls/plan/whole.py)
+    parameter integer EXP_BLOCK = 0,   // 1: the softmax's exp ROMs in block RAM, likewise
     parameter integer XWORDS = 64,     // XM words of LANES int16
     parameter integer BWORDS = 64,     // BM words of LANES int8
+    parameter integer BM_STYLE = 0,    // BM's placement (vitfpga_lane_ram.v STYLE), the planner's
+    parameter integer OP_STYLE = 0,    // the engine's operand buffer's, likewise
     parameter integer LN_DMAX = 64,
     parameter integer LN_PDEPTH = 64,
     parameter integer LN_L = 1,        // LayerNorm elements a clock (divides every LN row)
@@ -117,8 +121,6 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Sequencer: fetch, start the op's units, wait for the op to finish, next.
-    reg [OP_BITS-1:0] prog [0:NOPS-1];
-    initial $readmemh(OPS_FILE, prog);
     reg [OP_BITS-1:0] op;
     // The op's last row / fold indices, loaded with it: the counters compare against a
     // register rather than through a subtractor (logic depth, docs/vit.md "Timing").
@@ -170,10 +172,21 @@ module vitfpga_vit_core #(
     assign idle = (st == ST_IDLE) && !loading;
     reg  [OP_BITS-1:0] ahead;
     reg  [PB-1:0]      ahead_addr;
-    always @(posedge clk) begin
-        ahead_addr <= run ? pc + 1'b1 : {PB{1'b0}};
-        ahead <= prog[ahead_addr];
-    end
+    always @(posedge clk) ahead_addr <= run ? pc + 1'b1 : {PB{1'b0}};
+    // The op ROM: a long program in block RAM (OPS_BLOCK), read through the registered address
+    // and into `ahead` as the block RAM's own registers; left to synthesis, a ROM of hundreds of
+    // words became a chain of LUTs deeper than the clock allows (docs/vit.md "Timing").
+    generate
+        if (OPS_BLOCK != 0) begin : g_ops_block
+            (* rom_style = "block" *) reg [OP_BITS-1:0] prog [0:NOPS-1];
+            initial $readmemh(OPS_FILE, prog);
+            always @(posedge clk) ahead <= prog[ahead_addr];
+        end else begin : g_ops
+            reg [OP_BITS-1:0] prog [0:NOPS-1];
+            initial $readmemh(OPS_FILE, prog);
+            always @(posedge clk) ahead <= prog[ahead_addr];
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (!rst_n) begin
@@ -253,7 +266,8 @@ module vitfpga_vit_core #(
                    .ODD_FILE(XM_ODD_FILE)) u_xm (
         .clk(clk), .rd_en(xm_rd_en), .rd_addr(xm_rd_addr), .rd_data(xm_rd_data),
         .wr_en(xm_wr_en), .wr_addr(xm_wr_addr), .wr_data(xm_wr_data), .wr_mask(xm_wr_mask));
-    vitfpga_vmem #(.LANES(LANES), .EW(8), .WORDS(BWORDS), .INIT(0)) u_bm (
+    vitfpga_vmem #(.LANES(LANES), .EW(8), .WORDS(BWORDS), .INIT(0),
+                   .STYLE(BM_STYLE)) u_bm (
         .clk(clk), .rd_en(bm_rd_en), .rd_addr(bm_rd_addr), .rd_data(bm_rd_data),
         .wr_en(bm_wr_en), .wr_addr(bm_wr_addr), .wr_data(bm_wr_data), .wr_mask(bm_wr_mask));
 
@@ -264,10 +278,13 @@ module vitfpga_vit_core #(
     reg [15:0]  g_row, g_ch;
     reg [23:0]  g_rowaddr, g_addr;
     reg signed [17:0] g_rem;  // elements of the row left from this chunk on
-    reg [2:0]   fcount;
-    reg         r_v;          // a read issued last cycle: its data arrives now
-    reg [LANES-1:0] r_mask;
-    wire        g_issue = run && !op_start && g_active && ({1'b0, fcount} + {3'b0, r_v} < 4'd3);
+    // The memories answer a read two clocks after it (vitfpga_vmem.v): r_v and r_mask follow
+    // it, and a read issues while the FIFO has room for it and both in flight.
+    reg [3:0]   fcount;
+    reg         r_v1, r_v;    // a read issued one, two clocks ago: its data arrives with r_v
+    reg [LANES-1:0] r_mask1, r_mask;
+    wire        g_issue = run && !op_start && g_active &&
+                          ({1'b0, fcount} + {4'b0, r_v1} + {4'b0, r_v} < 5'd7);
     wire        g_row_end = (g_ch == nch_last);
     integer li;
     reg [LANES-1:0] g_mask;
@@ -278,10 +295,13 @@ module vitfpga_vit_core #(
     always @(posedge clk) begin
         if (!rst_n) begin
             g_active <= 1'b0;
+            r_v1 <= 1'b0;
             r_v <= 1'b0;
         end else begin
-            r_v <= g_issue;
-            if (g_issue) r_mask <= g_mask;
+            r_v1 <= g_issue;
+            r_v <= r_v1;
+            if (g_issue) r_mask1 <= g_mask;
+            r_mask <= r_mask1;
             if (op_start) begin
                 g_active <= reads && (f_rows != 16'd0);
                 g_row <= 16'd0;
@@ -317,27 +337,27 @@ module vitfpga_vit_core #(
         end
     end
 
-    // FIFO of read chunks
-    reg [LANES*16-1:0] fdata [0:3];
-    reg [LANES-1:0]    fmask [0:3];
-    reg [1:0]          fhead, ftail;
-    wire               fempty = (fcount == 3'd0);
+    // FIFO of read chunks: 8 deep, so that reads issue every clock with two in flight
+    reg [LANES*16-1:0] fdata [0:7];
+    reg [LANES-1:0]    fmask [0:7];
+    reg [2:0]          fhead, ftail;
+    wire               fempty = (fcount == 4'd0);
     wire [LANES*16-1:0] c_data = fdata[fhead];
     wire [LANES-1:0]   c_mask = fmask[fhead];
     wire               c_pop;
     always @(posedge clk) begin
         if (!rst_n || op_start) begin
-            fhead <= 2'd0;
-            ftail <= 2'd0;
-            fcount <= 3'd0;
+            fhead <= 3'd0;
+            ftail <= 3'd0;
+            fcount <= 4'd0;
         end else begin
             if (r_v) begin
                 fdata[ftail] <= r_data;
                 fmask[ftail] <= r_mask;
-                ftail <= ftail + 2'd1;
+                ftail <= ftail + 3'd1;
             end
-            if (c_pop) fhead <= fhead + 2'd1;
-            fcount <= fcount + {2'b0, r_v} - {2'b0, c_pop};
+            if (c_pop) fhead <= fhead + 3'd1;
+            fcount <= fcount + {3'b0, r_v} - {3'b0, c_pop};
         end
     end
 
@@ -365,7 +385,8 @@ module vitfpga_vit_core #(
         .PE(PE), .SIMD(SIMD), .WBITS(WBITS), .LANE_BITS(LANE_BITS), .OFFSET_STEP(OFFSET_STEP),
         .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
-        .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH), .PACK(PACK),
+        .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
+        .OP_STYLE(OP_STYLE), .PACK(PACK),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
@@ -458,7 +479,8 @@ module vitfpga_vit_core #(
     endgenerate
     wire [SM_L*8-1:0] sm_out_data;
     wire              sm_out_valid;
-    vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(SM_L), .EXP_FILE(EXP_FILE)) u_sm (
+    vitfpga_softmax_vec #(.TMAX(SM_TMAX), .L(SM_L), .EXP_BLOCK(EXP_BLOCK),
+                         .EXP_FILE(EXP_FILE)) u_sm (
         .clk(clk), .rst_n(rst_n), .start(op_start && is_lin && to_sm),
         .t(f_dst_len), .rows({16'd0, f_rows}), .mult(f_m0), .shift(f_s0), .prob_max(f_pmax),
         .idle(sm_idle), .done(sm_done), .in_data(sm_in_data), .in_valid(sm_in_valid),
@@ -536,19 +558,21 @@ module vitfpga_vit_core #(
     end
 
     // Residual add: y = sat16(round(a*M0 >> S0) + round(x*M1 >> S1)), x read from XM: the
-    // engine's beat and XM's read of the same row arrive together (stage 1), then one
-    // vitfpga_rescale_add per lane, ADD_LAT clocks, then the write request (a_v[ADD_LAT]).
+    // engine's beat, held two clocks, and XM's read of the same row arrive together (stage 2),
+    // then one vitfpga_rescale_add per lane, ADD_LAT clocks, then the write request
+    // (a_v[ADD_END]).
     localparam integer ADD_LAT = 5;  // vitfpga_rescale_add.v
-    reg [ADD_LAT:0]     a_v;  // a_v[0]: stage 1, a_v[k]: k clocks later
-    reg [PE*8-1:0]      a_a1;
-    reg [23:0]          a_addr [0:ADD_LAT];
-    reg [LANES-1:0]     a_mask [0:ADD_LAT];
+    localparam integer ADD_END = ADD_LAT + 1;
+    reg [ADD_END:0]     a_v;  // a_v[0]: stage 1, a_v[k]: k clocks later
+    reg [PE*8-1:0]      a_a1, a_a2;
+    reg [23:0]          a_addr [0:ADD_END];
+    reg [LANES-1:0]     a_mask [0:ADD_END];
     wire [LANES*16-1:0] a_y;
     integer ak;
     generate
         for (gi = 0; gi < PE; gi = gi + 1) begin : g_add
             vitfpga_rescale_add u_add (
-                .clk(clk), .en(1'b1), .a(a_a1[gi*8 +: 8]), .x(xm_rd_data[gi*16 +: 16]),
+                .clk(clk), .en(1'b1), .a(a_a2[gi*8 +: 8]), .x(xm_rd_data[gi*16 +: 16]),
                 .m0(f_m0), .m1(f_m1), .s0(f_s0), .s1(f_s1), .y(a_y[gi*16 +: 16]));
         end
         if (LANES > PE) begin : g_add_pad
@@ -556,12 +580,13 @@ module vitfpga_vit_core #(
         end
     endgenerate
     always @(posedge clk) begin
-        if (!rst_n) a_v <= {(ADD_LAT + 1){1'b0}};
-        else a_v <= {a_v[ADD_LAT-1:0], beat && to_add};
+        if (!rst_n) a_v <= {(ADD_END + 1){1'b0}};
+        else a_v <= {a_v[ADD_END-1:0], beat && to_add};
         a_a1 <= mvu_out_data;
+        a_a2 <= a_a1;
         a_addr[0] <= so_addr;
         a_mask[0] <= so_mask;
-        for (ak = 1; ak <= ADD_LAT; ak = ak + 1) begin
+        for (ak = 1; ak <= ADD_END; ak = ak + 1) begin
             a_addr[ak] <= a_addr[ak-1];
             a_mask[ak] <= a_mask[ak-1];
         end
@@ -730,11 +755,11 @@ module vitfpga_vit_core #(
     assign bm_rd_en = g_issue && !from_xm;
     assign bm_rd_addr = g_addr;
 
-    wire   a_wr = a_v[ADD_LAT];
+    wire   a_wr = a_v[ADD_END];
     assign xm_wr_en = a_wr || (c_pop && xcopy);
-    assign xm_wr_addr = a_wr ? a_addr[ADD_LAT] : x_addr;
+    assign xm_wr_addr = a_wr ? a_addr[ADD_END] : x_addr;
     assign xm_wr_data = a_wr ? a_y : c_data;
-    assign xm_wr_mask = a_wr ? a_mask[ADD_LAT] : c_mask;
+    assign xm_wr_mask = a_wr ? a_mask[ADD_END] : c_mask;
 
     reg [LANES*8-1:0] bm_data;
     reg [23:0]        bm_addr;
@@ -783,8 +808,8 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // When is an op finished? After its unit's done and the sink's last write has landed: the
     // memories register a write on entry (vitfpga_vmem.v), one clock; the add sink's request
-    // comes ADD_LAT + 2 clocks after its last beat, every other sink's within one.
-    localparam [3:0] DRAIN = 4'd2, DRAIN_ADD = ADD_LAT[3:0] + 4'd3;
+    // comes ADD_END + 2 clocks after its last beat, every other sink's within one.
+    localparam [3:0] DRAIN = 4'd2, DRAIN_ADD = ADD_END[3:0] + 4'd3;
     reg       unit_done;  // the op's last unit reported done
     reg [3:0] drain;
     wire      mvu_side = is_lin && !to_sm;
@@ -795,7 +820,7 @@ module vitfpga_vit_core #(
         end else begin
             if ((mvu_side && mvu_done) || (is_lin && to_sm && sm_done) ||
                 (is_ln && ln_done) || (is_input && i_done) ||
-                ((fills || xcopy) && !g_active && fempty && !r_v && !f_v))
+                ((fills || xcopy) && !g_active && fempty && !r_v1 && !r_v && !f_v))
                 unit_done <= 1'b1;
             if (unit_done && drain != DRAIN_ADD) drain <= drain + 4'd1;
         end

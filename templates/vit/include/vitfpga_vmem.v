@@ -4,8 +4,9 @@
 //
 // Elements sit in words of LANES; words alternate between two banks (even, odd), so the two
 // words an unaligned access spans are always in different banks and each bank is a plain simple
-// dual-port RAM (one read, one write with per-lane enables) that block RAM implements directly.
-// Read: synchronous, one clock; lane i of rd_data is element rd_addr + i. Write: lane i of
+// dual-port RAM (one read, one write with per-lane enables, vitfpga_lane_ram.v) that block RAM
+// or URAM288 implements directly.
+// Read: synchronous, two clocks; lane i of rd_data is element rd_addr + i. Write: lane i of
 // wr_data goes to element wr_addr + i where wr_mask[i] is set, one clock after the request: the
 // request is registered on entry, so that the writer's select logic and the lane rotation below
 // never share a clock (logic depth, docs/vit.md "Timing"). A read in the clock after a write
@@ -15,6 +16,7 @@ module vitfpga_vmem #(
     parameter integer EW = 16,      // element bits
     parameter integer WORDS = 64,   // words of LANES elements (one spare for unaligned access)
     parameter integer INIT = 0,     // 1: load the banks from EVEN_FILE / ODD_FILE
+    parameter integer STYLE = 0,    // both banks' placement (vitfpga_lane_ram.v; 0 with INIT)
     parameter EVEN_FILE = "xm_even.mem",
     parameter ODD_FILE = "xm_odd.mem"
 ) (
@@ -46,17 +48,6 @@ module vitfpga_vmem #(
         end
     end
 
-    reg [W-1:0] even [0:HW-1];
-    reg [W-1:0] odd [0:HW-1];
-    generate
-        if (INIT != 0) begin : g_init
-            initial begin
-                $readmemh(EVEN_FILE, even);
-                $readmemh(ODD_FILE, odd);
-            end
-        end
-    endgenerate
-
     // Word w = addr / LANES and w + 1: the even one is word (w+1)/2 of the even bank, the odd one
     // word w/2 of the odd bank, whichever of the two is w.
     /* verilator lint_off UNUSEDSIGNAL */
@@ -68,16 +59,22 @@ module vitfpga_vmem #(
     wire [23:0] w_odd = ww >> 1;
     /* verilator lint_on UNUSEDSIGNAL */
 
-    reg [W-1:0]    q_even, q_odd;
-    reg            r_w_odd;
-    reg [LB-1:0]   r_lo;
+    // Two clocks: the banks' read, then their output registers (the block RAM's own), so that
+    // the multiplexer across a deep bank's stacked primitives and the lane rotation below
+    // never share a clock (logic depth, docs/vit.md "Timing").
+    wire [W-1:0]   b_even, b_odd;
+    reg  [W-1:0]   q_even, q_odd;
+    reg            a_w_odd, r_w_odd;
+    reg [LB-1:0]   a_lo, r_lo;
     always @(posedge clk) begin
         if (rd_en) begin
-            q_even <= even[r_even[HB-1:0]];
-            q_odd <= odd[r_odd[HB-1:0]];
-            r_w_odd <= rw[0];
-            r_lo <= rd_addr[LB-1:0];
+            a_w_odd <= rw[0];
+            a_lo <= rd_addr[LB-1:0];
         end
+        q_even <= b_even;
+        q_odd <= b_odd;
+        r_w_odd <= a_w_odd;
+        r_lo <= a_lo;
     end
     // {word w + 1, word w}, shifted down by the element offset within word w.
     wire [2*W-1:0] pair = r_w_odd ? {q_even, q_odd} : {q_odd, q_even};
@@ -92,13 +89,12 @@ module vitfpga_vmem #(
     wire [W-1:0]     d_odd = ww[0] ? wd[W-1:0] : wd[2*W-1:W];
     wire [LANES-1:0] m_even = ww[0] ? wm[2*LANES-1:LANES] : wm[LANES-1:0];
     wire [LANES-1:0] m_odd = ww[0] ? wm[LANES-1:0] : wm[2*LANES-1:LANES];
-    integer i;
-    always @(posedge clk) begin
-        if (wq_en) begin
-            for (i = 0; i < LANES; i = i + 1) begin
-                if (m_even[i]) even[w_even[HB-1:0]][i*EW +: EW] <= d_even[i*EW +: EW];
-                if (m_odd[i]) odd[w_odd[HB-1:0]][i*EW +: EW] <= d_odd[i*EW +: EW];
-            end
-        end
-    end
+    vitfpga_lane_ram #(.LANES(LANES), .EW(EW), .DEPTH(HW), .STYLE(STYLE), .INIT(INIT),
+                       .FILE(EVEN_FILE)) u_even (
+        .clk(clk), .wr_en(wq_en), .wr_addr(w_even[HB-1:0]), .wr_data(d_even),
+        .wr_mask(m_even), .rd_en(rd_en), .rd_addr(r_even[HB-1:0]), .rd_data(b_even));
+    vitfpga_lane_ram #(.LANES(LANES), .EW(EW), .DEPTH(HW), .STYLE(STYLE), .INIT(INIT),
+                       .FILE(ODD_FILE)) u_odd (
+        .clk(clk), .wr_en(wq_en), .wr_addr(w_odd[HB-1:0]), .wr_data(d_odd),
+        .wr_mask(m_odd), .rd_en(rd_en), .rd_addr(r_odd[HB-1:0]), .rd_data(b_odd));
 endmodule
