@@ -165,14 +165,10 @@ OPS_LOGIC_MAX = 64
 ROM_LOGIC_BUDGET = 12
 
 
-def roms_in_block(plan: ModelPlan) -> bool:
-    """Whether the core's long ROMs go into block RAM on `plan`'s part at its clock."""
-    return level_budget(part_family(plan.part), plan.clock_mhz) < ROM_LOGIC_BUDGET
-
-
 def rom_blocks(plan: ModelPlan, prog: VitProgram) -> tuple[bool, bool]:
-    """(op ROM, exp ROMs) in block RAM (vitfpga_vit_core.v's OPS_BLOCK, EXP_BLOCK)."""
-    block = roms_in_block(plan)
+    """(op ROM, exp ROMs) in block RAM (vitfpga_vit_core.v's OPS_BLOCK, EXP_BLOCK) on `plan`'s
+    part at its clock."""
+    block = level_budget(part_family(plan.part), plan.clock_mhz) < ROM_LOGIC_BUDGET
     return block and len(prog.ops) > OPS_LOGIC_MAX, block
 
 
@@ -228,17 +224,15 @@ def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[Mem
     there and every bank fits `uram_left` (the RTL places a memory with one attribute, so a
     memory split between URAM and block RAM is not built), else in LUT RAM with "lutram" where
     its RTL can, else in block RAM."""
-    block = map_memory(mem.width, mem.depth, rom=mem.rom)
     blocks = math.ceil(mem.depth / URAM288_SHAPE[1]) * math.ceil(mem.width / URAM288_SHAPE[0])
     if mem.uram and blocks * mem.banks <= uram_left:
-        mixed = map_memory(mem.width, mem.depth, blocks, save_bram=placement != "block")
-        if mixed.uram:
-            return MemoryMap(mem.width, mem.depth, 0, blocks,
-                             ((URAM288_SHAPE[0], URAM288_SHAPE[1], blocks),),
-                             luts=mixed.luts), "ultra"
+        # with room for every row, map_memory's URAM choice is the whole memory or nothing
+        whole = map_memory(mem.width, mem.depth, blocks, save_bram=placement != "block")
+        if whole.uram:
+            return whole, "ultra"
     if mem.lutram and placement == "lutram":
         return map_lutram(mem.width, mem.depth, 8), "distributed"
-    return block, "block"
+    return map_memory(mem.width, mem.depth, rom=mem.rom), "block"
 
 
 def _place(memories: tuple[ActivationMemory, ...], uram: int, placement: str) -> Placement:
