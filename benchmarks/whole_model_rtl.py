@@ -25,6 +25,7 @@ import numpy as np
 
 from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.plan.boards import get_board
+from vitfpga.hls.plan.engine import folding_label
 from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
 from vitfpga.quant.model import HARDWARE_PRESETS, ViT
 from vitfpga.report import machine_info
@@ -55,7 +56,8 @@ def main(argv: list[str]) -> int:
                   whole=WholeModel(prog, wplan))
     # Parameters as the float model counts them (weights, biases, LayerNorm, embeddings).
     params = sum(p.numel() for p in ViT(HARDWARE_PRESETS[args.preset]).parameters())
-    print(f"{label}: {params:,} parameters; PE={plan.pe} x SIMD={plan.simd}, LayerNorm "
+    print(f"{label}: {params:,} parameters; {folding_label(plan.pe, plan.simd, plan.groups)}, "
+          f"LayerNorm "
           f"{prog.ln_lanes} lanes, softmax {prog.sm_lanes}, on "
           f"{board.name}; weight words {plan.rom_depth:,} in the bitstream ROM, "
           f"{plan.ram_depth:,} in URAM; {wplan.bram36:g} BRAM36, {wplan.uram} URAM, "
@@ -72,7 +74,7 @@ def main(argv: list[str]) -> int:
     cycles = r.cycles_per_image
     result = {
         "machine": machine_info(), "preset": args.preset, "label": label, "board": board.name,
-        "clock_mhz": board.clock_mhz, "pe": plan.pe, "simd": plan.simd,
+        "clock_mhz": board.clock_mhz, "pe": plan.pe, "simd": plan.simd, "groups": plan.groups,
         "ln_lanes": prog.ln_lanes, "sm_lanes": prog.sm_lanes, "params": int(params),
         "images": args.images, "logits_compared": int(r.logits.size), "mismatches": mismatches,
         "cycles_per_image": cycles, "ideal_cycles_per_image": wplan.ideal_cycles_per_image,

@@ -182,8 +182,9 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
                      "codebook:K (K-bit indices into a table); the random weights are shaped "
                      "to it."),
         click.option("--max-lanes", type=int, default=None,
-                     help="Most PE x SIMD MAC lanes to consider [default: 64; with --whole the "
-                     "run's or config's [hardware] whole_max_lanes, 256 unless set]."),
+                     help="Most MAC lanes to consider, PE x SIMD [default: 64]; with --whole "
+                     "PE x row groups x SIMD [default: the run's or config's [hardware] "
+                     "whole_max_lanes, 1024 unless set]."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
                      help="TOML file with more boards ([boards.NAME] tables)."),
     )):
@@ -334,7 +335,7 @@ def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
     target = get_board(board)
     if src.preset is None:
         model, label = _int_model(src, weight_bits)
-    with _console().status(f"whole model on {target.name}: every PE x SIMD up to {max_lanes} "
+    with _console().status(f"whole model on {target.name}: every folding up to {max_lanes} "
                            f"lanes ..."):
         if src.preset is not None:
             model, _, _, label = preset_int_model(src.preset, weight_bits, codec=src.codec)
@@ -343,7 +344,10 @@ def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
 
 
 def _whole_table(w: WholeModelPlan, label: str) -> Table:
-    table = Table(title=f"{label}: whole model on {w.board}, PE={w.pe} x SIMD={w.simd}, "
+    from vitfpga.hls.plan.engine import folding_label
+
+    table = Table(title=f"{label}: whole model on {w.board}, "
+                        f"{folding_label(w.pe, w.simd, w.groups)}, "
                         f"LayerNorm {w.ln_lanes} lanes, softmax {w.sm_lanes}",
                   show_header=False,
                   caption="ideal: a lower bound, one op at a time at its slowest unit's rate; "
@@ -413,7 +417,10 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
         files = generate_project(result, layers, tmp, get_board(board), source,
                                  from_hls=from_hls, whole=design)
     what = "whole model" if whole else "engine"
-    _console().print(f"{label}: {what} PE={result.pe} x SIMD={result.simd} on {result.board}, "
+    from vitfpga.hls.plan.engine import folding_label
+
+    _console().print(f"{label}: {what} {folding_label(result.pe, result.simd, result.groups)} "
+                     f"on {result.board}, "
                      f"{len(files)} files in {out}; next: `make -C {out} bitstream`")
 
 

@@ -105,8 +105,9 @@ class HardwareConfig:
     board: str = "pynq-z2"
     synth: bool = True  # Yosys resource check of the emitted Verilog
     whole_synth: bool = True  # Yosys on the whole-model Verilog (~4 min; --quick: off)
-    # The whole-model search's PE x SIMD cap; the board's resources decide below it. A smaller
-    # cap gives a smaller design that simulates faster (the end-to-end tests use 64).
+    # The whole-model search's lane cap (PE x row groups x SIMD); the board's resources decide
+    # below it. A smaller cap gives a smaller design that simulates faster (the end-to-end
+    # tests use 64).
     whole_max_lanes: int = WHOLE_MAX_LANES
 
     def __post_init__(self) -> None:

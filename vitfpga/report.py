@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.engine import ModelPlan, folding_label
 from vitfpga.rundir import RunDir
 
 __all__ = ["WHOLE", "machine_info", "write_report"]
@@ -124,8 +124,9 @@ def _whole_lines(w: dict[str, Any] | None) -> list[str]:
         f"softmax, overlap).", "",
         "| per image | host offload (engine on chip, the rest on the ARM) | whole model on "
         "chip |", "|---|---|---|",
-        f"| engine folding | PE {off['pe']} x SIMD {off['simd']} | PE {plan['pe']} x SIMD "
-        f"{plan['simd']}, LayerNorm {plan.get('ln_lanes', 1)} lanes, softmax "
+        f"| engine folding | PE {off['pe']} x SIMD {off['simd']} | "
+        f"{folding_label(plan['pe'], plan['simd'], plan.get('groups', 1))}, LayerNorm "
+        f"{plan.get('ln_lanes', 1)} lanes, softmax "
         f"{plan.get('sm_lanes', plan['pe'])} |",
         f"| clock cycles | {off['engine_cycles_per_image']:,.0f} (engine only; host ops on top) | "
         f"{w['cycles_per_image']:,.0f} measured, {w['ideal_cycles_per_image']:,} ideal (lower "

@@ -14,7 +14,7 @@ from vitfpga.hls.emit.project import WholeModel
 from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.hls.emit.vit import VIT_TOP
 from vitfpga.hls.plan.boards import Board
-from vitfpga.hls.plan.engine import ModelPlan
+from vitfpga.hls.plan.engine import ModelPlan, folding_label
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.hls.plan.whole import (
     WHOLE_MAX_LANES,
@@ -75,7 +75,8 @@ def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,
     with ui.step("whole", f"{n} test images through the whole-model RTL on {sim}"):
         files = generate(plan, model.layers, project, board, source,
                          whole=WholeModel(prog, wplan))
-        ui.print(f"  PE={plan.pe} SIMD={plan.simd} LayerNorm {prog.ln_lanes} lanes, softmax "
+        ui.print(f"  {folding_label(plan.pe, plan.simd, plan.groups)}, LayerNorm "
+                 f"{prog.ln_lanes} lanes, softmax "
                  f"{prog.sm_lanes}: "
                  f"{len(files)} files in whole_model/ (rtl, vivado, pynq)")
         x, y = (t.numpy() for t in data.test.take(n))

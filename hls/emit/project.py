@@ -111,7 +111,7 @@ def write_project(plan: ModelPlan, layers: dict[str, IntLinear], out_dir: Path, 
     With `whole`, the project is the whole-model design (image in, logits out) on `plan`'s
     engine, and has no hls/ (the whole model exists as Verilog only). Raises BadInput before
     writing anything when the board cannot host a PYNQ system."""
-    check_model_plan(plan, layers)
+    check_model_plan(plan, layers, whole=whole is not None)
     if whole is not None and from_hls:
         raise BadInput("--from-hls: there is no HLS C++ of the whole model yet (docs/vit.md); "
                        "the whole-model project builds from the emitted Verilog")

@@ -69,7 +69,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
     """Write `out_dir/` (the whole-model RTL); return the files written. `styles`: the memories
     the whole-model plan placed out of block RAM (WholeModelPlan.styles); synthesis places the
     rest."""
-    check_model_plan(plan, layers)
+    check_model_plan(plan, layers, whole=True)
     styles = styles or {}
     if unknown := sorted(set(styles) - STYLE_PARAMS.keys()):
         raise ValueError(f"no placement parameter in the RTL for {unknown}")
@@ -94,7 +94,8 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         ideal_cycles=ideal, entries=len(plan.layers) + len(prog.entries),
         rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
         channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
-        max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), xm_words=xm_words,
+        max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), groups=plan.groups,
+        xm_words=xm_words,
         bm_words=bm_words, **{p: STYLE_CODES.get(styles.get(name, ""), 0)
                                 for name, p in STYLE_PARAMS.items()},
         ln_dmax=prog.dim, ln_pdepth=max(len(prog.ln_gamma), prog.ln_lanes),

@@ -31,8 +31,9 @@ from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec, codec_for
 
-__all__ = ["MAX_LANES", "LayerSlot", "ModelPlan", "check_model_plan", "engine_latency",
-           "estimate_resources", "fixed_plan", "folds", "plan_model"]
+__all__ = ["MAX_GROUPS", "MAX_LANES", "LayerSlot", "ModelPlan", "check_model_plan",
+           "engine_latency", "estimate_resources", "fixed_plan", "folding_label", "folds",
+           "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -51,7 +52,7 @@ class LayerSlot:
     k: int
     n: int
     sf: int  # compute folds along K: K padded to sf*R*SIMD (R = 1 but for N:M)
-    nf: int  # output folds: N padded to nf*PE
+    nf: int  # output beats of PE channels a row: N padded to nf*PE (the per-channel tables' words)
     rows: int  # rows per image (tokens this layer sees)
     w_base: int  # first weight word
     c_base: int  # first per-channel table word
@@ -61,15 +62,21 @@ class LayerSlot:
     ebits: int  # element bits a lane reads per iteration
     beats: int  # input beats of SIMD int8 per row: sf*R
     words: int  # weight-memory words of the layer's stream
+    # Weight folds along N: N padded to folds*PE*groups (ModelPlan.groups; nf when groups = 1)
+    folds: int
 
     @property
     def iterations(self) -> int:
         """Engine iterations per row: one element per lane each."""
-        return self.nf * self.sf
+        return self.folds * self.sf
 
     def ideal_cycles(self, rows: int) -> int:
         """A true lower bound: every input beat takes a clock, and so does every iteration."""
-        return rows * max(self.nf * self.sf, self.beats)
+        return rows * max(self.iterations, self.beats)
+
+    def last_beats(self, groups: int) -> int:
+        """Output beats of a row's last weight fold (groups, or fewer where N stops short)."""
+        return self.nf - (self.folds - 1) * groups
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,19 @@ class ModelPlan:
     lane_bits: int  # weight-memory bits per lane: the widest element of any layer
     nm: tuple[int, ...]  # (N, M) of the design's N:M decoder, () without one
     codebook_bits: int  # widest codebook index; 0: no codebook decoder
+    # Row groups (vitfpga_mvu.v PG): a weight fold computes PE*groups channels, which leave as
+    # `groups` beats of PE; streamed operands use PE rows. Only the whole-model engine has more
+    # than one (docs/engine.md, "Row groups").
+    groups: int = 1
+
+    @property
+    def rows(self) -> int:
+        """Output channels of a weight fold: the array's rows."""
+        return self.pe * self.groups
 
     @property
     def word_bits(self) -> int:
-        return self.pe * self.simd * self.lane_bits
+        return self.rows * self.simd * self.lane_bits
 
     @property
     def nm_ratio(self) -> int:
@@ -140,7 +156,7 @@ class ModelPlan:
         """True MACs / (lanes x ideal cycles): what padding to whole folds costs."""
         # An N:M iteration does the work of R dense ones at the same lanes (R = beats / sf).
         macs = sum(s.rows * s.n * s.k * s.sf / s.beats for s in self.layers)
-        return macs / (self.pe * self.simd * self.cycles_per_image)
+        return macs / (self.rows * self.simd * self.cycles_per_image)
 
     def slot(self, name: str) -> LayerSlot:
         for s in self.layers:
@@ -163,8 +179,20 @@ class ModelPlan:
         return cls(**data)
 
 
-def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
-    """Emitters refuse a plan made for other layers."""
+def folding_label(pe: int, simd: int, groups: int = 1) -> str:
+    """How reports name a folding: "PE=16 x SIMD=16", with row groups "PE=16 (x3 rows) x
+    SIMD=16"."""
+    rows = f" (x{groups} rows)" if groups > 1 else ""
+    return f"PE={pe}{rows} x SIMD={simd}"
+
+
+def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear], whole: bool = False
+                     ) -> None:
+    """Emitters refuse a plan made for other layers, and the host-offload ones (`whole` False)
+    a plan with row groups, which only the whole-model engine builds."""
+    if plan.groups > 1 and not whole:
+        raise BadInput(f"the plan has {plan.groups} row groups, which only the whole-model "
+                       f"design builds; plan the host-offload engine without --whole")
     for s in plan.layers:
         layer = layers.get(s.name)
         if layer is None:
@@ -177,9 +205,10 @@ def check_model_plan(plan: ModelPlan, layers: dict[str, IntLinear]) -> None:
 
 
 def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: int,
-           owners: dict[str, str], codecs: dict[str, Codec], lane: int
+           owners: dict[str, str], codecs: dict[str, Codec], lane: int, groups: int = 1
            ) -> tuple[LayerSlot, ...]:
-    """Program entries in model order, each layer's stream packed at `lane` bits a lane.
+    """Program entries in model order, each layer's stream packed at `lane` bits a lane, in
+    folds of PE*groups rows.
     Layers sharing a weight owner (`ir.weight_owners`, found once per model, not per folding)
     read one copy: the weight memory holds it once, each keeps its own tables."""
     idents = unique_identifiers(layers)
@@ -188,12 +217,14 @@ def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: in
     for name, layer in layers.items():
         codec = codecs[name]
         sf, nf = codec.folds(layer.k, layer.n, pe, simd)
-        words = codec.words(layer.k, layer.n, pe, simd, lane)
+        folds = codec.folds(layer.k, layer.n, pe * groups, simd)[1]
+        words = codec.words(layer.k, layer.n, pe * groups, simd, lane)
         base = bases.setdefault(owners[name], w_base)
         slots.append(LayerSlot(name=name, ident=idents[name], k=layer.k, n=layer.n, sf=sf, nf=nf,
                                rows=rows[name], w_base=base, c_base=c_base, relu=layer.relu,
                                codec=codec.name, bits=layer.weight_bits,
-                               ebits=codec.element_bits, beats=sf * codec.ratio, words=words))
+                               ebits=codec.element_bits, beats=sf * codec.ratio, words=words,
+                               folds=folds))
         if base == w_base:
             w_base += words
         c_base += nf
@@ -219,29 +250,36 @@ _LUTMUL_LUTS = {2: 17, 3: 28, 4: 42, 8: 0}
 # Tiny block at PE4 x SIMD8; within ~10%): per lane, the adder tree and product register; per
 # PE, accumulator, 64-bit round/shift/clamp and its registers; once, AXI-Lite and control.
 _LANE_LUTS, _PE_LUTS, _BASE_LUTS = 25, 230, 600
+# A row beyond PE (row groups): its accumulator and its share of the serializer's select.
+_ROW_LUTS = 48
+# Row groups at most (vitfpga_mvu.v PG: the program entry's 4-bit last-fold field).
+MAX_GROUPS = 16
 
 
-def engine_latency(simd: int, packed: bool = False) -> int:
+def engine_latency(simd: int, packed: bool = False, groups: int = 1) -> int:
     """Clocks a run of the engine (vitfpga_mvu.v) takes beyond rows*NF*SF when its stream flows
     freely: taking the start and landing the first beat (2), the reads (1), the products (2, or
     3 packed), the adder tree's stages of four inputs (ceil(log4 SIMD), at least 1), the
-    accumulator (1) and the requantisation (4)."""
+    accumulator (1) and the requantisation (4); with row groups the serializer's hold, select
+    and bias add (3) and the last fold's further beats (up to groups - 1)."""
     tree, width = 1, -(-simd // 4)
     while width > 1:
         tree, width = tree + 1, -(-width // 4)
-    return 2 + 1 + (3 if packed else 2) + tree + 1 + 4
+    serializer = 3 + groups - 1 if groups > 1 else 0
+    return 2 + 1 + (3 if packed else 2) + tree + 1 + 4 + serializer
 
 
-def estimate_resources(pe: int, simd: int, bits: int) -> tuple[int, int]:
-    """(DSP, LUT) estimates for a PE x SIMD array, without its memories.
+def estimate_resources(pe: int, simd: int, bits: int, groups: int = 1) -> tuple[int, int]:
+    """(DSP, LUT) estimates for a PE x SIMD array of `groups` row groups, without its memories.
 
     Low-bit weights multiply in LUTs (vitfpga_lutmul: DSP48s would waste most of their width);
     8-bit weights take one DSP per lane. The 32x31-bit requant product takes four DSP48 slices per
     PE.
     """
-    lanes = pe * simd
+    lanes = pe * groups * simd
     dsp = 4 * pe + (lanes if bits == 8 else 0)
-    lut = lanes * (_LUTMUL_LUTS[bits] + _LANE_LUTS) + pe * _PE_LUTS + _BASE_LUTS
+    lut = (lanes * (_LUTMUL_LUTS[bits] + _LANE_LUTS) + pe * _PE_LUTS
+           + (groups - 1) * pe * _ROW_LUTS + _BASE_LUTS)
     return dsp, lut
 
 
@@ -268,9 +306,10 @@ class Memories:
 
 
 def engine_memories(pe: int, simd: int, spec: DecoderSpec, rom_depth: int, ram_depth: int,
-                    channel_depth: int, max_beats: int, nlayers: int) -> Memories:
+                    channel_depth: int, max_beats: int, nlayers: int, groups: int = 1
+                    ) -> Memories:
     """Every memory of the engine as synthesis maps it (vitfpga_mvu.v's arrays)."""
-    width = pe * simd * spec.lane_bits
+    width = pe * groups * simd * spec.lane_bits
     weights = (map_memory(width, rom_depth, rom=True) if rom_depth
                else MemoryMap(width, 0, 0, 0, (), logic=True))
     uram = math.ceil(width / URAM288_SHAPE[0]) * math.ceil(ram_depth / URAM288_SHAPE[1])
@@ -291,17 +330,17 @@ def engine_memories(pe: int, simd: int, spec: DecoderSpec, rom_depth: int, ram_d
                     (*tables, row_buffer))
 
 
-def _split(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...]
-           ) -> tuple[int, Memories]:
+def _split(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...],
+           groups: int = 1) -> tuple[int, Memories]:
     """(rom_depth, memories): all weights in the ROM when that fits the block RAM budget, else
     the fewest whole URAM288 rows of trailing words that make it fit (or all the board has)."""
     weight_depth = _weight_depth(slots)
 
     def memories(rom_depth: int) -> Memories:
-        return _memories(pe, simd, spec, slots, rom_depth)
+        return _memories(pe, simd, spec, slots, rom_depth, groups)
 
     best = (weight_depth, memories(weight_depth))
-    per_row = math.ceil(pe * simd * spec.lane_bits / URAM288_SHAPE[0])
+    per_row = math.ceil(pe * groups * simd * spec.lane_bits / URAM288_SHAPE[0])
     budget = board.bram36 * (1 - BRAM_RESERVE)
     for rows in range(1, board.uram // per_row + 1):
         if best[1].bram36 <= budget or best[0] == 0:
@@ -312,9 +351,10 @@ def _split(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[Lay
 
 
 def _memories(pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...],
-              rom_depth: int) -> Memories:
+              rom_depth: int, groups: int = 1) -> Memories:
     return engine_memories(pe, simd, spec, rom_depth, _weight_depth(slots) - rom_depth,
-                           sum(s.nf for s in slots), max(s.beats for s in slots), len(slots))
+                           sum(s.nf for s in slots), max(s.beats for s in slots), len(slots),
+                           groups)
 
 
 def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
@@ -359,24 +399,31 @@ def plan_model(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
 
 
 def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board, pe: int,
-               simd: int, rom_depth: int | None = None) -> ModelPlan:
-    """The plan for a chosen PE x SIMD, and optionally a chosen ROM/RAM split of the weights
-    (kernel tests, and users who fold by hand); checks the overflow proof but not the board's
-    budgets."""
+               simd: int, rom_depth: int | None = None, groups: int = 1) -> ModelPlan:
+    """The plan for a chosen PE x SIMD (and row groups, whole-model engines only), and
+    optionally a chosen ROM/RAM split of the weights (kernel tests, and users who fold by hand);
+    checks the overflow proof but not the board's budgets."""
     if not layers:
         raise BadInput("the model has no linear layers to plan")
     if pe < 1 or simd < 1:
         raise BadInput(f"PE and SIMD must be positive, got {pe} and {simd}")
+    if not 1 <= groups <= MAX_GROUPS:
+        raise BadInput(f"row groups must be 1 to {MAX_GROUPS}, got {groups}")
     _check_overflow(layers)
     codecs = {name: layer_codec(layer) for name, layer in layers.items()}
     spec = codecs_spec(codecs)
     why = spec.folding_error(simd)
     if why:
         raise BadInput(f"SIMD {simd}: {why}")
-    slots = _slots(layers, rows, pe, simd, weight_owners(layers), codecs, spec.lane_bits)
+    slots = _slots(layers, rows, pe, simd, weight_owners(layers), codecs, spec.lane_bits,
+                   groups)
+    if groups > 1 and (short := [s for s in slots if s.sf < groups]):
+        # a fold's beats leave one a clock: with fewer input folds the array would wait
+        raise BadInput(f"{groups} row groups need every layer's input folds SF >= {groups}; "
+                       f"{short[0].ident} has {short[0].sf} at SIMD {simd}")
     if rom_depth is not None and not 0 <= rom_depth <= _weight_depth(slots):
         raise BadInput(f"rom_depth {rom_depth} is outside the weight memory")
-    return _plan(board, pe, simd, spec, slots, rom_depth)
+    return _plan(board, pe, simd, spec, slots, rom_depth, groups)
 
 
 def _check_overflow(layers: dict[str, IntLinear]) -> None:
@@ -388,17 +435,17 @@ def _check_overflow(layers: dict[str, IntLinear]) -> None:
 
 
 def _plan(board: Board, pe: int, simd: int, spec: DecoderSpec, slots: tuple[LayerSlot, ...],
-          rom_depth: int | None = None) -> ModelPlan:
+          rom_depth: int | None = None, groups: int = 1) -> ModelPlan:
     if rom_depth is None:
-        rom_depth, mem = _split(board, pe, simd, spec, slots)
+        rom_depth, mem = _split(board, pe, simd, spec, slots, groups)
     else:
-        mem = _memories(pe, simd, spec, slots, rom_depth)
-    dsp, lut = estimate_resources(pe, simd, spec.weight_bits)
+        mem = _memories(pe, simd, spec, slots, rom_depth, groups)
+    dsp, lut = estimate_resources(pe, simd, spec.weight_bits, groups)
     return ModelPlan(board=board.name, part=board.part, clock_mhz=board.clock_mhz, pe=pe,
                      simd=simd, weight_bits=spec.weight_bits, layers=slots,
                      weight_depth=_weight_depth(slots), rom_depth=rom_depth,
                      channel_depth=sum(s.nf for s in slots), bram36=mem.bram36,
                      weight_bram36=mem.weights.bram36, uram=mem.uram, dsp=dsp,
-                     lut=lut + mem.luts + decoder_luts(spec, pe, simd),
+                     lut=lut + mem.luts + decoder_luts(spec, pe * groups, simd),
                      bram_efficiency=round(mem.weight_efficiency, 4), lane_bits=spec.lane_bits,
-                     nm=spec.nm, codebook_bits=spec.codebook_bits)
+                     nm=spec.nm, codebook_bits=spec.codebook_bits, groups=groups)

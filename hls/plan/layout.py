@@ -1,13 +1,14 @@
 """How the model's integers sit in the engine's memories (the layout both emitters share).
 
 One weight memory holds every layer. Layer l's words start at `w_base` and hold its encoded
-weight stream (`runtime.codecs`): PE x SIMD lanes of `plan.lane_bits` bits, lane `p*SIMD + s`
-carrying that lane's elements iteration after iteration (with one element width throughout,
-word `nf*SF + sf` lane `p*SIMD + s` is simply weight `w[nf*PE + p, sf*SIMD + s]`). Layers whose K
-or N is not a multiple of the fold are zero-padded, so every layer runs on the same PE x SIMD
-array. Per-channel tables (bias, M, S) hold `NF` words of `PE` lanes per layer from `c_base`;
-padded channels get bias 0, M = 2^30, S = 1 and so output 0. With a codebook decoder, one table
-word per program entry holds the layer's 2^K int8 values (entry 0 first).
+weight stream (`runtime.codecs`): R x SIMD lanes of `plan.lane_bits` bits (R = `plan.rows`, PE
+times the row groups), lane `p*SIMD + s` carrying that lane's elements iteration after
+iteration (with one element width throughout, word `f*SF + sf` lane `p*SIMD + s` is simply
+weight `w[f*R + p, sf*SIMD + s]`). Layers whose K or N is not a multiple of the fold are
+zero-padded, so every layer runs on the same array. Per-channel tables (bias, M, S) hold `nf`
+words of `PE` lanes per layer from `c_base`, one per output beat; padded channels get bias 0,
+M = 2^30, S = 1 and so output 0. With a codebook decoder, one table word per program entry
+holds the layer's 2^K int8 values (entry 0 first).
 """
 
 from __future__ import annotations
@@ -29,13 +30,16 @@ __all__ = ["CHANNEL_PAD", "PROGRAM_BITS", "PROGRAM_FIELDS", "ModelTables", "chan
            "model_tables", "pack_fields", "pad_input", "program_entry", "program_words",
            "unpad_output", "weight_words"]
 
-# One program word per layer, fields LSB first: (name, bits). `relu` holds flags (bit0 ReLU;
-# the whole-model top adds bit1 streamed operand, bit2 raw output); `codec` is
+# One program word per layer, fields LSB first: (name, bits). `nf` counts weight folds (of
+# PE x groups channels). `relu` holds flags (bit0 ReLU; the whole-model top adds bit1 streamed
+# operand, bit2 raw output; bits 7:4 are a row's last-fold beats minus one, LAST_BEATS_SHIFT,
+# with row groups); `codec` is
 # runtime.codecs.CODEC_KINDS, `ebits` the element bits a lane reads per iteration, `wbits` the
 # layer's weight bits.
 PROGRAM_FIELDS = (("w_base", 32), ("c_base", 32), ("sf", 16), ("nf", 16), ("relu", 8),
                   ("codec", 8), ("ebits", 8), ("wbits", 8))
 PROGRAM_BITS = sum(bits for _, bits in PROGRAM_FIELDS)
+LAST_BEATS_SHIFT = 4
 
 
 def _pad_to(values: np.ndarray, axis: int, multiple: int, fill: int) -> np.ndarray:
@@ -104,7 +108,7 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
     for slot in plan.layers:
         layer = layers[slot.name]
         codec = layer_codec(layer)
-        words = stream_words(codec.elements(layer.weight, plan.pe, plan.simd),
+        words = stream_words(codec.elements(layer.weight, plan.rows, plan.simd),
                              codec.element_bits, plan.lane_bits)
         if slot.w_base < len(weights):  # a shared weight copy, already laid down
             if weights[slot.w_base:slot.w_base + len(words)] != words:
@@ -119,7 +123,7 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
                              ("shift", layer.shift)):
             bits, fill = CHANNEL_PAD[name]
             tables[name] += channel_words(values, plan.pe, bits, fill)
-        program.append(program_entry(slot))
+        program.append(program_entry(slot, plan.groups))
         if plan.codebook_bits:
             values = codec.table(layer.weight)
             codebook.append(pack_lanes(values + [0] * ((1 << plan.codebook_bits) - len(values)),
@@ -130,10 +134,11 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
                        shift=tables["shift"], program=program, codebook=codebook)
 
 
-def program_entry(slot: LayerSlot, flags: int | None = None) -> dict[str, int]:
-    """The program entry that runs `slot` (flags: its ReLU bit unless given)."""
-    return {"w_base": slot.w_base, "c_base": slot.c_base, "sf": slot.sf, "nf": slot.nf,
-            "relu": int(slot.relu) if flags is None else flags,
+def program_entry(slot: LayerSlot, groups: int) -> dict[str, int]:
+    """The program entry that runs `slot` on an engine of `groups` row groups."""
+    flags = int(slot.relu) | (slot.last_beats(groups) - 1) << LAST_BEATS_SHIFT
+    return {"w_base": slot.w_base, "c_base": slot.c_base, "sf": slot.sf, "nf": slot.folds,
+            "relu": flags,
             "codec": codec_for(slot.codec, slot.bits).kind, "ebits": slot.ebits,
             "wbits": slot.bits}
 

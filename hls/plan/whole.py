@@ -1,6 +1,6 @@
 """What the whole-model design costs and moves, beside the host-offload engine it contains
 (docs/vit.md): cycles, PS-PL traffic, images/s at the board clock, and a resource estimate; and
-the search for the fastest PE x SIMD folding whose whole design fits a board."""
+the search for the fastest folding (PE x SIMD, row groups) whose whole design fits a board."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from dataclasses import asdict, dataclass
 
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import Board, part_family
+from vitfpga.hls.plan.decoders import layer_codec
 from vitfpga.hls.plan.engine import (
     BRAM_RESERVE,
     LUT_BUDGET,
+    MAX_GROUPS,
     ModelPlan,
     estimate_resources,
     fixed_plan,
+    folding_label,
     folds,
 )
 from vitfpga.hls.plan.memory import URAM288_SHAPE, MemoryMap, map_lutram, map_memory
@@ -30,6 +33,7 @@ from vitfpga.hls.plan.program import (
 )
 from vitfpga.hls.plan.timing import level_budget
 from vitfpga.ir import IntLinear
+from vitfpga.runtime.codecs import Codec
 from vitfpga.runtime.model import IntModel
 
 __all__ = ["OPS_LOGIC_MAX", "PACK_SHIFT", "PLACEMENTS", "STYLE_CODES", "STYLE_PARAMS",
@@ -50,9 +54,10 @@ _SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
 # Softmax widths the search tries: PE, PE/2, PE/4 (narrower ones only slow Q·Kᵀ further).
 SM_CHOICES = 3
-# The whole-model search's default lane cap: the board's DSPs, LUTs and block RAM decide below
-# it (DeiT-Tiny on KV260 stops at 256 on block RAM; digits on Pynq-Z2 at 128 on DSPs and LUTs).
-WHOLE_MAX_LANES = 256
+# The whole-model search's default cap on PE x groups x SIMD lanes: the board's DSPs, LUTs and
+# memories decide below it (DeiT-Tiny on KV260 stops at 768 on LUTs and URAM; digits on Pynq-Z2
+# at 128 on DSPs and LUTs).
+WHOLE_MAX_LANES = 1024
 # LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
 # buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
 # the element-addressed memories' rotators, the GELU table's read port, the residual add and
@@ -84,10 +89,11 @@ def pack_shift(plan: ModelPlan) -> int:
 
 def engine_resources(plan: ModelPlan) -> tuple[int, int]:
     """(DSP, LUT) of the whole-model engine's array: every lane multiplies int8 x int8 (the
-    streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed."""
-    dsp, lut = estimate_resources(plan.pe, plan.simd, 8)
+    streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed;
+    the row groups' lanes too (their weights sign-extended)."""
+    dsp, lut = estimate_resources(plan.pe, plan.simd, 8, plan.groups)
     if pack_shift(plan):
-        dsp -= plan.pe * plan.simd // 2
+        dsp -= plan.rows * plan.simd // 2
     return dsp, lut
 
 
@@ -107,6 +113,7 @@ class WholeModelPlan:
     clock_mhz: float
     pe: int
     simd: int
+    groups: int  # the engine's row groups (ModelPlan.groups)
     ln_lanes: int  # LayerNorm elements a clock
     sm_lanes: int  # softmax scores a clock (PE, or a power of two below it)
     # A lower bound (VitProgram.bound_cycles): ops run one at a time, the units within one op
@@ -265,7 +272,8 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
     engine_dsp, engine_lut = engine_resources(plan)
     unit_dsp, unit_lut = unit_resources(prog, part_family(plan.part))
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
-    engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits)[1]
+    engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits,
+                                                       plan.groups)[1]
     added = (act.luts + unit_lut + _OPERAND_LANE_LUTS * plan.pe * plan.simd
              + _MEMORY_LANE_LUTS * prog.lanes)
     lut = engine_lut + engine_memory_luts + round(_WHOLE_LUT_SCALE * added)
@@ -278,7 +286,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
-        ln_lanes=prog.ln_lanes, sm_lanes=prog.sm_lanes,
+        groups=plan.groups, ln_lanes=prog.ln_lanes, sm_lanes=prog.sm_lanes,
         ideal_cycles_per_image=prog.bound_cycles(), macs_per_image=prog.macs,
         ideal_by_unit=prog.bound_by_unit(),
         busy_by_unit=prog.ideal_cycles(),
@@ -291,14 +299,14 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
 
 
 def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-             board: Board, pe: int, simd: int
+             board: Board, pe: int, simd: int, groups: int
              ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
-    """Every whole design on a PE x SIMD engine: each LayerNorm width (`ln_choices`), the
-    softmax at PE lanes or, only while the design is over the board's DSPs, narrower (up to
-    SM_CHOICES - 1 halvings: a narrower softmax is never faster, it only frees DSPs), with the
-    activations in block RAM, then in URAM where that saves blocks, the weights' ROM/URAM
-    split redone with the block RAM they leave."""
-    base = fixed_plan(layers, rows, board, pe, simd)
+    """Every whole design on a PE x SIMD engine of `groups` row groups: each LayerNorm width
+    (`ln_choices`), the softmax at PE lanes or, only while the design is over the board's DSPs,
+    narrower (up to SM_CHOICES - 1 halvings: a narrower softmax is never faster, it only frees
+    DSPs), with the activations in block RAM, then in URAM where that saves blocks, the
+    weights' ROM/URAM split redone with the block RAM they leave."""
+    base = fixed_plan(layers, rows, board, pe, simd, groups=groups)
     splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
     for ln in ln_choices(model.spec.dim, max(pe, simd)):
         for sm in sm_choices(pe)[:SM_CHOICES]:
@@ -329,41 +337,76 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
             continue
         key = (rest.bram36, rest.uram)
         if key not in splits:
-            splits[key] = fixed_plan(layers, rows, rest, base.pe, base.simd)
+            splits[key] = fixed_plan(layers, rows, rest, base.pe, base.simd, groups=base.groups)
         whole = plan_whole_model(splits[key], prog, board, placement)
         fitted = fitted or whole.fits
         yield splits[key], prog, whole
 
 
+def _layer_cycles(layers: dict[str, IntLinear], rows: dict[str, int], codecs: dict[str, Codec],
+                  pe: int, simd: int, groups: int) -> int:
+    """The linear layers' engine cycles at a folding (ModelPlan.cycles_per_image), without
+    laying out a plan."""
+    total = 0
+    for name, layer in layers.items():
+        sf = codecs[name].folds(layer.k, layer.n, pe, simd)[0]
+        nf = codecs[name].folds(layer.k, layer.n, pe * groups, simd)[1]
+        total += rows[name] * max(sf * nf, sf * codecs[name].ratio)
+    return total
+
+
+def _foldings(layers: dict[str, IntLinear], codecs: dict[str, Codec], max_lanes: int
+              ) -> Iterator[tuple[int, int, int]]:
+    """(PE, SIMD, groups) with PE x groups x SIMD <= max_lanes: groups only where every
+    layer has at least `groups` input folds (fixed_plan's rule). Groups need not be a power of
+    two (the streams stay PE and SIMD wide): three fit DeiT-Tiny's weight words into URAM."""
+    for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
+        for simd in folds(max_lanes // pe):
+            shortest = min(codecs[name].folds(layer.k, layer.n, pe, simd)[0]
+                           for name, layer in layers.items())
+            for groups in range(1, min(MAX_GROUPS, max_lanes // (pe * simd), shortest) + 1):
+                yield pe, simd, groups
+
+
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
                        board: Board, max_lanes: int = WHOLE_MAX_LANES
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
-    """The fastest PE x SIMD folding, LayerNorm and softmax width whose whole design fits
-    `board` (ties: less block RAM, then wider SIMD, LayerNorm, softmax; `_designs` lists the
-    candidates of one folding). Raises DoesNotFit with the closest miss."""
+    """The fastest PE x SIMD folding, row groups (PE x groups x SIMD lanes, at most
+    `max_lanes`), LayerNorm and softmax width whose whole design fits `board` (ties: less block
+    RAM, then fewer groups, wider SIMD, LayerNorm, softmax; `_designs` lists the candidates of
+    one folding). Raises DoesNotFit with the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
-    for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
-        for simd in folds(max_lanes // pe):
-            # at best packing halves the lanes' DSPs: prune what cannot fit even so
-            if estimate_resources(pe, simd, 8)[0] - pe * simd // 2 > board.dsp:
+
+    def key(w: WholeModelPlan, prog: VitProgram) -> tuple[float, ...]:
+        return (w.ideal_cycles_per_image, w.bram36, w.groups, -w.simd, -prog.ln_lanes,
+                -prog.sm_lanes)
+
+    # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone, so that
+    # the search stops where no later one can be faster.
+    codecs = {name: layer_codec(layer) for name, layer in layers.items()}
+    bounded = sorted((_layer_cycles(layers, rows, codecs, *f), f)
+                     for f in _foldings(layers, codecs, max_lanes)
+                     # at best packing halves the lanes' DSPs: prune what cannot fit even so
+                     if estimate_resources(f[0], f[1], 8, f[2])[0] - math.prod(f) // 2
+                     <= board.dsp)
+    for bound, (pe, simd, groups) in bounded:
+        if best is not None and bound > best[2].ideal_cycles_per_image:
+            break
+        for plan, prog, whole in _designs(model, layers, rows, board, pe, simd, groups):
+            if not whole.fits:
+                if closest is None or whole.bram36 < closest.bram36:
+                    closest = whole
                 continue
-            for plan, prog, whole in _designs(model, layers, rows, board, pe, simd):
-                if not whole.fits:
-                    if closest is None or whole.bram36 < closest.bram36:
-                        closest = whole
-                    continue
-                key = (whole.ideal_cycles_per_image, whole.bram36, -simd, -prog.ln_lanes,
-                       -prog.sm_lanes)
-                if best is None or key < (best[2].ideal_cycles_per_image, best[2].bram36,
-                                          -best[2].simd, -best[1].ln_lanes, -best[1].sm_lanes):
-                    best = (plan, prog, whole)
+            if best is None or key(whole, prog) < key(best[2], best[1]):
+                best = (plan, prog, whole)
     if best is None:
         if closest is None:
             raise DoesNotFit(f"no PE x SIMD folding up to {max_lanes} lanes fits "
                              f"{board.name}'s {board.dsp} DSP")
         raise DoesNotFit(f"the whole-model design does not fit {board.name}: at best "
-                         f"PE={closest.pe} x SIMD={closest.simd} needs {closest.why}; try fewer "
+                         f"{folding_label(closest.pe, closest.simd, closest.groups)} needs "
+                         f"{closest.why}; try fewer "
                          f"weight bits, low-rank layers or a larger board")
     return best
 

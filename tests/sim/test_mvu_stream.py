@@ -61,7 +61,12 @@ class Entry:
     shift: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def folds(self, pe: int, simd: int) -> tuple[int, int]:
+        """(output beats of PE lanes, input folds)."""
         return math.ceil(self.n / pe), math.ceil(self.k / simd)
+
+    def weight_folds(self, pe: int, groups: int) -> int:
+        """Folds along N of the array: PE x groups rows for the ROM layer, PE for an operand."""
+        return math.ceil(self.n / (pe * (groups if self.kind == "rom" else 1)))
 
 
 def _mem(path: Path, words: list[int], bits: int, depth: int) -> None:
@@ -132,6 +137,7 @@ class Case(NamedTuple):
     # top prefetches; False: a seeded mix of during and between runs.
     overlap: bool = False
     pack: int = 0  # the engine's PACK: two products a DSP at this operand shift (0: one)
+    groups: int = 1  # the engine's PG: the ROM layer's folds of PE x groups rows
 
 
 # One head's operands: (Q.K^T entry, A.V entry, Q, probabilities, V).
@@ -170,7 +176,7 @@ def _head(t: int, hd: int, rng: np.random.Generator) -> Head:
     return qk, av, q, prob, v
 
 
-def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
+def _write_memories(entries: list[Entry], pe: int, simd: int, groups: int, files: Path
                     ) -> dict[str, int | str]:
     """Place the entries (table and operand bases), write the DUT's memory files and return
     its parameters: ROM words, per-channel tables, the operand buffer's two halves."""
@@ -185,18 +191,22 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
     for e in entries[1:]:
         e.w_base = 1 if e.kind == "qk" else half + 2
     opdepth = 2 * half + 3
-    rom_words = weight_words(_rom_layer(rom), pe, simd, WBITS)
+    rom_words = weight_words(_rom_layer(rom), pe * groups, simd, WBITS)
     tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
     for e in entries:
         tables["bias"] += channel_words(e.bias, pe, 32, 0)
         tables["mult"] += channel_words(e.mult, pe, 32, 2**30)
         tables["shift"] += channel_words(e.shift, pe, 8, 1)
-    program = [pack_fields({"w_base": e.w_base, "c_base": e.c_base, "sf": e.folds(pe, simd)[1],
-                            "nf": e.folds(pe, simd)[0], "relu": e.flags,
-                            **(ROM_CODEC if e.kind == "rom" else OPERAND_CODEC)})
-               for e in entries]
+    program = []
+    for e in entries:
+        beats, sf = e.folds(pe, simd)
+        folds = e.weight_folds(pe, groups)
+        last = beats - (folds - 1) * groups if e.kind == "rom" else 1  # a row's last fold
+        program.append(pack_fields({"w_base": e.w_base, "c_base": e.c_base, "sf": sf,
+                                    "nf": folds, "relu": e.flags | (last - 1) << 4,
+                                    **(ROM_CODEC if e.kind == "rom" else OPERAND_CODEC)}))
     depth = len(rom_words)
-    _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * simd * WBITS, depth)
+    _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * groups * simd * WBITS, depth)
     _mem(files / MEM_FILES["BIAS_FILE"], tables["bias"], pe * 32, c_base)
     _mem(files / MEM_FILES["MULT_FILE"], tables["mult"], pe * 32, c_base)
     _mem(files / MEM_FILES["SHIFT_FILE"], tables["shift"], pe * 8, c_base)
@@ -205,7 +215,7 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, files: Path
         "PE": pe, "SIMD": simd, "WBITS": WBITS, "LANE_BITS": WBITS, "OFFSET_STEP": WBITS,
         "WMASK": 1 << WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
         "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXBEATS": max(e.folds(pe, simd)[1] for e in entries),
-        "OPDEPTH": opdepth,
+        "OPDEPTH": opdepth, "PG": groups,
         # String parameters reach Verilator's -G quoted.
         **{param: f'"{files / name}"' for param, name in MEM_FILES.items()}}
 
@@ -264,7 +274,7 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
     rom = _rom_entry(c, rng)
     pairs = [_head(t, hd, rng) for t, hd in zip(tokens, heads, strict=True)]
     entries = [rom, *(e for qk, av, *_ in pairs for e in (qk, av))]
-    params = _write_memories(entries, pe, simd, files)
+    params = _write_memories(entries, pe, simd, c.groups, files)
     # The operands of a streamed run are written either between runs or during the run before
     # it, which reads the other half (or no half: the ROM layer).
     runs: list[dict[str, Any]] = []
@@ -287,7 +297,8 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
                 between_seen = True
         acc, y = _golden(idx, x, e, pairs)
         nf, sf = e.folds(pe, simd)
-        expect.append({"entry": e, "nf": nf, "sf": sf, "rows": x.shape[0], "acc": acc, "y": y})
+        expect.append({"entry": e, "nf": nf, "sf": sf, "rows": x.shape[0], "acc": acc, "y": y,
+                       "folds": e.weight_folds(pe, c.groups)})
     for run, ex in zip(runs, expect, strict=True):
         ex["writes_during"] = len(run["writes_during"])
     # The program always starts with the ROM layer, so overlap leaves no write between runs.
@@ -319,7 +330,7 @@ def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
             y = np.array([_lanes(w, 8, pe) for w in got["data"]]).reshape(rows, nf * pe)[:, :e.n]
             assert np.array_equal(y, ex["y"]), f"{where}: requantised outputs differ"
             compared += y.size
-        ideal = rows * nf * ex["sf"]
+        ideal = rows * ex["folds"] * ex["sf"]
         cycles = got["done"] - got["start"]
         if full_rate:
             assert ideal <= cycles <= ideal + latency, f"{where}: {cycles} vs {ideal}"
@@ -336,7 +347,13 @@ CASES = {
     # a case, so more heads would buy little) after a K=192 -> N=64 int4 ROM layer (a head's
     # slice of the QKV projection). Full rate, so the cycle counts are checked; K is written
     # from the ROM run on and V during Q.K^T, each into the half the running entry leaves.
-    "deit_pe4_simd16": Case(4, 16, 21, [197], [64], stall=False, rom=(192, 64), overlap=True),
+    # With three row groups (as the DeiT-Tiny design has): the ROM layer's 16 beats a row in
+    # folds of 3, the last of one beat.
+    "deit_pe4_simd16": Case(4, 16, 21, [197], [64], stall=False, rom=(192, 64), overlap=True,
+                            groups=3),
+    # Row groups under stalls, on a ROM layer of fewer input folds (2) than groups (3), so the
+    # issue waits for the serializer, and 8 beats a row, the last fold of two.
+    "pe4_simd4_g3": Case(4, 4, 13, [9, None], [8, 12], stall=True, rom=(8, 30), groups=3),
 }
 
 
@@ -355,31 +372,35 @@ def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
                       test_module="vitfpga.sim.tb.mvu_stream_tb", parameters=params, case=case,
                       build_dir=tmp_path / "build", sim="verilator")
     compared, timing = _judge(c.pe, expect, result, full_rate=not c.stall,
-                              latency=engine_latency(c.simd, packed=c.pack > 0))
+                              latency=engine_latency(c.simd, packed=c.pack > 0,
+                                                     groups=c.groups))
     assert compared > 0
-    print(f"{name}: {compared} values compared; OPDEPTH={params['OPDEPTH']}, PACK={c.pack}; "
+    print(f"{name}: {compared} values compared; OPDEPTH={params['OPDEPTH']}, PACK={c.pack}, "
+          f"PG={c.groups}; "
           "(kind, rows*NF*SF, start-to-done cycles, start-to-first-beat cycles): "
           + ", ".join(str(t) for t in timing))
 
 
-LINT_SHAPES = [(16, 4, 0, 0), (16, 4, 96, 16), (4, 16, 0, 0), (4, 16, 100, 18), (2, 8, 1, 0)]
+LINT_SHAPES = [(16, 4, 0, 0, 1), (16, 4, 96, 16, 1), (4, 16, 0, 0, 1), (4, 16, 100, 18, 1),
+               (2, 8, 1, 0, 1), (4, 16, 100, 18, 3), (2, 8, 0, 0, 4)]
 
 
 @pytest.mark.verilator
-@pytest.mark.parametrize(("pe", "simd", "opdepth", "pack"), LINT_SHAPES)
-def test_mvu_lints_clean(pe: int, simd: int, opdepth: int, pack: int) -> None:
+@pytest.mark.parametrize(("pe", "simd", "opdepth", "pack", "groups"), LINT_SHAPES)
+def test_mvu_lints_clean(pe: int, simd: int, opdepth: int, pack: int, groups: int) -> None:
     with tool_env("verilator"):
         done = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "vitfpga_mvu",
                                f"-GPE={pe}", f"-GSIMD={simd}", f"-GOPDEPTH={opdepth}",
-                               f"-GPACK={pack}", *map(str, SOURCES)],
+                               f"-GPACK={pack}", f"-GPG={groups}", *map(str, SOURCES)],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.icarus
-@pytest.mark.parametrize("opdepth", [0, 96])
-def test_mvu_compiles_under_icarus(opdepth: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("opdepth", "groups"), [(0, 1), (96, 1), (96, 3)])
+def test_mvu_compiles_under_icarus(opdepth: int, groups: int, tmp_path: Path) -> None:
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_mvu",
-                           f"-Pvitfpga_mvu.OPDEPTH={opdepth}", "-o", str(tmp_path / "mvu.vvp"),
+                           f"-Pvitfpga_mvu.OPDEPTH={opdepth}", f"-Pvitfpga_mvu.PG={groups}",
+                           "-o", str(tmp_path / "mvu.vvp"),
                            *map(str, SOURCES)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr

@@ -1,11 +1,12 @@
 """The whole-model top (docs/vit.md) at DeiT-Tiny width: dim 192, 3 heads, MLP 768, one block on
-5 tokens (a 32 x 32 image of 16 x 16 patches) instead of 12 blocks on 197, with random int4
-weights and the other parameters calibrated on a random float ViT of that shape. The same top a
-DeiT-Tiny project emits: its trailing weight words in URAM loaded at start-up, SIMD wider than
-PE (the memories' lanes follow SIMD), BM in URAM and the operand buffer in LUT RAM as the
-DeiT-Tiny plan places them, the op ROM in block RAM, and a softmax of half PE's lanes (the
-core's gearbox hands each engine beat on in two parts and drops a row's padding-only part:
-5 tokens on 2 lanes); logits identical to the integer golden."""
+5 tokens (a 32 x 32 image of 16 x 16 patches) instead of 12 blocks on 197, 20 classes, with
+random int4 weights and the other parameters calibrated on a random float ViT of that shape.
+The same top a DeiT-Tiny project emits: three row groups (the weight layers on PE x 3 rows, the
+head's last fold two beats of three), its trailing weight words in URAM loaded at start-up,
+SIMD wider than PE (the memories' lanes follow SIMD), BM in URAM and the operand buffer in LUT
+RAM as the DeiT-Tiny plan places them, the op ROM in block RAM, and a softmax of half PE's
+lanes (the core's gearbox hands each engine beat on in two parts and drops a row's
+padding-only part: 5 tokens on 2 lanes); logits identical to the integer golden."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from vitfpga.sim.vit import run_vit
 from vitfpga.sources import calibrated_int_model
 
 DEIT_WIDTH = ViTConfig(image_size=32, patch_size=16, in_chans=3, dim=192, depth=1, heads=3,
-                       mlp_ratio=4, num_classes=10)
+                       mlp_ratio=4, num_classes=20)
 
 
 @pytest.mark.verilator
@@ -39,16 +40,17 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path,
     assert (model.spec.dim, model.spec.heads, model.spec.mlp_hidden, model.spec.tokens) == (
         192, 3, 768, 5)
     kv260 = get_board("kv260")
-    full = fixed_plan(layers, rows, kv260, 4, 16)
-    plan = fixed_plan(layers, rows, kv260, 4, 16, rom_depth=full.weight_depth // 2)
+    full = fixed_plan(layers, rows, kv260, 4, 16, groups=3)
+    plan = fixed_plan(layers, rows, kv260, 4, 16, rom_depth=full.weight_depth // 2, groups=3)
     assert 0 < plan.ram_depth < plan.weight_depth
+    assert plan.slot("head").last_beats(plan.groups) == 2
     prog = compile_vit(model, plan, sm=2)
     assert prog.sm_lanes == 2
     # the op ROM in block RAM, as a DeiT-Tiny program of 222 ops has it, for these 25 ops
     monkeypatch.setattr(whole, "OPS_LOGIC_MAX", 8)
     top = emit_vit(plan, layers, prog, tmp_path / "rtl",
                    {"bm": "ultra", "operand": "distributed"})[0].read_text()
-    assert ".BM_STYLE(1)" in top and ".OP_STYLE(2)" in top
+    assert ".BM_STYLE(1)" in top and ".OP_STYLE(2)" in top and ".PG(3)" in top
     assert ".OPS_BLOCK(1)" in top and ".EXP_BLOCK(1)" in top  # KV260 at 250 MHz
     images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     expected = logits(model, images)

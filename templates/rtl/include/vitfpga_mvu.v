@@ -10,8 +10,9 @@
 // (`load` high at start) fills from the input stream, BPW beats a word.
 //
 // A program ROM holds one entry per layer: where its weights and per-channel tables start, its
-// input folds SF and output folds NF, and flags (bit0 ReLU, bit1 stream, bit2 raw). `start`
-// latches the entry selected by `layer`.
+// input folds SF and output folds NF (of PE*PG channels; of PE for a streamed operand), and flags
+// (bit0 ReLU, bit1 stream, bit2 raw; bits 7:4 the beats of a row's last fold minus one, read when
+// PG > 1). `start` latches the entry selected by `layer`.
 //
 // Streamed operand (OPDEPTH > 0; docs/engine.md "Streamed operand"): an operand buffer of OPDEPTH
 // words of PE*SIMD int8 lanes, written at any time through the opw_* port with byte-lane enables.
@@ -84,7 +85,12 @@ module vitfpga_mvu #(
     // Two products per DSP (vitfpga_mulpack.v mul2x8) at this operand shift: 18 on UltraScale+
     // (DSP48E2), 16 on 7-series (DSP48E1); 0: one product per lane. Needs int8 lanes (OPDEPTH > 0),
     // an even PE and no N:M decoder (both PEs of a pair must see the same input lane).
-    parameter integer PACK = 0
+    parameter integer PACK = 0,
+    // Row groups: a weight layer's fold computes PE*PG output channels (PG = 1: PE), then leaves
+    // as PG beats of PE lanes, one a clock (the serializer below); a streamed-operand run uses
+    // the first PE rows only. The rows beyond PE have no operand-buffer lanes, so the weight
+    // layers grow without the operand buffer (docs/engine.md, "Row groups"). At most 16.
+    parameter integer PG = 1
 ) (
     input  wire              clk,
     input  wire              rst_n,
@@ -115,7 +121,8 @@ module vitfpga_mvu #(
     // the beat's PE int32 accumulators, lane p = bits [32p +: 32] (0 when OPDEPTH = 0)
     output wire [PE*32-1:0]       out_raw
 );
-    localparam integer WW = PE * SIMD * LANE_BITS;
+    localparam integer NR = PE * PG;  // rows of a weight fold
+    localparam integer WW = NR * SIMD * LANE_BITS;
     localparam integer PROG_BITS = 128;  // vitfpga.hls.plan.layout.PROGRAM_FIELDS
     // Index widths (at least one bit so that degenerate sizes still declare legal vectors).
     localparam integer SFB = (MAXBEATS > 1) ? $clog2(MAXBEATS) : 1;
@@ -140,7 +147,12 @@ module vitfpga_mvu #(
     localparam integer OPB = (OPDEPTH > 1) ? $clog2(OPDEPTH) : 1;
     // The weight-word address counts over the ROM/RAM and the operand buffer alike.
     localparam integer WAB = (OPDEPTH > 0 && OPB > WAB0) ? OPB : WAB0;
-    localparam integer NL = PE * SIMD;  // lanes of a weight / operand word
+    localparam integer NL = PE * SIMD;  // lanes of an operand word
+    localparam integer NLW = NR * SIMD;  // lanes of a weight word
+    localparam integer GB = (PG > 1) ? $clog2(PG) : 1;  // a group index
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [GB-1:0] PG_M1 = PG - 1;
+    /* verilator lint_on WIDTHTRUNC */
     localparam integer ROMB = (ROM_DEPTH > 1) ? $clog2(ROM_DEPTH) : 1;
     localparam integer RAMB = (RAM_DEPTH > 1) ? $clog2(RAM_DEPTH) : 1;
     localparam integer BEAT = SIMD * 8;
@@ -148,6 +160,10 @@ module vitfpga_mvu #(
     localparam integer LWX = (BPW + 1) * BEAT;  // assembly register, one spare beat wide
     localparam [WAB:0] ROM_END = ROM_DEPTH[WAB:0];  // one bit wider: ROM_DEPTH may be 2^WAB
     localparam integer CAB = (CDEPTH > 1) ? $clog2(CDEPTH) : 1;
+    /* verilator lint_off WIDTHTRUNC */
+    localparam [CAB-1:0] PG_CA = PG;  // a weight fold's table words
+    localparam [CAB-1:0] CA_ONE = 1;
+    /* verilator lint_on WIDTHTRUNC */
     localparam integer LB = (NLAYERS > 1) ? $clog2(NLAYERS) : 1;
     localparam [LB:0] NLAYERS_U = NLAYERS[LB:0];  // fits: NLAYERS <= 2^LB
     // Lane operand width: WBITS, or int8 when the lanes also take streamed operands.
@@ -232,6 +248,9 @@ module vitfpga_mvu #(
     reg [CAB-1:0] c_base;
     reg           relu_q;
     /* verilator lint_off UNUSEDSIGNAL */
+    reg [GB-1:0]  glast_q;  // beats of a row's last fold minus one (read only when PG > 1)
+    /* verilator lint_on UNUSEDSIGNAL */
+    /* verilator lint_off UNUSEDSIGNAL */
     // Decoder controls, each read only by the decoders the parameters build.
     reg           stream_q;  // weights from the operand buffer (OPDEPTH > 0)
     reg           nm_q;      // an N:M layer
@@ -252,6 +271,9 @@ module vitfpga_mvu #(
             w_base <= e_wbase[WAB-1:0];
             c_base <= e_cbase[CAB-1:0];
             relu_q <= e_relu[0];
+            /* verilator lint_off WIDTHTRUNC */
+            glast_q <= e_relu[7:4];  // < PG <= 16
+            /* verilator lint_on WIDTHTRUNC */
             stream_q <= e_stream;
             nm_q <= (NM_N > 0) && e_codec == 8'd1 && !e_stream;
             cbook_q <= (CB_BITS > 0) && e_codec == 8'd2 && !e_stream;
@@ -321,7 +343,7 @@ module vitfpga_mvu #(
     reg           rb;
     reg [CB-1:0]  i_sf;
     reg [15:0]    i_nf;
-    reg [CAB-1:0] i_ca;  // table word: c_base + i_nf
+    reg [CAB-1:0] i_ca;  // table word: c_base + i_nf (times PG for a weight layer)
     reg [31:0]    i_row;
     wire [CB-1:0] cnt_rb = rb ? cnt1 : cnt0;
     // Iteration i_sf needs beat i_sf, or for N:M its window's last beat i_sf*R + R-1.
@@ -335,9 +357,12 @@ module vitfpga_mvu #(
         end
     endgenerate
     reg  i_more;  // rows still to issue, a register like in_more
-    wire can_issue = busy && i_more && ready_beat;
-    wire issue = en && can_issue;
     wire i_sf_last = (i_sf == sf_last);
+    // With PG > 1 a fold's PG beats leave one a clock, so a weight fold may end only PG clocks
+    // after the previous one (never binding when SF >= PG, as the planner folds).
+    wire fold_ok;
+    wire can_issue = busy && i_more && ready_beat && fold_ok;
+    wire issue = en && can_issue;
     wire i_nf_last = (i_nf == nf_last);
     wire row_end = issue && i_sf_last && i_nf_last;
 
@@ -400,13 +425,27 @@ module vitfpga_mvu #(
                     i_row <= i_row + 32'd1;
                 end else begin
                     i_nf <= i_nf + 16'd1;
-                    i_ca <= i_ca + 1'b1;
+                    i_ca <= i_ca + ((PG > 1 && !stream_q) ? PG_CA : CA_ONE);
                 end
             end else begin
                 i_sf <= i_sf + 1'b1;
             end
         end
     end
+
+    generate
+        if (PG > 1) begin : g_gap
+            reg [GB-1:0] gap;  // enabled clocks until a weight fold may end
+            always @(posedge clk) begin
+                if (!rst_n || go) gap <= {GB{1'b0}};
+                else if (issue && i_sf_last && !stream_q) gap <= PG_M1;
+                else if (en && gap != {GB{1'b0}}) gap <= gap - 1'b1;
+            end
+            assign fold_ok = (gap == {GB{1'b0}}) || !i_sf_last;
+        end else begin : g_no_gap
+            assign fold_ok = 1'b1;
+        end
+    endgenerate
 
     // Weight stream position of the next element: word `lo` (and lo + 1), offset `off` in
     // OFFSET_STEP units, and whether the element straddles into word lo + 1. The read address is
@@ -476,8 +515,16 @@ module vitfpga_mvu #(
     // Stage control: valid, first/last beat of a fold, fold index, last beat of the run. "b" is
     // the clock after the reads; the products' further MB - 1 clocks and the adder tree's TS
     // clocks follow it, so the side-band runs through a delay line of TD = TS + MB - 1 entries,
-    // the last of which is the "c" stage the accumulator reads.
+    // the last of which is the "c" stage the accumulator reads. "d" ends a fold; "q" is where the
+    // requantisation takes it (d itself, or the serializer's output with PG > 1).
     reg va, vb, vd, ve, vf, vg;
+    wire vq, tlast_q;
+    // The row's last fold (it may have fewer than PG beats) and the fold's table word, at d.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg lf_a, lf_b, lf_d;  // lf_d and ca_d read only when PG > 1
+    reg [TD-1:0] lf_t;
+    reg [CAB-1:0] ca_d;
+    /* verilator lint_on UNUSEDSIGNAL */
     reg first_a, first_b;
     reg last_a, last_b;
     reg [CAB-1:0] ca_a, ca_b;
@@ -509,8 +556,8 @@ module vitfpga_mvu #(
             vt[0] <= vb;
             for (ti = 1; ti < TD; ti = ti + 1) vt[ti] <= vt[ti-1];
             vd <= vc && last_c;  // an accumulator is complete after its fold's last beat
-            ve <= vd;
-            vf <= ve;  // the requantisation's 4 clocks from vd to out_valid
+            ve <= vq;
+            vf <= ve;  // the requantisation's 4 clocks from vq to out_valid
             vg <= vf;
             out_valid <= vg;
         end
@@ -522,6 +569,12 @@ module vitfpga_mvu #(
             last_a <= i_sf_last;
             ca_a <= i_ca;
             tlast_a <= i_sf_last && i_nf_last && (i_row == rows_last);
+            lf_a <= i_nf_last;
+            lf_b <= lf_a;
+            lf_t[0] <= lf_b;
+            for (ti = 1; ti < TD; ti = ti + 1) lf_t[ti] <= lf_t[ti-1];
+            lf_d <= lf_t[TD-1];
+            ca_d <= ca_c;
             first_b <= first_a;
             last_b <= last_a;
             ca_b <= ca_a;
@@ -537,7 +590,7 @@ module vitfpga_mvu #(
                 ca_t[ti] <= ca_t[ti-1];
             end
             tlast_d <= tlast_c;
-            tlast_e <= tlast_d;
+            tlast_e <= tlast_q;
             tlast_f <= tlast_e;
             tlast_g <= tlast_f;
             out_last <= vg && tlast_g;
@@ -700,28 +753,34 @@ module vitfpga_mvu #(
         end
     endgenerate
 
-    // Per-channel tables, read one stage ahead of their use.
+    // Per-channel tables, read one stage ahead of their use: with PG = 1 the bias for the
+    // accumulator at c and M, S for the requantisation at d; with PG > 1 all three for the
+    // serializer's beat (s_ca, below). One read port each, so each stays one memory.
     reg [PE*32-1:0] bias_c;
     reg [PE*32-1:0] mult_d;
     reg [PE*8-1:0]  shift_d;
+    wire [CAB-1:0]  s_ca;  // the serializer's table word (PG > 1)
+    wire [CAB-1:0]  bias_addr = (PG > 1) ? s_ca : ca_pre;
+    wire [CAB-1:0]  tab_addr = (PG > 1) ? s_ca : ca_c;
     always @(posedge clk) begin
         if (en) begin
-            bias_c <= brom[ca_pre];
-            mult_d <= mrom[ca_c];
-            shift_d <= srom[ca_c];
+            bias_c <= brom[bias_addr];
+            mult_d <= mrom[tab_addr];
+            shift_d <= srom[tab_addr];
         end
     end
 
     // ------------------------------------------------------------------------------------------
-    // Datapath, one copy per PE. Lane l = p*SIMD + s of w_all / x_all / prod_all.
-    wire [NL*WX-1:0] w_all;
+    // Datapath, one copy per row (PE*PG). Lane l = p*SIMD + s of w_all / x_all / prod_all.
+    wire [NLW*WX-1:0] w_all;
     /* verilator lint_off UNUSEDSIGNAL */
-    wire [NL*8-1:0]  x_all;  // packed pairs read the even PE's lanes only
+    wire [NLW*8-1:0]  x_all;  // packed pairs read the even PE's lanes only
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [NL*PW-1:0] prod_all;
+    wire [NLW*PW-1:0] prod_all;
+    wire [NR*32-1:0]  acc_all;  // the rows' accumulators
     genvar p, s;
     generate
-        for (p = 0; p < PE; p = p + 1) begin : g_pe
+        for (p = 0; p < NR; p = p + 1) begin : g_pe
             // Stage B: the lanes' decoded operands (their products: g_pack / g_single).
             for (s = 0; s < SIMD; s = s + 1) begin : g_lane
                 // The lane's element, then its codec's decoder: weight w_rom, input x.
@@ -797,11 +856,16 @@ module vitfpga_mvu #(
                 wire signed [7:0]       x = x_in;
                 wire signed [WX-1:0]    w;
                 if (OPDEPTH > 0) begin : g_w8
-                    // int8 lanes for both kinds of run: a ROM weight sign-extended, or an operand.
+                    // int8 lanes for both kinds of run: a ROM weight sign-extended, or an operand
+                    // (the first PE rows only).
                     /* verilator lint_off WIDTHEXPAND */
                     wire signed [7:0] w_ext = w_rom;  // sign extension, intended
                     /* verilator lint_on WIDTHEXPAND */
-                    assign w = stream_q ? op_q[(p*SIMD + s)*8 +: 8] : w_ext;
+                    if (p < PE) begin : g_op
+                        assign w = stream_q ? op_q[(p*SIMD + s)*8 +: 8] : w_ext;
+                    end else begin : g_wt
+                        assign w = w_ext;
+                    end
                 end else begin : g_wrom
                     assign w = w_rom;
                 end
@@ -837,22 +901,107 @@ module vitfpga_mvu #(
             end
             wire signed [DW-1:0] dot = g_ts[TS-1].tout[DW-1:0];
 
-            // Stage D: accumulate; the first beat of a fold starts from the bias.
-            wire signed [31:0] bias_l = bias_c[p*32 +: 32];
+            // Stage D: accumulate; the first beat of a fold starts from the bias (PG = 1), or
+            // from 0, the serializer adding the bias (PG > 1).
+            wire signed [31:0] acc0;
+            if (PG == 1) begin : g_bias
+                assign acc0 = bias_c[p*32 +: 32];
+            end else begin : g_zero
+                assign acc0 = 32'sd0;
+            end
             /* verilator lint_off WIDTHEXPAND */
             wire signed [31:0] dot_l = dot;  // sign extension, intended
             /* verilator lint_on WIDTHEXPAND */
             reg signed [31:0] acc;
             always @(posedge clk) begin
-                if (en && vc) acc <= (first_c ? bias_l : acc) + dot_l;
+                if (en && vc) acc <= (first_c ? acc0 : acc) + dot_l;
             end
+            assign acc_all[p*32 +: 32] = acc;
+        end
+    endgenerate
 
-            // Stages E-H: requantisation, 4 clocks (vitfpga_requant.v: the 32 x 31-bit
+    // What the requantisation takes at q: PE accumulators (bias included), M and S.
+    wire [PE*32-1:0] rq_acc;
+    wire [PE*32-1:0] rq_mult;
+    wire [PE*8-1:0]  rq_shift;
+    generate
+        if (PG == 1) begin : g_direct
+            assign rq_acc = acc_all;
+            assign rq_mult = mult_d;
+            assign rq_shift = shift_d;
+            assign vq = vd;
+            assign tlast_q = tlast_d;
+            assign s_ca = ca_d;  // unused
+        end else begin : g_ser
+            // Serializer: at d the fold's PE*PG sums are held; beat j (group j's PE channels,
+            // table word ca_d + j) is read on the j-th clock after, up to the fold's last beat
+            // (PG, or fewer on a row's last fold; 1 for a streamed operand). The issue gap
+            // (g_gap) keeps the next fold's d from overwriting a hold still being read.
+            reg [NR*32-1:0] hold;
+            reg             s_act, s_tl;
+            reg [GB-1:0]    s_j, s_n;
+            reg [CAB-1:0]   s_ca_q;
+            wire            s_end = (s_j == s_n);
+            always @(posedge clk) begin
+                if (!rst_n) s_act <= 1'b0;
+                else if (en) s_act <= vd || (s_act && !s_end);
+            end
+            always @(posedge clk) begin
+                if (en) begin
+                    if (vd) begin
+                        hold <= acc_all;
+                        s_j <= {GB{1'b0}};
+                        s_n <= stream_q ? {GB{1'b0}} : (lf_d ? glast_q : PG_M1);
+                        s_ca_q <= ca_d;
+                        s_tl <= tlast_d;
+                    end else if (s_act) begin
+                        s_j <= s_j + 1'b1;
+                        s_ca_q <= s_ca_q + 1'b1;
+                    end
+                end
+            end
+            assign s_ca = s_ca_q;
+            // e: the beat's sums (tables read alongside into bias_c, mult_d, shift_d);
+            // f (= q): the bias added.
+            reg [PE*32-1:0] acc_e, accb_f;
+            reg [PE*32-1:0] mult_f;
+            reg [PE*8-1:0]  shift_f;
+            reg             ve_s, vf_s, tl_e, tl_f;
+            integer k;
+            always @(posedge clk) begin
+                if (!rst_n) begin
+                    ve_s <= 1'b0;
+                    vf_s <= 1'b0;
+                end else if (en) begin
+                    ve_s <= s_act;
+                    vf_s <= ve_s;
+                end
+            end
+            always @(posedge clk) begin
+                if (en) begin
+                    acc_e <= hold[s_j*PE*32 +: PE*32];
+                    tl_e <= s_tl && s_end;
+                    for (k = 0; k < PE; k = k + 1)
+                        accb_f[k*32 +: 32] <= acc_e[k*32 +: 32] + bias_c[k*32 +: 32];
+                    mult_f <= mult_d;
+                    shift_f <= shift_d;
+                    tl_f <= tl_e;
+                end
+            end
+            assign rq_acc = accb_f;
+            assign rq_mult = mult_f;
+            assign rq_shift = shift_f;
+            assign vq = vf_s;
+            assign tlast_q = tl_f;
+        end
+        for (p = 0; p < PE; p = p + 1) begin : g_rq
+            // Stages E-H after q: requantisation, 4 clocks (vitfpga_requant.v: the 32 x 31-bit
             // product as four DSP partial products, then round, shift and clamp, each stage
             // within the level budget).
+            wire [31:0] acc = rq_acc[p*32 +: 32];
             wire [7:0] y;
-            vitfpga_requant u_rq (.clk(clk), .en(en), .acc(acc), .mult(mult_d[p*32 +: 32]),
-                                  .shift(shift_d[p*8 +: 8]), .relu(relu_q), .y(y));
+            vitfpga_requant u_rq (.clk(clk), .en(en), .acc(acc), .mult(rq_mult[p*32 +: 32]),
+                                  .shift(rq_shift[p*8 +: 8]), .relu(relu_q), .y(y));
             assign out_data[p*8 +: 8] = y;
 
             // The raw accumulator, delayed alongside the requantisation so that it leaves with
@@ -881,7 +1030,7 @@ module vitfpga_mvu #(
             // Two PEs' weights share each input lane: one DSP computes both products
             // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 3 = operand, M and P registers).
             genvar q, r;
-            for (q = 0; q < PE / 2; q = q + 1) begin : g_pair
+            for (q = 0; q < NR / 2; q = q + 1) begin : g_pair
                 for (r = 0; r < SIMD; r = r + 1) begin : g_lane
                     localparam integer I0 = 2 * q * SIMD + r;
                     localparam integer I1 = I0 + SIMD;
@@ -894,9 +1043,9 @@ module vitfpga_mvu #(
                 end
             end
         end else begin : g_single
-            reg [NL*WX-1:0] w_q;
-            reg [NL*8-1:0]  x_q;
-            reg [NL*PW-1:0] prod_q;
+            reg [NLW*WX-1:0] w_q;
+            reg [NLW*8-1:0]  x_q;
+            reg [NLW*PW-1:0] prod_q;
             always @(posedge clk) begin
                 if (en) begin
                     w_q <= w_all;
@@ -904,7 +1053,7 @@ module vitfpga_mvu #(
                 end
             end
             genvar l;
-            for (l = 0; l < NL; l = l + 1) begin : g_lane
+            for (l = 0; l < NLW; l = l + 1) begin : g_lane
                 wire signed [WX-1:0] w = w_q[l*WX +: WX];
                 wire signed [7:0]    x = x_q[l*8 +: 8];
                 wire [PW-1:0]        m;

@@ -41,6 +41,7 @@ module vitfpga_vit_core #(
     parameter integer MAXSF = 4,
     parameter integer OPDEPTH = 16,    // engine operand buffer words
     parameter integer PACK = 0,        // engine: two products a DSP at this shift (vitfpga_mvu.v)
+    parameter integer PG = 1,          // engine: row groups of the weight layers, likewise
     parameter integer NOPS = 2,
     parameter integer OPS_BLOCK = 0,   // 1: the op ROM in block RAM (hls/plan/whole.py)
     parameter integer EXP_BLOCK = 0,   // 1: the softmax's exp ROMs in block RAM, likewise
@@ -386,7 +387,7 @@ module vitfpga_vit_core #(
         .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
         .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
-        .OP_STYLE(OP_STYLE), .PACK(PACK),
+        .OP_STYLE(OP_STYLE), .PACK(PACK), .PG(PG),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
