@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,10 @@ import pytest
 from tests.conftest import hand_model_plan, random_layer
 from vitfpga.errors import BadInput, VerificationFailed
 from vitfpga.hls.emit.rtl import decoder_params, emit_rtl
+from vitfpga.hls.emit.templating import write_mem
 from vitfpga.hls.plan.boards import Board, get_board, part_family
 from vitfpga.hls.plan.engine import ModelPlan, fixed_plan
-from vitfpga.hls.plan.layout import CHANNEL_PAD
+from vitfpga.hls.plan.layout import CHANNEL_PAD, model_tables
 from vitfpga.hls.plan.memory import map_memory
 from vitfpga.hls.plan.whole import PACK_SHIFT, engine_resources, pack_shift
 from vitfpga.ir import IntLinear
@@ -143,20 +145,26 @@ def test_report_counts_like_vivado() -> None:
 
 
 @pytest.mark.yosys
-@pytest.mark.parametrize("board", ["pynq-z2", "kv260"])
-def test_packed_engine_dsp_matches_the_planner(board: str, engine: Synthesised,
+@pytest.mark.parametrize(("board", "groups"), [("pynq-z2", 1), ("kv260", 1), ("kv260", 3)])
+def test_packed_engine_dsp_matches_the_planner(board: str, groups: int, engine: Synthesised,
                                                tmp_path: Path) -> None:
     """The whole-model engine (int8 lanes for the streamed operand) on each DSP48 family: one
     DSP per PE pair and input lane (mul2x8 at the family's shift) plus the requantisation's,
-    exactly as `engine_resources` counts them (unpacked, one DSP a lane)."""
+    exactly as `engine_resources` counts them (unpacked, one DSP a lane); with row groups the
+    rows beyond PE packed alike and the requantisation still PE lanes."""
     plan = fixed_plan(engine.plan_layers, dict.fromkeys(engine.plan_layers, 4), get_board(board),
-                      PE, SIMD)
+                      PE, SIMD, groups=groups)
     family = part_family(plan.part)
     shift = pack_shift(plan)
     assert shift == PACK_SHIFT[family]
+    rtl = tmp_path / "rtl"
+    shutil.copytree(engine.rtl, rtl)
+    # the weight ROM of PE x groups rows (the emitted one is the PE-row engine's)
+    write_mem(rtl / "weights.mem", model_tables(plan, engine.plan_layers).weights, plan.word_bits)
     params = {"PE": PE, "SIMD": SIMD, "WBITS": plan.weight_bits,
               **decoder_params(plan), "NLAYERS": len(plan.layers), "ROM_DEPTH": plan.rom_depth,
-              "CDEPTH": plan.channel_depth, "OPDEPTH": 16}
-    r = synthesize(engine.rtl, tmp_path, top="vitfpga_mvu", family=family,
+              "CDEPTH": plan.channel_depth, "OPDEPTH": 16, "PG": groups}
+    r = synthesize(rtl, tmp_path / "build", top="vitfpga_mvu", family=family,
                    params={**params, "PACK": shift})
-    assert engine_resources(plan)[0] == r.dsp == REQUANT_DSP_PER_PE * PE + PE * SIMD // 2
+    assert engine_resources(plan)[0] == r.dsp == (REQUANT_DSP_PER_PE * PE
+                                                   + PE * groups * SIMD // 2)
