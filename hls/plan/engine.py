@@ -32,8 +32,8 @@ from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec, codec_for
 
 __all__ = ["MAX_GROUPS", "MAX_LANES", "LayerSlot", "ModelPlan", "check_model_plan",
-           "engine_latency", "estimate_resources", "fixed_plan", "folding_label", "folds",
-           "plan_model"]
+           "engine_latency", "estimate_resources", "fixed_plan", "fold_cycles", "folding_label",
+           "folds", "plan_model"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -174,7 +174,8 @@ class ModelPlan:
     @classmethod
     def from_json(cls, text: str) -> ModelPlan:
         data = json.loads(text)
-        data["layers"] = tuple(LayerSlot(**s) for s in data["layers"])
+        # plans saved before row groups: one weight fold per output beat
+        data["layers"] = tuple(LayerSlot(**{"folds": s["nf"], **s}) for s in data["layers"])
         data["nm"] = tuple(data.get("nm", ()))
         return cls(**data)
 
@@ -229,6 +230,15 @@ def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: in
             w_base += words
         c_base += nf
     return tuple(slots)
+
+
+def fold_cycles(layers: dict[str, IntLinear], rows: dict[str, int], codecs: dict[str, Codec],
+                pe: int, simd: int, groups: int = 1) -> int:
+    """`ModelPlan.cycles_per_image` of a folding without laying out its memories (a search's
+    bound; `codecs` as `layer_codec` gives them)."""
+    owners = {name: name for name in layers}  # shared copies change the words, not the cycles
+    slots = _slots(layers, rows, pe, simd, owners, codecs, codecs_spec(codecs).lane_bits, groups)
+    return sum(s.ideal_cycles(s.rows) for s in slots)
 
 
 def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:

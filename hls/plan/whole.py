@@ -19,6 +19,7 @@ from vitfpga.hls.plan.engine import (
     ModelPlan,
     estimate_resources,
     fixed_plan,
+    fold_cycles,
     folding_label,
     folds,
 )
@@ -43,12 +44,16 @@ __all__ = ["OPS_LOGIC_MAX", "PACK_SHIFT", "PLACEMENTS", "STYLE_CODES", "STYLE_PA
 
 # Calibrated on Yosys synth_xilinx of the emitted units and of whole designs (_WHOLE_LUT_SCALE).
 # The vector LayerNorm and softmax as a fixed part and a part per lane. DSPs per family, as the
-# DSP48E1's 25 x 18 multiplier splits products the DSP48E2's 27 x 18 takes whole: LayerNorm
-# d 32 / L 4 and d 192 / L 8: 43 / 80 DSP48E1, 34 / 63 DSP48E2 (231 at L 32); softmax at L 8:
-# 81 DSP48E1, 49 DSP48E2, whatever the tokens. LUTs (xcup, L 8 and 32): LayerNorm 15.7k /
-# 55.0k, softmax 6.9k / 21.5k. One residual-add lane (vitfpga_rescale_add.v) takes 4 DSP48.
-_UNIT_DSP = {"xc7": {"ln": (6, 9.25), "sm": (1, 10)},
-             "xcup": {"ln": (5, 7.25), "sm": (1, 6)}}
+# DSP48E1's 25 x 18 multiplier splits products the DSP48E2's 27 x 18 takes whole. LayerNorm
+# (d, L): DSP48E1 (32, 4) 43, (192, 8) 80, (128, 2) 26, (128, 1) 17; DSP48E2 (32, 4) 34,
+# (192, 4) 35, (192, 8) 63, (192, 32) 231: per lane 9 / 7, and one more above d = 32, where the
+# row's S^2 high part (2*(log2 d - 1) bits) reaches Yosys's 9-bit minimum for a DSP product.
+# Softmax at L 8: 81 DSP48E1, 49 DSP48E2, whatever the tokens. LUTs (xcup, L 8 and 32):
+# LayerNorm 15.7k / 55.0k, softmax 6.9k / 21.5k. One residual-add lane (vitfpga_rescale_add.v)
+# takes 4 DSP48.
+_UNIT_DSP = {"xc7": {"ln": (7, 9), "sm": (1, 10)},
+             "xcup": {"ln": (6, 7), "sm": (1, 6)}}
+_LN_WIDE_ROW = 32  # rows longer than this take one more LayerNorm DSP (above)
 _LN_LUTS, _LN_LANE_LUTS = 2_650, 1_640
 _SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
@@ -102,7 +107,8 @@ def unit_resources(prog: VitProgram, family: str) -> tuple[int, int]:
     larger DSP48E1 counts where the family is unknown)."""
     per = _UNIT_DSP.get(family, _UNIT_DSP["xc7"])
     sm = prog.sm_lanes
-    dsp = math.ceil(per["ln"][0] + per["ln"][1] * prog.ln_lanes) + per["sm"][0] + per["sm"][1] * sm
+    ln = per["ln"][0] + per["ln"][1] * prog.ln_lanes + (prog.dim > _LN_WIDE_ROW)
+    dsp = ln + per["sm"][0] + per["sm"][1] * sm
     lut = _LN_LUTS + _LN_LANE_LUTS * prog.ln_lanes + _SM_LUTS + _SM_LANE_LUTS * sm
     return dsp, lut
 
@@ -343,18 +349,6 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
         yield splits[key], prog, whole
 
 
-def _layer_cycles(layers: dict[str, IntLinear], rows: dict[str, int], codecs: dict[str, Codec],
-                  pe: int, simd: int, groups: int) -> int:
-    """The linear layers' engine cycles at a folding (ModelPlan.cycles_per_image), without
-    laying out a plan."""
-    total = 0
-    for name, layer in layers.items():
-        sf = codecs[name].folds(layer.k, layer.n, pe, simd)[0]
-        nf = codecs[name].folds(layer.k, layer.n, pe * groups, simd)[1]
-        total += rows[name] * max(sf * nf, sf * codecs[name].ratio)
-    return total
-
-
 def _foldings(layers: dict[str, IntLinear], codecs: dict[str, Codec], max_lanes: int
               ) -> Iterator[tuple[int, int, int]]:
     """(PE, SIMD, groups) with PE x groups x SIMD <= max_lanes: groups only where every
@@ -385,7 +379,7 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
     # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone, so that
     # the search stops where no later one can be faster.
     codecs = {name: layer_codec(layer) for name, layer in layers.items()}
-    bounded = sorted((_layer_cycles(layers, rows, codecs, *f), f)
+    bounded = sorted((fold_cycles(layers, rows, codecs, *f), f)
                      for f in _foldings(layers, codecs, max_lanes)
                      # at best packing halves the lanes' DSPs: prune what cannot fit even so
                      if estimate_resources(f[0], f[1], 8, f[2])[0] - math.prod(f) // 2

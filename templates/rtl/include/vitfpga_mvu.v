@@ -50,7 +50,8 @@
 //      operand, M and P registers): 3 clocks
 //   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
 //      inputs; bias table read
-//   D  per-PE int32 accumulator; M and S table reads
+//   D  per-row int32 accumulator; M and S table reads (with PG > 1 the accumulators start from 0
+//      and the serializer follows: hold, group select with the table reads, bias add; 3 clocks)
 //   E-H  requantisation (vitfpga_requant.v, 4 clocks) -> output register (m_axis
 //      TDATA/TVALID); the raw accumulator, delayed four clocks, leaves with it on out_raw
 // In control, in_ready and the rows-left flags are registers computed from the next state, and
@@ -249,8 +250,6 @@ module vitfpga_mvu #(
     reg           relu_q;
     /* verilator lint_off UNUSEDSIGNAL */
     reg [GB-1:0]  glast_q;  // beats of a row's last fold minus one (read only when PG > 1)
-    /* verilator lint_on UNUSEDSIGNAL */
-    /* verilator lint_off UNUSEDSIGNAL */
     // Decoder controls, each read only by the decoders the parameters build.
     reg           stream_q;  // weights from the operand buffer (OPDEPTH > 0)
     reg           nm_q;      // an N:M layer
