@@ -427,6 +427,11 @@ def fixed_plan(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
         raise BadInput(f"SIMD {simd}: {why}")
     slots = _slots(layers, rows, pe, simd, weight_owners(layers), codecs, spec.lane_bits,
                    groups)
+    if groups > 1 and (spec.nm or spec.codebook_bits):
+        # the decoders are per lane, so nothing in the RTL stands in the way, but no test has
+        # run these codecs on row groups yet (dense and ternary have)
+        raise BadInput(f"{groups} row groups are built for dense and ternary weights only; "
+                       f"this model has N:M or codebook layers (use one row group)")
     if groups > 1 and (short := [s for s in slots if s.sf < groups]):
         # a fold's beats leave one a clock: with fewer input folds the array would wait
         raise BadInput(f"{groups} row groups need every layer's input folds SF >= {groups}; "

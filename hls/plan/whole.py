@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import Board, part_family
-from vitfpga.hls.plan.decoders import layer_codec
+from vitfpga.hls.plan.decoders import codecs_spec, layer_codec
 from vitfpga.hls.plan.engine import (
     BRAM_RESERVE,
     LUT_BUDGET,
@@ -23,7 +23,14 @@ from vitfpga.hls.plan.engine import (
     folding_label,
     folds,
 )
-from vitfpga.hls.plan.memory import URAM288_SHAPE, MemoryMap, map_lutram, map_memory
+from vitfpga.hls.plan.memory import (
+    BRAM36_BITS,
+    URAM288_BITS,
+    URAM288_SHAPE,
+    MemoryMap,
+    map_lutram,
+    map_memory,
+)
 from vitfpga.hls.plan.program import (
     OP_BITS,
     SOFTMAX_LANES_MAX,
@@ -33,7 +40,7 @@ from vitfpga.hls.plan.program import (
     sm_choices,
 )
 from vitfpga.hls.plan.timing import level_budget
-from vitfpga.ir import IntLinear
+from vitfpga.ir import IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec
 from vitfpga.runtime.model import IntModel
 
@@ -311,8 +318,14 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
     (`ln_choices`), the softmax at PE lanes or, only while the design is over the board's DSPs,
     narrower (up to SM_CHOICES - 1 halvings: a narrower softmax is never faster, it only frees
     DSPs), with the activations in block RAM, then in URAM where that saves blocks, the
-    weights' ROM/URAM split redone with the block RAM they leave."""
+    weights' ROM/URAM split redone with the block RAM they leave. Where the engine alone, with
+    all of the board's URAM for its weights, is over the block RAM budget, no width or
+    placement can fit: one design (the narrowest LayerNorm, in block RAM) shows the miss."""
     base = fixed_plan(layers, rows, board, pe, simd, groups=groups)
+    if base.bram36 > board.bram36 * (1 - BRAM_RESERVE):
+        prog = compile_vit(model, base, ln_choices(model.spec.dim, max(pe, simd))[0], pe)
+        yield base, prog, plan_whole_model(base, prog, board)
+        return
     splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
     for ln in ln_choices(model.spec.dim, max(pe, simd)):
         for sm in sm_choices(pe)[:SM_CHOICES]:
@@ -352,14 +365,33 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
 def _foldings(layers: dict[str, IntLinear], codecs: dict[str, Codec], max_lanes: int
               ) -> Iterator[tuple[int, int, int]]:
     """(PE, SIMD, groups) with PE x groups x SIMD <= max_lanes: groups only where every
-    layer has at least `groups` input folds (fixed_plan's rule). Groups need not be a power of
-    two (the streams stay PE and SIMD wide): three fit DeiT-Tiny's weight words into URAM."""
+    layer has at least `groups` input folds, and only for dense and ternary weights
+    (fixed_plan's rules). Groups need not be a power of two (the streams stay PE and SIMD
+    wide): three fit DeiT-Tiny's weight words into URAM."""
+    spec = codecs_spec(codecs)
     for pe in folds(min(max_lanes, SOFTMAX_LANES_MAX)):
         for simd in folds(max_lanes // pe):
             shortest = min(codecs[name].folds(layer.k, layer.n, pe, simd)[0]
                            for name, layer in layers.items())
-            for groups in range(1, min(MAX_GROUPS, max_lanes // (pe * simd), shortest) + 1):
+            most = 1 if spec.nm or spec.codebook_bits else MAX_GROUPS
+            for groups in range(1, min(most, max_lanes // (pe * simd), shortest) + 1):
                 yield pe, simd, groups
+
+
+def _check_weight_capacity(layers: dict[str, IntLinear], codecs: dict[str, Codec],
+                           board: Board) -> None:
+    """DoesNotFit at once where the encoded weights alone, without any folding's padding
+    (one lane: PE = SIMD = 1), exceed the board's block RAM budget and URAM together: no
+    folding can fit then, and trying them all takes minutes."""
+    owners = weight_owners(layers)
+    bits = sum(codecs[name].stream_elements(layer.k, layer.n, 1, 1) * codecs[name].element_bits
+               for name, layer in layers.items() if owners[name] == name)
+    capacity = (board.bram36 * (1 - BRAM_RESERVE) * BRAM36_BITS + board.uram * URAM288_BITS)
+    if bits > capacity:
+        raise DoesNotFit(f"the whole-model design does not fit {board.name}: its encoded weights "
+                         f"alone are {bits / 1e6:.1f} Mbit, its block RAM (90%) and URAM hold "
+                         f"{capacity / 1e6:.1f} Mbit; try fewer weight bits, low-rank layers or "
+                         f"a larger board")
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
@@ -376,9 +408,10 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
         return (w.ideal_cycles_per_image, w.bram36, w.groups, -w.simd, -prog.ln_lanes,
                 -prog.sm_lanes)
 
+    codecs = {name: layer_codec(layer) for name, layer in layers.items()}
+    _check_weight_capacity(layers, codecs, board)
     # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone, so that
     # the search stops where no later one can be faster.
-    codecs = {name: layer_codec(layer) for name, layer in layers.items()}
     bounded = sorted((fold_cycles(layers, rows, codecs, *f), f)
                      for f in _foldings(layers, codecs, max_lanes)
                      # at best packing halves the lanes' DSPs: prune what cannot fit even so

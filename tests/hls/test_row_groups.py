@@ -4,6 +4,7 @@ groups rows. The layout puts weight w[f*R + p, sf*SIMD + s] in lane p*SIMD + s o
 fold has, the host-offload emitters refuse such a plan, and the whole-model search takes groups
 where they make the design faster."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import engine_latency, fixed_plan, folding_label
 from vitfpga.hls.plan.layout import model_tables
 from vitfpga.quant.codecs import unpack_lanes
+from vitfpga.quant.synthetic import shape_weights
 from vitfpga.sources import preset_int_model
 
 PYNQ = get_board("pynq-z2")
@@ -51,6 +53,12 @@ def test_fixed_plan_refuses_groups_it_cannot_feed() -> None:
         fixed_plan(layers, rows, PYNQ, 4, 16, groups=3)
     with pytest.raises(BadInput, match="row groups must be 1 to 16"):
         fixed_plan(layers, rows, PYNQ, 4, 4, groups=17)
+    sparse = {name: dataclasses.replace(
+        layer, weight=shape_weights(layer.weight, "nm:2:4", layer.weight_bits,
+                                    np.random.default_rng(0)), codec="nm:2:4")
+        for name, layer in layers.items() if name != "patch_embed"}
+    with pytest.raises(BadInput, match="built for dense and ternary weights only"):
+        fixed_plan(sparse, rows, PYNQ, 4, 4, groups=2)
 
 
 def test_host_offload_emitters_refuse_row_groups(tmp_path: Path) -> None:
