@@ -1,7 +1,13 @@
-"""Bad input: one line, exit 2, no traceback, nothing written."""
+"""Bad input: one line, exit 2, no traceback, nothing written.
+
+The parametrised tables run `main` in process (`run_main`): a fresh interpreter costs seconds
+of imports per case. The cases that run the real entry point (`run_cli`: unknown board and
+option, non-empty --out, interrupt, ...) keep checking that nothing else reaches stderr."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -19,6 +25,14 @@ VITFPGA = [sys.executable, "-m", "vitfpga.cli"]
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*VITFPGA, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def run_main(*args: str) -> subprocess.CompletedProcess[str]:
+    """`main(args)` in this process, its output captured, as `run_cli` reports it."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -77,7 +91,7 @@ def test_unknown_board(tmp_path: Path) -> None:
 def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "run.toml"
     cfg.write_text(text)
-    proc = run_cli("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    proc = run_main("run", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert_one_line_error(proc, 2, message)
     assert not (tmp_path / "o").exists()
 
@@ -177,7 +191,7 @@ def test_plan_that_does_not_fit_says_by_how_much() -> None:
      "the engine needs"),
 ])
 def test_plan_bad_arguments(args: tuple[str, ...], message: str) -> None:
-    assert_one_line_error(run_cli(*args), 2, message)
+    assert_one_line_error(run_main(*args), 2, message)
 
 
 def test_plan_refuses_corrupt_run_dir(tmp_path: Path) -> None:
@@ -246,7 +260,7 @@ def test_user_boards_from_toml(tmp_path: Path) -> None:
 def test_bad_boards_file(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "boards.toml"
     f.write_text(text)
-    assert_one_line_error(run_cli("boards", "--boards-file", str(f)), 2, message)
+    assert_one_line_error(run_main("boards", "--boards-file", str(f)), 2, message)
 
 
 def test_generate_deit_tiny_for_kv260_splits_weights_into_uram(tmp_path: Path) -> None:

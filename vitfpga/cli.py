@@ -184,7 +184,7 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
         click.option("--max-lanes", type=int, default=None,
                      help="Most MAC lanes to consider, PE x SIMD [default: 64]; with --whole "
                      "PE x row groups x SIMD [default: the run's or config's [hardware] "
-                     "whole_max_lanes, 1024 unless set]."),
+                     "whole_max_lanes, 2048 unless set]."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
                      help="TOML file with more boards ([boards.NAME] tables)."),
     )):

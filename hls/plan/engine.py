@@ -26,7 +26,14 @@ from vitfpga.hls.plan.decoders import (
     layer_codec,
 )
 from vitfpga.hls.plan.layout import CHANNEL_PAD
-from vitfpga.hls.plan.memory import BRAM36_BITS, URAM288_BITS, URAM288_SHAPE, MemoryMap, map_memory
+from vitfpga.hls.plan.memory import (
+    BRAM36_BITS,
+    LUTRAM_MAX_DEPTH,
+    URAM288_BITS,
+    URAM288_SHAPE,
+    MemoryMap,
+    map_memory,
+)
 from vitfpga.hls.plan.names import unique_identifiers
 from vitfpga.ir import ACC_LIMIT, IntLinear, weight_owners
 from vitfpga.runtime.codecs import Codec, codec_for
@@ -37,7 +44,6 @@ __all__ = ["MAX_GROUPS", "MAX_LANES", "LayerSlot", "ModelPlan", "check_model_pla
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
-_LUTRAM_MAX_DEPTH = 64  # a row buffer this shallow is distributed RAM (RAM32M/RAM64M)
 MAX_LANES = 64  # the host-offload engine's default lane cap (`plan --max-lanes`)
 LUT_BUDGET = 0.70  # routing and the rest of the design need the remainder
 MIN_MAC_UTILISATION = 0.95
@@ -260,8 +266,11 @@ _LUTMUL_LUTS = {2: 17, 3: 28, 4: 42, 8: 0}
 # Tiny block at PE4 x SIMD8; within ~10%): per lane, the adder tree and product register; per
 # PE, accumulator, 64-bit round/shift/clamp and its registers; once, AXI-Lite and control.
 _LANE_LUTS, _PE_LUTS, _BASE_LUTS = 25, 230, 600
-# A row beyond PE (row groups): its accumulator and its share of the serializer's select.
-_ROW_LUTS = 48
+# A row beyond PE (row groups): its accumulator and its share of the serializer's select; and
+# per lane of such a row, whose products and adder tree are only WBITS + 8 bits wide (Yosys on
+# the whole-model engine, xcup, PE 8 x SIMD 16 at int2: 11,226 LUT with three groups, 5,542
+# with one; the planner 11,272 and 5,640).
+_ROW_LUTS, _GROUP_LANE_LUTS = 48, 19
 # Row groups at most (vitfpga_mvu.v PG: the program entry's 4-bit last-fold field).
 MAX_GROUPS = 16
 
@@ -286,9 +295,10 @@ def estimate_resources(pe: int, simd: int, bits: int, groups: int = 1) -> tuple[
     8-bit weights take one DSP per lane. The 32x31-bit requant product takes four DSP48 slices per
     PE.
     """
-    lanes = pe * groups * simd
-    dsp = 4 * pe + (lanes if bits == 8 else 0)
-    lut = (lanes * (_LUTMUL_LUTS[bits] + _LANE_LUTS) + pe * _PE_LUTS
+    lanes, row_lanes = pe * simd, pe * (groups - 1) * simd
+    dsp = 4 * pe + ((lanes + row_lanes) if bits == 8 else 0)
+    lut = (lanes * (_LUTMUL_LUTS[bits] + _LANE_LUTS)
+           + row_lanes * (_LUTMUL_LUTS[bits] + _GROUP_LANE_LUTS) + pe * _PE_LUTS
            + (groups - 1) * pe * _ROW_LUTS + _BASE_LUTS)
     return dsp, lut
 
@@ -331,7 +341,7 @@ def engine_memories(pe: int, simd: int, spec: DecoderSpec, rom_depth: int, ram_d
     # read R beats at a time with an N:M decoder.
     r = spec.nm_ratio
     depth = (2 << max(1, (max_beats - 1).bit_length())) // r
-    if depth <= _LUTRAM_MAX_DEPTH:
+    if depth <= LUTRAM_MAX_DEPTH:
         row_buffer = MemoryMap(simd * 8 * r, depth, 0, 0, (),
                                luts=math.ceil(simd * 8 * r / 6) * 2, logic=True)
     else:

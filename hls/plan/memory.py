@@ -33,8 +33,8 @@ import functools
 import math
 from dataclasses import dataclass
 
-__all__ = ["BRAM18_SHAPES", "BRAM36_BITS", "BRAM36_SHAPES", "ROM_LOGIC_COST", "URAM288_BITS",
-           "MemoryMap", "map_lutram", "map_memory"]
+__all__ = ["BRAM18_SHAPES", "BRAM36_BITS", "BRAM36_SHAPES", "LUTRAM_MAX_DEPTH", "ROM_LOGIC_COST",
+           "URAM288_BITS", "MemoryMap", "map_lutram", "map_memory"]
 
 BRAM36_BITS = 36 * 1024
 URAM288_BITS = 72 * 4096
@@ -52,6 +52,10 @@ _LUT6_ROM_DEPTH = 64  # one LUT6 is a 64x1 ROM; MUXF7/F8 widen it to 256 without
 # RAM64M8 (UltraScale+): 7 bits x 64 words in 8 LUTs. 7-series' RAM64M holds 3 bits in 4 LUTs,
 # fewer LUTs for an 8-bit lane, so the count is an upper bound there.
 _LUTRAM_SHAPE = (7, 64)
+# A RAM this shallow and without a ram_style attribute Yosys builds as LUT RAM, not block RAM
+# (seen on both families: the engine's row buffer, digits' XM and operand buffer, the softmax's
+# score FIFOs).
+LUTRAM_MAX_DEPTH = 64
 _LUTRAM_LUTS = 8
 _MUX_INPUTS_PER_LUT = 3  # a chain of LUT6 4:1 muxes adds three inputs per LUT
 

@@ -25,6 +25,7 @@ from vitfpga.hls.plan.engine import (
 )
 from vitfpga.hls.plan.memory import (
     BRAM36_BITS,
+    LUTRAM_MAX_DEPTH,
     URAM288_BITS,
     URAM288_SHAPE,
     MemoryMap,
@@ -61,15 +62,18 @@ __all__ = ["OPS_LOGIC_MAX", "PACK_SHIFT", "PLACEMENTS", "STYLE_CODES", "STYLE_PA
 _UNIT_DSP = {"xc7": {"ln": (7, 9), "sm": (1, 10)},
              "xcup": {"ln": (6, 7), "sm": (1, 6)}}
 _LN_WIDE_ROW = 32  # rows longer than this take one more LayerNorm DSP (above)
+# The LayerNorm alone is smaller today (xcup d 192: 6.8k at L 4, 11.5k at L 8; xc7 d 128: 3.2k
+# at L 1, 4.3k at L 2), but flattened into a whole design a lane still adds about what these
+# constants times _WHOLE_LUT_SCALE say (digits LN 2 -> 4 on xc7: +2.6k in Yosys), so they stay.
 _LN_LUTS, _LN_LANE_LUTS = 2_650, 1_640
 _SM_LUTS, _SM_LANE_LUTS = 2_000, 610
 _ADD_LANE_DSP = 4
 # Softmax widths the search tries: PE, PE/2, PE/4 (narrower ones only slow Q·Kᵀ further).
 SM_CHOICES = 3
 # The whole-model search's default cap on PE x groups x SIMD lanes: the board's DSPs, LUTs and
-# memories decide below it (DeiT-Tiny on KV260 stops at 768 on LUTs and URAM; digits on Pynq-Z2
+# memories decide below it (DeiT-Tiny on KV260 stops at 1,536 on LUTs and URAM; digits on Pynq-Z2
 # at 128 on DSPs and LUTs).
-WHOLE_MAX_LANES = 1024
+WHOLE_MAX_LANES = 2048
 # LUTs per engine lane, the streamed operand's buffer and select (the MVU with an operand
 # buffer is 13.2k LUT at PE 16 x SIMD 4 against 5.9k without); per memory lane (max(PE, SIMD)),
 # the element-addressed memories' rotators, the GELU table's read port, the residual add and
@@ -141,7 +145,7 @@ class WholeModelPlan:
     activation_bytes: int  # XM (int16) and BM (int8) elements
     activation_bram36: float  # XM, BM, operand buffer, unit row buffers, block RAM ROMs
     activation_uram: int
-    styles: dict[str, str]  # activation memories out of block RAM: "ultra" or "distributed"
+    styles: dict[str, str]  # activation memories placed by attribute: "ultra" or "distributed"
     bram36: float  # engine + activations
     uram: int  # weights loaded at start-up + activations
     dsp: int
@@ -214,13 +218,17 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
             ActivationMemory("bm", lanes * 8, bm_half, banks=2),
             ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1),
                              lutram=True),
-            # the units' buffers (vitfpga_layernorm_vec.v: a row plus the pipeline's fill;
-            # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each)
-            ActivationMemory("ln.rows", prog.ln_lanes * 16, prog.dim // prog.ln_lanes + 60,
-                             uram=False),
-            ActivationMemory("softmax.scores", prog.sm_lanes * 32, 2 * sm_beats + 8,
-                             uram=False),
-            ActivationMemory("softmax.e", prog.sm_lanes * 23, 2 * sm_beats + 8, uram=False),
+            # The units' buffers (vitfpga_layernorm_vec.v: a row plus the pipeline's fill;
+            # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each). Shallow
+            # ones are LUT RAM (_map_one) inside the LUTs the units are calibrated on
+            # (unit_resources), so only deeper ones are listed.
+            *(m for m in (
+                ActivationMemory("ln.rows", prog.ln_lanes * 16, prog.dim // prog.ln_lanes + 60,
+                                 uram=False),
+                ActivationMemory("softmax.scores", prog.sm_lanes * 32, 2 * sm_beats + 8,
+                                 uram=False),
+                ActivationMemory("softmax.e", prog.sm_lanes * 23, 2 * sm_beats + 8, uram=False))
+              if m.depth > LUTRAM_MAX_DEPTH),
             # The softmax's exp ROM, one dual-port copy per two lanes (a block RAM of two 23-bit
             # read ports counts as one of 46 bits), and the op ROM, where an attribute puts them
             # in block RAM. In logic they are not listed: the LUTs the units and the whole
@@ -236,14 +244,15 @@ class Placement:
     bram36: float
     uram: int
     luts: int
-    styles: dict[str, str]  # memory -> "ultra" or "distributed"; the rest in block RAM
+    styles: dict[str, str]  # memory -> "ultra" or "distributed"; the rest as synthesis infers
 
 
 def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[MemoryMap, str]:
     """`mem`'s bank and its style: wholly in URAM where map_memory's rules put (part of) it
     there and every bank fits `uram_left` (the RTL places a memory with one attribute, so a
     memory split between URAM and block RAM is not built), else in LUT RAM with "lutram" where
-    its RTL can, else in block RAM."""
+    its RTL can, else where synthesis puts a memory without an attribute ("auto"): LUT RAM up
+    to LUTRAM_MAX_DEPTH words, block RAM deeper."""
     blocks = math.ceil(mem.depth / URAM288_SHAPE[1]) * math.ceil(mem.width / URAM288_SHAPE[0])
     if mem.uram and blocks * mem.banks <= uram_left:
         # with room for every row, map_memory's URAM choice is the whole memory or nothing
@@ -252,7 +261,9 @@ def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[Mem
             return whole, "ultra"
     if mem.lutram and placement == "lutram":
         return map_lutram(mem.width, mem.depth, 8), "distributed"
-    return map_memory(mem.width, mem.depth, rom=mem.rom), "block"
+    if not mem.rom and mem.depth <= LUTRAM_MAX_DEPTH:
+        return map_lutram(mem.width, mem.depth, mem.width), "auto"
+    return map_memory(mem.width, mem.depth, rom=mem.rom), "auto"
 
 
 def _place(memories: tuple[ActivationMemory, ...], uram: int, placement: str) -> Placement:
@@ -266,7 +277,7 @@ def _place(memories: tuple[ActivationMemory, ...], uram: int, placement: str) ->
         bram += m.bram36 * mem.banks
         used += m.uram * mem.banks
         luts += m.luts * mem.banks
-        if style != "block":
+        if style in STYLE_CODES:
             styles[mem.name] = style
     return Placement(bram, used, luts, styles)
 
@@ -315,12 +326,13 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
              board: Board, pe: int, simd: int, groups: int
              ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
     """Every whole design on a PE x SIMD engine of `groups` row groups: each LayerNorm width
-    (`ln_choices`), the softmax at PE lanes or, only while the design is over the board's DSPs,
-    narrower (up to SM_CHOICES - 1 halvings: a narrower softmax is never faster, it only frees
-    DSPs), with the activations in block RAM, then in URAM where that saves blocks, the
-    weights' ROM/URAM split redone with the block RAM they leave. Where the engine alone, with
-    all of the board's URAM for its weights, is over the block RAM budget, no width or
-    placement can fit: one design (the narrowest LayerNorm, in block RAM) shows the miss."""
+    (`ln_choices`), the softmax at PE lanes or, only while no design fits the board, narrower
+    (up to SM_CHOICES - 1 halvings: a narrower softmax is never faster, it frees DSPs and LUTs,
+    and beside Q·Kᵀ it often costs no cycles), with the activations in block RAM, then in URAM
+    where that saves blocks, the weights' ROM/URAM split redone with the block RAM they leave.
+    Where the engine alone, with all of the board's URAM for its weights, is over the block
+    RAM budget, no width or placement can fit: one design (the narrowest LayerNorm, in block
+    RAM) shows the miss."""
     base = fixed_plan(layers, rows, board, pe, simd, groups=groups)
     if base.bram36 > board.bram36 * (1 - BRAM_RESERVE):
         prog = compile_vit(model, base, ln_choices(model.spec.dim, max(pe, simd))[0], pe)
@@ -333,7 +345,7 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
             prog = compile_vit(model, base, ln, sm)
             designs = list(_placements(layers, rows, board, base, prog, splits))
             yield from designs
-            if any(whole.dsp <= board.dsp for _, _, whole in designs):
+            if any(whole.fits for _, _, whole in designs):
                 break
 
 

@@ -10,16 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import small_int_model
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import BRAM_RESERVE, ModelPlan, fixed_plan
-from vitfpga.hls.plan.memory import map_lutram, map_memory
+from vitfpga.hls.plan.memory import LUTRAM_MAX_DEPTH, map_lutram, map_memory
 from vitfpga.hls.plan.program import compile_vit
 from vitfpga.hls.plan.whole import (
     _WHOLE_LUT_SCALE,
     OPS_LOGIC_MAX,
     STYLE_CODES,
     STYLE_PARAMS,
+    _place,
     activation_memories,
     plan_whole_model,
     rom_blocks,
@@ -182,3 +184,28 @@ def test_block_ram_roms_are_counted(deit2: tuple) -> None:
     z2 = dataclasses.replace(plan, part=get_board("pynq-z2").part, clock_mhz=100.0)
     assert rom_blocks(z2, prog) == (False, False)
     assert not {"ops", "softmax.exp"} & {m.name for m in activation_memories(z2, prog)}
+
+
+def test_shallow_memories_are_lut_ram_as_yosys_builds_them() -> None:
+    """A RAM of at most LUTRAM_MAX_DEPTH words without a style attribute is LUT RAM in Yosys
+    (digits' XM and operand buffer, every design's softmax FIFOs), so the plan counts no block
+    RAM for it: the units' shallow buffers are inside their calibrated LUTs and not listed,
+    the others add map_lutram's LUTs."""
+    model = small_int_model()
+    z2 = get_board("pynq-z2")
+    plan = fixed_plan(model.layers, model.rows(), z2, 8, 16)
+    prog = compile_vit(model, plan, 2, 4)
+    mems = activation_memories(plan, prog)
+    names = {m.name for m in mems}
+    assert "xm" in names and not {"softmax.scores", "softmax.e"} & names
+    shallow = [m for m in mems if m.depth <= LUTRAM_MAX_DEPTH]
+    assert {m.name for m in shallow} >= {"xm", "operand"}
+    whole = plan_whole_model(plan, prog, z2)
+    deep = sum(map_memory(m.width, m.depth).bram36 * m.banks for m in mems
+               if m.depth > LUTRAM_MAX_DEPTH)
+    assert whole.activation_bram36 == pytest.approx(deep, abs=0.1) and whole.styles == {}
+    # one placement rule for all: a deeper XM would be block RAM again
+    xm = next(m for m in mems if m.name == "xm")
+    deeper = dataclasses.replace(xm, depth=LUTRAM_MAX_DEPTH + 1)
+    assert _place((deeper,), 0, "block").bram36 == map_memory(xm.width, deeper.depth).bram36 * 2
+    assert _place((xm,), 0, "block").luts == map_lutram(xm.width, xm.depth, xm.width).luts * 2

@@ -49,7 +49,8 @@
 //      (registered): 2 clocks; with PACK, two PEs' products from one DSP (vitfpga_mulpack.v,
 //      operand, M and P registers): 3 clocks
 //   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
-//      inputs; bias table read
+//      inputs; bias table read. A row beyond PE (row groups) only ever multiplies a WBITS
+//      weight, so its products and tree are WBITS + 8 bits wide instead of int8 x int8's 16
 //   D  per-row int32 accumulator; M and S table reads (with PG > 1 the accumulators start from 0
 //      and the serializer follows: hold, group select with the table reads, bias add; 3 clocks)
 //   E-H  requantisation (vitfpga_requant.v, 4 clocks) -> output register (m_axis
@@ -172,7 +173,6 @@ module vitfpga_mvu #(
     localparam integer PW = WX + 8;  // one product, exact
     // Element bits the dense sign extension reads: the lane, or the N:M value field.
     localparam integer EW = LANE_BITS;
-    localparam integer DW = PW + ((SIMD > 1) ? $clog2(SIMD) : 0);  // one SIMD dot product, exact
     // The adder tree's stages: each sums groups of up to four (tree_width: inputs to stage k).
     function integer tree_width(input integer n, input integer k);
         integer i;
@@ -774,8 +774,8 @@ module vitfpga_mvu #(
     wire [NLW*WX-1:0] w_all;
     /* verilator lint_off UNUSEDSIGNAL */
     wire [NLW*8-1:0]  x_all;  // packed pairs read the even PE's lanes only
+    wire [NLW*PW-1:0] prod_all;  // the weight-only rows read their products' low bits
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [NLW*PW-1:0] prod_all;
     wire [NR*32-1:0]  acc_all;  // the rows' accumulators
     genvar p, s;
     generate
@@ -871,17 +871,25 @@ module vitfpga_mvu #(
                 assign w_all[(p*SIMD + s)*WX +: WX] = w;
                 assign x_all[(p*SIMD + s)*8 +: 8] = x;
             end
-            wire [SIMD*PW-1:0] prod = prod_all[p*SIMD*PW +: SIMD*PW];
+            // This row's product and dot-product widths: a weight-only row (p >= PE) multiplies
+            // sign-extended WBITS weights, whose products fit WBITS + 8 bits exactly, so the
+            // low bits of each lane's product are the product.
+            localparam integer PWR = (p < PE) ? PW : WBITS + 8;
+            localparam integer DWR = PWR + ((SIMD > 1) ? $clog2(SIMD) : 0);
+            wire [SIMD*PWR-1:0] prod;
+            for (s = 0; s < SIMD; s = s + 1) begin : g_prod
+                assign prod[s*PWR +: PWR] = prod_all[(p*SIMD + s)*PW +: PWR];
+            end
 
             // Stage C: adder tree over the SIMD lanes, TS registered stages of up to four inputs
             // (two adder levels: one stage of a deeper tree would exceed the level budget,
-            // hls/plan/timing.py). Every partial sum is DW bits wide, which holds the full sum.
+            // hls/plan/timing.py). Every partial sum is DWR bits wide, which holds the full sum.
             for (s = 0; s < TS; s = s + 1) begin : g_ts
                 localparam integer NIN = tree_width(SIMD, s);  // inputs to this stage
                 localparam integer NOUT = (NIN + 3) / 4;
-                localparam integer IWS = (s == 0) ? PW : DW;
+                localparam integer IWS = (s == 0) ? PWR : DWR;
                 wire [NIN*IWS-1:0] tin;
-                reg  [NOUT*DW-1:0] tout;
+                reg  [NOUT*DWR-1:0] tout;
                 if (s == 0) begin : g_first
                     assign tin = prod;
                 end else begin : g_next
@@ -890,15 +898,15 @@ module vitfpga_mvu #(
                 genvar g;
                 for (g = 0; g < NOUT; g = g + 1) begin : g_grp
                     localparam integer GN = (NIN - 4 * g < 4) ? NIN - 4 * g : 4;
-                    wire [DW-1:0] gsum;
-                    vitfpga_addtree #(.N(GN), .IW(IWS), .OW(DW)) u_tree (
+                    wire [DWR-1:0] gsum;
+                    vitfpga_addtree #(.N(GN), .IW(IWS), .OW(DWR)) u_tree (
                         .in(tin[4*g*IWS +: GN*IWS]), .sum(gsum));
                     always @(posedge clk) begin
-                        if (en) tout[g*DW +: DW] <= gsum;
+                        if (en) tout[g*DWR +: DWR] <= gsum;
                     end
                 end
             end
-            wire signed [DW-1:0] dot = g_ts[TS-1].tout[DW-1:0];
+            wire signed [DWR-1:0] dot = g_ts[TS-1].tout[DWR-1:0];
 
             // Stage D: accumulate; the first beat of a fold starts from the bias (PG = 1), or
             // from 0, the serializer adding the bias (PG > 1).
