@@ -86,6 +86,11 @@ _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 115, 570
 #   digits PE 8 x SIMD 8, LN 4, softmax 8, xc7:    26.7k (33.2k)
 #   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:   38.7k (46.4k)
 #   DeiT-width block PE 4 x SIMD 16, LN 8, xcup:   31.9k (40.3k)
+# Checked since (Yosys against the planner after the scale): digits PE 8 x SIMD 16, LN 2, xc7
+# 36.1k (36.9k); vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, xc7 29.6k (36.8k); DeiT-Tiny int3
+# PE 8 (x3 rows) x SIMD 8, xcup 36.6k (35.4k, Yosys before the narrow group-row trees);
+# DeiT-Tiny PE 16 (x6 rows) x SIMD 16, LN 4, softmax 4, xcup 64.3k (81.7k). One scale does not
+# fit every family and size: a whole design's LUTs are a +-25% estimate until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
 
 
