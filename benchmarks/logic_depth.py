@@ -49,6 +49,7 @@ from vitfpga.quant.synthetic import random_layer
 from vitfpga.report import machine_info
 from vitfpga.runtime.intmath import EXP2_LUT
 from vitfpga.sim.depth import DepthReport, logic_depth, netlist_depth
+from vitfpga.sim.synth import SYNTH_TIMEOUT_S
 from vitfpga.sim.tools import YOSYS_RUNNER
 
 BOARDS = {"xc7": "pynq-z2", "xcup": "kv260"}
@@ -149,7 +150,7 @@ def _whole(path: Path) -> Callable[[Path, Board], Job]:
 
 
 def _measure(make: Callable[[Path, Board], Job], work: Path, board: Board, family: str,
-             reuse: bool) -> DepthReport:
+             reuse: bool, timeout: float) -> DepthReport:
     """Synthesise and measure, or (reuse) measure a netlist an earlier run kept."""
     kept = work / "build" / "depth_report.json"
     if reuse and kept.is_file():
@@ -158,7 +159,7 @@ def _measure(make: Callable[[Path, Board], Job], work: Path, board: Board, famil
         return replace(netlist_depth(netlist, old["top"], family), seconds=old["seconds"])
     job = make(work, board)
     return logic_depth(job.sources, job.top, family, work / "build", params=job.params,
-                       mem_files=job.mems)
+                       mem_files=job.mems, timeout=timeout)
 
 
 def _row(name: str, board: Board, r: DepthReport) -> str:
@@ -188,6 +189,9 @@ def main() -> None:
                     "temporary folder)")
     ap.add_argument("--reuse", action="store_true", help="with --keep: measure the netlists "
                     "kept there by an earlier run again instead of synthesising")
+    ap.add_argument("--timeout", type=float, default=SYNTH_TIMEOUT_S,
+                    help="seconds one synthesis may take (default %(default)g; a DeiT-Tiny "
+                    "whole design needs about 3,600 when other jobs share the machine)")
     args = ap.parse_args()
     version = subprocess.run([sys.executable, "-c", YOSYS_RUNNER, "-V"], capture_output=True,
                              text=True).stdout.strip()
@@ -208,7 +212,7 @@ def main() -> None:
                 work = root / f"{family}_{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}"
                 work.mkdir(parents=True, exist_ok=True)
                 try:
-                    r = _measure(make, work, board, family, args.reuse)
+                    r = _measure(make, work, board, family, args.reuse, args.timeout)
                 except VerificationFailed as e:  # a unit still being written: say so, go on
                     lines.append(f"| {name} | {family} | {board.name} | - | - | synthesis "
                                  f"failed: {str(e).splitlines()[-1][:120]} | | | |")

@@ -2,7 +2,7 @@
 
 The whole-model top (`vitfpga_vit`) holds a whole image on chip: `XM`, the int16 residual
 stream (plus the position embedding and the class-token row, loaded with the bitstream), and
-`BM`, every int8 tensor (patches, LayerNorm outputs, q/k/v, one head's probabilities, attention
+`BM`, every int8 tensor (patches, q/k/v, one head's probabilities, attention
 outputs, the MLP hidden layer). Both are element-addressed memories read and written `LANES`
 consecutive elements at a time. A program of ops runs one op at a time; each op streams from one
 memory through one unit into one memory:
@@ -12,7 +12,9 @@ memory through one unit into one memory:
   attention product whose operand the FILL ops wrote), into a sink: BM, BM through the GELU
   table, an int16 add into XM (residual add; the position embedding), the softmax unit into BM,
   or the output stream (logits).
-- LN: XM rows through the LayerNorm unit into BM.
+- LN: XM rows through the LayerNorm unit straight into the matmul engine (a weight layer's
+  entry), into the LINEAR sinks; the normalised rows never land in a memory, so the LayerNorm
+  runs beside the engine instead of before it.
 - FILLK / FILLV: one head's K (as Q·Kᵀ's operand) or V (transposed, as A·V's) from BM into the
   engine's operand buffer.
 - XCOPY: XM to XM (the class-token row).
@@ -45,7 +47,7 @@ __all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "SINKS", "SOFTMAX_LA
 OP_FIELDS = (("kind", 4), ("sink", 4), ("rows", 16), ("src", 24), ("src_stride", 16),
              ("src_len", 16), ("dst", 24), ("dst_stride", 16), ("dst_len", 16), ("aux", 24),
              ("aux_stride", 16), ("entry", 16), ("sf", 16), ("nf", 16), ("m0", 32), ("s0", 8),
-             ("m1", 32), ("s1", 8), ("eps", 48), ("pmax", 8))
+             ("m1", 32), ("s1", 8), ("eps", 48), ("pmax", 8), ("beats", 16))
 OP_BITS = sum(bits for _, bits in OP_FIELDS)
 KINDS = {"end": 0, "input": 1, "linear": 2, "ln": 3, "fillk": 4, "fillv": 5, "xcopy": 6}
 SINKS = {"bm": 0, "gelu": 1, "add": 2, "out": 3, "softmax": 4}
@@ -210,7 +212,6 @@ class _Layout:
     x_base: int  # the residual stream
     pos_base: int
     cls_base: int
-    y_base: int  # LayerNorm out
     u_base: int  # a low-rank slot's middle
     p_in: int  # patches (the shared region's first phase)
     qkv_base: int
@@ -232,7 +233,8 @@ def _check_whole_model(model: IntModel) -> None:
 
 def ln_choices(dim: int, lanes: int) -> tuple[int, ...]:
     """The LayerNorm lane counts a design may use: powers of two that divide the row (the
-    unit's contract), up to the memories' lanes and LN_LANES_MAX (a lane of
+    unit's contract), up to `lanes` (the engine's SIMD: the core packs the unit's outputs into
+    whole engine beats) and LN_LANES_MAX (a lane of
     vitfpga_layernorm_vec.v is a 16-step divider and an acc*M product, ~1.6k LUT and 7 DSP on
     UltraScale+)."""
     out, n = [], 1
@@ -272,7 +274,7 @@ def _dims(model: IntModel, plan: ModelPlan, ln: int | None, sm: int) -> _Dims:
     return _Dims(
         pe=pe, simd=simd,
         lanes=max(pe, simd, 2),  # the memories' port width; 2 keeps their lane index a vector
-        ln_lanes=ln_lanes(spec.dim, max(pe, simd)) if ln is None else ln, sm_lanes=sm,
+        ln_lanes=ln_lanes(spec.dim, simd) if ln is None else ln, sm_lanes=sm,
         patches=spec.patches, tokens=tokens, dim=spec.dim, hd=hd, heads=heads,
         width=heads * hd, qkv_width=qkv_width,
         hidden=model.layers[slot_layers(model.layers, "blocks.0.mlp.fc1")[-1]].n,
@@ -290,15 +292,15 @@ def _layout(d: _Dims) -> _Layout:
     # BM by liveness: the patches die at the patch embedding, q/k/v, one head's probabilities
     # and the attention output live through attention only, the MLP's hidden layer through the
     # MLP only, so those three phases share one region (DeiT-Tiny: 228 kB instead of 530 kB).
-    # Y (LayerNorm out) and U (a low-rank slot's middle) are read in more than one phase.
-    y_base = bm.take(d.tokens * d.dim)
+    # U (a low-rank slot's middle) is read in more than one phase. The LayerNorm's output
+    # goes straight into the engine (LN ops), so it takes no region.
     u_base = bm.take(d.tokens * max(d.ranks, default=0))
     shared = bm.take(max(d.patches * d.sf_pe * d.simd,
                          d.tokens * (d.qkv_width + d.tokens + d.width),
                          d.tokens * d.hidden))
     p_base = shared + d.tokens * d.qkv_width
     return _Layout(xm_depth=xm.size, bm_depth=bm.size, x_base=x_base, pos_base=pos_base,
-                   cls_base=cls_base, y_base=y_base, u_base=u_base, p_in=shared,
+                   cls_base=cls_base, u_base=u_base, p_in=shared,
                    qkv_base=shared, p_base=p_base, o_base=p_base + d.tokens * d.tokens,
                    h_base=shared)
 
@@ -368,25 +370,36 @@ class _Builder:
 
     # LINEAR, a weight layer into one of its sinks ---------------------------------------------
     def _linear(self, name: str, layer: str, rows: int, src: int, stride: int, sink: str,
-                **kw: int) -> None:
+                norm: str = "", **kw: int) -> None:
+        """`layer` on `rows` rows from BM at `src`, or with `norm`, LayerNorm `norm` of XM's
+        rows at `src` straight into it (an LN op), into `sink`."""
         entry = self.entry_of[layer]
         slot = self.plan.layers[entry]
-        # The reader sends the row's input beats (R per N:M iteration); the engine's entry
-        # holds its own compute folds.
-        self._op(name, "linear", {"engine": slot.ideal_cycles(rows)}, rows=rows, src=src,
-                 src_stride=stride, src_len=slot.k, entry=entry, sf=slot.beats, nf=slot.nf,
-                 sink=SINKS[sink], **kw)
+        # The engine's entry holds its own compute folds; the op says how many input beats a
+        # row has (R per N:M iteration), which the reader (LINEAR) or the LayerNorm's packer
+        # (LN, zero beats past the row) sends.
+        ideal = {"engine": slot.ideal_cycles(rows)}
+        fields = {"rows": rows, "entry": entry, "nf": slot.nf, "sink": SINKS[sink], **kw}
+        if norm:
+            fields.update(self._ln_fields(norm, src, stride), beats=slot.beats)
+            ideal["ln"] = rows * self.d.dim // self.d.ln_lanes
+            self._op(f"{norm}+{name}", "ln", ideal, **fields)
+        else:
+            self._op(name, "linear", ideal, src=src, src_stride=stride, src_len=slot.k,
+                     sf=slot.beats, **fields)
 
-    def slot(self, slot: str, rows: int, src: int, stride: int, sink: str, **kw: int) -> None:
-        """One model slot: a low-rank slot is two linears, u into BM's U region, then v."""
+    def slot(self, slot: str, rows: int, src: int, stride: int, sink: str, norm: str = "",
+             **kw: int) -> None:
+        """One model slot: a low-rank slot is two linears, u into BM's U region, then v. With
+        `norm` its first linear takes LayerNorm `norm` of XM's rows at `src`."""
         names = slot_layers(self.model.layers, slot)
         if len(names) == 2:
             rank = self.model.layers[names[0]].n
             u_base = self.mem.u_base
-            self._linear(f"{slot}.u", names[0], rows, src, stride, "bm", dst=u_base,
+            self._linear(f"{slot}.u", names[0], rows, src, stride, "bm", norm, dst=u_base,
                          dst_stride=rank, dst_len=rank)
-            src, stride = u_base, rank
-        self._linear(slot, names[-1], rows, src, stride, sink, **kw)
+            src, stride, norm = u_base, rank, ""
+        self._linear(slot, names[-1], rows, src, stride, sink, norm, **kw)
 
     def patch_embed(self) -> None:
         """Patches into residual rows 1.. with the position embedding added (add sink)."""
@@ -411,14 +424,14 @@ class _Builder:
         if len(table) != 256:  # the core reads entry {table number, byte}: no index adder
             raise ValueError(f"{pre}.mlp.gelu has {len(table)} entries, not 256")
         self.gelu.extend(table)
-        self.slot(f"{pre}.mlp.fc1", d.tokens, self.mem.y_base, d.dim, "gelu",
+        self.slot(f"{pre}.mlp.fc1", d.tokens, self.mem.x_base, d.dim, "gelu", f"{pre}.norm2",
                   dst=self.mem.h_base, dst_stride=d.hidden, dst_len=d.hidden, aux=gelu_base)
 
     def head(self) -> LayerSlot:
         """The classifier on the class token's row, into the output stream (out sink); returns
         its plan slot (its output beats are the image's)."""
         head = self.plan.layers[self.entry_of[slot_layers(self.model.layers, "head")[-1]]]
-        self.slot("head", 1, self.mem.y_base, self.d.dim, "out", dst_len=head.n)
+        self.slot("head", 1, self.mem.x_base, self.d.dim, "out", "norm", dst_len=head.n)
         return head
 
     # LINEAR, attention products (engine entries after the plan's layers) ----------------------
@@ -457,16 +470,17 @@ class _Builder:
                  dst=mem.o_base + h * d.hd, dst_stride=d.width, dst_len=d.hd)
 
     # LN ---------------------------------------------------------------------------------------
-    def ln(self, name: str, rows: int) -> None:
-        """XM rows through the LayerNorm unit into BM's Y; gamma and beta go to its tables."""
+    def _ln_fields(self, name: str, src: int, stride: int) -> dict[str, int]:
+        """An LN op's LayerNorm fields: XM rows at `src` in beats of LN_L, (M, S, eps), and
+        its gamma and beta, appended to the unit's tables, at `aux_stride` (`aux` is the
+        sink's: the GELU table)."""
         d, params = self.d, self.model.params
         m, s, eps = (int(v) for v in np.asarray(params[f"{name}.meta"]).tolist())
         pbase = len(self.ln_gamma)
         self.ln_gamma.extend(int(v) for v in np.asarray(params[f"{name}.gamma"]).tolist())
         self.ln_beta.extend(int(v) for v in np.asarray(params[f"{name}.beta"]).tolist())
-        self._op(name, "ln", {"ln": rows * d.dim // d.ln_lanes}, rows=rows, src=self.mem.x_base,
-                 src_stride=d.dim, src_len=d.dim, dst=self.mem.y_base, dst_stride=d.dim,
-                 dst_len=d.dim, aux=pbase, m0=m, s0=s, eps=eps, sf=d.dim // d.ln_lanes)
+        return {"src": src, "src_stride": stride, "src_len": d.dim, "sf": d.dim // d.ln_lanes,
+                "aux_stride": pbase, "m0": m, "s0": s, "eps": eps}
 
     # FILLK / FILLV ----------------------------------------------------------------------------
     def fillk(self, att: str, h: int) -> None:
@@ -491,9 +505,8 @@ class _Builder:
 def _block(b: _Builder, i: int) -> None:
     """Transformer block i: attention head by head, then the MLP."""
     d, mem, pre = b.d, b.mem, f"blocks.{i}"
-    b.ln(f"{pre}.norm1", d.tokens)
-    b.slot(f"{pre}.attn.qkv", d.tokens, mem.y_base, d.dim, "bm", dst=mem.qkv_base,
-           dst_stride=d.qkv_width, dst_len=d.qkv_width)
+    b.slot(f"{pre}.attn.qkv", d.tokens, mem.x_base, d.dim, "bm", f"{pre}.norm1",
+           dst=mem.qkv_base, dst_stride=d.qkv_width, dst_len=d.qkv_width)
     qk_entry = b.attention_entries(pre)
     m_sm, s_sm = _ms(b.model.params[f"{pre}.attn.softmax"])
     att = f"{pre}.attn"
@@ -503,7 +516,6 @@ def _block(b: _Builder, i: int) -> None:
         b.qk(att, h, qk_entry, m_sm, s_sm)
         b.av(att, h, qk_entry + 1)
     b.residual(f"{pre}.attn.proj", mem.o_base, d.width, f"{pre}.add1")
-    b.ln(f"{pre}.norm2", d.tokens)
     b.mlp_fc1(pre)
     b.residual(f"{pre}.mlp.fc2", mem.h_base, d.hidden, f"{pre}.add2")
 
@@ -516,9 +528,9 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
 
     Raises BadInput for what the whole-model hardware does not run (named)."""
     _check_whole_model(model)
-    if ln is not None and ln not in ln_choices(model.spec.dim, max(plan.pe, plan.simd)):
+    if ln is not None and ln not in ln_choices(model.spec.dim, plan.simd):
         raise BadInput(f"{ln} LayerNorm lanes: expected one of "
-                       f"{ln_choices(model.spec.dim, max(plan.pe, plan.simd))}")
+                       f"{ln_choices(model.spec.dim, plan.simd)}")
     choices = sm_choices(plan.pe)
     sm = choices[0] if sm is None else sm
     if sm not in choices:
@@ -533,7 +545,6 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
     b.patch_embed()
     for i in range(model.spec.depth):
         _block(b, i)
-    b.ln("norm", 1)
     head = b.head()
     b.end()
     exp_lut = [int(v) for v in np.asarray(model.params["softmax.exp2_lut"]).tolist()]
@@ -572,77 +583,101 @@ def _store(mem: np.ndarray, base: int, stride: int, values: np.ndarray) -> None:
         mem[base + r * stride:base + r * stride + values.shape[1]] = values[r]
 
 
+@dataclass
+class _State:
+    """One image's memories while `execute` runs it."""
+
+    xm: np.ndarray
+    bm: np.ndarray
+    opb: np.ndarray  # the engine's operand buffer: words x PE*SIMD lanes
+    logits: np.ndarray | None = None
+
+
 def execute(prog: VitProgram, model: IntModel, plan: ModelPlan, images: object) -> np.ndarray:
     """Run the program on every image; (B, classes) int64 logits."""
     pe, simd = plan.pe, plan.simd
     q = quantise_images(images, model.spec.patch_size, model.input_scale())
-    entries = [*({"name": s.name} for s in plan.layers), *prog.entries]
-    tables = {k: np.asarray(v, dtype=np.int64) for k, v in prog.tables.items()}
     out = []
     for image in q:
-        xm = np.asarray(prog.xm_init, dtype=np.int64).copy()
-        bm = np.zeros(prog.bm_depth, dtype=np.int64)
-        opb = np.zeros((prog.op_depth, pe * simd), dtype=np.int64)
-        logits = None
+        st = _State(xm=np.asarray(prog.xm_init, dtype=np.int64).copy(),
+                    bm=np.zeros(prog.bm_depth, dtype=np.int64),
+                    opb=np.zeros((prog.op_depth, pe * simd), dtype=np.int64))
         for op in prog.ops:
             f = {k: int(v) for k, v in op.fields.items()}
             if op.kind == "input":
-                width = f["sf"] * simd
-                padded = np.zeros((f["rows"], width), dtype=np.int64)
+                padded = np.zeros((f["rows"], f["sf"] * simd), dtype=np.int64)
                 padded[:, :image.shape[1]] = image
-                _store(bm, f["dst"], f["dst_stride"], padded)
+                _store(st.bm, f["dst"], f["dst_stride"], padded)
             elif op.kind == "xcopy":
-                _store(xm, f["dst"], 0, _rows(xm, f["src"], 0, 1, f["src_len"], f["src_len"]))
-            elif op.kind == "ln":
-                x = _rows(xm, f["src"], f["src_stride"], f["rows"], f["src_len"], f["src_len"])
-                d, a = f["src_len"], f["aux"]
-                y = int_layernorm(x, prog.ln_gamma[a:a + d], prog.ln_beta[a:a + d],
-                                  [f["m0"], f["s0"], f["eps"]])
-                _store(bm, f["dst"], f["dst_stride"], y)
+                _store(st.xm, f["dst"], 0,
+                       _rows(st.xm, f["src"], 0, 1, f["src_len"], f["src_len"]))
             elif op.kind in ("fillk", "fillv"):
-                v = _rows(bm, f["src"], f["src_stride"], f["rows"], f["src_len"],
+                v = _rows(st.bm, f["src"], f["src_stride"], f["rows"], f["src_len"],
                           f["src_len"])
                 for j in range(v.shape[0]):
                     for c in range(v.shape[1]):
                         n, k = (j, c) if op.kind == "fillk" else (c, j)
                         word = f["aux"] + (n // pe) * f["sf"] + k // simd
-                        opb[word, (n % pe) * simd + k % simd] = v[j, c]
-            elif op.kind == "linear":
-                ent = entries[f["entry"]]
-                x = _rows(bm, f["src"], f["src_stride"], f["rows"], f["src_len"],
-                          f["sf"] * simd)
-                if "name" in ent:
-                    layer = model.layers[ent["name"]]
-                    y = linear_golden(x[:, :layer.k], layer)
-                else:
-                    n_all, k_all = f["nf"] * pe, f["sf"] * simd
-                    w = np.zeros((n_all, k_all), dtype=np.int64)
-                    for n in range(n_all):
-                        for k in range(k_all):
-                            w[n, k] = opb[ent["w_base"] + (n // pe) * f["sf"] + k // simd,
-                                          (n % pe) * simd + k % simd]
-                    c = ent["c_base"] - plan.channel_depth
-                    lanes = slice(c * pe, c * pe + n_all)
-                    acc = x @ w.T + tables["bias"][lanes]
-                    y = acc if ent["relu"] & RAW else requantize(
-                        acc, tables["mult"][lanes], tables["shift"][lanes])
-                y = y[:, :f["dst_len"]]
-                sink = op.sink
-                if sink == "bm":
-                    _store(bm, f["dst"], f["dst_stride"], y)
-                elif sink == "gelu":
-                    lut = prog.gelu[f["aux"]:f["aux"] + 256]
-                    _store(bm, f["dst"], f["dst_stride"], lut_apply(y, lut))
-                elif sink == "softmax":
-                    p = int_softmax(y, f["m0"], f["s0"], prog.exp_lut, f["pmax"])
-                    _store(bm, f["dst"], f["dst_stride"], p)
-                elif sink == "add":
-                    x_old = _rows(xm, f["aux"], f["aux_stride"], f["rows"], f["dst_len"],
-                                  f["dst_len"])
-                    params = np.array([[f["m0"], f["s0"]], [f["m1"], f["s1"]]])
-                    _store(xm, f["dst"], f["dst_stride"],
-                           int_add([y, x_old], params, model.res_bits))
-                elif sink == "out":
-                    logits = y[0]
-        out.append(logits)
+                        st.opb[word, (n % pe) * simd + k % simd] = v[j, c]
+            elif op.kind in ("linear", "ln"):
+                y = _engine(prog, model, plan, st, f, _engine_input(prog, st, f, op.kind, simd))
+                _sink(prog, model, st, f, op.sink, y[:, :f["dst_len"]])
+        out.append(st.logits)
     return np.stack(out).astype(np.int64)
+
+
+def _engine_input(prog: VitProgram, st: _State, f: dict[str, int], kind: str, simd: int
+                  ) -> np.ndarray:
+    """The engine's input rows of a LINEAR op (BM rows) or an LN op (XM rows through the
+    LayerNorm), zero-padded to the op's beats."""
+    if kind == "linear":
+        return _rows(st.bm, f["src"], f["src_stride"], f["rows"], f["src_len"], f["sf"] * simd)
+    width = f["beats"] * simd
+    x = _rows(st.xm, f["src"], f["src_stride"], f["rows"], f["src_len"], f["src_len"])
+    d, a = f["src_len"], f["aux_stride"]
+    y = int_layernorm(x, prog.ln_gamma[a:a + d], prog.ln_beta[a:a + d],
+                      [f["m0"], f["s0"], f["eps"]])
+    padded = np.zeros((f["rows"], width), dtype=np.int64)
+    padded[:, :d] = y
+    return padded
+
+
+def _engine(prog: VitProgram, model: IntModel, plan: ModelPlan, st: _State, f: dict[str, int],
+            x: np.ndarray) -> np.ndarray:
+    """The engine entry `f["entry"]` on rows `x`: a weight layer's golden, or an attention
+    product on the operand buffer's words (raw or requantised)."""
+    pe, simd = plan.pe, plan.simd
+    if f["entry"] < len(plan.layers):
+        layer = model.layers[plan.layers[f["entry"]].name]
+        return linear_golden(x[:, :layer.k], layer)
+    ent = prog.entries[f["entry"] - len(plan.layers)]
+    tables = {k: np.asarray(v, dtype=np.int64) for k, v in prog.tables.items()}
+    n_all, k_all = f["nf"] * pe, f["sf"] * simd
+    w = np.zeros((n_all, k_all), dtype=np.int64)
+    for n in range(n_all):
+        for k in range(k_all):
+            w[n, k] = st.opb[ent["w_base"] + (n // pe) * f["sf"] + k // simd,
+                             (n % pe) * simd + k % simd]
+    c = ent["c_base"] - plan.channel_depth
+    lanes = slice(c * pe, c * pe + n_all)
+    acc = x @ w.T + tables["bias"][lanes]
+    return acc if ent["relu"] & RAW else requantize(acc, tables["mult"][lanes],
+                                                    tables["shift"][lanes])
+
+
+def _sink(prog: VitProgram, model: IntModel, st: _State, f: dict[str, int], sink: str,
+          y: np.ndarray) -> None:
+    """The engine's output rows `y` into the op's sink."""
+    if sink == "bm":
+        _store(st.bm, f["dst"], f["dst_stride"], y)
+    elif sink == "gelu":
+        _store(st.bm, f["dst"], f["dst_stride"], lut_apply(y, prog.gelu[f["aux"]:f["aux"] + 256]))
+    elif sink == "softmax":
+        p = int_softmax(y, f["m0"], f["s0"], prog.exp_lut, f["pmax"])
+        _store(st.bm, f["dst"], f["dst_stride"], p)
+    elif sink == "add":
+        x_old = _rows(st.xm, f["aux"], f["aux_stride"], f["rows"], f["dst_len"], f["dst_len"])
+        params = np.array([[f["m0"], f["s0"]], [f["m1"], f["s1"]]])
+        _store(st.xm, f["dst"], f["dst_stride"], int_add([y, x_old], params, model.res_bits))
+    elif sink == "out":
+        st.logits = y[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import small_int_model
-from vitfpga.errors import DoesNotFit
+from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import get_board
 from vitfpga.hls.plan.engine import BRAM_RESERVE, ModelPlan, fixed_plan
 from vitfpga.hls.plan.memory import LUTRAM_MAX_DEPTH, map_lutram, map_memory
@@ -47,8 +47,28 @@ def test_bm_shares_one_region_between_phases(deit2: tuple) -> None:
     attention = t * (3 * d + t + d)  # q/k/v, one head's probabilities, attention out
     mlp, patches = t * DEIT.hidden, DEIT.num_patches * DEIT.patch_dim
     assert attention > max(mlp, patches)
-    assert prog.bm_depth == t * d + attention  # Y, then the shared region
+    assert prog.bm_depth == attention  # the shared region only: LayerNorms feed the engine
     assert prog.xm_depth == 2 * t * d + d  # residual, position embedding, class row
+
+
+def test_layernorms_run_beside_the_linear_layers_they_feed(deit2: tuple) -> None:
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 4, 16)
+    prog = compile_vit(model, plan, ln=4)
+    lns = [op for op in prog.ops if op.kind == "ln"]
+    assert [op.name for op in lns[:2]] == ["blocks.0.norm1+blocks.0.attn.qkv",
+                                           "blocks.0.norm2+blocks.0.mlp.fc1"]
+    assert len(lns) == 2 * DEIT.depth + 1 and lns[-1].name == "norm+head"
+    qkv = plan.slot("blocks.0.attn.qkv")
+    assert lns[0].ideal == {"engine": qkv.ideal_cycles(DEIT.tokens),
+                            "ln": DEIT.tokens * DEIT.dim // 4}
+    assert lns[0].fields["beats"] == qkv.beats == DEIT.dim // 16
+    # one op, so the slower unit's time and not the sum
+    assert prog.bound_cycles() == sum(max(op.ideal.values(), default=0) for op in prog.ops)
+    assert "ln" not in prog.bound_by_unit()  # 4 lanes keep pace with the engine's 4 x 16
+    # the packer fills SIMD-lane beats with whole LayerNorm beats: no more lanes than SIMD
+    with pytest.raises(BadInput, match="expected one of"):
+        compile_vit(model, fixed_plan(layers, rows, KV260, 16, 4), ln=8)
 
 
 def test_save_bram_moves_uninitialised_memories_into_uram(deit2: tuple) -> None:

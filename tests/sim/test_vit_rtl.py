@@ -10,6 +10,7 @@ padding-only part: 5 tokens on 2 lanes); logits identical to the integer golden.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from vitfpga.hls.plan.engine import fixed_plan
 from vitfpga.hls.plan.program import compile_vit
 from vitfpga.quant.model import ViTConfig
 from vitfpga.quant.structure import dense_structure
-from vitfpga.quant.synthetic import structure_layers
+from vitfpga.quant.synthetic import shape_weights, structure_layers
 from vitfpga.runtime.forward import logits
 from vitfpga.sim.vit import run_vit
 from vitfpga.sources import calibrated_int_model
@@ -58,3 +59,32 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path,
     r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
     np.testing.assert_array_equal(r.logits, expected)
     assert r.cycles >= 2 * prog.bound_cycles()
+
+
+# dim 40 on SIMD 16: the LayerNorm's 8-lane outputs make a row's engine beats 2 + 2 + 1 parts
+# (the last beat zero past the row), and qkv's 2:4 pattern reads its input in windows of two
+# beats, so that row has 4 beats: one zero beat after the LayerNorm's.
+PADDED = ViTConfig(image_size=8, patch_size=4, in_chans=1, dim=40, depth=1, heads=2,
+                   mlp_ratio=2, num_classes=10)
+
+
+@pytest.mark.verilator
+def test_layernorm_into_the_engine_pads_a_row_to_its_beats(tmp_path: Path) -> None:
+    layers, rows = structure_layers(dense_structure(PADDED, 4), PADDED, seed=2)
+    qkv = layers["blocks.0.attn.qkv"]
+    layers["blocks.0.attn.qkv"] = dataclasses.replace(
+        qkv, weight=shape_weights(qkv.weight, "nm:2:4", qkv.weight_bits,
+                                  np.random.default_rng(2)), codec="nm:2:4")
+    model = calibrated_int_model(PADDED, layers, seed=2)
+    plan = fixed_plan(layers, rows, get_board("pynq-z2"), 4, 16)
+    prog = compile_vit(model, plan)
+    beats = {op.name: op.fields["beats"] for op in prog.ops if op.kind == "ln"}
+    assert prog.ln_lanes == 8
+    assert beats["blocks.0.norm1+blocks.0.attn.qkv"] == 4  # 40 elements are 3 beats of 16
+    assert beats["blocks.0.norm2+blocks.0.mlp.fc1"] == 3
+    emit_vit(plan, layers, prog, tmp_path / "rtl")
+    images = np.random.default_rng(2).standard_normal((3, 1, 8, 8)).astype(np.float32)
+    expected = logits(model, images)
+    assert len(np.unique(expected)) > 4
+    r = run_vit(tmp_path / "rtl", prog, plan, model, images, "verilator", tmp_path / "build")
+    np.testing.assert_array_equal(r.logits, expected)

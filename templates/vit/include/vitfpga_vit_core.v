@@ -7,13 +7,16 @@
 //   INPUT   s_axis beats ------------------------------------------------> BM
 //   LINEAR  BM --> matmul engine (weight layer, or Q.K^T / A.V on the operand buffer) -->
 //             BM | GELU table -> BM | residual add with XM -> XM | softmax -> BM | m_axis
-//   LN      XM --> LayerNorm unit --> BM
+//   LN      XM --> LayerNorm unit --> matmul engine (a weight layer) --> the LINEAR sinks
 //   FILLK/V BM --> engine operand buffer (one head's K, or V transposed)
 //   XCOPY   XM --> XM
 //
 // The reader issues one memory read per clock (a chunk of SIMD, PE, LANES or LN_L elements of
 // a row, zero past the row's length) into a 4-entry FIFO the op's consumer drains; the sinks count
 // rows and folds to find their write addresses. Python decided every address and constant.
+// An LN op runs the LayerNorm beside the engine: the unit's LN_L outputs a clock are packed into
+// SIMD-lane engine beats (a row's last beat zero past the row, then zero beats up to the op's
+// `beats`), so the normalised rows never land in a memory.
 //
 // Weight words past ROM_DEPTH live in the engine's RAM (URAM on UltraScale+), which powers up
 // empty: a start with `load` high is a weight load instead of a pass, `images` counting weight
@@ -51,7 +54,7 @@ module vitfpga_vit_core #(
     parameter integer OP_STYLE = 0,    // the engine's operand buffer's, likewise
     parameter integer LN_DMAX = 64,
     parameter integer LN_PDEPTH = 64,
-    parameter integer LN_L = 1,        // LayerNorm elements a clock (divides every LN row)
+    parameter integer LN_L = 1,        // LayerNorm elements a clock (divides every LN row and SIMD)
     parameter integer SM_TMAX = 32,
     parameter integer SM_L = PE,       // softmax lanes: scores a clock, a power of two dividing PE
     parameter integer GELU_DEPTH = 256,
@@ -85,7 +88,7 @@ module vitfpga_vit_core #(
     input  wire              out_ready
 );
     // Op word fields (vitfpga.hls.vit_program.OP_FIELDS; a test holds the two equal).
-    localparam integer OP_BITS = 360;
+    localparam integer OP_BITS = 376;
     localparam integer F_KIND = 0;  // 4 bits
     localparam integer F_SINK = 4;  // 4 bits
     localparam integer F_ROWS = 8;  // 16 bits
@@ -106,6 +109,7 @@ module vitfpga_vit_core #(
     localparam integer F_S1 = 296;  // 8 bits
     localparam integer F_EPS = 304;  // 48 bits
     localparam integer F_PMAX = 352;  // 8 bits
+    localparam integer F_BEATS = 360;  // 16 bits
     localparam [3:0] K_END = 4'd0, K_INPUT = 4'd1, K_LINEAR = 4'd2, K_LN = 4'd3, K_FILLK = 4'd4,
                      K_FILLV = 4'd5, K_XCOPY = 4'd6;
     localparam [3:0] S_BM = 4'd0, S_GELU = 4'd1, S_ADD = 4'd2, S_OUT = 4'd3, S_SOFTMAX = 4'd4;
@@ -128,8 +132,8 @@ module vitfpga_vit_core #(
     reg [15:0] rows_last, sf_last, nf_last;
     // The op's kind and sink decoded into flags, loaded with it as well: every unit's
     // handshake reads a flag register instead of a 4-bit compare.
-    reg is_lin, is_ln, is_fillk, is_fillv, is_xcopy, is_input;
-    reg to_bm, to_gelu, to_add, to_out, to_sm;  // a LINEAR op's sink
+    reg is_lin, is_ln, is_fillk, is_fillv, is_xcopy, is_input;  // is_lin: the engine runs
+    reg to_bm, to_gelu, to_add, to_out, to_sm;  // a LINEAR or LN op's sink
     reg        reads, from_xm;  // the reader runs, from XM (else BM)
     reg [16:0] ch;              // its chunk: elements a read
     /* verilator lint_off UNUSEDSIGNAL */
@@ -151,6 +155,7 @@ module vitfpga_vit_core #(
     wire [7:0]  f_s1 = op[F_S1 +: 8];
     wire [47:0] f_eps = op[F_EPS +: 48];
     wire [7:0]  f_pmax = op[F_PMAX +: 8];
+    wire [15:0] f_beats = op[F_BEATS +: 16];
     /* verilator lint_on UNUSEDSIGNAL */
 
     // The program ROM is read one op ahead: while op pc runs, `ahead` loads op pc + 1, so the
@@ -219,7 +224,7 @@ module vitfpga_vit_core #(
                     rows_last <= ahead[F_ROWS +: 16] - 16'd1;
                     sf_last <= ahead[F_SF +: 16] - 16'd1;
                     nf_last <= ahead[F_NF +: 16] - 16'd1;
-                    is_lin <= ahead[F_KIND +: 4] == K_LINEAR;
+                    is_lin <= ahead[F_KIND +: 4] == K_LINEAR || ahead[F_KIND +: 4] == K_LN;
                     is_ln <= ahead[F_KIND +: 4] == K_LN;
                     is_fillk <= ahead[F_KIND +: 4] == K_FILLK;
                     is_fillv <= ahead[F_KIND +: 4] == K_FILLV;
@@ -365,7 +370,8 @@ module vitfpga_vit_core #(
     // ------------------------------------------------------------------------------------------
     // The matmul engine
     wire [SIMD*8-1:0]    mvu_in_data;
-    wire                 mvu_in_valid = loading ? in_valid : run && is_lin && !fempty;
+    wire                 mvu_in_valid = loading ? in_valid :
+                                        run && is_lin && (is_ln ? lp_any : !fempty);
     wire                 mvu_in_ready;
     wire [PE*8-1:0]      mvu_out_data;
     wire [PE*32-1:0]     mvu_out_raw;
@@ -378,7 +384,8 @@ module vitfpga_vit_core #(
     genvar gi;
     generate
         for (gi = 0; gi < SIMD; gi = gi + 1) begin : g_in
-            assign mvu_in_data[gi*8 +: 8] = loading ? in_data[gi*8 +: 8] : c_data[gi*16 +: 8];
+            assign mvu_in_data[gi*8 +: 8] = loading ? in_data[gi*8 +: 8] :
+                                            is_ln ? lp_head[gi*8 +: 8] : c_data[gi*16 +: 8];
         end
     endgenerate
     /* verilator lint_off PINCONNECTEMPTY */
@@ -409,14 +416,79 @@ module vitfpga_vit_core #(
     wire        ln_in_valid = run && is_ln && !fempty;
     wire        ln_in_ready, ln_idle, ln_done;
     wire [LN_L*8-1:0] ln_out_data;
-    wire        ln_out_valid;
+    wire        ln_out_valid, ln_out_ready;
     vitfpga_layernorm_vec #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .L(LN_L), .GAMMA_FILE(GAMMA_FILE),
                         .BETA_FILE(BETA_FILE)) u_ln (
         .clk(clk), .rst_n(rst_n), .start(op_start && is_ln), .d(f_src_len),
-        .rows({16'd0, f_rows}), .pbase(f_aux[15:0]), .mult(f_m0), .shift(f_s0),
+        .rows({16'd0, f_rows}), .pbase(f_aux_stride), .mult(f_m0), .shift(f_s0),
         .eps({16'd0, f_eps}), .idle(ln_idle), .done(ln_done),
         .in_data(ln_in_data), .in_valid(ln_in_valid), .in_ready(ln_in_ready),
-        .out_data(ln_out_data), .out_valid(ln_out_valid), .out_ready(1'b1));
+        .out_data(ln_out_data), .out_valid(ln_out_valid), .out_ready(ln_out_ready));
+
+    // The LayerNorm's outputs into engine beats (LN ops): LPR = SIMD/LN_L parts a beat, written
+    // into `lp_beat` as they come; a beat is complete at its last part or the row's last (the
+    // lanes past the row zero), then `beats` minus the row's beats of zeros follow. Complete
+    // beats queue in a 4-deep FIFO the engine drains. Its room is a register: at most one push
+    // a clock, so room for two after an edge is room for the next push whatever pops.
+    localparam integer LPR = SIMD / LN_L;
+    localparam integer LPB = (LPR > 1) ? $clog2(LPR) : 1;
+    reg  [SIMD*8-1:0]  lp_beat;
+    reg  [LPB-1:0]     lp_k;        // the next part's place in the beat
+    reg  [15:0]        lp_c;        // the next part's place in the row (LN beats)
+    reg                lp_c_end;    // ... is the row's last (lp_c == sf_last, registered)
+    reg  [15:0]        lp_b;        // engine beats of the row pushed so far
+    reg                lp_pad;      // the row's elements are in; zero beats follow
+    reg                lp_room;
+    wire [2:0]         lp_count;
+    wire [SIMD*8-1:0]  lp_head;
+    wire               lp_any = (lp_count != 3'd0);
+    wire               lp_take = ln_out_valid && ln_out_ready;
+    wire               lp_end = lp_take && ((lp_k == LPR - 1) || lp_c_end);
+    wire               lp_zero = lp_pad && lp_room;
+    wire               lp_push = lp_end || lp_zero;
+    wire               lp_pop = is_ln && lp_any && mvu_in_ready;
+    assign ln_out_ready = lp_room && !lp_pad;
+    reg  [SIMD*8-1:0]  lp_next;     // lp_beat with this clock's part in its place
+    integer lq;
+    always @(*) begin
+        lp_next = lp_beat;
+        for (lq = 0; lq < LPR; lq = lq + 1)
+            if (lq == lp_k) lp_next[lq*LN_L*8 +: LN_L*8] = ln_out_data;
+        if (lp_zero) lp_next = {SIMD*8{1'b0}};
+    end
+    vitfpga_fifo #(.WIDTH(SIMD*8), .DEPTH(4)) u_lp (
+        .clk(clk), .rst_n(rst_n), .clr(op_start), .push(lp_push), .wdata(lp_next),
+        .pop(lp_pop), .head(lp_head), .count(lp_count));
+    always @(posedge clk) begin
+        if (!rst_n || op_start) begin
+            lp_beat <= {SIMD*8{1'b0}};
+            lp_k <= {LPB{1'b0}};
+            lp_c <= 16'd0;
+            lp_c_end <= (sf_last == 16'd0);
+            lp_b <= 16'd0;
+            lp_pad <= 1'b0;
+            lp_room <= 1'b1;
+        end else begin
+            lp_room <= ({1'b0, lp_count} + {3'd0, lp_push} - {3'd0, lp_pop}) <= 4'd2;
+            if (lp_take) begin
+                lp_beat <= lp_end ? {SIMD*8{1'b0}} : lp_next;
+                lp_k <= lp_end ? {LPB{1'b0}} : lp_k + 1'b1;
+                lp_c <= lp_c_end ? 16'd0 : lp_c + 16'd1;
+                lp_c_end <= lp_c_end ? (sf_last == 16'd0) : (lp_c + 16'd1 == sf_last);
+            end
+            if (lp_push) begin
+                // the row ends with its last elements' beat if that is its `beats`th, else
+                // with the last zero beat
+                if (lp_b + 16'd1 == f_beats) begin
+                    lp_b <= 16'd0;
+                    lp_pad <= 1'b0;
+                end else begin
+                    lp_b <= lp_b + 16'd1;
+                    if (lp_take && lp_c_end) lp_pad <= 1'b1;
+                end
+            end
+        end
+    end
 
     // Raw scores leave the engine PE lanes a beat, a row of t scores in ceil(t/PE) beats (the
     // last one padded). The softmax unit takes SM_L of them a clock (SM_L divides PE): with
@@ -593,18 +665,11 @@ module vitfpga_vit_core #(
         end
     end
 
-    // LN and softmax outputs: a beat of e_n elements a clock into BM, row by row; the row's
-    // last beat writes only the lanes the row has left.
-    localparam integer EL = (LN_L > SM_L) ? LN_L : SM_L;
-    wire        e_fire = run && ((is_ln && ln_out_valid) ||
-                                 (is_lin && to_sm && sm_out_valid));
-    reg [EL*8-1:0] e_data;
-    always @(*) begin
-        e_data = {EL*8{1'b0}};
-        if (is_ln) e_data[LN_L*8-1:0] = ln_out_data;
-        else e_data[SM_L*8-1:0] = sm_out_data;
-    end
-    wire [16:0] e_n = is_ln ? LN_L[16:0] : SM_L[16:0];
+    // Softmax outputs: a beat of SM_L elements a clock into BM, row by row; the row's last beat
+    // writes only the lanes the row has left.
+    wire        e_fire = run && is_lin && to_sm && sm_out_valid;
+    wire [SM_L*8-1:0] e_data = sm_out_data;
+    wire [16:0] e_n = SM_L[16:0];
     reg signed [17:0] e_rem;  // elements of the row from this beat on
     reg [23:0]  e_row, e_addr;
     reg [LANES-1:0] e_mask;
@@ -634,7 +699,8 @@ module vitfpga_vit_core #(
     // Consumers of the reader's FIFO besides the engine and LN: operand fills and XCOPY.
     wire fills = run && (is_fillk || is_fillv);
     wire xcopy = run && is_xcopy;
-    assign c_pop = !fempty && ((mvu_in_valid && mvu_in_ready) || (ln_in_valid && ln_in_ready) ||
+    assign c_pop = !fempty && ((mvu_in_valid && mvu_in_ready && !is_ln) ||
+                               (ln_in_valid && ln_in_ready) ||
                                fills || xcopy);
     reg [15:0] k_c, k_jlo, v_cc, v_jlo, v_jhi, x_c;
     reg [23:0] k_rowword, v_ccbase, x_row, x_addr;
@@ -780,7 +846,7 @@ module vitfpga_vit_core #(
         end else if (e_fire) begin
             bm_en = 1'b1;
             bm_addr = e_addr;
-            bm_data[EL*8-1:0] = e_data;
+            bm_data[SM_L*8-1:0] = e_data;
             bm_mask = e_mask;
         end else if (g_v) begin
             bm_en = 1'b1;
@@ -820,7 +886,7 @@ module vitfpga_vit_core #(
             drain <= 4'd0;
         end else begin
             if ((mvu_side && mvu_done) || (is_lin && to_sm && sm_done) ||
-                (is_ln && ln_done) || (is_input && i_done) ||
+                (is_input && i_done) ||
                 ((fills || xcopy) && !g_active && fempty && !r_v1 && !r_v && !f_v))
                 unit_done <= 1'b1;
             if (unit_done && drain != DRAIN_ADD) drain <= drain + 4'd1;
