@@ -90,8 +90,9 @@ _OPERAND_LANE_LUTS, _MEMORY_LANE_LUTS = 115, 570
 # 36.1k (36.9k); vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, xc7 29.6k (36.8k); DeiT-Tiny int3
 # PE 8 (x3 rows) x SIMD 8, xcup 36.6k (35.4k, Yosys before the narrow group-row trees);
 # DeiT-Tiny PE 16 (x6 rows) x SIMD 16, LN 4, softmax 4, xcup 64.3k (81.7k; 64.7k with the
-# LayerNorm feeding the engine); vit-1m with it 29.8k (36.8k). One scale does not
-# fit every family and size: a whole design's LUTs are a +-25% estimate until Yosys builds it.
+# LayerNorm feeding the engine); with it vit-1m 29.8k (36.8k), digits 37.5k (36.9k). One
+# scale does not fit every family and size: a whole design's LUTs are a +-25% estimate until
+# Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
 
 
