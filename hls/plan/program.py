@@ -590,6 +590,7 @@ class _State:
     xm: np.ndarray
     bm: np.ndarray
     opb: np.ndarray  # the engine's operand buffer: words x PE*SIMD lanes
+    tables: dict[str, np.ndarray]  # the program's per-lane tables, as arrays (read-only)
     logits: np.ndarray | None = None
 
 
@@ -597,11 +598,12 @@ def execute(prog: VitProgram, model: IntModel, plan: ModelPlan, images: object) 
     """Run the program on every image; (B, classes) int64 logits."""
     pe, simd = plan.pe, plan.simd
     q = quantise_images(images, model.spec.patch_size, model.input_scale())
+    tables = {k: np.asarray(v, dtype=np.int64) for k, v in prog.tables.items()}
     out = []
     for image in q:
         st = _State(xm=np.asarray(prog.xm_init, dtype=np.int64).copy(),
                     bm=np.zeros(prog.bm_depth, dtype=np.int64),
-                    opb=np.zeros((prog.op_depth, pe * simd), dtype=np.int64))
+                    opb=np.zeros((prog.op_depth, pe * simd), dtype=np.int64), tables=tables)
         for op in prog.ops:
             f = {k: int(v) for k, v in op.fields.items()}
             if op.kind == "input":
@@ -651,7 +653,7 @@ def _engine(prog: VitProgram, model: IntModel, plan: ModelPlan, st: _State, f: d
         layer = model.layers[plan.layers[f["entry"]].name]
         return linear_golden(x[:, :layer.k], layer)
     ent = prog.entries[f["entry"] - len(plan.layers)]
-    tables = {k: np.asarray(v, dtype=np.int64) for k, v in prog.tables.items()}
+    tables = st.tables
     n_all, k_all = f["nf"] * pe, f["sf"] * simd
     w = np.zeros((n_all, k_all), dtype=np.int64)
     for n in range(n_all):
