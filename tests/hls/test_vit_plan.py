@@ -189,6 +189,22 @@ def test_lutram_placement_moves_the_operand_buffer_out_of_block_ram(deit2: tuple
     assert added == pytest.approx(_WHOLE_LUT_SCALE * map_lutram(op.width, op.depth, 8).luts, abs=2)
 
 
+def test_unit_fifos_are_as_deep_as_their_rtl(deit2: tuple) -> None:
+    """vitfpga_softmax_vec.v sizes its FIFOs to a row's beats plus the tree's (and for the
+    exponents also the divider's) clocks, rounded up to a power of two: at DeiT-Tiny's 197 tokens
+    on 8 lanes the exponent FIFO is 128 deep, which Yosys builds as 3 BRAM36, and the score FIFO
+    32, LUT RAM; on 4 lanes the scores are 64 deep, still LUT RAM. The LayerNorm's row buffer
+    holds d/L + 53 + log2 L beats."""
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 16, 16, groups=6)
+    listed = {m.name: m for m in activation_memories(plan, compile_vit(model, plan, 8, 8))}
+    assert listed["softmax.e"].depth == 128 and "softmax.scores" not in listed
+    assert map_memory(listed["softmax.e"].width, 128).bram36 == 3
+    assert listed["ln.rows"].depth == 192 // 8 + 53 + 3
+    narrow = {m.name for m in activation_memories(plan, compile_vit(model, plan, 4, 4))}
+    assert "softmax.scores" not in narrow and "softmax.e" in narrow
+
+
 def test_block_ram_roms_are_counted(deit2: tuple) -> None:
     """On KV260 at 250 MHz the op ROM of a long program and the softmax's exp tables sit in
     block RAM by attribute (vitfpga_vit_core.v OPS_BLOCK, EXP_BLOCK), so the plan counts them
@@ -210,7 +226,8 @@ def test_shallow_memories_are_lut_ram_as_yosys_builds_them() -> None:
     """A RAM of at most LUTRAM_MAX_DEPTH words without a style attribute is LUT RAM in Yosys
     (digits' XM and operand buffer, every design's softmax FIFOs), so the plan counts no block
     RAM for it: the units' shallow buffers are inside their calibrated LUTs and not listed,
-    the others add map_lutram's LUTs."""
+    the others add map_lutram's LUTs, a lane's own primitives for a memory written by lanes
+    (a LUT RAM primitive has one write enable)."""
     model = small_int_model()
     z2 = get_board("pynq-z2")
     plan = fixed_plan(model.layers, model.rows(), z2, 8, 16)
@@ -228,4 +245,6 @@ def test_shallow_memories_are_lut_ram_as_yosys_builds_them() -> None:
     xm = next(m for m in mems if m.name == "xm")
     deeper = dataclasses.replace(xm, depth=LUTRAM_MAX_DEPTH + 1)
     assert _place((deeper,), 0, "block").bram36 == map_memory(xm.width, deeper.depth).bram36 * 2
-    assert _place((xm,), 0, "block").luts == map_lutram(xm.width, xm.depth, xm.width).luts * 2
+    assert xm.lane_bits == 16
+    assert _place((xm,), 0, "block").luts == map_lutram(xm.width, xm.depth, 16).luts * 2
+    assert map_lutram(xm.width, xm.depth, 16).luts > map_lutram(xm.width, xm.depth, xm.width).luts
