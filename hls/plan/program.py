@@ -578,6 +578,13 @@ def _rows(mem: np.ndarray, base: int, stride: int, rows: int, length: int, width
     return out
 
 
+def _pad(values: np.ndarray, width: int) -> np.ndarray:
+    """`values`' rows zero-padded to `width` elements."""
+    out = np.zeros((values.shape[0], width), dtype=np.int64)
+    out[:, :values.shape[1]] = values
+    return out
+
+
 def _store(mem: np.ndarray, base: int, stride: int, values: np.ndarray) -> None:
     for r in range(values.shape[0]):
         mem[base + r * stride:base + r * stride + values.shape[1]] = values[r]
@@ -607,9 +614,7 @@ def execute(prog: VitProgram, model: IntModel, plan: ModelPlan, images: object) 
         for op in prog.ops:
             f = {k: int(v) for k, v in op.fields.items()}
             if op.kind == "input":
-                padded = np.zeros((f["rows"], f["sf"] * simd), dtype=np.int64)
-                padded[:, :image.shape[1]] = image
-                _store(st.bm, f["dst"], f["dst_stride"], padded)
+                _store(st.bm, f["dst"], f["dst_stride"], _pad(image, f["sf"] * simd))
             elif op.kind == "xcopy":
                 _store(st.xm, f["dst"], 0,
                        _rows(st.xm, f["src"], 0, 1, f["src_len"], f["src_len"]))
@@ -634,14 +639,11 @@ def _engine_input(prog: VitProgram, st: _State, f: dict[str, int], kind: str, si
     LayerNorm), zero-padded to the op's beats."""
     if kind == "linear":
         return _rows(st.bm, f["src"], f["src_stride"], f["rows"], f["src_len"], f["sf"] * simd)
-    width = f["beats"] * simd
     x = _rows(st.xm, f["src"], f["src_stride"], f["rows"], f["src_len"], f["src_len"])
     d, a = f["src_len"], f["aux_stride"]
     y = int_layernorm(x, prog.ln_gamma[a:a + d], prog.ln_beta[a:a + d],
                       [f["m0"], f["s0"], f["eps"]])
-    padded = np.zeros((f["rows"], width), dtype=np.int64)
-    padded[:, :d] = y
-    return padded
+    return _pad(y, f["beats"] * simd)
 
 
 def _engine(prog: VitProgram, model: IntModel, plan: ModelPlan, st: _State, f: dict[str, int],

@@ -32,66 +32,55 @@ module vitfpga_lane_ram #(
     input  wire [((DEPTH > 1) ? $clog2(DEPTH) : 1)-1:0] rd_addr,
     output wire [LANES*EW-1:0]                       rd_data
 );
-    localparam integer CHUNK = (STYLE == 2) ? 1 : 8;
+    // An initialised memory is one array, as $readmemh fills it.
+    localparam integer CHUNK = (INIT != 0) ? LANES : (STYLE == 2) ? 1 : 8;
     localparam integer NCH = (LANES + CHUNK - 1) / CHUNK;
     integer i;
     genvar c;
     generate
-        if (INIT != 0) begin : g_init
-            // An initialised memory is one array, as $readmemh fills it.
-            reg [LANES*EW-1:0] mem [0:DEPTH-1];
-            reg [LANES*EW-1:0] q;
-            initial $readmemh(FILE, mem);
-            always @(posedge clk) begin
-                if (wr_en) begin
-                    for (i = 0; i < LANES; i = i + 1)
-                        if (wr_mask[i]) mem[wr_addr][i*EW +: EW] <= wr_data[i*EW +: EW];
-                end
-                if (rd_en) q <= mem[rd_addr];
-            end
-            assign rd_data = q;
-        end else begin : g_chunks
-            for (c = 0; c < NCH; c = c + 1) begin : g_c
-                localparam integer L0 = c * CHUNK;
-                localparam integer NLC = (LANES - L0 < CHUNK) ? LANES - L0 : CHUNK;
-                wire [NLC*EW-1:0] d = wr_data[L0*EW +: NLC*EW];
-                wire [NLC-1:0]    m = wr_mask[L0 +: NLC];
-                reg  [NLC*EW-1:0] q;
-                assign rd_data[L0*EW +: NLC*EW] = q;
-                if (STYLE == 1) begin : g_ultra
-                    (* ram_style = "ultra" *) reg [NLC*EW-1:0] mem [0:DEPTH-1];
+        for (c = 0; c < NCH; c = c + 1) begin : g_c
+            localparam integer L0 = c * CHUNK;
+            localparam integer NLC = (LANES - L0 < CHUNK) ? LANES - L0 : CHUNK;
+            wire [NLC*EW-1:0] d = wr_data[L0*EW +: NLC*EW];
+            wire [NLC-1:0]    m = wr_mask[L0 +: NLC];
+            reg  [NLC*EW-1:0] q;
+            assign rd_data[L0*EW +: NLC*EW] = q;
+            if (STYLE == 1) begin : g_ultra
+                (* ram_style = "ultra" *) reg [NLC*EW-1:0] mem [0:DEPTH-1];
 `ifndef SYNTHESIS
-                    // synthesis translate_off
-                    // URAM powers up as zeros; a simulator's array starts as X.
-                    integer z;
-                    initial for (z = 0; z < DEPTH; z = z + 1) mem[z] = {NLC*EW{1'b0}};
-                    // synthesis translate_on
+                // synthesis translate_off
+                // URAM powers up as zeros; a simulator's array starts as X.
+                integer z;
+                initial for (z = 0; z < DEPTH; z = z + 1) mem[z] = {NLC*EW{1'b0}};
+                // synthesis translate_on
 `endif
-                    always @(posedge clk) begin
-                        if (wr_en) begin
-                            for (i = 0; i < NLC; i = i + 1)
-                                if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
-                        end
-                        if (rd_en) q <= mem[rd_addr];
+                always @(posedge clk) begin
+                    if (wr_en) begin
+                        for (i = 0; i < NLC; i = i + 1)
+                            if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
                     end
-                end else if (STYLE == 2) begin : g_lut
-                    (* ram_style = "distributed" *) reg [NLC*EW-1:0] mem [0:DEPTH-1];
-                    always @(posedge clk) begin
-                        if (wr_en) begin
-                            for (i = 0; i < NLC; i = i + 1)
-                                if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
-                        end
-                        if (rd_en) q <= mem[rd_addr];
+                    if (rd_en) q <= mem[rd_addr];
+                end
+            end else if (STYLE == 2) begin : g_lut
+                (* ram_style = "distributed" *) reg [NLC*EW-1:0] mem [0:DEPTH-1];
+                always @(posedge clk) begin
+                    if (wr_en) begin
+                        for (i = 0; i < NLC; i = i + 1)
+                            if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
                     end
-                end else begin : g_auto
-                    reg [NLC*EW-1:0] mem [0:DEPTH-1];
-                    always @(posedge clk) begin
-                        if (wr_en) begin
-                            for (i = 0; i < NLC; i = i + 1)
-                                if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
-                        end
-                        if (rd_en) q <= mem[rd_addr];
+                    if (rd_en) q <= mem[rd_addr];
+                end
+            end else begin : g_auto
+                reg [NLC*EW-1:0] mem [0:DEPTH-1];
+                if (INIT != 0) begin : g_init
+                    initial $readmemh(FILE, mem);
+                end
+                always @(posedge clk) begin
+                    if (wr_en) begin
+                        for (i = 0; i < NLC; i = i + 1)
+                            if (m[i]) mem[wr_addr][i*EW +: EW] <= d[i*EW +: EW];
                     end
+                    if (rd_en) q <= mem[rd_addr];
                 end
             end
         end

@@ -668,15 +668,14 @@ module vitfpga_vit_core #(
     // Softmax outputs: a beat of SM_L elements a clock into BM, row by row; the row's last beat
     // writes only the lanes the row has left.
     wire        e_fire = run && is_lin && to_sm && sm_out_valid;
-    wire [SM_L*8-1:0] e_data = sm_out_data;
-    wire [16:0] e_n = SM_L[16:0];
+    localparam [16:0] E_N = SM_L;  // elements a beat
     reg signed [17:0] e_rem;  // elements of the row from this beat on
     reg [23:0]  e_row, e_addr;
     reg [LANES-1:0] e_mask;
     integer ei;
     always @(*) begin
         for (ei = 0; ei < LANES; ei = ei + 1)
-            e_mask[ei] = ($signed({1'b0, ei[16:0]}) < e_rem) && (ei < e_n);
+            e_mask[ei] = ($signed({1'b0, ei[16:0]}) < e_rem) && (ei < E_N);
     end
     always @(posedge clk) begin
         if (op_start) begin
@@ -684,13 +683,13 @@ module vitfpga_vit_core #(
             e_row <= f_dst;
             e_addr <= f_dst;
         end else if (e_fire) begin
-            if (e_rem <= $signed({1'b0, e_n})) begin
+            if (e_rem <= $signed({1'b0, E_N})) begin
                 e_rem <= {2'b0, f_dst_len};
                 e_row <= e_row + {8'd0, f_dst_stride};
                 e_addr <= e_row + {8'd0, f_dst_stride};
             end else begin
-                e_rem <= e_rem - $signed({1'b0, e_n});
-                e_addr <= e_addr + {7'd0, e_n};
+                e_rem <= e_rem - $signed({1'b0, E_N});
+                e_addr <= e_addr + {7'd0, E_N};
             end
         end
     end
@@ -846,7 +845,7 @@ module vitfpga_vit_core #(
         end else if (e_fire) begin
             bm_en = 1'b1;
             bm_addr = e_addr;
-            bm_data[SM_L*8-1:0] = e_data;
+            bm_data[SM_L*8-1:0] = sm_out_data;
             bm_mask = e_mask;
         end else if (g_v) begin
             bm_en = 1'b1;
