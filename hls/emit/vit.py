@@ -88,6 +88,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
     top = rtl / VIT_TOP_FILE
     top.write_text(render(
         "vit/vitfpga_vit.v.j2", top_name=VIT_TOP, pe=pe, simd=plan.simd, lanes=lanes,
+        xm_align=prog.xm_align, bm_align=prog.bm_align,
         weight_bits=plan.weight_bits, decoder=decoder, tokens=prog.tokens, dim=prog.dim,
         ops=[{"index": i, "kind": o.kind, "name": o.name} for i, o in enumerate(prog.ops)],
         ops_block=int(ops_block), exp_block=int(exp_block),

@@ -105,6 +105,10 @@ class VitProgram:
     out_beats: int = 1  # output beats per image
     in_beats: int = 1
     macs: int = 0  # multiply-accumulates per image: the linear layers and Q·Kᵀ, A·V
+    # Every XM / BM address the program issues is a multiple of these (powers of two up to
+    # `lanes`), so the memories rotate their lanes in steps of them (vitfpga_vmem.v ALIGN).
+    xm_align: int = 1
+    bm_align: int = 1
 
     @property
     def row_beats(self) -> int:
@@ -201,6 +205,7 @@ class _Dims:
     sf_av: int
     nf_av: int
     half: int  # operand buffer words per half (the larger of Q·Kᵀ's and A·V's operand)
+    p_stride: int  # a probability row's elements in BM: tokens rounded up to whole words
 
 
 @dataclass(frozen=True)
@@ -271,9 +276,9 @@ def _dims(model: IntModel, plan: ModelPlan, ln: int | None, sm: int) -> _Dims:
     # the operand buffer's two halves each hold the larger operand.
     sf_qk, nf_qk = math.ceil(hd / simd), math.ceil(tokens / pe)
     sf_av, nf_av = math.ceil(tokens / simd), math.ceil(hd / pe)
+    lanes = max(pe, simd, 2)  # the memories' port width; 2 keeps their lane index a vector
     return _Dims(
-        pe=pe, simd=simd,
-        lanes=max(pe, simd, 2),  # the memories' port width; 2 keeps their lane index a vector
+        pe=pe, simd=simd, lanes=lanes,
         ln_lanes=ln_lanes(spec.dim, simd) if ln is None else ln, sm_lanes=sm,
         patches=spec.patches, tokens=tokens, dim=spec.dim, hd=hd, heads=heads,
         width=heads * hd, qkv_width=qkv_width,
@@ -281,7 +286,8 @@ def _dims(model: IntModel, plan: ModelPlan, ln: int | None, sm: int) -> _Dims:
         sf_pe=math.ceil(kpe / simd),
         ranks=tuple(model.layers[n].n for n in model.layers if n.endswith(".u")),
         sf_qk=sf_qk, nf_qk=nf_qk, sf_av=sf_av, nf_av=nf_av,
-        half=max(sf_qk * nf_qk, sf_av * nf_av))
+        half=max(sf_qk * nf_qk, sf_av * nf_av),
+        p_stride=-(-tokens // lanes) * lanes)
 
 
 def _layout(d: _Dims) -> _Layout:
@@ -296,12 +302,12 @@ def _layout(d: _Dims) -> _Layout:
     # goes straight into the engine (LN ops), so it takes no region.
     u_base = bm.take(d.tokens * max(d.ranks, default=0))
     shared = bm.take(max(d.patches * d.sf_pe * d.simd,
-                         d.tokens * (d.qkv_width + d.tokens + d.width),
+                         d.tokens * (d.qkv_width + d.p_stride + d.width),
                          d.tokens * d.hidden))
     p_base = shared + d.tokens * d.qkv_width
     return _Layout(xm_depth=xm.size, bm_depth=bm.size, x_base=x_base, pos_base=pos_base,
                    cls_base=cls_base, u_base=u_base, p_in=shared,
-                   qkv_base=shared, p_base=p_base, o_base=p_base + d.tokens * d.tokens,
+                   qkv_base=shared, p_base=p_base, o_base=p_base + d.tokens * d.p_stride,
                    h_base=shared)
 
 
@@ -458,14 +464,14 @@ class _Builder:
                   "softmax": d.tokens * math.ceil(d.tokens / d.sm_lanes)},
                  rows=d.tokens, src=mem.qkv_base + h * d.hd, src_stride=d.qkv_width,
                  src_len=d.hd, entry=entry, sf=d.sf_qk, nf=d.nf_qk, sink=SINKS["softmax"],
-                 dst=mem.p_base, dst_stride=d.tokens, dst_len=d.tokens, m0=m_sm, s0=s_sm,
+                 dst=mem.p_base, dst_stride=d.p_stride, dst_len=d.tokens, m0=m_sm, s0=s_sm,
                  pmax=self.model.prob_max)
 
     def av(self, att: str, h: int, entry: int) -> None:
         """Head h's A·V into its columns of BM's attention output (bm sink)."""
         d, mem = self.d, self.mem
         self._op(f"{att}.av.h{h}", "linear", {"engine": d.tokens * d.sf_av * d.nf_av},
-                 rows=d.tokens, src=mem.p_base, src_stride=d.tokens, src_len=d.tokens,
+                 rows=d.tokens, src=mem.p_base, src_stride=d.p_stride, src_len=d.tokens,
                  entry=entry, sf=d.sf_av, nf=d.nf_av, sink=SINKS["bm"],
                  dst=mem.o_base + h * d.hd, dst_stride=d.width, dst_len=d.hd)
 
@@ -556,7 +562,45 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
         ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),
         exp_lut=tuple(exp_lut), max_sf=max(plan.max_beats, d.sf_qk, d.sf_av),
-        out_beats=head.nf, in_beats=d.patches * d.sf_pe, macs=_macs(model, d))
+        out_beats=head.nf, in_beats=d.patches * d.sf_pe, macs=_macs(model, d),
+        **{f"{m}_align": a for m, a in _alignment(tuple(b.ops), d).items()})
+
+
+def _accesses(op: VitOp, d: _Dims) -> list[tuple[str, int, int, int]]:
+    """(memory, base, row stride, step) of every run of addresses `op` issues: the reader's
+    chunks (vitfpga_vit_core.v chunk_of) and its sink's writes."""
+    f = op.fields
+    src = (f.get("src", 0), f.get("src_stride", 0))
+    dst = (f.get("dst", 0), f.get("dst_stride", 0))
+    reads = {"xcopy": ("xm", d.lanes), "ln": ("xm", d.lanes), "linear": ("bm", d.simd),
+             "fillk": ("bm", d.simd), "fillv": ("bm", d.pe)}
+    out = [(reads[op.kind][0], *src, reads[op.kind][1])] if op.kind in reads else []
+    if op.kind == "input":
+        out.append(("bm", *dst, d.simd))
+    elif op.kind == "xcopy":
+        out.append(("xm", *dst, d.lanes))
+    elif op.kind in ("linear", "ln") and op.sink != "out":
+        step = d.sm_lanes if op.sink == "softmax" else d.pe
+        out.append(("xm" if op.sink == "add" else "bm", *dst, step))
+        if op.sink == "add":
+            out.append(("xm", f.get("aux", 0), f.get("aux_stride", 0), d.pe))
+    return out
+
+
+def _alignment(ops: tuple[VitOp, ...], d: _Dims) -> dict[str, int]:
+    """memory -> the largest power of two, at most `lanes`, dividing every address the ops
+    issue to it (each is base + row * stride + k * step)."""
+    terms: dict[str, int] = {"xm": 0, "bm": 0}
+    for op in ops:
+        for memory, *values in _accesses(op, d):
+            terms[memory] = math.gcd(terms[memory], *values)
+    align = {}
+    for memory, g in terms.items():
+        a = 1
+        while a < d.lanes and (g % (2 * a) == 0):
+            a *= 2
+        align[memory] = a
+    return align
 
 
 def _macs(model: IntModel, d: _Dims) -> int:

@@ -38,6 +38,7 @@ from vitfpga.hls.plan.program import (
     VitProgram,
     compile_vit,
     ln_choices,
+    op_words,
     sm_choices,
 )
 from vitfpga.hls.plan.timing import level_budget
@@ -75,15 +76,13 @@ SM_CHOICES = 3
 # at 128 on DSPs and LUTs).
 WHOLE_MAX_LANES = 2048
 # LUTs per engine lane, the streamed operand's select and packing (fitted when its buffer was
-# LUT RAM inside the engine; the buffer is now an activation memory, counted by _place); per
-# memory lane (max(PE, SIMD)), the element-addressed memories' rotators, the GELU table's read
-# port, the residual add and the sequencer's share. On xcup the operand constant is what makes
-# the planner 26% and 35% high on the two DeiT-Tiny designs below: 37 fits both within 3%, but
-# with it the search takes seven row groups at a widest LayerNorm and softmax, which Yosys
-# builds in 132 BRAM36 against the planner's 129.5 and the 129.6 budget (docs/vit.md, "What
-# stops it"), so it stays until the block RAM model is as close.
-_OPERAND_LANE_LUTS = 115
-_MEMORY_LANE_LUTS = 570
+# LUT RAM inside the engine; the buffer is now an activation memory, counted by _place): 115
+# fits the digits designs on xc7, 37 the DeiT-Tiny ones on xcup (both within 3% at the time).
+# Per memory lane (max(PE, SIMD)): the GELU table's read port, the residual add and the
+# sequencer's share; XM's and BM's rotations are priced apart (`rotator_luts`), as the
+# program's alignment sets them.
+_OPERAND_LANE_LUTS = {"xc7": 115, "xcup": 37}
+_MEMORY_LANE_LUTS = 115
 # The units' and lanes' constants above came from units synthesised alone and an older digits
 # design; flattened into today's whole designs Yosys builds about 0.78 of what they add up to
 # (the engine's own estimate, checked in tests, is kept as it is). Fitted on three whole
@@ -91,12 +90,12 @@ _MEMORY_LANE_LUTS = 570
 #   digits PE 8 x SIMD 8, LN 4, softmax 8, xc7:    26.7k (33.2k)
 #   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:   38.7k (46.4k)
 #   DeiT-width block PE 4 x SIMD 16, LN 8, xcup:   31.9k (40.3k)
-# Yosys against the planner on today's RTL (LUT RAM counted a lane's primitives each):
-#   digits PE 8 x SIMD 16, LN 2, softmax 2, xc7:                36.1k (36.9k)
-#   digits PE 8 x SIMD 16, LN 2, softmax 4, xc7:                37.5k (37.9k)
-#   vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, softmax 4, xc7:      29.8k (36.8k)
-#   DeiT-Tiny PE 16 (x6 rows) x SIMD 16, LN 4, softmax 4, xcup: 64.7k (81.7k)
-#   DeiT-Tiny PE 16 (x3 rows) x SIMD 32, LN 4, softmax 8, xcup: 88.9k (119.6k)
+# Yosys against the planner on today's RTL (the memories rotating in the program's steps):
+#   digits PE 8 x SIMD 16, LN 2, softmax 4, xc7:                34.6k (34.6k)
+#   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:                36.6k (37.2k)
+#   vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, softmax 4, xc7:      27.4k (33.6k)
+#   DeiT-Tiny PE 16 (x3 rows) x SIMD 32, LN 4, softmax 8, xcup: 80.2k (82.0k; before the
+#     narrow pre-adder, which takes 2.6k off both)
 # One scale does not fit every family and size: a whole design's LUTs are a +-25% estimate
 # until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
@@ -116,14 +115,34 @@ def pack_shift(plan: ModelPlan) -> int:
     return PACK_SHIFT.get(part_family(plan.part), 0)
 
 
+# LUTs a DSP48E2 pair of weight-only rows saves with vitfpga_mulpack.v's narrow pre-adder (AB <
+# 8: 4 LUTs a pair in Yosys instead of 9; tests/sim/test_mulpack.py).
+_NARROW_PAIR_LUTS = 5
+
+
 def engine_resources(plan: ModelPlan) -> tuple[int, int]:
     """(DSP, LUT) of the whole-model engine's array: every lane multiplies int8 x int8 (the
     streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed;
-    the row groups' lanes too (their weights sign-extended)."""
+    the row groups' lanes too (their weights sign-extended, their pairs' pre-adders narrow on
+    a DSP48E2)."""
     dsp, lut = estimate_resources(plan.pe, plan.simd, 8, plan.groups)
     if pack_shift(plan):
         dsp -= plan.rows * plan.simd // 2
+    if pack_shift(plan) == PACK_SHIFT["xcup"] and plan.weight_bits < 8:
+        lut -= _NARROW_PAIR_LUTS * (plan.groups - 1) * plan.pe * plan.simd // 2
     return dsp, lut
+
+
+def rotator_luts(prog: VitProgram) -> int:
+    """LUTs of XM's and BM's lane rotations (vitfpga_vmem.v): a multiplexer a bit over the
+    LANES / ALIGN positions an address can take, read and write (data and masks), priced per
+    lane, element bit and 4:1 level. Fitted on what the alignment took out in Yosys: 2.9k LUT
+    on digits (16 lanes, 16 to 2 and 4 positions), 8.7k at PE 16 x SIMD 32 (32 to 2 and 4)."""
+    def levels(positions: int) -> int:
+        return math.ceil(_log2(positions) / 2)
+
+    return 8 * prog.lanes * (16 * levels(prog.lanes // prog.xm_align)
+                             + 8 * levels(prog.lanes // prog.bm_align))
 
 
 def unit_resources(prog: VitProgram, family: str) -> tuple[int, int]:
@@ -191,10 +210,20 @@ class ActivationMemory:
     uram: bool = True
     lutram: bool = False  # its RTL has a LUT RAM variant (vitfpga_lane_ram.v, int8 lanes)
     # bits each write enable covers (vitfpga_lane_ram.v's lanes); 0: the whole word. A LUT RAM
-    # primitive has one write enable, so in LUT RAM each lane takes its own primitives.
+    # primitive has one write enable, so in LUT RAM each lane takes its own primitives; block
+    # RAM writes a lane through whole byte enables of 9 bits (`bram_width`).
     lane_bits: int = 0
     rom: bool = False  # read-only, initialised: mapped as synthesis infers a ROM (else as a RAM:
     # block RAM or a placement, also a ROM that an attribute puts in block RAM)
+
+    @property
+    def bram_width(self) -> int:
+        """Bits of block RAM a word takes: a lane written on its own fills whole 9-bit byte
+        slots (a RAMB36's 72 bits have 8 byte enables), so XM's 16-bit lanes take 18 bits and
+        int8 lanes 9 (Yosys on DeiT-Tiny: XM 40 BRAM36, not the 36 of its bare bits)."""
+        if not self.lane_bits:
+            return self.width
+        return self.width // self.lane_bits * 9 * math.ceil(self.lane_bits / 9)
 
 
 # The core's long ROMs (an op program of more than OPS_LOGIC_MAX ops, the softmax's exp tables)
@@ -238,6 +267,7 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
     sm_scores = 1 << _log2(sm_beats + sm_levels + 4)
     sm_e = 1 << _log2(sm_beats + sm_levels + 38)
     ln_rows = prog.dim // prog.ln_lanes + 53 + _log2(prog.ln_lanes)
+    ln_result_bits = 17 + _log2(prog.dim) + 5 + 32  # vitfpga_layernorm_vec.v RFW: S, k, root
     ops_block, exp_block = rom_blocks(plan, prog)
     xm_half = math.ceil((math.ceil(prog.xm_depth / lanes) + 1) / 2)
     bm_half = math.ceil((math.ceil(prog.bm_depth / lanes) + 1) / 2)
@@ -251,6 +281,7 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
             # (unit_resources), so only deeper ones are listed.
             *(m for m in (
                 ActivationMemory("ln.rows", prog.ln_lanes * 16, ln_rows, uram=False),
+                ActivationMemory("ln.results", ln_result_bits, 1 << _log2(ln_rows), uram=False),
                 ActivationMemory("softmax.scores", prog.sm_lanes * 32, sm_scores, uram=False),
                 ActivationMemory("softmax.e", prog.sm_lanes * 23, sm_e, uram=False))
               if m.depth > LUTRAM_MAX_DEPTH),
@@ -261,7 +292,15 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
             *([ActivationMemory("softmax.exp", 23 * min(prog.sm_lanes, 2), 256,
                                 banks=math.ceil(prog.sm_lanes / 2), uram=False)]
               if exp_block else []),
-            *([ActivationMemory("ops", OP_BITS, len(prog.ops), uram=False)] if ops_block else []))
+            *([ActivationMemory("ops", _op_rom_bits(prog), len(prog.ops), uram=False)]
+              if ops_block else []))
+
+
+def _op_rom_bits(prog: VitProgram) -> int:
+    """Bits of the op ROM that differ between ops: synthesis keeps no memory column for a bit
+    every op has equal (DeiT-Tiny's 376-bit ops: 3 BRAM36 in Yosys, 5.5 for all the bits)."""
+    words = op_words(prog.ops)
+    return max(1, sum(len({w >> b & 1 for w in words}) > 1 for b in range(OP_BITS)))
 
 
 @dataclass(frozen=True)
@@ -288,7 +327,7 @@ def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[Mem
         return map_lutram(mem.width, mem.depth, mem.lane_bits), "distributed"
     if not mem.rom and mem.depth <= LUTRAM_MAX_DEPTH:
         return map_lutram(mem.width, mem.depth, mem.lane_bits or mem.width), "auto"
-    return map_memory(mem.width, mem.depth, rom=mem.rom), "auto"
+    return map_memory(mem.bram_width, mem.depth, rom=mem.rom), "auto"
 
 
 def _place(memories: tuple[ActivationMemory, ...], uram: int, placement: str) -> Placement:
@@ -323,8 +362,9 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits,
                                                        plan.groups)[1]
-    added = (act.luts + unit_lut + _OPERAND_LANE_LUTS * plan.pe * plan.simd
-             + _MEMORY_LANE_LUTS * prog.lanes)
+    operand_lane = _OPERAND_LANE_LUTS.get(part_family(plan.part), _OPERAND_LANE_LUTS["xc7"])
+    added = (act.luts + unit_lut + operand_lane * plan.pe * plan.simd
+             + _MEMORY_LANE_LUTS * prog.lanes + rotator_luts(prog))
     lut = engine_lut + engine_memory_luts + round(_WHOLE_LUT_SCALE * added)
     bram, uram = plan.bram36 + act.bram36, plan.uram + act.uram
     budget = board.bram36 * (1 - BRAM_RESERVE)

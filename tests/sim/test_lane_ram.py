@@ -19,19 +19,19 @@ from vitfpga.sim.tools import tool_env
 SOURCE = (Path(__file__).resolve().parents[2] / "templates" / "rtl" / "include"
           / "vitfpga_lane_ram.v")
 
-# Drives one stimulus line a clock (wr_en wr_addr wr_data wr_mask rd_en rd_addr, hex) and prints
-# rd_data after each edge.
+# Drives one stimulus line a clock (wr_en wr_addr wr_data wr_mask rd_en rd_addr, hex) into a
+# memory with these ports (vitfpga_lane_ram, vitfpga_vmem) and prints rd_data after each edge.
 BENCH = """\
 `timescale 1ns/1ps
 module tb;
-    localparam integer LANES = {lanes}, EW = {ew}, DEPTH = {depth}, AB = {ab}, N = {n};
+    localparam integer LANES = {lanes}, EW = {ew}, AB = {ab}, N = {n};
     localparam integer LW = 1 + AB + LANES * EW + LANES + 1 + AB;
     reg clk = 0;
     reg [LW-1:0] stim [0:N-1];
     reg [LW-1:0] s;
     wire [LANES*EW-1:0] q;
     integer t;
-    vitfpga_lane_ram #(.LANES(LANES), .EW(EW), .DEPTH(DEPTH), .STYLE({style})) dut (
+    {module} #({params}) dut (
         .clk(clk), .wr_en(s[LW-1]), .wr_addr(s[LW-2 -: AB]),
         .wr_data(s[LW-2-AB -: LANES*EW]), .wr_mask(s[LANES+AB:AB+1]),
         .rd_en(s[AB]), .rd_addr(s[AB-1:0]), .rd_data(q));
@@ -47,6 +47,23 @@ module tb;
     end
 endmodule
 """
+
+
+def simulate(tmp_path: Path, module: str, params: dict[str, int], shape: tuple[int, int, int],
+             lines: list[int], sources: list[Path]) -> str:
+    """`lines` (shape: lanes, element bits, address bits) through `module` on Icarus; its
+    standard output, a line a clock."""
+    lanes, ew, ab = shape
+    width = 2 + 2 * ab + lanes * ew + lanes
+    (tmp_path / "stim.hex").write_text("".join(f"{w:0{(width + 3) // 4}x}\n" for w in lines))
+    inst = ", ".join(f".{k}({v})" for k, v in params.items())
+    (tmp_path / "tb.v").write_text(BENCH.format(lanes=lanes, ew=ew, ab=ab, n=len(lines),
+                                                module=module, params=inst))
+    subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "tb", "-o", "tb.vvp", "tb.v",
+                    *map(str, sources)], check=True, capture_output=True, text=True,
+                   timeout=120, cwd=tmp_path)
+    return subprocess.run(["vvp", "-n", "tb.vvp"], check=True, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path).stdout
 
 
 def _stimulus(lanes: int, ew: int, depth: int, n: int, seed: int
@@ -89,15 +106,9 @@ def test_lane_ram_matches_a_python_ram_on_icarus(style: int, tmp_path: Path) -> 
     lanes, ew, depth, n = 11, 8, 12, 400
     ab = max(1, (depth - 1).bit_length())
     lines, expect = _stimulus(lanes, ew, depth, n, seed=style)
-    width = 2 + 2 * ab + lanes * ew + lanes
-    (tmp_path / "stim.hex").write_text("".join(f"{w:0{(width + 3) // 4}x}\n" for w in lines))
-    (tmp_path / "tb.v").write_text(BENCH.format(lanes=lanes, ew=ew, depth=depth, ab=ab, n=n,
-                                                style=style))
-    subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "tb", "-o", "tb.vvp", "tb.v",
-                    str(SOURCE)], check=True, capture_output=True, text=True, timeout=120,
-                   cwd=tmp_path)
-    out = subprocess.run(["vvp", "-n", "tb.vvp"], check=True, capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path).stdout.split()
+    out = simulate(tmp_path, "vitfpga_lane_ram",
+                   {"LANES": lanes, "EW": ew, "DEPTH": depth, "STYLE": style}, (lanes, ew, ab),
+                   lines, [SOURCE]).split()
     got = [line for line in out if all(c in "0123456789abcdefxz" for c in line)]
     assert len(got) == n
     checked = [(t, e, g) for t, (e, g) in enumerate(zip(expect, got, strict=True))

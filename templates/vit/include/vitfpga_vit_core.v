@@ -26,6 +26,8 @@ module vitfpga_vit_core #(
     parameter integer PE = 4,
     parameter integer SIMD = 4,
     parameter integer LANES = 4,       // max(PE, SIMD, 2): the memories' port width
+    parameter integer XM_ALIGN = 1,    // every XM / BM address a multiple of these (vitfpga_vmem)
+    parameter integer BM_ALIGN = 1,
     parameter integer WBITS = 4,
     // Weight decoders of the engine (vitfpga_mvu.v; hls.emit.rtl.decoder_params)
     parameter integer LANE_BITS = 4,
@@ -120,8 +122,8 @@ module vitfpga_vit_core #(
                    (k == K_XCOPY);
     endfunction
     function [16:0] chunk_of(input [3:0] k);
-        chunk_of = (k == K_LINEAR || k == K_FILLK) ? SIMD[16:0] : (k == K_LN) ? LN_L[16:0] :
-                   (k == K_FILLV) ? PE[16:0] : LANES[16:0];
+        chunk_of = (k == K_LINEAR || k == K_FILLK) ? SIMD[16:0] :
+                   (k == K_FILLV) ? PE[16:0] : LANES[16:0];  // LN and XCOPY: whole words
     endfunction
 
     // ------------------------------------------------------------------------------------------
@@ -224,6 +226,12 @@ module vitfpga_vit_core #(
                     rows_last <= ahead[F_ROWS +: 16] - 16'd1;
                     sf_last <= ahead[F_SF +: 16] - 16'd1;
                     nf_last <= ahead[F_NF +: 16] - 16'd1;
+                    // the reader's chunks a row: FILLV's NF, an LN op's row in words of LANES
+                    // elements (the LayerNorm takes them in parts), everything else's SF
+                    nch_last <= (ahead[F_KIND +: 4] == K_FILLV) ? ahead[F_NF +: 16] - 16'd1 :
+                                (ahead[F_KIND +: 4] == K_LN) ?
+                                (ahead[F_SRC_LEN +: 16] - 16'd1) >> $clog2(LANES) :
+                                ahead[F_SF +: 16] - 16'd1;
                     is_lin <= ahead[F_KIND +: 4] == K_LINEAR || ahead[F_KIND +: 4] == K_LN;
                     is_ln <= ahead[F_KIND +: 4] == K_LN;
                     is_fillk <= ahead[F_KIND +: 4] == K_FILLK;
@@ -268,18 +276,18 @@ module vitfpga_vit_core #(
     wire [LANES*16-1:0] xm_rd_data, xm_wr_data;
     wire [LANES*8-1:0]  bm_rd_data, bm_wr_data;
     wire [LANES-1:0]  xm_wr_mask, bm_wr_mask;
-    vitfpga_vmem #(.LANES(LANES), .EW(16), .WORDS(XWORDS), .INIT(1), .EVEN_FILE(XM_EVEN_FILE),
+    vitfpga_vmem #(.LANES(LANES), .ALIGN(XM_ALIGN), .EW(16), .WORDS(XWORDS), .INIT(1), .EVEN_FILE(XM_EVEN_FILE),
                    .ODD_FILE(XM_ODD_FILE)) u_xm (
         .clk(clk), .rd_en(xm_rd_en), .rd_addr(xm_rd_addr), .rd_data(xm_rd_data),
         .wr_en(xm_wr_en), .wr_addr(xm_wr_addr), .wr_data(xm_wr_data), .wr_mask(xm_wr_mask));
-    vitfpga_vmem #(.LANES(LANES), .EW(8), .WORDS(BWORDS), .INIT(0),
+    vitfpga_vmem #(.LANES(LANES), .ALIGN(BM_ALIGN), .EW(8), .WORDS(BWORDS), .INIT(0),
                    .STYLE(BM_STYLE)) u_bm (
         .clk(clk), .rd_en(bm_rd_en), .rd_addr(bm_rd_addr), .rd_data(bm_rd_data),
         .wr_en(bm_wr_en), .wr_addr(bm_wr_addr), .wr_data(bm_wr_data), .wr_mask(bm_wr_mask));
 
     // ------------------------------------------------------------------------------------------
     // Reader: rows of `src_len` elements from `src`, `src_stride` apart, in chunks of `ch`.
-    wire [15:0] nch_last = is_fillv ? nf_last : sf_last;
+    reg  [15:0] nch_last;  // a row's last chunk: loaded with the op (below)
     reg         g_active;
     reg [15:0]  g_row, g_ch;
     reg [23:0]  g_rowaddr, g_addr;
@@ -412,9 +420,28 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // LayerNorm and softmax units
-    wire [LN_L*16-1:0] ln_in_data = c_data[LN_L*16-1:0];
+    // The reader fetches an LN op's XM rows in chunks of LANES elements, so that XM's
+    // addresses stay multiples of LANES and of PE (vitfpga_vmem.v ALIGN: at SIMD = LANES no
+    // rotation at all); the LayerNorm takes part ln_k of the FIFO's head, LN_L elements a
+    // clock, and the head pops after its last part that holds elements of the row.
+    localparam integer LN_P = LANES / LN_L;
+    localparam integer LNPB = (LN_P > 1) ? $clog2(LN_P) : 1;
+    reg  [LNPB-1:0]    ln_k;
+    reg                ln_more;  // the head holds a further part of the row after ln_k
+    integer lk;
+    always @(*) begin
+        ln_more = 1'b0;
+        for (lk = 1; lk < LN_P; lk = lk + 1)
+            if ({{(32 - LNPB){1'b0}}, ln_k} == lk - 1 && c_mask[lk*LN_L]) ln_more = 1'b1;
+    end
+    wire [LN_L*16-1:0] ln_in_data = c_data[ln_k*LN_L*16 +: LN_L*16];
     wire        ln_in_valid = run && is_ln && !fempty;
     wire        ln_in_ready, ln_idle, ln_done;
+    wire        ln_take = ln_in_valid && ln_in_ready;
+    always @(posedge clk) begin
+        if (!rst_n || op_start) ln_k <= {LNPB{1'b0}};
+        else if (ln_take) ln_k <= ln_more ? ln_k + 1'b1 : {LNPB{1'b0}};
+    end
     wire [LN_L*8-1:0] ln_out_data;
     wire        ln_out_valid, ln_out_ready;
     vitfpga_layernorm_vec #(.DMAX(LN_DMAX), .PDEPTH(LN_PDEPTH), .L(LN_L), .GAMMA_FILE(GAMMA_FILE),
@@ -699,7 +726,7 @@ module vitfpga_vit_core #(
     wire fills = run && (is_fillk || is_fillv);
     wire xcopy = run && is_xcopy;
     assign c_pop = !fempty && ((mvu_in_valid && mvu_in_ready && !is_ln) ||
-                               (ln_in_valid && ln_in_ready) ||
+                               (ln_take && !ln_more) ||
                                fills || xcopy);
     reg [15:0] k_c, k_jlo, v_cc, v_jlo, v_jhi, x_c;
     reg [23:0] k_rowword, v_ccbase, x_row, x_addr;

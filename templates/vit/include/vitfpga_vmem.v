@@ -11,8 +11,13 @@
 // request is registered on entry, so that the writer's select logic and the lane rotation below
 // never share a clock (logic depth, docs/vit.md "Timing"). A read in the clock after a write
 // to the same word sees the old data; the top waits for its writes to land between ops.
+// Every address is a multiple of ALIGN (the program's, `VitProgram.xm_align`/`bm_align`), so
+// the rotations move lanes in steps of ALIGN: LANES/ALIGN positions, not LANES. At 32 lanes
+// and ALIGN 4 that is an 8-way multiplexer a bit instead of 32, a quarter of the LUTs and two
+// levels less (docs/vit.md "Timing"). Simulation stops on an unaligned address.
 module vitfpga_vmem #(
     parameter integer LANES = 16,   // a power of two, >= 2
+    parameter integer ALIGN = 1,    // a power of two, 1..LANES
     parameter integer EW = 16,      // element bits
     parameter integer WORDS = 64,   // words of LANES elements (one spare for unaligned access)
     parameter integer INIT = 0,     // 1: load the banks from EVEN_FILE / ODD_FILE
@@ -33,6 +38,8 @@ module vitfpga_vmem #(
     localparam integer HW = (WORDS + 1) / 2;  // words per bank
     localparam integer W = LANES * EW;
     localparam integer HB = (HW > 1) ? $clog2(HW) : 1;
+    // The offset bits an aligned address can have set: the rotations use only these.
+    localparam integer AM = LANES - ALIGN;
 
     reg             wq_en;
     initial wq_en = 1'b0;  // no write pending at power-up (the FPGA's register init)
@@ -78,11 +85,11 @@ module vitfpga_vmem #(
     end
     // {word w + 1, word w}, shifted down by the element offset within word w.
     wire [2*W-1:0] pair = r_w_odd ? {q_even, q_odd} : {q_odd, q_even};
-    wire [2*W-1:0] shifted = pair >> (r_lo * EW);
+    wire [2*W-1:0] shifted = pair >> ((r_lo & AM[LB-1:0]) * EW);
     assign rd_data = shifted[W-1:0];
 
     // Write: the lanes shifted up by the offset; the low word goes to word w, the high to w + 1.
-    wire [LB-1:0]    w_lo = wq_addr[LB-1:0];
+    wire [LB-1:0]    w_lo = wq_addr[LB-1:0] & AM[LB-1:0];
     wire [2*W-1:0]   wd = {{W{1'b0}}, wq_data} << (w_lo * EW);
     wire [2*LANES-1:0] wm = {{LANES{1'b0}}, wq_mask} << w_lo;
     wire [W-1:0]     d_even = ww[0] ? wd[2*W-1:W] : wd[W-1:0];
@@ -97,4 +104,14 @@ module vitfpga_vmem #(
                        .FILE(ODD_FILE)) u_odd (
         .clk(clk), .wr_en(wq_en), .wr_addr(w_odd[HB-1:0]), .wr_data(d_odd),
         .wr_mask(m_odd), .rd_en(rd_en), .rd_addr(r_odd[HB-1:0]), .rd_data(b_odd));
+
+`ifndef SYNTHESIS
+    always @(posedge clk) begin
+        if ((rd_en && rd_addr % ALIGN != 0) || (wr_en && wr_addr % ALIGN != 0)) begin
+            $display("vitfpga_vmem: address %0d / %0d not a multiple of ALIGN %0d",
+                     rd_en ? rd_addr : 24'd0, wr_en ? wr_addr : 24'd0, ALIGN);
+            $finish;
+        end
+    end
+`endif
 endmodule
