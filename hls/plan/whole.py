@@ -82,7 +82,7 @@ WHOLE_MAX_LANES = 2048
 # sequencer's share; XM's and BM's rotations are priced apart (`rotator_luts`), as the
 # program's alignment sets them.
 _OPERAND_LANE_LUTS = {"xc7": 115, "xcup": 37}
-_MEMORY_LANE_LUTS = 115
+_MEMORY_LANE_LUTS = 60
 # The units' and lanes' constants above came from units synthesised alone and an older digits
 # design; flattened into today's whole designs Yosys builds about 0.78 of what they add up to
 # (the engine's own estimate, checked in tests, is kept as it is). Fitted on three whole
@@ -94,8 +94,7 @@ _MEMORY_LANE_LUTS = 115
 #   digits PE 8 x SIMD 16, LN 2, softmax 4, xc7:                34.6k (34.6k)
 #   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:                36.6k (37.2k)
 #   vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, softmax 4, xc7:      27.4k (33.6k)
-#   DeiT-Tiny PE 16 (x3 rows) x SIMD 32, LN 4, softmax 8, xcup: 80.2k (82.0k; before the
-#     narrow pre-adder, which takes 2.6k off both)
+#   DeiT-Tiny PE 16 (x3 rows) x SIMD 32, LN 4, softmax 8, xcup: 80.2k (82.0k)
 # One scale does not fit every family and size: a whole design's LUTs are a +-25% estimate
 # until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
@@ -115,21 +114,13 @@ def pack_shift(plan: ModelPlan) -> int:
     return PACK_SHIFT.get(part_family(plan.part), 0)
 
 
-# LUTs a DSP48E2 pair of weight-only rows saves with vitfpga_mulpack.v's narrow pre-adder (AB <
-# 8: 4 LUTs a pair in Yosys instead of 9; tests/sim/test_mulpack.py).
-_NARROW_PAIR_LUTS = 5
-
-
 def engine_resources(plan: ModelPlan) -> tuple[int, int]:
     """(DSP, LUT) of the whole-model engine's array: every lane multiplies int8 x int8 (the
     streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed;
-    the row groups' lanes too (their weights sign-extended, their pairs' pre-adders narrow on
-    a DSP48E2)."""
+    the row groups' lanes too (their weights sign-extended)."""
     dsp, lut = estimate_resources(plan.pe, plan.simd, 8, plan.groups)
     if pack_shift(plan):
         dsp -= plan.rows * plan.simd // 2
-    if pack_shift(plan) == PACK_SHIFT["xcup"] and plan.weight_bits < 8:
-        lut -= _NARROW_PAIR_LUTS * (plan.groups - 1) * plan.pe * plan.simd // 2
     return dsp, lut
 
 

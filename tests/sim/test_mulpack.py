@@ -221,9 +221,7 @@ def test_dot2x8_streams_exactly_on_icarus(tmp_path: Path, n: int, shift: int,
     ("vitfpga_mul3x4", {"WBITS": 2, "LATENCY": 1}),
     ("vitfpga_mul3x4", {"WBITS": 3, "LATENCY": 2}),
     ("vitfpga_mul2x8", {"SHIFT": 0, "LATENCY": 4}),
-    ("vitfpga_mul2x8", {"SHIFT": 18, "LATENCY": 1}),
-    ("vitfpga_mul2x8", {"SHIFT": 18, "LATENCY": 3, "AB": 2}),
-    ("vitfpga_mul2x8", {"SHIFT": 16, "LATENCY": 2, "AB": 3})])
+    ("vitfpga_mul2x8", {"SHIFT": 18, "LATENCY": 1})])
 def test_products_stream_exactly_on_icarus(tmp_path: Path, top: str,
                                            params: dict[str, int]) -> None:
     rng = np.random.default_rng(len(top) + params["LATENCY"])
@@ -241,12 +239,6 @@ def test_products_stream_exactly_on_icarus(tmp_path: Path, top: str,
         want = ins[:, :3] * ins[:, 3:]
     else:
         ins = _int8_rows(rng, 1, 800)[:, 0, :]
-        if "AB" in params:  # a0, a1 of AB bits (a weight-only row pair): every pair, edge b
-            ab = params["AB"]
-            iw = np.arange(-(1 << (ab - 1)), 1 << (ab - 1))
-            grid = np.stack(np.meshgrid(iw, iw, INT8_EDGES, indexing="ij"), -1).reshape(-1, 3)
-            ins = np.concatenate([grid, np.stack([rng.choice(iw, 400), rng.choice(iw, 400),
-                                                  rng.integers(-128, 128, 400)], -1)])
         beats = {k: _lanes(ins[:, j:j + 1], 8) for j, k in enumerate(("a0", "a1", "b"))}
         outs, pw = ["p0", "p1"], 16
         want = ins[:, :2] * ins[:, 2:]
@@ -264,8 +256,7 @@ def test_products_stream_exactly_on_icarus(tmp_path: Path, top: str,
 # --- lint, compile, synthesis ------------------------------------------------------------------
 
 LINT = [("vitfpga_mul2x8", {}), ("vitfpga_mul2x8", {"SHIFT": 16, "LATENCY": 1}),
-        ("vitfpga_mul2x8", {"SHIFT": 0, "LATENCY": 4}), ("vitfpga_mul2x8", {"AB": 2}),
-        ("vitfpga_dot2x8", {}),
+        ("vitfpga_mul2x8", {"SHIFT": 0, "LATENCY": 4}), ("vitfpga_dot2x8", {}),
         ("vitfpga_dot2x8", {"N": 1, "LATENCY": 2}), ("vitfpga_dot2x8", {"N": 2, "SHIFT": 16}),
         ("vitfpga_dot2x8", {"N": 16, "SHIFT": 0}), ("vitfpga_mul3x4", {}),
         ("vitfpga_mul3x4", {"WBITS": 1, "LATENCY": 4})]
@@ -318,7 +309,7 @@ module mulpack_top (
     genvar i;
     generate
         for (i = 0; i < 16; i = i + 1) begin : g
-            vitfpga_mul2x8 #(.SHIFT({shift}), .LATENCY(3), .AB({ab})) u (
+            vitfpga_mul2x8 #(.SHIFT({shift}), .LATENCY(3)) u (
                 .clk(clk), .rst_n(rst_n), .ce(ce), .in_valid(in_valid), .a0(a0[i*8 +: 8]),
                 .a1(a1[i*8 +: 8]), .b(b[i*8 +: 8]), .out_valid(out_valid[i]),
                 .p0(p0[i*16 +: 16]), .p1(p1[i*16 +: 16]));
@@ -329,22 +320,18 @@ endmodule
 
 
 @pytest.mark.yosys
-@pytest.mark.parametrize(("family", "shift", "primitive", "ab", "max_lut"), [
-    ("xcup", 18, "DSP48E2", 8, 16 * 9 + 1), ("xc7", 16, "DSP48E1", 8, 16 + 1),
-    ("xcup", 18, "DSP48E2", 2, 16 * 4 + 1)])
+@pytest.mark.parametrize(("family", "shift", "primitive", "max_lut"), [
+    ("xcup", 18, "DSP48E2", 16 * 9 + 1), ("xc7", 16, "DSP48E1", 16 + 1)])
 def test_mul2x8_takes_one_dsp_per_pair_in_yosys(tmp_path: Path, family: str, shift: int,
-                                                primitive: str, ab: int, max_lut: int) -> None:
+                                                primitive: str, max_lut: int) -> None:
     # 32 products from 16 DSPs. xcup: Yosys packs nothing into a DSP48E2 beyond the multiply,
     # so the pre-adder is 8 LUTs a pair and K one inverter (carry chain); xc7: pre-adder, K and
-    # registers go into the DSP48E1, one inverter a pair flips p0's bit 15 (K = 2^15). With
-    # 2-bit a0, a1 (a weight-only row pair) the xcup pre-adder is a 3-bit decrement: 4 LUTs a
-    # pair, not 9.
+    # registers go into the DSP48E1, one inverter a pair flips p0's bit 15 (K = 2^15).
     rtl = tmp_path / "rtl"
     rtl.mkdir()
     for src in SOURCES:
         (rtl / src.name).write_text(src.read_text())
-    (rtl / "mulpack_top.v").write_text(SYNTH_TOP.replace("{shift}", str(shift))
-                                       .replace("{ab}", str(ab)))
+    (rtl / "mulpack_top.v").write_text(SYNTH_TOP.replace("{shift}", str(shift)))
     report = synthesize(rtl, tmp_path / "build", top="mulpack_top", family=family)
     assert report.dsp == report.cells.get(primitive) == 16
     assert 0 < report.lut <= max_lut, report.cells

@@ -21,9 +21,7 @@
 // The same bound holds for terms accumulated over time (WP486 accumulates in the DSP's 48-bit P):
 // unpack after at most N packed products, whichever way they are summed.
 //
-// vitfpga_mul2x8 #(SHIFT, LATENCY, AB): vitfpga_dot2x8 with N = 1, p0 = a0*b, p1 = a1*b (int16).
-// AB (both): a0 and a1 are AB-bit values sign-extended to int8 (a row of 2-bit weights: AB 2);
-//   the pre-adder then works on AB + 1 bits. The arithmetic is the same.
+// vitfpga_mul2x8 #(SHIFT, LATENCY): vitfpga_dot2x8 with N = 1, p0 = a0*b, p1 = a1*b (int16).
 //   SHIFT 18: K = 2^17 and p0 = P[15:0], p1 = P[33:18], no correction logic at all;
 //   SHIFT 16: K = 2^15 and p0 = P[15:0] with bit 15 flipped, p1 = P[31:16].
 //
@@ -165,8 +163,7 @@ endmodule
 module vitfpga_dot2x8 #(
     parameter integer N       = 8,   // terms summed before unpacking
     parameter integer SHIFT   = 18,  // 18: DSP48E2, 16: DSP48E1, 0: unpacked fallback
-    parameter integer LATENCY = 3,   // 1..4, see the header
-    parameter integer AB      = 8    // a0, a1 are AB-bit values sign-extended to 8 (1..8)
+    parameter integer LATENCY = 3    // 1..4, see the header
 ) (
     input  wire           clk,
     input  wire           rst_n,
@@ -200,7 +197,7 @@ module vitfpga_dot2x8 #(
 
     generate
         if (N < 1 || LATENCY < 1 || LATENCY > 4 || (SHIFT != 0 && (SHIFT < 16 || SHIFT > 18))
-            || (SHIFT != 0 && 32640 * N >= (1 << SP)) || AB < 1 || AB > 8) begin : g_bad_parameters
+            || (SHIFT != 0 && 32640 * N >= (1 << SP))) begin : g_bad_parameters
             vitfpga_mulpack_parameters_out_of_range u_bad ();  // no such module: elaboration fails
         end
     endgenerate
@@ -218,32 +215,12 @@ module vitfpga_dot2x8 #(
         if (SHIFT != 0) begin : g_packed
             wire [N*PW-1:0] m;  // packed products, after the M stage
             for (i = 0; i < N; i = i + 1) begin : g_lane
-                /* verilator lint_off UNUSEDSIGNAL */
-                wire [7:0] x0 = a0_i[i*8 +: 8];  // bits above AB: copies of the sign
+                wire [7:0] x0 = a0_i[i*8 +: 8];
                 wire [7:0] x1 = a1_i[i*8 +: 8];
-                /* verilator lint_on UNUSEDSIGNAL */
-                wire signed [AW-1:0] pk;
-                if (AB < 8) begin : g_narrow
-                    // The pre-adder's a1*2^SHIFT + a0 as fields: a0 sign-extended in the low
-                    // SHIFT bits, and above them a1 - 1 where a0 < 0 (that borrow is all a0
-                    // adds up there): an AB+1-bit decrement, fewer LUTs than the int8 one
-                    // where Yosys builds the pre-adder in fabric (xcup).
-                    wire signed [AB-1:0] n0 = x0[AB-1:0];
-                    wire signed [AB-1:0] n1 = x1[AB-1:0];
-                    wire signed [AB:0] hi = $signed({n1[AB-1], n1})
-                                            - $signed({{AB{1'b0}}, n0[AB-1]});
-                    /* verilator lint_off WIDTHEXPAND */
-                    wire signed [AW-SP-1:0] hi_x = hi;  // sign extensions, intended
-                    wire signed [SP-1:0]    lo_x = n0;
-                    /* verilator lint_on WIDTHEXPAND */
-                    assign pk = {hi_x, lo_x};
-                end else begin : g_int8
-                    // The pre-adder: a1*2^SHIFT + a0 (the DSP's A + D; Yosys puts it in a
-                    // DSP48E1 on xc7).
-                    wire signed [AW-1:0] a0x = {{(AW-8){x0[7]}}, x0};
-                    wire signed [AW-1:0] a1x = {{(AW-8){x1[7]}}, x1};
-                    assign pk = (a1x <<< SHIFT) + a0x;
-                end
+                wire signed [AW-1:0] a0x = {{(AW-8){x0[7]}}, x0};
+                wire signed [AW-1:0] a1x = {{(AW-8){x1[7]}}, x1};
+                // The pre-adder: a1*2^SHIFT + a0 (the DSP's A + D).
+                wire signed [AW-1:0] pk = (a1x <<< SHIFT) + a0x;
                 wire [AW-1:0] pk_q;
                 wire [7:0]    b_q;
                 vitfpga_mulpack_stage #(.W(AW + 8), .REG(ADREG)) u_ad (
@@ -299,8 +276,7 @@ endmodule
 
 module vitfpga_mul2x8 #(
     parameter integer SHIFT   = 18,  // 18: DSP48E2, 16: DSP48E1, 0: two plain products
-    parameter integer LATENCY = 3,   // 1..4, see the header
-    parameter integer AB      = 8    // a0, a1 are AB-bit values sign-extended to 8 (1..8)
+    parameter integer LATENCY = 3    // 1..4, see the header
 ) (
     input  wire        clk,
     input  wire        rst_n,
@@ -316,7 +292,7 @@ module vitfpga_mul2x8 #(
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] s0, s1;  // sign extensions of 16-bit products
     /* verilator lint_on UNUSEDSIGNAL */
-    vitfpga_dot2x8 #(.N(1), .SHIFT(SHIFT), .LATENCY(LATENCY), .AB(AB)) u_dot (
+    vitfpga_dot2x8 #(.N(1), .SHIFT(SHIFT), .LATENCY(LATENCY)) u_dot (
         .clk(clk), .rst_n(rst_n), .ce(ce), .in_valid(in_valid), .a0(a0), .a1(a1), .b(b),
         .out_valid(out_valid), .s0(s0), .s1(s1));
     assign p0 = s0[15:0];

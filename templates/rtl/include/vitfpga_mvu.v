@@ -1041,12 +1041,8 @@ module vitfpga_mvu #(
                 for (r = 0; r < SIMD; r = r + 1) begin : g_lane
                     localparam integer I0 = 2 * q * SIMD + r;
                     localparam integer I1 = I0 + SIMD;
-                    // A pair of weight-only rows (p >= PE) multiplies WBITS-bit weights: on a
-                    // DSP48E2 (PK 18) the narrow pre-adder saves 5 LUTs a pair in Yosys, which
-                    // builds it in fabric; on xc7 it goes into the DSP48E1 only at int8.
-                    localparam integer AB = (2 * q >= PE && WBITS < 8 && PK == 18) ? WBITS : 8;
                     /* verilator lint_off PINCONNECTEMPTY */
-                    vitfpga_mul2x8 #(.SHIFT(PK), .LATENCY(MB), .AB(AB)) u_mul (
+                    vitfpga_mul2x8 #(.SHIFT(PK), .LATENCY(MB)) u_mul (
                         .clk(clk), .rst_n(rst_n), .ce(en), .in_valid(1'b0),
                         .a0(w_all[I0*8 +: 8]), .a1(w_all[I1*8 +: 8]), .b(x_all[I0*8 +: 8]),
                         .out_valid(), .p0(prod_all[I0*PW +: PW]), .p1(prod_all[I1*PW +: PW]));

@@ -427,13 +427,22 @@ module vitfpga_vit_core #(
     localparam integer LN_P = LANES / LN_L;
     localparam integer LNPB = (LN_P > 1) ? $clog2(LN_P) : 1;
     reg  [LNPB-1:0]    ln_k;
-    reg                ln_more;  // the head holds a further part of the row after ln_k
-    integer lk;
-    always @(*) begin
-        ln_more = 1'b0;
-        for (lk = 1; lk < LN_P; lk = lk + 1)
-            if ({{(32 - LNPB){1'b0}}, ln_k} == lk - 1 && c_mask[lk*LN_L]) ln_more = 1'b1;
-    end
+    wire               ln_more;  // the head holds a further part of the row after ln_k
+    // (a multiplexer of the parts' first mask bits by ln_k, not a compare per part: this feeds
+    // the FIFO's pop, whose users' counters sit a few levels further on)
+    generate
+        if (LN_P > 1) begin : g_ln_parts
+            wire [LN_P-1:0] next_valid;  // bit k: part k + 1 of the head holds elements
+            genvar lq;
+            for (lq = 0; lq < LN_P - 1; lq = lq + 1) begin : g_part
+                assign next_valid[lq] = c_mask[(lq + 1) * LN_L];
+            end
+            assign next_valid[LN_P-1] = 1'b0;
+            assign ln_more = next_valid[ln_k];
+        end else begin : g_ln_whole
+            assign ln_more = 1'b0;
+        end
+    endgenerate
     wire [LN_L*16-1:0] ln_in_data = c_data[ln_k*LN_L*16 +: LN_L*16];
     wire        ln_in_valid = run && is_ln && !fempty;
     wire        ln_in_ready, ln_idle, ln_done;
