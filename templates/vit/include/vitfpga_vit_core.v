@@ -276,8 +276,8 @@ module vitfpga_vit_core #(
     wire [LANES*16-1:0] xm_rd_data, xm_wr_data;
     wire [LANES*8-1:0]  bm_rd_data, bm_wr_data;
     wire [LANES-1:0]  xm_wr_mask, bm_wr_mask;
-    vitfpga_vmem #(.LANES(LANES), .ALIGN(XM_ALIGN), .EW(16), .WORDS(XWORDS), .INIT(1), .EVEN_FILE(XM_EVEN_FILE),
-                   .ODD_FILE(XM_ODD_FILE)) u_xm (
+    vitfpga_vmem #(.LANES(LANES), .ALIGN(XM_ALIGN), .EW(16), .WORDS(XWORDS), .INIT(1),
+                   .EVEN_FILE(XM_EVEN_FILE), .ODD_FILE(XM_ODD_FILE)) u_xm (
         .clk(clk), .rd_en(xm_rd_en), .rd_addr(xm_rd_addr), .rd_data(xm_rd_data),
         .wr_en(xm_wr_en), .wr_addr(xm_wr_addr), .wr_data(xm_wr_data), .wr_mask(xm_wr_mask));
     vitfpga_vmem #(.LANES(LANES), .ALIGN(BM_ALIGN), .EW(8), .WORDS(BWORDS), .INIT(0),

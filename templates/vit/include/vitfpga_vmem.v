@@ -12,9 +12,9 @@
 // never share a clock (logic depth, docs/vit.md "Timing"). A read in the clock after a write
 // to the same word sees the old data; the top waits for its writes to land between ops.
 // Every address is a multiple of ALIGN (the program's, `VitProgram.xm_align`/`bm_align`), so
-// the rotations move lanes in steps of ALIGN: LANES/ALIGN positions, not LANES. At 32 lanes
-// and ALIGN 4 that is an 8-way multiplexer a bit instead of 32, a quarter of the LUTs and two
-// levels less (docs/vit.md "Timing"). Simulation stops on an unaligned address.
+// the rotations move lanes in steps of ALIGN: LANES/ALIGN positions, not LANES (XM of DeiT-Tiny
+// at 32 lanes and ALIGN 16: a 2-way multiplexer a bit instead of 32-way; fewer LUTs and levels,
+// docs/vit.md "Pieces"). Simulation stops on an unaligned address.
 module vitfpga_vmem #(
     parameter integer LANES = 16,   // a power of two, >= 2
     parameter integer ALIGN = 1,    // a power of two, 1..LANES
