@@ -594,13 +594,8 @@ def _alignment(ops: tuple[VitOp, ...], d: _Dims) -> dict[str, int]:
     for op in ops:
         for memory, *values in _accesses(op, d):
             terms[memory] = math.gcd(terms[memory], *values)
-    align = {}
-    for memory, g in terms.items():
-        a = 1
-        while a < d.lanes and (g % (2 * a) == 0):
-            a *= 2
-        align[memory] = a
-    return align
+    # g & -g: the largest power of two dividing g (a memory no op touches has g = 0)
+    return {memory: min(d.lanes, g & -g) if g else d.lanes for memory, g in terms.items()}
 
 
 def _macs(model: IntModel, d: _Dims) -> int:

@@ -5,7 +5,9 @@ the search for the fastest folding (PE x SIMD, row groups) whose whole design fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -33,7 +35,6 @@ from vitfpga.hls.plan.memory import (
     map_memory,
 )
 from vitfpga.hls.plan.program import (
-    OP_BITS,
     SOFTMAX_LANES_MAX,
     VitProgram,
     compile_vit,
@@ -291,7 +292,8 @@ def _op_rom_bits(prog: VitProgram) -> int:
     """Bits of the op ROM that differ between ops: synthesis keeps no memory column for a bit
     every op has equal (DeiT-Tiny's 376-bit ops: 3 BRAM36 in Yosys, 5.5 for all the bits)."""
     words = op_words(prog.ops)
-    return max(1, sum(len({w >> b & 1 for w in words}) > 1 for b in range(OP_BITS)))
+    varying = functools.reduce(operator.or_, (w ^ words[0] for w in words), 0)
+    return max(1, varying.bit_count())
 
 
 @dataclass(frozen=True)
