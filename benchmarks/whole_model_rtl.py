@@ -25,7 +25,7 @@ import numpy as np
 
 from vitfpga.hls.emit.project import WholeModel, write_project
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import folding_label
+from vitfpga.hls.plan.engine import LUT_BUDGET, folding_label
 from vitfpga.hls.plan.whole import WHOLE_MAX_LANES
 from vitfpga.quant.model import HARDWARE_PRESETS, ViT
 from vitfpga.report import machine_info
@@ -42,6 +42,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--weight-bits", type=int, default=2)
     ap.add_argument("--codec", default="dense")
     ap.add_argument("--max-lanes", type=int, default=WHOLE_MAX_LANES)
+    ap.add_argument("--lut-budget", type=float, default=LUT_BUDGET,
+                    help="share of the board's LUTs the design may take (the planner's 0.70)")
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--out", type=Path, default=Path("runs/whole_model_rtl"))
     args = ap.parse_args(argv)
@@ -49,7 +51,8 @@ def main(argv: list[str]) -> int:
     board = get_board(args.board)
     t0 = time.monotonic()
     model, layers, _, label = preset_int_model(args.preset, args.weight_bits, codec=args.codec)
-    plan, prog, wplan = whole_design(model, layers, model.rows(), board, args.max_lanes)
+    plan, prog, wplan = whole_design(model, layers, model.rows(), board, args.max_lanes,
+                                     args.lut_budget)
     project = args.out / "project"
     write_project(plan, layers, project, board=board,
                   source=preset_driver_source(args.preset, model),

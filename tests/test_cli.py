@@ -189,6 +189,10 @@ def test_plan_that_does_not_fit_says_by_how_much() -> None:
      "--rank must be a fraction"),
     (("generate", "--preset", "deit-tiny", "--board", "pynq-z2", "--out", "/nonexistent/x"),
      "the engine needs"),
+    (("plan", "--preset", "deit-tiny", "--board", "kv260", "--lut-budget", "0.8"),
+     "--lut-budget goes with --whole"),
+    (("plan", "--preset", "deit-tiny", "--board", "kv260", "--whole", "--lut-budget", "1.5"),
+     "--lut-budget 1.5: a share of the board's LUTs"),
 ])
 def test_plan_bad_arguments(args: tuple[str, ...], message: str) -> None:
     assert_one_line_error(run_main(*args), 2, message)

@@ -187,6 +187,9 @@ def _model_options(command: Callable[..., None]) -> Callable[..., None]:
                      "whole_max_lanes, 2048 unless set]."),
         click.option("--boards-file", type=click.Path(path_type=Path), default=None,
                      help="TOML file with more boards ([boards.NAME] tables)."),
+        click.option("--lut-budget", type=float, default=None,
+                     help="With --whole: the share of the board's LUTs the design may take "
+                     "[default: 0.70; above it, routing at the board's clock gets risky]."),
     )):
         command = decorator(command)
     return command
@@ -238,6 +241,20 @@ def _max_lanes(given: int | None, whole: bool, src: _Source) -> int:
         return MAX_LANES
     cfg = RunDir(src.run_dir).config() if src.run_dir is not None else src.user
     return WHOLE_MAX_LANES if cfg is None else cfg.hardware.whole_max_lanes
+
+
+def _lut_budget(given: float | None, whole: bool) -> float:
+    """--lut-budget (whole-model designs only), or the planner's."""
+    from vitfpga.hls.plan.engine import LUT_BUDGET
+
+    if given is None:
+        return LUT_BUDGET
+    if not whole:
+        raise BadInput("--lut-budget goes with --whole (the engine alone keeps the planner's)")
+    if not 0 < given <= 1:
+        raise BadInput(f"--lut-budget {given:g}: a share of the board's LUTs, above 0 and at "
+                       "most 1")
+    return given
 
 
 def _plan_model_checks(weight_bits: int, max_lanes: int) -> None:
@@ -292,12 +309,13 @@ def _plan_model(src: _Source, board: str, weight_bits: int, max_lanes: int,
 def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args: str | None,
          weights: str | None, data: str | None, board: str, weight_bits: int,
          rank: float | None, codec: str, max_lanes: int | None, boards_file: Path | None,
-         json_out: Path | None, whole: bool) -> None:
+         lut_budget: float | None, json_out: Path | None, whole: bool) -> None:
     """Fold every linear layer onto one engine for BOARD and print the plan."""
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
     max_lanes = _max_lanes(max_lanes, whole, src)
+    budget = _lut_budget(lut_budget, whole)
     if whole:
-        _plan_whole(src, board, weight_bits, max_lanes, boards_file, json_out)
+        _plan_whole(src, board, weight_bits, max_lanes, boards_file, json_out, budget)
         return
     _, result, label = _plan_model(src, board, weight_bits, max_lanes, boards_file)
     console = _console()
@@ -308,10 +326,11 @@ def plan(run_dir: Path | None, preset: str | None, model: str | None, model_args
 
 
 def _plan_whole(src: _Source, board: str, weight_bits: int, max_lanes: int,
-                boards_file: Path | None, json_out: Path | None) -> None:
+                boards_file: Path | None, json_out: Path | None, lut_budget: float) -> None:
     import json
 
-    _, engine, _, w, label = _whole_design(src, board, weight_bits, max_lanes, boards_file)
+    _, engine, _, w, label = _whole_design(src, board, weight_bits, max_lanes, boards_file,
+                                           lut_budget)
     _console().print(_whole_table(w, label))
     if json_out is not None:
         json_out.write_text(json.dumps({"engine": json.loads(engine.to_json()),
@@ -319,7 +338,7 @@ def _plan_whole(src: _Source, board: str, weight_bits: int, max_lanes: int,
 
 
 def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
-                  boards_file: Path | None
+                  boards_file: Path | None, lut_budget: float
                   ) -> tuple[IntModel, ModelPlan, VitProgram, WholeModelPlan, str]:
     """(integer model, engine plan, op program, whole-model plan, description): the fastest
     whole design that fits the board (`plan --whole`, `generate --whole`)."""
@@ -339,7 +358,8 @@ def _whole_design(src: _Source, board: str, weight_bits: int, max_lanes: int,
                            f"lanes ..."):
         if src.preset is not None:
             model, _, _, label = preset_int_model(src.preset, weight_bits, codec=src.codec)
-        engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes)
+        engine, prog, w = whole_design(model, model.layers, model.rows(), target, max_lanes,
+                                       lut_budget)
     return model, engine, prog, w, label
 
 
@@ -383,8 +403,8 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
 def generate(run_dir: Path | None, preset: str | None, model: str | None,
              model_args: str | None, weights: str | None, data: str | None, board: str,
              weight_bits: int, rank: float | None, codec: str, max_lanes: int | None,
-             boards_file: Path | None, out: Path, force: bool, from_hls: bool,
-             whole: bool) -> None:
+             boards_file: Path | None, lut_budget: float | None, out: Path, force: bool,
+             from_hls: bool, whole: bool) -> None:
     """Plan for BOARD and write the project: HLS C++, Verilog, Vivado and Vitis TCL, the PYNQ
     driver package, a Makefile (bitstream, hls, deploy) and a README."""
     from vitfpga.hardware_steps import generate as generate_project
@@ -395,12 +415,13 @@ def generate(run_dir: Path | None, preset: str | None, model: str | None,
 
     src = _source(run_dir, preset, model, model_args, weights, data, rank, codec)
     max_lanes = _max_lanes(max_lanes, whole, src)
+    budget = _lut_budget(lut_budget, whole)
     check_output_dir(out, force)
     design: WholeModel | None = None
     int_model: IntModel | None = None
     if whole:
         int_model, result, prog, wplan, label = _whole_design(
-            src, board, weight_bits, max_lanes, boards_file)
+            src, board, weight_bits, max_lanes, boards_file, budget)
         layers = int_model.layers
         design = WholeModel(prog, wplan)
     else:

@@ -14,7 +14,7 @@ from vitfpga.hls.emit.project import WholeModel
 from vitfpga.hls.emit.pynq import DriverSource
 from vitfpga.hls.emit.vit import VIT_TOP
 from vitfpga.hls.plan.boards import Board
-from vitfpga.hls.plan.engine import ModelPlan, folding_label
+from vitfpga.hls.plan.engine import LUT_BUDGET, ModelPlan, folding_label
 from vitfpga.hls.plan.program import VitProgram
 from vitfpga.hls.plan.whole import (
     WHOLE_MAX_LANES,
@@ -51,10 +51,12 @@ class WholeResult:
 
 
 def whole_design(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                 board: Board, max_lanes: int = WHOLE_MAX_LANES
+                 board: Board, max_lanes: int = WHOLE_MAX_LANES,
+                 lut_budget: float = LUT_BUDGET
                  ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
-    """(engine plan, op program, whole-model plan): the fastest whole design that fits."""
-    return search_whole_model(model, layers, rows, board, max_lanes)
+    """(engine plan, op program, whole-model plan): the fastest whole design that fits within
+    `lut_budget` of the board's LUTs."""
+    return search_whole_model(model, layers, rows, board, max_lanes, lut_budget)
 
 
 def step_whole(cfg: RunConfig, model: IntModel, board: Board, engine: ModelPlan,

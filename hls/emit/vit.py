@@ -75,7 +75,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         raise ValueError(f"no placement parameter in the RTL for {unknown}")
     rtl = Path(out_dir)
     rtl.mkdir(parents=True, exist_ok=True)
-    t = model_tables(plan, layers)
+    t = model_tables(plan, layers, pairs=prog.pairs)
     pe, lanes = plan.pe, prog.lanes
     xm_words, bm_words = _words(prog.xm_depth, lanes), _words(prog.bm_depth, lanes)
     ideal = prog.bound_cycles()
@@ -96,6 +96,7 @@ def emit_vit(plan: ModelPlan, layers: dict[str, IntLinear], prog: VitProgram, ou
         rom_depth=plan.rom_depth, ram_depth=plan.ram_depth,
         channel_depth=plan.channel_depth + len(prog.tables["bias"]) // pe,
         max_sf=prog.max_sf, op_depth=prog.op_depth, pack=pack_shift(plan), groups=plan.groups,
+        pair=int(prog.pairs),
         xm_words=xm_words,
         bm_words=bm_words, **{p: STYLE_CODES.get(styles.get(name, ""), 0)
                                 for name, p in STYLE_PARAMS.items()},

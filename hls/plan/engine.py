@@ -76,8 +76,11 @@ class LayerSlot:
         """Engine iterations per row: one element per lane each."""
         return self.folds * self.sf
 
-    def ideal_cycles(self, rows: int) -> int:
-        """A true lower bound: every input beat takes a clock, and so does every iteration."""
+    def ideal_cycles(self, rows: int, pairs: bool = False) -> int:
+        """A true lower bound: every input beat takes a clock, and so does every iteration;
+        with `pairs` (vitfpga_mvu.v PAIR) an iteration serves two rows."""
+        if pairs:
+            return max(-(-rows // 2) * self.iterations, rows * self.beats)
         return rows * max(self.iterations, self.beats)
 
     def last_beats(self, groups: int) -> int:
@@ -239,12 +242,12 @@ def _slots(layers: dict[str, IntLinear], rows: dict[str, int], pe: int, simd: in
 
 
 def fold_cycles(layers: dict[str, IntLinear], rows: dict[str, int], codecs: dict[str, Codec],
-                pe: int, simd: int, groups: int = 1) -> int:
+                pe: int, simd: int, groups: int = 1, pairs: bool = False) -> int:
     """`ModelPlan.cycles_per_image` of a folding without laying out its memories (a search's
-    bound; `codecs` as `layer_codec` gives them)."""
+    bound; `codecs` as `layer_codec` gives them), with the rows in pairs for `pairs`."""
     owners = {name: name for name in layers}  # shared copies change the words, not the cycles
     slots = _slots(layers, rows, pe, simd, owners, codecs, codecs_spec(codecs).lane_bits, groups)
-    return sum(s.ideal_cycles(s.rows) for s in slots)
+    return sum(s.ideal_cycles(s.rows, pairs) for s in slots)
 
 
 def _weight_depth(slots: tuple[LayerSlot, ...]) -> int:
@@ -275,17 +278,21 @@ _ROW_LUTS, _GROUP_LANE_LUTS = 48, 19
 MAX_GROUPS = 16
 
 
-def engine_latency(simd: int, packed: bool = False, groups: int = 1) -> int:
-    """Clocks a run of the engine (vitfpga_mvu.v) takes beyond rows*NF*SF when its stream flows
-    freely: taking the start and landing the first beat (2), the reads (1), the products (2, or
-    3 packed), the adder tree's stages of four inputs (ceil(log4 SIMD), at least 1), the
-    accumulator (1) and the requantisation (4); with row groups the serializer's hold, select
-    and bias add (3) and the last fold's further beats (up to groups - 1)."""
+def engine_latency(simd: int, packed: bool = False, groups: int = 1, pairs: bool = False) -> int:
+    """Clocks a run of the engine (vitfpga_mvu.v) takes beyond its iterations (rows*NF*SF, or
+    a pair's for `pairs`) when its stream flows freely: taking the start and landing the first
+    beat (2), the reads (1), the products (2, or 3 packed), the adder tree's stages of four
+    inputs (ceil(log4 SIMD), at least 1), the accumulator (1) and the requantisation (4); with
+    row groups the serializer's hold, select and bias add (3) and the last fold's further beats
+    (up to groups - 1). Pairs add the fields' combining stage, the input sum's stage and the
+    second row's beats of the last fold (groups), and wait for the second row's first beat
+    (up to SF, which the caller adds)."""
     tree, width = 1, -(-simd // 4)
     while width > 1:
         tree, width = tree + 1, -(-width // 4)
     serializer = 3 + groups - 1 if groups > 1 else 0
-    return 2 + 1 + (3 if packed else 2) + tree + 1 + 4 + serializer
+    two = 2 + groups if pairs else 0
+    return 2 + 1 + (3 if packed else 2) + tree + 1 + 4 + serializer + two
 
 
 def estimate_resources(pe: int, simd: int, bits: int, groups: int = 1) -> tuple[int, int]:

@@ -99,9 +99,12 @@ class ModelTables:
         return program_words(self.program)
 
 
-def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
+def model_tables(plan: ModelPlan, layers: dict[str, IntLinear],
+                 pairs: bool = False) -> ModelTables:
     """Lay every layer of the plan into the shared memories, each weight stream in its own
-    codec (`runtime.codecs`)."""
+    codec (`runtime.codecs`). With `pairs` (vitfpga_mvu.v PAIR) the engine multiplies w + 1
+    by x + 128 and takes off the inputs' sum itself, so the bias table holds
+    bias - 128 * sum_k w[n][k] (vitfpga_mulpack.v vitfpga_mul2x2)."""
     weights: list[int] = []
     tables: dict[str, list[int]] = {name: [] for name in CHANNEL_PAD}
     program, codebook = [], []
@@ -119,7 +122,10 @@ def model_tables(plan: ModelPlan, layers: dict[str, IntLinear]) -> ModelTables:
             raise ValueError(f"plan entry {slot.ident} does not start where the previous ended")
         if len(tables["bias"]) != slot.c_base:
             raise ValueError(f"plan entry {slot.ident} does not start where the previous ended")
-        for name, values in (("bias", layer.bias), ("mult", layer.multiplier),
+        bias = np.asarray(layer.bias, dtype=np.int64)
+        if pairs:
+            bias = bias - 128 * np.asarray(layer.weight, dtype=np.int64).sum(axis=1)
+        for name, values in (("bias", bias), ("mult", layer.multiplier),
                              ("shift", layer.shift)):
             bits, fill = CHANNEL_PAD[name]
             tables[name] += channel_words(values, plan.pe, bits, fill)

@@ -32,22 +32,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vitfpga.errors import BadInput
+from vitfpga.hls.plan.boards import part_family
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.runtime.forward import IDENTITY, quantise_images
 from vitfpga.runtime.intmath import int_add, int_layernorm, int_softmax, lut_apply, requantize
 from vitfpga.runtime.model import IntModel, linear_golden, slot_layers
 
-__all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "SINKS", "SOFTMAX_LANES_MAX",
-           "VitOp", "VitProgram",
-           "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words", "sm_choices"]
+__all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "PACK_SHIFT", "SINKS",
+           "SOFTMAX_LANES_MAX", "VitOp", "VitProgram",
+           "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words", "pack_shift",
+           "sm_choices", "tokens_in_pairs"]
 
 # One program word per op, fields LSB first: (name, bits). The Verilog top reads the offsets
 # that `field_offsets` computes from this table.
 OP_FIELDS = (("kind", 4), ("sink", 4), ("rows", 16), ("src", 24), ("src_stride", 16),
              ("src_len", 16), ("dst", 24), ("dst_stride", 16), ("dst_len", 16), ("aux", 24),
              ("aux_stride", 16), ("entry", 16), ("sf", 16), ("nf", 16), ("m0", 32), ("s0", 8),
-             ("m1", 32), ("s1", 8), ("eps", 48), ("pmax", 8), ("beats", 16))
+             ("m1", 32), ("s1", 8), ("eps", 48), ("pmax", 8), ("beats", 16), ("pair", 8))
 OP_BITS = sum(bits for _, bits in OP_FIELDS)
 KINDS = {"end": 0, "input": 1, "linear": 2, "ln": 3, "fillk": 4, "fillv": 5, "xcopy": 6}
 SINKS = {"bm": 0, "gelu": 1, "add": 2, "out": 3, "softmax": 4}
@@ -57,6 +59,30 @@ SOFTMAX_LANES_MAX = 64  # vitfpga_softmax_vec.v: L in 1..64
 STREAM, RAW = 2, 4
 # A streamed-operand entry reads int8 operand words, not a weight stream: its decoder fields.
 _OPERAND = {"codec": 0, "ebits": 8, "wbits": 8}
+# vitfpga_mulpack.v mul2x8: two int8 products a DSP48, the packed operand's shift per family
+# (27-bit A port of a DSP48E2, 25-bit of a DSP48E1).
+PACK_SHIFT = {"xcup": 18, "xc7": 16}
+
+
+def pack_shift(plan: ModelPlan) -> int:
+    """The whole-model engine's PACK (vitfpga_mvu.v): PE pairs share each input lane, so one DSP
+    computes both PEs' int8 products; 0 where a pair's PEs would see different inputs (an N:M
+    decoder), where PE is odd, or on a family without a known shift."""
+    if plan.pe % 2 or plan.nm:
+        return 0
+    return PACK_SHIFT.get(part_family(plan.part), 0)
+
+
+def tokens_in_pairs(model: IntModel, plan: ModelPlan) -> bool:
+    """Whether the engine takes a weight layer's rows two a weight word (vitfpga_mvu.v PAIR,
+    four products a DSP48E2, vitfpga_mulpack.v vitfpga_mul2x2): on a packed DSP48E2 engine of
+    row groups whose weights are 2-bit and all in [-1, 1], where the products' fields are exact
+    (docs/engine.md, "Tokens in pairs")."""
+    if (pack_shift(plan) != 18 or plan.groups < 2 or plan.weight_bits != 2
+            or any(s.sf < 2 * plan.groups for s in plan.layers)):
+        return False  # (a pair's fold leaves in 2*PG beats: at least that many folds a row)
+    return all(int(np.abs(model.layers[s.name].weight).max(initial=0)) <= 1
+               for s in plan.layers)
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,7 @@ class VitProgram:
     # `lanes`), so the memories rotate their lanes in steps of them (vitfpga_vmem.v ALIGN).
     xm_align: int = 1
     bm_align: int = 1
+    pairs: bool = False  # weight layers' rows two a weight word (`tokens_in_pairs`)
 
     @property
     def row_beats(self) -> int:
@@ -335,8 +362,10 @@ class _Builder:
     """Appends ops, engine entries and unit tables in program order: one method per op kind,
     so each kind's fields and ideal cycles are decided in one place."""
 
-    def __init__(self, model: IntModel, plan: ModelPlan, d: _Dims, mem: _Layout) -> None:
+    def __init__(self, model: IntModel, plan: ModelPlan, d: _Dims, mem: _Layout,
+                 pairs: bool) -> None:
         self.model, self.plan, self.d, self.mem = model, plan, d, mem
+        self.pairs = pairs
         self.entry_of = {s.name: i for i, s in enumerate(plan.layers)}
         self.ops: list[VitOp] = []
         self.entries: list[dict[str, int]] = []
@@ -384,8 +413,9 @@ class _Builder:
         # The engine's entry holds its own compute folds; the op says how many input beats a
         # row has (R per N:M iteration), which the reader (LINEAR) or the LayerNorm's packer
         # (LN, zero beats past the row) sends.
-        ideal = {"engine": slot.ideal_cycles(rows)}
-        fields = {"rows": rows, "entry": entry, "nf": slot.nf, "sink": SINKS[sink], **kw}
+        ideal = {"engine": slot.ideal_cycles(rows, self.pairs)}
+        fields = {"rows": rows, "entry": entry, "nf": slot.nf, "sink": SINKS[sink],
+                  "pair": int(self.pairs), **kw}
         if norm:
             fields.update(self._ln_fields(norm, src, stride), beats=slot.beats)
             ideal["ln"] = rows * self.d.dim // self.d.ln_lanes
@@ -527,10 +557,11 @@ def _block(b: _Builder, i: int) -> None:
 
 
 def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
-                sm: int | None = None) -> VitProgram:
+                sm: int | None = None, pairs: bool | None = None) -> VitProgram:
     """The op program, memory layouts and tables of `model` on the engine of `plan`, with `ln`
-    LayerNorm lanes (default `ln_lanes`' choice) and `sm` softmax lanes (default PE); the
-    whole-model search tries the others.
+    LayerNorm lanes (default `ln_lanes`' choice), `sm` softmax lanes (default PE) and the weight
+    layers' rows in pairs or not (default: where `tokens_in_pairs` allows); the whole-model
+    search tries the others.
 
     Raises BadInput for what the whole-model hardware does not run (named)."""
     _check_whole_model(model)
@@ -542,10 +573,15 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
     if sm not in choices:
         raise BadInput(f"{sm} softmax lanes: expected one of {choices} "
                        f"(a power of two dividing PE {plan.pe}, at most {SOFTMAX_LANES_MAX})")
+    if pairs is None:
+        pairs = tokens_in_pairs(model, plan)
+    elif pairs and not tokens_in_pairs(model, plan):
+        raise BadInput("tokens in pairs need a DSP48E2 engine of row groups with 2-bit weights "
+                       "all in [-1, 1] and at least 2 x groups input folds a layer")
     d = _dims(model, plan, ln, sm)
     mem = _layout(d)
     xm_init = _xm_init(model, d, mem)
-    b = _Builder(model, plan, d, mem)
+    b = _Builder(model, plan, d, mem, pairs)
     b.input()
     b.xcopy_cls()
     b.patch_embed()
@@ -562,7 +598,7 @@ def compile_vit(model: IntModel, plan: ModelPlan, ln: int | None = None,
         entries=tuple(b.entries), tables={k: tuple(v) for k, v in b.tables.items()},
         ln_gamma=tuple(b.ln_gamma), ln_beta=tuple(b.ln_beta), gelu=tuple(b.gelu),
         exp_lut=tuple(exp_lut), max_sf=max(plan.max_beats, d.sf_qk, d.sf_av),
-        out_beats=head.nf, in_beats=d.patches * d.sf_pe, macs=_macs(model, d),
+        out_beats=head.nf, in_beats=d.patches * d.sf_pe, macs=_macs(model, d), pairs=b.pairs,
         **{f"{m}_align": a for m, a in _alignment(tuple(b.ops), d).items()})
 
 

@@ -11,6 +11,8 @@ import operator
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import Board, part_family
 from vitfpga.hls.plan.decoders import codecs_spec, layer_codec
@@ -35,12 +37,15 @@ from vitfpga.hls.plan.memory import (
     map_memory,
 )
 from vitfpga.hls.plan.program import (
+    PACK_SHIFT,
     SOFTMAX_LANES_MAX,
     VitProgram,
     compile_vit,
     ln_choices,
     op_words,
+    pack_shift,
     sm_choices,
+    tokens_in_pairs,
 )
 from vitfpga.hls.plan.timing import level_budget
 from vitfpga.ir import IntLinear, weight_owners
@@ -99,29 +104,23 @@ _MEMORY_LANE_LUTS = 60
 # One scale does not fit every family and size: a whole design's LUTs are a +-25% estimate
 # until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
+# Tokens in pairs (vitfpga_mvu.v PAIR): per lane of the array, the second token's adder tree and
+# accumulators less the weight-only rows' pre-adders. Fitted on DeiT-Tiny, PE 16 (x3 rows) x
+# SIMD 32, LN 4, softmax 8 on xcup: 94.0k LUT in Yosys against 80.2k without pairs (the trees
+# sum 3,072 9-bit fields a clock, about a LUT a bit, where Yosys builds them).
+_PAIR_LANE_LUTS = 9
 
 
-# vitfpga_mulpack.v mul2x8: two int8 products a DSP48, the packed operand's shift per family
-# (27-bit A port of a DSP48E2, 25-bit of a DSP48E1).
-PACK_SHIFT = {"xcup": 18, "xc7": 16}
-
-
-def pack_shift(plan: ModelPlan) -> int:
-    """The whole-model engine's PACK (vitfpga_mvu.v): PE pairs share each input lane, so one DSP
-    computes both PEs' int8 products; 0 where a pair's PEs would see different inputs (an N:M
-    decoder), where PE is odd, or on a family without a known shift."""
-    if plan.pe % 2 or plan.nm:
-        return 0
-    return PACK_SHIFT.get(part_family(plan.part), 0)
-
-
-def engine_resources(plan: ModelPlan) -> tuple[int, int]:
+def engine_resources(plan: ModelPlan, pairs: bool = False) -> tuple[int, int]:
     """(DSP, LUT) of the whole-model engine's array: every lane multiplies int8 x int8 (the
     streamed operand, docs/engine.md), as an 8-bit engine does, two lanes a DSP when packed;
-    the row groups' lanes too (their weights sign-extended)."""
+    the row groups' lanes too (their weights sign-extended). With `pairs` (tokens in pairs,
+    `tokens_in_pairs`) the same DSPs, a second adder tree a row."""
     dsp, lut = estimate_resources(plan.pe, plan.simd, 8, plan.groups)
     if pack_shift(plan):
         dsp -= plan.rows * plan.simd // 2
+    if pairs:
+        lut += _PAIR_LANE_LUTS * plan.rows * plan.simd
     return dsp, lut
 
 
@@ -345,12 +344,12 @@ def offload_ps_pl_bytes(plan: ModelPlan) -> int:
     return sum(s.rows * (s.sf * plan.simd + s.nf * plan.pe) for s in plan.layers)
 
 
-def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement: str = "block"
-                     ) -> WholeModelPlan:
+def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement: str = "block",
+                     lut_budget: float = LUT_BUDGET) -> WholeModelPlan:
     """The whole design on `plan`'s engine: its activations take the URAM its weights leave,
-    at one of PLACEMENTS."""
+    at one of PLACEMENTS; it fits within `lut_budget` of the board's LUTs."""
     act = _place(activation_memories(plan, prog), board.uram - plan.uram, placement)
-    engine_dsp, engine_lut = engine_resources(plan)
+    engine_dsp, engine_lut = engine_resources(plan, prog.pairs)
     unit_dsp, unit_lut = unit_resources(prog, part_family(plan.part))
     dsp = engine_dsp + unit_dsp + _ADD_LANE_DSP * plan.pe
     engine_memory_luts = plan.lut - estimate_resources(plan.pe, plan.simd, plan.weight_bits,
@@ -362,9 +361,9 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
     bram, uram = plan.bram36 + act.bram36, plan.uram + act.uram
     budget = board.bram36 * (1 - BRAM_RESERVE)
     fits = (bram <= budget and uram <= board.uram and dsp <= board.dsp
-            and lut <= board.lut * LUT_BUDGET)
+            and lut <= board.lut * lut_budget)
     why = (f"{bram:.1f} of {budget:.1f} BRAM36, {uram} of {board.uram} URAM, {dsp} of "
-           f"{board.dsp} DSP, {lut:,} of {int(board.lut * LUT_BUDGET):,} LUT")
+           f"{board.dsp} DSP, {lut:,} of {int(board.lut * lut_budget):,} LUT")
     offload = offload_ps_pl_bytes(plan)
     return WholeModelPlan(
         board=plan.board, clock_mhz=plan.clock_mhz, pe=plan.pe, simd=plan.simd,
@@ -381,7 +380,7 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
 
 
 def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-             board: Board, pe: int, simd: int, groups: int
+             board: Board, pe: int, simd: int, groups: int, lut_budget: float = LUT_BUDGET
              ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
     """Every whole design on a PE x SIMD engine of `groups` row groups: each LayerNorm width
     (`ln_choices`), the softmax at PE lanes or, only while no design fits the board, narrower
@@ -394,22 +393,26 @@ def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int]
     base = fixed_plan(layers, rows, board, pe, simd, groups=groups)
     if base.bram36 > board.bram36 * (1 - BRAM_RESERVE):
         prog = compile_vit(model, base, ln_choices(model.spec.dim, simd)[0], pe)
-        yield base, prog, plan_whole_model(base, prog, board)
+        yield base, prog, plan_whole_model(base, prog, board, lut_budget=lut_budget)
         return
     splits: dict[tuple[float, int], ModelPlan] = {}  # the weights' split per block RAM left
+    # tokens in pairs where they may be, and without (their trees cost LUTs)
+    pairings = (True, False) if tokens_in_pairs(model, base) else (False,)
     for ln in ln_choices(model.spec.dim, simd):
-        for sm in sm_choices(pe)[:SM_CHOICES]:
-            # the ROM/URAM split does not change the program
-            prog = compile_vit(model, base, ln, sm)
-            designs = list(_placements(layers, rows, board, base, prog, splits))
-            yield from designs
-            if any(whole.fits for _, _, whole in designs):
-                break
+        for pairs in pairings:
+            for sm in sm_choices(pe)[:SM_CHOICES]:
+                # the ROM/URAM split does not change the program
+                prog = compile_vit(model, base, ln, sm, pairs)
+                designs = list(_placements(layers, rows, board, base, prog, splits,
+                                           lut_budget))
+                yield from designs
+                if any(whole.fits for _, _, whole in designs):
+                    break
 
 
 def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board,
                 base: ModelPlan, prog: VitProgram,
-                splits: dict[tuple[float, int], ModelPlan]
+                splits: dict[tuple[float, int], ModelPlan], lut_budget: float = LUT_BUDGET
                 ) -> Iterator[tuple[ModelPlan, VitProgram, WholeModelPlan]]:
     """`prog` at each of PLACEMENTS (LUT RAM only when nothing less costly in LUTs fits); the
     weights' split per block RAM left is kept in `splits` across programs."""
@@ -427,7 +430,7 @@ def _placements(layers: dict[str, IntLinear], rows: dict[str, int], board: Board
         key = (rest.bram36, rest.uram)
         if key not in splits:
             splits[key] = fixed_plan(layers, rows, rest, base.pe, base.simd, groups=base.groups)
-        whole = plan_whole_model(splits[key], prog, board, placement)
+        whole = plan_whole_model(splits[key], prog, board, placement, lut_budget)
         fitted = fitted or whole.fits
         yield splits[key], prog, whole
 
@@ -465,12 +468,14 @@ def _check_weight_capacity(layers: dict[str, IntLinear], codecs: dict[str, Codec
 
 
 def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
-                       board: Board, max_lanes: int = WHOLE_MAX_LANES
+                       board: Board, max_lanes: int = WHOLE_MAX_LANES,
+                       lut_budget: float = LUT_BUDGET
                        ) -> tuple[ModelPlan, VitProgram, WholeModelPlan]:
     """The fastest PE x SIMD folding, row groups (PE x groups x SIMD lanes, at most
-    `max_lanes`), LayerNorm and softmax width whose whole design fits `board` (ties: less block
-    RAM, then fewer groups, wider SIMD, LayerNorm, softmax; `_designs` lists the candidates of
-    one folding). Raises DoesNotFit with the closest miss."""
+    `max_lanes`), LayerNorm and softmax width, rows in pairs or not, whose whole design fits
+    `board` within `lut_budget` of its LUTs (ties: less block RAM, then fewer groups, wider
+    SIMD, LayerNorm, softmax; `_designs` lists the candidates of one folding). Raises
+    DoesNotFit with the closest miss."""
     best: tuple[ModelPlan, VitProgram, WholeModelPlan] | None = None
     closest: WholeModelPlan | None = None
 
@@ -480,9 +485,12 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
 
     codecs = {name: layer_codec(layer) for name, layer in layers.items()}
     _check_weight_capacity(layers, codecs, board)
-    # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone, so that
-    # the search stops where no later one can be faster.
-    bounded = sorted((fold_cycles(layers, rows, codecs, *f), f)
+    # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone (their
+    # rows in pairs where they might be), so that the search stops where no later one can be
+    # faster.
+    narrow = all(int(np.abs(layer.weight).max(initial=0)) <= 1 for layer in layers.values())
+    pairable = narrow and PACK_SHIFT.get(part_family(board.part)) == 18
+    bounded = sorted((fold_cycles(layers, rows, codecs, *f, pairs=pairable and f[2] > 1), f)
                      for f in _foldings(layers, codecs, max_lanes)
                      # at best packing halves the lanes' DSPs: prune what cannot fit even so
                      if estimate_resources(f[0], f[1], 8, f[2])[0] - math.prod(f) // 2
@@ -490,7 +498,8 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
     for bound, (pe, simd, groups) in bounded:
         if best is not None and bound > best[2].ideal_cycles_per_image:
             break
-        for plan, prog, whole in _designs(model, layers, rows, board, pe, simd, groups):
+        for plan, prog, whole in _designs(model, layers, rows, board, pe, simd, groups,
+                                          lut_budget):
             if not whole.fits:
                 if closest is None or whole.bram36 < closest.bram36:
                     closest = whole

@@ -13,14 +13,17 @@ import pytest
 from tests.conftest import small_int_model
 from vitfpga.errors import BadInput, DoesNotFit
 from vitfpga.hls.plan.boards import get_board
-from vitfpga.hls.plan.engine import BRAM_RESERVE, ModelPlan, fixed_plan
+from vitfpga.hls.plan.engine import BRAM_RESERVE, LUT_BUDGET, ModelPlan, fixed_plan
+from vitfpga.hls.plan.layout import model_tables
 from vitfpga.hls.plan.memory import LUTRAM_MAX_DEPTH, map_lutram, map_memory
-from vitfpga.hls.plan.program import OP_BITS, compile_vit
+from vitfpga.hls.plan.program import OP_BITS, compile_vit, tokens_in_pairs
 from vitfpga.hls.plan.whole import (
     _WHOLE_LUT_SCALE,
     OPS_LOGIC_MAX,
     STYLE_CODES,
     STYLE_PARAMS,
+    WholeModelPlan,
+    _designs,
     _place,
     activation_memories,
     plan_whole_model,
@@ -125,11 +128,13 @@ def test_deit_tiny_fits_kv260_at_two_bits(deit2: tuple) -> None:
     assert whole.host_offload_ps_pl_bytes_per_image > 40 * whole.ps_pl_bytes_per_image
     # DeiT-Tiny is published at 1.3 G multiply-accumulates an image (Touvron et al., 2021; ours
     # counts the linear layers and both attention products: 1.25 G); at most 64 MACs a clock
-    # that needs about 20M cycles
+    # that needs about 20M cycles, less where the weight layers take their rows in pairs (two
+    # MACs a lane), as at this pick
     assert 1.24e9 < whole.macs_per_image < 1.27e9
     assert whole.ideal_gops == pytest.approx(2 * whole.macs_per_image
                                              * whole.ideal_images_per_s / 1e9)
-    assert 19e6 < whole.busy_by_unit["engine"] < 21e6
+    assert prog.pairs and plan.groups > 1
+    assert 12e6 < whole.busy_by_unit["engine"] < 16e6
     # it fits only with weights in URAM, which the whole-model top loads at start-up
     assert 0 < plan.ram_depth < plan.weight_depth
 
@@ -273,3 +278,70 @@ def test_shallow_memories_are_lut_ram_as_yosys_builds_them() -> None:
     assert xm.lane_bits == 16
     assert _place((xm,), 0, "block").luts == map_lutram(xm.width, xm.depth, 16).luts * 2
     assert map_lutram(xm.width, xm.depth, 16).luts > map_lutram(xm.width, xm.depth, xm.width).luts
+
+
+def test_weight_layers_take_tokens_in_pairs_where_the_packing_is_exact(deit2: tuple) -> None:
+    """vitfpga_mvu.v PAIR: on a DSP48E2 engine of row groups with 2-bit weights in [-1, 1] the
+    weight layers' rows go two a weight word (the attention products one), the bound counts a
+    pair's iterations once, and the bias tables carry the weights' offset."""
+    model, layers, rows, _ = deit2
+    plan = fixed_plan(layers, rows, KV260, 16, 32, groups=3)
+    prog = compile_vit(model, plan, 4, 8)
+    assert prog.pairs and tokens_in_pairs(model, plan)
+    weight_ops = [op for op in prog.ops if op.kind in ("linear", "ln")
+                  and op.fields["entry"] < len(plan.layers)]
+    assert len(weight_ops) == 2 + 4 * DEIT.depth  # patch embed, head; qkv, proj, fc1, fc2
+    for op in prog.ops:
+        assert op.fields.get("pair", 0) == int(op in weight_ops), op.name
+    for op in weight_ops:
+        slot, n = plan.layers[op.fields["entry"]], op.fields["rows"]
+        assert op.ideal["engine"] == max(-(-n // 2) * slot.iterations, n * slot.beats)
+        assert op.ideal["engine"] < slot.ideal_cycles(n) or n == 1
+    # the 197 tokens' linear layers in 99 pairs: the engine's bound about halves
+    linear = sum(plan.layers[op.fields["entry"]].ideal_cycles(op.fields["rows"])
+                 for op in weight_ops)
+    paired = sum(op.ideal["engine"] for op in weight_ops)
+    assert paired == pytest.approx(linear * 99 / 197, rel=0.01)
+    # not on a DSP48E1 part, not without row groups, not with a weight outside [-1, 1]
+    assert not tokens_in_pairs(model, dataclasses.replace(plan, part="xc7z020clg400-1"))
+    assert not tokens_in_pairs(model, fixed_plan(layers, rows, KV260, 16, 32))
+    name = plan.layers[0].name
+    weight = model.layers[name].weight.copy()
+    weight[0, 0] = -2
+    wide = dataclasses.replace(model, layers={**model.layers, name: dataclasses.replace(
+        model.layers[name], weight=weight)})
+    assert not tokens_in_pairs(wide, plan)
+    # the bias tables: bias - 128 * sum_k w, so that (w + 1)(x + 128) sums back to w.x + bias
+    paired_t, plain_t = model_tables(plan, layers, pairs=True), model_tables(plan, layers)
+    first = layers[name]
+    lanes = [_signed32(plain_t.bias[0] >> (32 * i)) - _signed32(paired_t.bias[0] >> (32 * i))
+             for i in range(plan.pe)]
+    assert lanes == (128 * first.weight[:plan.pe].sum(axis=1)).tolist()
+    assert plain_t.weights == paired_t.weights and plain_t.mult == paired_t.mult
+
+
+def _signed32(word: int) -> int:
+    word &= (1 << 32) - 1
+    return word - (1 << 32) if word >> 31 else word
+
+
+def test_pairs_are_chosen_within_the_lut_budget(deit2: tuple) -> None:
+    """The search tries each folding with and without tokens in pairs: at DeiT-Tiny's PE 16
+    (x3 rows) x SIMD 32 the pairs' trees take the design past the 70% LUT budget (94.0k LUT in
+    Yosys, 80.3%), so it keeps single rows there; with a budget of 82% it takes the pairs,
+    whose bound is 0.72 of the other's."""
+    model, layers, rows, _ = deit2
+
+    def best(budget: float) -> dict[bool, WholeModelPlan]:
+        found: dict[bool, WholeModelPlan] = {}
+        for _, prog, w in _designs(model, layers, rows, KV260, 16, 32, 3, budget):
+            if w.fits and (prog.pairs not in found or w.ideal_cycles_per_image
+                           < found[prog.pairs].ideal_cycles_per_image):
+                found[prog.pairs] = w
+        return found
+
+    default, wide = best(LUT_BUDGET), best(0.82)
+    assert set(default) == {False} and set(wide) == {True, False}
+    assert wide[True].lut > KV260.lut * LUT_BUDGET
+    assert wide[True].ideal_cycles_per_image < 0.75 * default[False].ideal_cycles_per_image
+    assert (wide[True].ln_lanes, wide[True].sm_lanes) == (4, 8)

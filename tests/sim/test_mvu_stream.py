@@ -138,6 +138,13 @@ class Case(NamedTuple):
     overlap: bool = False
     pack: int = 0  # the engine's PACK: two products a DSP at this operand shift (0: one)
     groups: int = 1  # the engine's PG: the ROM layer's folds of PE x groups rows
+    # The engine's PAIR: the ROM layer's rows two a weight word, its weights int2 in [-1, 1]
+    # and its bias table less 128 * sum_k w (vitfpga_mulpack.v vitfpga_mul2x2)
+    pair: bool = False
+
+    @property
+    def wbits(self) -> int:
+        return 2 if self.pair else WBITS
 
 
 # One head's operands: (Q.K^T entry, A.V entry, Q, probabilities, V).
@@ -149,7 +156,8 @@ def _rom_entry(c: Case, rng: np.random.Generator) -> Entry:
     so outputs spread over int8 and some clamp."""
     k_rom, n_rom = c.rom or (int(rng.integers(20, 65)), int(rng.integers(8, 41)))
     rom = Entry("rom", n_rom, k_rom, RELU * int(rng.integers(0, 2)))
-    rom.weight = rng.integers(-8, 8, size=(n_rom, k_rom))
+    rom.weight = (rng.integers(-1, 2, size=(n_rom, k_rom)) if c.pair
+                  else rng.integers(-8, 8, size=(n_rom, k_rom)))
     rom.bias = rng.integers(-4000, 4000, size=n_rom)
     rom.mult = rng.integers(2**30, 2**31, size=n_rom)
     typical = np.abs(rng.integers(-128, 128, size=(8, k_rom)) @ rom.weight.T).max()
@@ -176,10 +184,10 @@ def _head(t: int, hd: int, rng: np.random.Generator) -> Head:
     return qk, av, q, prob, v
 
 
-def _write_memories(entries: list[Entry], pe: int, simd: int, groups: int, files: Path
-                    ) -> dict[str, int | str]:
+def _write_memories(entries: list[Entry], c: Case, files: Path) -> dict[str, int | str]:
     """Place the entries (table and operand bases), write the DUT's memory files and return
     its parameters: ROM words, per-channel tables, the operand buffer's two halves."""
+    pe, simd, groups, wbits = c.pe, c.simd, c.groups, c.wbits
     rom = entries[0]
     c_base = 0
     for e in entries:
@@ -191,10 +199,11 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, groups: int, files
     for e in entries[1:]:
         e.w_base = 1 if e.kind == "qk" else half + 2
     opdepth = 2 * half + 3
-    rom_words = weight_words(_rom_layer(rom), pe * groups, simd, WBITS)
+    rom_words = weight_words(_rom_layer(rom, wbits), pe * groups, simd, wbits)
     tables: dict[str, list[int]] = {"bias": [], "mult": [], "shift": []}
     for e in entries:
-        tables["bias"] += channel_words(e.bias, pe, 32, 0)
+        bias = e.bias - 128 * e.weight.sum(axis=1) if c.pair and e.kind == "rom" else e.bias
+        tables["bias"] += channel_words(bias, pe, 32, 0)
         tables["mult"] += channel_words(e.mult, pe, 32, 2**30)
         tables["shift"] += channel_words(e.shift, pe, 8, 1)
     program = []
@@ -204,18 +213,19 @@ def _write_memories(entries: list[Entry], pe: int, simd: int, groups: int, files
         last = beats - (folds - 1) * groups if e.kind == "rom" else 1  # a row's last fold
         program.append(pack_fields({"w_base": e.w_base, "c_base": e.c_base, "sf": sf,
                                     "nf": folds, "relu": e.flags | (last - 1) << 4,
-                                    **(ROM_CODEC if e.kind == "rom" else OPERAND_CODEC)}))
+                                    **({"codec": 0, "ebits": wbits, "wbits": wbits}
+                                       if e.kind == "rom" else OPERAND_CODEC)}))
     depth = len(rom_words)
-    _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * groups * simd * WBITS, depth)
+    _mem(files / MEM_FILES["WEIGHT_FILE"], rom_words, pe * groups * simd * wbits, depth)
     _mem(files / MEM_FILES["BIAS_FILE"], tables["bias"], pe * 32, c_base)
     _mem(files / MEM_FILES["MULT_FILE"], tables["mult"], pe * 32, c_base)
     _mem(files / MEM_FILES["SHIFT_FILE"], tables["shift"], pe * 8, c_base)
     _mem(files / MEM_FILES["PROGRAM_FILE"], program, PROGRAM_BITS, len(program))
     return {
-        "PE": pe, "SIMD": simd, "WBITS": WBITS, "LANE_BITS": WBITS, "OFFSET_STEP": WBITS,
-        "WMASK": 1 << WBITS, "NLAYERS": len(entries), "ROM_DEPTH": depth,
+        "PE": pe, "SIMD": simd, "WBITS": wbits, "LANE_BITS": wbits, "OFFSET_STEP": wbits,
+        "WMASK": 1 << wbits, "NLAYERS": len(entries), "ROM_DEPTH": depth,
         "RAM_DEPTH": 0, "CDEPTH": c_base, "MAXBEATS": max(e.folds(pe, simd)[1] for e in entries),
-        "OPDEPTH": opdepth, "PG": groups,
+        "OPDEPTH": opdepth, "PG": groups, "PAIR": int(c.pair),
         # String parameters reach Verilator's -G quoted.
         **{param: f'"{files / name}"' for param, name in MEM_FILES.items()}}
 
@@ -246,10 +256,10 @@ def _run(idx: int, x: np.ndarray, e: Entry, pe: int, simd: int, stall: bool) -> 
             "write_gap": 0.3 if stall else 0.0}
 
 
-def _rom_layer(e: Entry) -> IntLinear:
+def _rom_layer(e: Entry, wbits: int = WBITS) -> IntLinear:
     return IntLinear(name="rom", weight=e.weight, bias=e.bias, multiplier=e.mult, shift=e.shift,
                      relu=bool(e.flags & RELU), in_scale=1.0, out_scale=1.0,
-                     w_scale=np.ones(len(e.bias)), weight_bits=WBITS)
+                     w_scale=np.ones(len(e.bias)), weight_bits=wbits)
 
 
 def _golden(idx: int, x: np.ndarray, e: Entry, heads: list[Head]
@@ -274,7 +284,7 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
     rom = _rom_entry(c, rng)
     pairs = [_head(t, hd, rng) for t, hd in zip(tokens, heads, strict=True)]
     entries = [rom, *(e for qk, av, *_ in pairs for e in (qk, av))]
-    params = _write_memories(entries, pe, simd, c.groups, files)
+    params = _write_memories(entries, c, files)
     # The operands of a streamed run are written either between runs or during the run before
     # it, which reads the other half (or no half: the ROM layer).
     runs: list[dict[str, Any]] = []
@@ -298,13 +308,27 @@ def _build_case(c: Case, tokens: list[int], heads: list[int],
         acc, y = _golden(idx, x, e, pairs)
         nf, sf = e.folds(pe, simd)
         expect.append({"entry": e, "nf": nf, "sf": sf, "rows": x.shape[0], "acc": acc, "y": y,
-                       "folds": e.weight_folds(pe, c.groups)})
+                       "folds": e.weight_folds(pe, c.groups),
+                       "pair": c.pair and e.kind == "rom", "groups": c.groups})
     for run, ex in zip(runs, expect, strict=True):
         ex["writes_during"] = len(run["writes_during"])
     # The program always starts with the ROM layer, so overlap leaves no write between runs.
     assert during_seen and (between_seen or c.overlap)
     case = {"seed": c.seed, "runs": runs}
     return params, case, expect
+
+
+def _pair_order(rows: int, nf: int, folds: int, groups: int) -> list[int]:
+    """Where each output beat of a PAIR run belongs in row-major order (row * nf + beat): a
+    pair's folds one after the other, each the first row's beats of the fold, then the
+    second's (an odd run's last pair has no second)."""
+    order = []
+    for first in range(0, rows, 2):
+        for f in range(folds):
+            beats = range(f * groups, min(nf, (f + 1) * groups))
+            for row in range(first, min(rows, first + 2)):
+                order += [row * nf + b for b in beats]
+    return order
 
 
 def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
@@ -323,6 +347,14 @@ def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
         assert got["dones"] == 1 and got["idle_before"] == 1 and got["idle_after"] == 1, where
         if ex["writes_during"]:  # the operand writes really overlapped the run
             assert 0 < got["writes_busy"] <= ex["writes_during"], where
+        if ex["pair"]:  # back to row-major order
+            order = _pair_order(rows, nf, ex["folds"], ex["groups"])
+            assert sorted(order) == list(range(beats))
+            for key in ("raw", "data"):
+                arrived = got[key]
+                got[key] = [0] * beats
+                for at, value in zip(order, arrived, strict=True):
+                    got[key][at] = value
         raw = np.array([_lanes(w, 32, pe) for w in got["raw"]]).reshape(rows, nf * pe)[:, :e.n]
         assert np.array_equal(raw, ex["acc"]), f"{where}: raw accumulators differ"
         compared += raw.size
@@ -330,10 +362,12 @@ def _judge(pe: int, expect: list[dict[str, Any]], result: dict[str, Any],
             y = np.array([_lanes(w, 8, pe) for w in got["data"]]).reshape(rows, nf * pe)[:, :e.n]
             assert np.array_equal(y, ex["y"]), f"{where}: requantised outputs differ"
             compared += y.size
-        ideal = rows * ex["folds"] * ex["sf"]
+        iterations = -(-rows // 2) if ex["pair"] else rows
+        ideal = iterations * ex["folds"] * ex["sf"]
         cycles = got["done"] - got["start"]
         if full_rate:
-            assert ideal <= cycles <= ideal + latency, f"{where}: {cycles} vs {ideal}"
+            slack = latency + (ex["sf"] if ex["pair"] else 0)
+            assert ideal <= cycles <= ideal + slack, f"{where}: {cycles} vs {ideal}"
         timing.append((e.kind, ideal, cycles, got["beat_cycles"][0] - got["start"]))
     return compared, timing
 
@@ -354,6 +388,14 @@ CASES = {
     # Row groups under stalls, on a ROM layer of fewer input folds (2) than groups (3), so the
     # issue waits for the serializer, and 8 beats a row, the last fold of two.
     "pe4_simd4_g3": Case(4, 4, 13, [9, None], [8, 12], stall=True, rom=(8, 30), groups=3),
+    # Tokens in pairs (PAIR): the ROM layer's rows two a weight word, four products a DSP48E2,
+    # between streamed runs on the same DSPs. Full rate at the DeiT-Tiny head's width, then
+    # under stalls with a ROM layer of 6 beats a row (the last fold of two beats, the rows'
+    # count drawn, odd ones ending in a single row).
+    "pair_pe4_simd16": Case(4, 16, 31, [197], [64], stall=False, rom=(192, 64), overlap=True,
+                            pack=18, groups=3, pair=True),
+    "pair_pe4_simd4": Case(4, 4, 32, [9, None], [8, 12], stall=True, rom=(30, 20), pack=18,
+                           groups=3, pair=True),
 }
 
 
@@ -373,16 +415,18 @@ def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
                       build_dir=tmp_path / "build", sim="verilator")
     compared, timing = _judge(c.pe, expect, result, full_rate=not c.stall,
                               latency=engine_latency(c.simd, packed=c.pack > 0,
-                                                     groups=c.groups))
+                                                     groups=c.groups, pairs=c.pair))
     assert compared > 0
     print(f"{name}: {compared} values compared; OPDEPTH={params['OPDEPTH']}, PACK={c.pack}, "
-          f"PG={c.groups}; "
+          f"PG={c.groups}, PAIR={int(c.pair)}; "
           "(kind, rows*NF*SF, start-to-done cycles, start-to-first-beat cycles): "
           + ", ".join(str(t) for t in timing))
 
 
 LINT_SHAPES = [(16, 4, 0, 0, 1), (16, 4, 96, 16, 1), (4, 16, 0, 0, 1), (4, 16, 100, 18, 1),
-               (2, 8, 1, 0, 1), (4, 16, 100, 18, 3), (2, 8, 0, 0, 4)]
+               (2, 8, 1, 0, 1), (4, 16, 100, 18, 3), (2, 8, 0, 0, 4), (4, 16, 100, 18, -3)]
+# groups < 0: that many groups with tokens in pairs (PAIR, int2 weights)
+PAIR_PARAMS = ["-GPAIR=1", "-GWBITS=2", "-GLANE_BITS=2", "-GOFFSET_STEP=2", "-GWMASK=4"]
 
 
 @pytest.mark.verilator
@@ -391,16 +435,18 @@ def test_mvu_lints_clean(pe: int, simd: int, opdepth: int, pack: int, groups: in
     with tool_env("verilator"):
         done = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "vitfpga_mvu",
                                f"-GPE={pe}", f"-GSIMD={simd}", f"-GOPDEPTH={opdepth}",
-                               f"-GPACK={pack}", f"-GPG={groups}", *map(str, SOURCES)],
+                               f"-GPACK={pack}", f"-GPG={abs(groups)}",
+                               *(PAIR_PARAMS if groups < 0 else []), *map(str, SOURCES)],
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.icarus
-@pytest.mark.parametrize(("opdepth", "groups"), [(0, 1), (96, 1), (96, 3)])
+@pytest.mark.parametrize(("opdepth", "groups"), [(0, 1), (96, 1), (96, 3), (96, -3)])
 def test_mvu_compiles_under_icarus(opdepth: int, groups: int, tmp_path: Path) -> None:
+    pair = [f"-Pvitfpga_mvu.{p[2:]}" for p in PAIR_PARAMS] + ["-Pvitfpga_mvu.PACK=18"]
     done = subprocess.run(["iverilog", "-g2005", "-Wall", "-s", "vitfpga_mvu",
-                           f"-Pvitfpga_mvu.OPDEPTH={opdepth}", f"-Pvitfpga_mvu.PG={groups}",
-                           "-o", str(tmp_path / "mvu.vvp"),
+                           f"-Pvitfpga_mvu.OPDEPTH={opdepth}", f"-Pvitfpga_mvu.PG={abs(groups)}",
+                           *(pair if groups < 0 else []), "-o", str(tmp_path / "mvu.vvp"),
                            *map(str, SOURCES)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr

@@ -6,7 +6,9 @@ head's last fold two beats of three), its trailing weight words in URAM loaded a
 SIMD wider than PE (the memories' lanes follow SIMD), BM in URAM and the operand buffer in LUT
 RAM as the DeiT-Tiny plan places them, the op ROM in block RAM, and a softmax of half PE's
 lanes (the core's gearbox hands each engine beat on in two parts and drops a row's
-padding-only part: 5 tokens on 2 lanes); logits identical to the integer golden."""
+padding-only part: 5 tokens on 2 lanes); logits identical to the integer golden. With 2-bit
+weights (all in [-1, 1]) the weight layers take their rows in pairs (vitfpga_mvu.v PAIR), the
+5 tokens ending in a single row."""
 
 from __future__ import annotations
 
@@ -33,10 +35,11 @@ DEIT_WIDTH = ViTConfig(image_size=32, patch_size=16, in_chans=3, dim=192, depth=
 
 
 @pytest.mark.verilator
-def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path,
+@pytest.mark.parametrize("bits", [4, 2])
+def test_deit_width_block_is_bit_exact_with_weights_in_uram(bits: int, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
-    layers, rows = structure_layers(dense_structure(DEIT_WIDTH, 4), DEIT_WIDTH, seed=1)
+    layers, rows = structure_layers(dense_structure(DEIT_WIDTH, bits), DEIT_WIDTH, seed=1)
     model = calibrated_int_model(DEIT_WIDTH, layers, seed=1)
     assert (model.spec.dim, model.spec.heads, model.spec.mlp_hidden, model.spec.tokens) == (
         192, 3, 768, 5)
@@ -47,11 +50,13 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(tmp_path: Path,
     assert plan.slot("head").last_beats(plan.groups) == 2
     prog = compile_vit(model, plan, sm=2)
     assert prog.sm_lanes == 2
+    assert prog.pairs == (bits == 2)
     # the op ROM in block RAM, as a DeiT-Tiny program of 222 ops has it, for these 25 ops
     monkeypatch.setattr(whole, "OPS_LOGIC_MAX", 8)
     top = emit_vit(plan, layers, prog, tmp_path / "rtl",
                    {"bm": "ultra", "operand": "distributed"})[0].read_text()
     assert ".BM_STYLE(1)" in top and ".OP_STYLE(2)" in top and ".PG(3)" in top
+    assert f".PAIR({int(bits == 2)})" in top
     assert ".OPS_BLOCK(1)" in top and ".EXP_BLOCK(1)" in top  # KV260 at 250 MHz
     images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     expected = logits(model, images)

@@ -372,3 +372,58 @@ module vitfpga_mul3x4 #(
     wire [F:0] f1 = {1'b0, q[2*F-1:F]} - KF;
     assign p = {q[PW-1:2*F], f1[OW-1:0], f0[OW-1:0]};
 endmodule
+
+// vitfpga_mul2x2 #(OPERAND): two rows' weights times two tokens' inputs, four products from one
+// DSP48E2 multiply P = A*B (vitfpga_mvu.v TWO, docs/engine.md "Tokens in pairs"); LATENCY 3
+// (operand, M and P registers), out = P[35:0] of the operands three enabled clocks earlier.
+//   Weight layers: A = a0' + a1'*2^18 with a' = w + 1 in [0, 2] (w in [-1, 1]), and
+//   B = x0' + x1'*2^9 with x' = x + 128 in [0, 255]. Every product a'*x' lies in [0, 510], so
+//   the fields P[9i +: 9] are a0'x0', a0'x1', a1'x0', a1'x1' exactly, with no carry between
+//   them; the engine undoes the offsets once a row (sum_k a*x = sum_k a'x' - 128 sum_k w -
+//   sum_k x': the weights' part in the bias table, the inputs' as the token's input sum).
+//   Streamed operands (OPERAND = 1 only): A = a0 + a1*2^18 for int8 a (the pre-adder), B = x0,
+//   so P = p0 + p1*2^18 with p = a*x0 in [-16256, 16384]. Then p0 = P[8:0] + 2^9*sext(P[17:9])
+//   and p1 = P[26:18] + 2^9*sext(P[35:27]) + P[17]: the same four fields, summed by the same
+//   trees, the high ones sign-extended, and the borrow P[17] counted apart.
+// OPERAND = 0 (rows that only ever hold weights): A is the two 2-bit fields side by side, no
+// pre-adder at all.
+module vitfpga_mul2x2 #(
+    parameter integer OPERAND = 1
+) (
+    input  wire        clk,
+    input  wire        ce,
+    input  wire [7:0]  a0,  // w + 1, or an int8 operand (OPERAND = 1)
+    input  wire [7:0]  a1,
+    input  wire [17:0] b,   // the packed input operand (above), shared by a lane's rows
+    output wire [35:0] p
+);
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [7:0]  a0_q, a1_q;  // bits 7:2 read only with OPERAND
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [17:0] b_q;
+    reg [35:0] m_q, p_q;
+    wire signed [26:0] ax;
+    generate
+        if (OPERAND != 0) begin : g_pre
+            // The pre-adder: a1*2^18 + a0 (the DSP's A + D).
+            wire signed [26:0] a0x = {{19{a0_q[7]}}, a0_q};
+            wire signed [26:0] a1x = {{19{a1_q[7]}}, a1_q};
+            assign ax = (a1x <<< 18) + a0x;
+        end else begin : g_cat
+            assign ax = {7'd0, a1_q[1:0], 16'd0, a0_q[1:0]};
+        end
+    endgenerate
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [44:0] m = ax * $signed(b_q);  // |P| < 2^36: the top bits copy the sign
+    /* verilator lint_on UNUSEDSIGNAL */
+    always @(posedge clk) begin
+        if (ce) begin
+            a0_q <= a0;
+            a1_q <= a1;
+            b_q <= b;
+            m_q <= m[35:0];
+            p_q <= m_q;
+        end
+    end
+    assign p = p_q;
+endmodule

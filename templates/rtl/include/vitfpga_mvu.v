@@ -55,6 +55,11 @@
 //      and the serializer follows: hold, group select with the table reads, bias add; 3 clocks)
 //   E-H  requantisation (vitfpga_requant.v, 4 clocks) -> output register (m_axis
 //      TDATA/TVALID); the raw accumulator, delayed four clocks, leaves with it on out_raw
+// With PAIR (TWO; docs/engine.md "Tokens in pairs") a weight layer's rows go two a weight word:
+// B is four products a DSP48E2 (vitfpga_mul2x2), C four trees a pair of rows (and the two rows'
+// input sums), then one stage combining a streamed operand's fields; D two accumulators a row;
+// the serializer hands out the first row's beats of a fold, then the second's (out_tok), and
+// takes the row's input sum off in a stage of its own.
 // In control, in_ready and the rows-left flags are registers computed from the next state, and
 // every compare is against a registered bound (no subtractor before a compare).
 module vitfpga_mvu #(
@@ -92,7 +97,14 @@ module vitfpga_mvu #(
     // as PG beats of PE lanes, one a clock (the serializer below); a streamed-operand run uses
     // the first PE rows only. The rows beyond PE have no operand-buffer lanes, so the weight
     // layers grow without the operand buffer (docs/engine.md, "Row groups"). At most 16.
-    parameter integer PG = 1
+    parameter integer PG = 1,
+    // Two tokens a weight word (docs/engine.md "Tokens in pairs"): a weight layer's run takes its
+    // rows two at a time, each weight word read once for both, four products a DSP48E2 (two rows'
+    // weights times two tokens' inputs, vitfpga_mulpack.v vitfpga_mul2x2). Needs PACK 18, PG > 1
+    // and every weight layer's weights in [-1, 1] (the planner checks them); the bias tables then
+    // hold bias - 128*sum_k w[n][k] (vitfpga.hls.plan.layout). Streamed operands run one row a
+    // pass on the same DSPs.
+    parameter integer PAIR = 0
 ) (
     input  wire              clk,
     input  wire              rst_n,
@@ -121,14 +133,19 @@ module vitfpga_mvu #(
     input  wire [PE*SIMD*8-1:0]   opw_data,
     /* verilator lint_on UNUSEDSIGNAL */
     // the beat's PE int32 accumulators, lane p = bits [32p +: 32] (0 when OPDEPTH = 0)
-    output wire [PE*32-1:0]       out_raw
+    output wire [PE*32-1:0]       out_raw,
+    // the beat's token within its pair (1: the pair's second row); 0 without PAIR
+    output reg                    out_tok
 );
     localparam integer NR = PE * PG;  // rows of a weight fold
     localparam integer WW = NR * SIMD * LANE_BITS;
     localparam integer PROG_BITS = 128;  // vitfpga.hls.plan.layout.PROGRAM_FIELDS
     // Index widths (at least one bit so that degenerate sizes still declare legal vectors).
     localparam integer SFB = (MAXBEATS > 1) ? $clog2(MAXBEATS) : 1;
-    localparam integer CB = SFB + 1;  // beat counts run 0..MAXBEATS inclusive
+    // Tokens in pairs, where the parameters allow it (PAIR above); a bank then holds two rows.
+    localparam integer TWO = (PAIR != 0 && PACK == 18 && OPDEPTH > 0 && PE % 2 == 0 &&
+                              NM_N == 0 && PG > 1 && WBITS == 2) ? 1 : 0;
+    localparam integer CB = SFB + 1 + TWO;  // beat counts run 0..MAXBEATS (a bank's) inclusive
     // Decoders. R input beats an N:M iteration (1 without one), RB = log2 R.
     localparam integer R = (NM_N > 0) ? NM_M / NM_N : 1;
     localparam integer RB = (R > 1) ? $clog2(R) : 0;
@@ -173,27 +190,15 @@ module vitfpga_mvu #(
     localparam integer PW = WX + 8;  // one product, exact
     // Element bits the dense sign extension reads: the lane, or the N:M value field.
     localparam integer EW = LANE_BITS;
-    // The adder tree's stages: each sums groups of up to four (tree_width: inputs to stage k).
-    function integer tree_width(input integer n, input integer k);
-        integer i;
-        begin
-            tree_width = n;
-            for (i = 0; i < k; i = i + 1) tree_width = (tree_width + 3) / 4;
-        end
-    endfunction
-    function integer tree_stages(input integer n);
-        integer w;
-        begin
-            tree_stages = 1;
-            for (w = (n + 3) / 4; w > 1; w = (w + 3) / 4) tree_stages = tree_stages + 1;
-        end
-    endfunction
-    localparam integer TS = tree_stages(SIMD);
+    // The adder tree's registered stages (vitfpga_addtree_pipe): ceil(log4 SIMD), at least 1.
+    localparam integer TS = (SIMD > 1) ? ($clog2(SIMD) + 1) / 2 : 1;
     // The products take MB clocks: operands, then product registers; packed, also the DSP's
     // M register (on UltraScale+ the pre-adder, the multiply and the extraction of the two
     // products would not fit one clock).
     localparam integer MB = (PACK > 0 && OPDEPTH > 0 && PE % 2 == 0 && NM_N == 0) ? 3 : 2;
-    localparam integer TD = TS + MB - 1;  // b to c: the products' later registers, the tree
+    // b to c: the products' later registers, the tree (and with TWO the stage that combines a
+    // streamed operand's fields)
+    localparam integer TD = TS + MB - 1 + TWO;
     localparam integer PK = (MB == 3) ? PACK : 0;  // the shift where packing applies, else 0
 
     // ------------------------------------------------------------------------------------------
@@ -230,12 +235,20 @@ module vitfpga_mvu #(
     // Row beats: SF compute folds, R beats each for an N:M layer.
     wire [CB-1:0] e_beats = (R > 1 && e_codec == 8'd1 && !e_stream) ? (e_sf[CB-1:0] << RB)
                                                                     : e_sf[CB-1:0];
+    // With TWO a weight layer's rows come in pairs: a bank holds both rows' beats.
+    wire          e_pair = (TWO != 0) && !e_stream;
+    wire [CB-1:0] e_bank = e_pair ? e_beats << 1 : e_beats;
 
     // ------------------------------------------------------------------------------------------
     // Run control
     reg        busy;       // a layer run
     reg        busy_load;  // a weight load
     reg [31:0] rows_last;  // rows - 1, registered so that no compare subtracts
+    // The issue side's rows: pairs with TWO (the last one a single row when rows is odd).
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [31:0] i_rows_last, i_rows_pen;  // its last index, and the one before (TWO)
+    reg        odd_q;  // read only with TWO
+    /* verilator lint_on UNUSEDSIGNAL */
     wire       go = start && !busy && !busy_load;
     wire       en = !out_valid || out_ready;
     assign idle = !busy && !busy_load;
@@ -252,6 +265,7 @@ module vitfpga_mvu #(
     reg [GB-1:0]  glast_q;  // beats of a row's last fold minus one (read only when PG > 1)
     // Decoder controls, each read only by the decoders the parameters build.
     reg           stream_q;  // weights from the operand buffer (OPDEPTH > 0)
+    reg           pair_q;    // rows in pairs (TWO, a weight layer)
     reg           nm_q;      // an N:M layer
     reg           cbook_q;   // a codebook layer
     reg           tern_q;    // a ternary layer
@@ -263,8 +277,8 @@ module vitfpga_mvu #(
     integer u;
     always @(posedge clk) begin
         if (go) begin
-            beats_q <= e_beats;
-            beats_last <= e_beats - 1'b1;
+            beats_q <= e_bank;
+            beats_last <= e_bank - 1'b1;
             sf_last <= e_sf[CB-1:0] - 1'b1;
             nf_last <= e_nf - 16'd1;
             w_base <= e_wbase[WAB-1:0];
@@ -274,6 +288,7 @@ module vitfpga_mvu #(
             glast_q <= e_relu[7:4];  // < PG <= 16
             /* verilator lint_on WIDTHTRUNC */
             stream_q <= e_stream;
+            pair_q <= e_pair;
             nm_q <= (NM_N > 0) && e_codec == 8'd1 && !e_stream;
             cbook_q <= (CB_BITS > 0) && e_codec == 8'd2 && !e_stream;
             tern_q <= (TERN != 0) && e_codec == 8'd3 && !e_stream;
@@ -307,6 +322,11 @@ module vitfpga_mvu #(
             done <= 1'b0;
             if (go) begin
                 rows_last <= rows - 32'd1;
+                i_rows_last <= e_pair ? (rows - 32'd1) >> 1 : rows - 32'd1;
+                // (rows - 1)/2 - 1 as one subtraction beside the other (logic depth): for
+                // rows < 3 no pair index, as it must be
+                i_rows_pen <= e_pair ? (rows - 32'd3) >> 1 : rows - 32'd2;
+                odd_q <= rows[0];
                 // An empty run finishes at once rather than waiting for a beat that never comes.
                 if (rows == 32'd0 || (!load && !layer_ok)) done <= 1'b1;
                 else if (load) busy_load <= 1'b1;
@@ -345,12 +365,25 @@ module vitfpga_mvu #(
     reg [CAB-1:0] i_ca;  // table word: c_base + i_nf (times PG for a weight layer)
     reg [31:0]    i_row;
     wire [CB-1:0] cnt_rb = rb ? cnt1 : cnt0;
+    // TWO: the second rows' beats present in each bank, where the next beat is written
+    // (wr_idx of row w_hi of bank wb), and whether the issuing row pair has its second row
+    // (i_two; not for a streamed operand nor an odd run's last pair).
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg [CB-1:0]  cnt_hi0, cnt_hi1;  // read only with TWO, like w_hi
+    reg [SFB-1:0] wr_idx;
+    reg           w_hi;
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg           i_two;
     // Iteration i_sf needs beat i_sf, or for N:M its window's last beat i_sf*R + R-1.
     wire ready_beat;
     generate
         if (R > 1) begin : g_need_nm
             wire [CB+RB-1:0] need = {i_sf, {RB{1'b1}}};
             assign ready_beat = nm_q ? ({{RB{1'b0}}, cnt_rb} > need) : (i_sf < cnt_rb);
+        end else if (TWO != 0) begin : g_need_two
+            // A pair's iteration needs the second row's beat i_sf (the first row's came before).
+            wire [CB-1:0] hi_rb = rb ? cnt_hi1 : cnt_hi0;
+            assign ready_beat = i_two ? (i_sf < hi_rb) : (i_sf < cnt_rb);
         end else begin : g_need
             assign ready_beat = (i_sf < cnt_rb);
         end
@@ -377,7 +410,10 @@ module vitfpga_mvu #(
     // written at beats - 1 or already full.
     wire          full0_n = !rel0 && (inc0 ? (cnt0 == beats_last) : (cnt0 == beats_q));
     wire          full1_n = !rel1 && (inc1 ? (cnt1 == beats_last) : (cnt1 == beats_q));
-    wire          in_more_n = in_more && !(in_row_done && rows_in == rows_last);
+    // A row's last beat (with TWO a bank holds two rows: count rows, not banks).
+    wire          in_tok_done = (TWO != 0) ? in_fire && ({1'b0, wr_idx} == sf_last[SFB:0])
+                                           : in_row_done;
+    wire          in_more_n = in_more && !(in_tok_done && rows_in == rows_last);
     always @(posedge clk) begin
         if (!rst_n) begin
             in_ready_run <= 1'b0;
@@ -390,7 +426,7 @@ module vitfpga_mvu #(
         end else begin
             in_ready_run <= busy && in_more_n && !(wb_n ? full1_n : full0_n);
             in_more <= in_more_n;
-            if (row_end && i_row == rows_last) i_more <= 1'b0;
+            if (row_end && i_row == i_rows_last) i_more <= 1'b0;
         end
     end
     always @(posedge clk) begin
@@ -403,9 +439,42 @@ module vitfpga_mvu #(
             wb <= wb_n;
             cnt0 <= cnt0_n;
             cnt1 <= cnt1_n;
-            if (in_row_done) rows_in <= rows_in + 32'd1;
+            if (in_tok_done) rows_in <= rows_in + 32'd1;
         end
     end
+    generate
+        if (TWO != 0) begin : g_two_ctl
+            // A bank's rows: rows_in counts banks' worth of beats, so a row ends at wr_idx's wrap.
+            always @(posedge clk) begin
+                if (!rst_n || go) begin
+                    cnt_hi0 <= {CB{1'b0}};
+                    cnt_hi1 <= {CB{1'b0}};
+                    wr_idx <= {SFB{1'b0}};
+                    w_hi <= 1'b0;
+                    i_two <= e_pair && (rows != 32'd1);
+                end else begin
+                    cnt_hi0 <= rel0 ? {CB{1'b0}} : cnt_hi0 + {{(CB-1){1'b0}}, inc0 && w_hi};
+                    cnt_hi1 <= rel1 ? {CB{1'b0}} : cnt_hi1 + {{(CB-1){1'b0}}, inc1 && w_hi};
+                    if (in_fire) begin
+                        if ({1'b0, wr_idx} == sf_last[SFB:0]) begin
+                            wr_idx <= {SFB{1'b0}};
+                            w_hi <= pair_q && !w_hi;
+                        end else wr_idx <= wr_idx + 1'b1;
+                    end
+                    // the pair after this one is an odd run's last: its second row never comes
+                    if (row_end) i_two <= pair_q && !(odd_q && i_row == i_rows_pen);
+                end
+            end
+        end else begin : g_one_ctl
+            always @(posedge clk) begin
+                cnt_hi0 <= {CB{1'b0}};
+                cnt_hi1 <= {CB{1'b0}};
+                wr_idx <= {SFB{1'b0}};
+                w_hi <= 1'b0;
+                i_two <= 1'b0;
+            end
+        end
+    endgenerate
 
     always @(posedge clk) begin
         if (!rst_n || go) begin
@@ -434,13 +503,18 @@ module vitfpga_mvu #(
 
     generate
         if (PG > 1) begin : g_gap
-            reg [GB-1:0] gap;  // enabled clocks until a weight fold may end
+            // enabled clocks until a weight fold may end: its PG beats, twice for a row pair
+            localparam integer GW = GB + TWO;
+            /* verilator lint_off WIDTHTRUNC */
+            localparam [GW-1:0] GAP1 = PG - 1, GAP2 = 2 * PG - 1;
+            /* verilator lint_on WIDTHTRUNC */
+            reg [GW-1:0] gap;
             always @(posedge clk) begin
-                if (!rst_n || go) gap <= {GB{1'b0}};
-                else if (issue && i_sf_last && !stream_q) gap <= PG_M1;
-                else if (en && gap != {GB{1'b0}}) gap <= gap - 1'b1;
+                if (!rst_n || go) gap <= {GW{1'b0}};
+                else if (issue && i_sf_last && !stream_q) gap <= i_two ? GAP2 : GAP1;
+                else if (en && gap != {GW{1'b0}}) gap <= gap - 1'b1;
             end
-            assign fold_ok = (gap == {GB{1'b0}}) || !i_sf_last;
+            assign fold_ok = (gap == {GW{1'b0}}) || !i_sf_last;
         end else begin : g_no_gap
             assign fold_ok = 1'b1;
         end
@@ -518,6 +592,13 @@ module vitfpga_mvu #(
     // requantisation takes it (d itself, or the serializer's output with PG > 1).
     reg va, vb, vd, ve, vf, vg;
     wire vq, tlast_q;
+    wire tok_q;  // the beat's token in its pair, at q (0 without TWO)
+    reg  tok_e, tok_f, tok_g;
+    // The fold's rows are a pair (TWO), at each stage like lf.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg two_a, two_b, two_d;  // read only with TWO
+    reg [TD-1:0] two_t;
+    /* verilator lint_on UNUSEDSIGNAL */
     // The row's last fold (it may have fewer than PG beats) and the fold's table word, at d.
     /* verilator lint_off UNUSEDSIGNAL */
     reg lf_a, lf_b, lf_d;  // lf_d and ca_d read only when PG > 1
@@ -567,12 +648,17 @@ module vitfpga_mvu #(
             first_a <= (i_sf == {CB{1'b0}});
             last_a <= i_sf_last;
             ca_a <= i_ca;
-            tlast_a <= i_sf_last && i_nf_last && (i_row == rows_last);
+            tlast_a <= i_sf_last && i_nf_last && (i_row == i_rows_last);
             lf_a <= i_nf_last;
             lf_b <= lf_a;
             lf_t[0] <= lf_b;
             for (ti = 1; ti < TD; ti = ti + 1) lf_t[ti] <= lf_t[ti-1];
             lf_d <= lf_t[TD-1];
+            two_a <= i_two;
+            two_b <= two_a;
+            two_t[0] <= two_b;
+            for (ti = 1; ti < TD; ti = ti + 1) two_t[ti] <= two_t[ti-1];
+            two_d <= two_t[TD-1];
             ca_d <= ca_c;
             first_b <= first_a;
             last_b <= last_a;
@@ -593,6 +679,10 @@ module vitfpga_mvu #(
             tlast_f <= tlast_e;
             tlast_g <= tlast_f;
             out_last <= vg && tlast_g;
+            tok_e <= tok_q;
+            tok_f <= tok_e;
+            tok_g <= tok_f;
+            out_tok <= tok_g;
         end
     end
 
@@ -646,15 +736,32 @@ module vitfpga_mvu #(
     end
     /* verilator lint_off UNUSEDSIGNAL */
     wire [SIMD*8-1:0] xb_a;  // the iteration's single input beat (dense, codebook, operand)
+    wire [SIMD*8-1:0] xb1_a;  // TWO: the pair's second row's beat (zero for a single row)
     /* verilator lint_on UNUSEDSIGNAL */
     generate
-        if (R == 1) begin : g_ibuf
+        if (TWO != 0) begin : g_ibuf_two
+            // Each bank's two rows in two memories read together: beat wr_idx of row w_hi.
+            reg [SIMD*8-1:0] ibuf0 [0:(2 << SFB)-1];
+            reg [SIMD*8-1:0] ibuf1 [0:(2 << SFB)-1];
+            reg [SIMD*8-1:0] x1_a;
+            always @(posedge clk) begin
+                if (in_fire && !w_hi) ibuf0[{wb, wr_idx}] <= in_data;
+                if (in_fire && w_hi) ibuf1[{wb, wr_idx}] <= in_data;
+                if (en) begin
+                    win_a <= ibuf0[{rb, i_sf[SFB-1:0]}];
+                    x1_a <= ibuf1[{rb, i_sf[SFB-1:0]}];
+                end
+            end
+            assign xb_a = win_a;
+            assign xb1_a = two_a ? x1_a : {SIMD*8{1'b0}};
+        end else if (R == 1) begin : g_ibuf
             reg [SIMD*8-1:0] ibuf [0:(2 << SFB)-1];
             always @(posedge clk) begin
                 if (in_fire) ibuf[{wb, cnt_wb[SFB-1:0]}] <= in_data;
                 if (en) win_a <= ibuf[{rb, i_sf[SFB-1:0]}];
             end
             assign xb_a = win_a;
+            assign xb1_a = {SIMD*8{1'b0}};
         end else begin : g_ibuf_nm
             /* verilator lint_off UNUSEDSIGNAL */
             wire [CB-1:0] w_idx = cnt_wb >> RB;
@@ -677,6 +784,7 @@ module vitfpga_mvu #(
                 end
             end
             assign xb_a = win_a[bsel_a*SIMD*8 +: SIMD*8];
+            assign xb1_a = {SIMD*8{1'b0}};
         end
     endgenerate
     reg [WW-1:0] rom_q, ram_q;
@@ -777,6 +885,11 @@ module vitfpga_mvu #(
     wire [NLW*PW-1:0] prod_all;  // the weight-only rows read their products' low bits
     /* verilator lint_on UNUSEDSIGNAL */
     wire [NR*32-1:0]  acc_all;  // the rows' accumulators
+    // TWO: the pair's second rows' accumulators, and each row's input sum (sum_k x + 128)
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [NR*32-1:0]  acc1_all;
+    wire [63:0]       xs_all;  // row 0 at [31:0], row 1 at [63:32]
+    /* verilator lint_on UNUSEDSIGNAL */
     genvar p, s;
     generate
         for (p = 0; p < NR; p = p + 1) begin : g_pe
@@ -860,10 +973,14 @@ module vitfpga_mvu #(
                     /* verilator lint_off WIDTHEXPAND */
                     wire signed [7:0] w_ext = w_rom;  // sign extension, intended
                     /* verilator lint_on WIDTHEXPAND */
+                    // With TWO a weight lane carries w + 1 in [0, 2] (vitfpga_mul2x2): w is
+                    // in [-1, 1], two bits, so this is a function of them, not an adder.
+                    wire [7:0] w_one = {6'd0, w_rom[0] & !w_rom[WBITS-1], !w_rom[0] & !w_rom[WBITS-1]};
+                    wire [7:0] w_lin = (TWO != 0) ? w_one : w_ext;
                     if (p < PE) begin : g_op
-                        assign w = stream_q ? op_q[(p*SIMD + s)*8 +: 8] : w_ext;
+                        assign w = stream_q ? op_q[(p*SIMD + s)*8 +: 8] : w_lin;
                     end else begin : g_wt
-                        assign w = w_ext;
+                        assign w = w_lin;
                     end
                 end else begin : g_wrom
                     assign w = w_rom;
@@ -871,59 +988,41 @@ module vitfpga_mvu #(
                 assign w_all[(p*SIMD + s)*WX +: WX] = w;
                 assign x_all[(p*SIMD + s)*8 +: 8] = x;
             end
-            // This row's product and dot-product widths: a weight-only row (p >= PE) multiplies
-            // sign-extended WBITS weights, whose products fit WBITS + 8 bits exactly, so the
-            // low bits of each lane's product are the product.
-            localparam integer PWR = (p < PE) ? PW : WBITS + 8;
-            localparam integer DWR = PWR + ((SIMD > 1) ? $clog2(SIMD) : 0);
-            wire [SIMD*PWR-1:0] prod;
-            for (s = 0; s < SIMD; s = s + 1) begin : g_prod
-                assign prod[s*PWR +: PWR] = prod_all[(p*SIMD + s)*PW +: PWR];
-            end
-
-            // Stage C: adder tree over the SIMD lanes, TS registered stages of up to four inputs
-            // (two adder levels: one stage of a deeper tree would exceed the level budget,
-            // hls/plan/timing.py). Every partial sum is DWR bits wide, which holds the full sum.
-            for (s = 0; s < TS; s = s + 1) begin : g_ts
-                localparam integer NIN = tree_width(SIMD, s);  // inputs to this stage
-                localparam integer NOUT = (NIN + 3) / 4;
-                localparam integer IWS = (s == 0) ? PWR : DWR;
-                wire [NIN*IWS-1:0] tin;
-                reg  [NOUT*DWR-1:0] tout;
-                if (s == 0) begin : g_first
-                    assign tin = prod;
-                end else begin : g_next
-                    assign tin = g_ts[(s > 0) ? s - 1 : 0].tout;
+            // Without TWO: this row's tree and accumulator (with TWO: g_two below).
+            if (TWO == 0) begin : g_row
+                // This row's product and dot-product widths: a weight-only row (p >= PE) multiplies
+                // sign-extended WBITS weights, whose products fit WBITS + 8 bits exactly, so the
+                // low bits of each lane's product are the product.
+                localparam integer PWR = (p < PE) ? PW : WBITS + 8;
+                localparam integer DWR = PWR + ((SIMD > 1) ? $clog2(SIMD) : 0);
+                wire [SIMD*PWR-1:0] prod;
+                for (s = 0; s < SIMD; s = s + 1) begin : g_prod
+                    assign prod[s*PWR +: PWR] = prod_all[(p*SIMD + s)*PW +: PWR];
                 end
-                genvar g;
-                for (g = 0; g < NOUT; g = g + 1) begin : g_grp
-                    localparam integer GN = (NIN - 4 * g < 4) ? NIN - 4 * g : 4;
-                    wire [DWR-1:0] gsum;
-                    vitfpga_addtree #(.N(GN), .IW(IWS), .OW(DWR)) u_tree (
-                        .in(tin[4*g*IWS +: GN*IWS]), .sum(gsum));
-                    always @(posedge clk) begin
-                        if (en) tout[g*DWR +: DWR] <= gsum;
-                    end
-                end
-            end
-            wire signed [DWR-1:0] dot = g_ts[TS-1].tout[DWR-1:0];
 
-            // Stage D: accumulate; the first beat of a fold starts from the bias (PG = 1), or
-            // from 0, the serializer adding the bias (PG > 1).
-            wire signed [31:0] acc0;
-            if (PG == 1) begin : g_bias
-                assign acc0 = bias_c[p*32 +: 32];
-            end else begin : g_zero
-                assign acc0 = 32'sd0;
+                // Stage C: adder tree over the SIMD lanes, TS registered stages of up to four inputs
+                // (vitfpga_addtree_pipe), every partial sum DWR bits wide.
+                wire signed [DWR-1:0] dot;
+                vitfpga_addtree_pipe #(.N(SIMD), .IW(PWR), .OW(DWR)) u_tree (
+                    .clk(clk), .en(en), .in(prod), .sum(dot));
+
+                // Stage D: accumulate; the first beat of a fold starts from the bias (PG = 1), or
+                // from 0, the serializer adding the bias (PG > 1).
+                wire signed [31:0] acc0;
+                if (PG == 1) begin : g_bias
+                    assign acc0 = bias_c[p*32 +: 32];
+                end else begin : g_zero
+                    assign acc0 = 32'sd0;
+                end
+                /* verilator lint_off WIDTHEXPAND */
+                wire signed [31:0] dot_l = dot;  // sign extension, intended
+                /* verilator lint_on WIDTHEXPAND */
+                reg signed [31:0] acc;
+                always @(posedge clk) begin
+                    if (en && vc) acc <= (first_c ? acc0 : acc) + dot_l;
+                end
+                assign acc_all[p*32 +: 32] = acc;
             end
-            /* verilator lint_off WIDTHEXPAND */
-            wire signed [31:0] dot_l = dot;  // sign extension, intended
-            /* verilator lint_on WIDTHEXPAND */
-            reg signed [31:0] acc;
-            always @(posedge clk) begin
-                if (en && vc) acc <= (first_c ? acc0 : acc) + dot_l;
-            end
-            assign acc_all[p*32 +: 32] = acc;
         end
     endgenerate
 
@@ -938,17 +1037,24 @@ module vitfpga_mvu #(
             assign rq_shift = shift_d;
             assign vq = vd;
             assign tlast_q = tlast_d;
+            assign tok_q = 1'b0;
             assign s_ca = ca_d;  // unused
         end else begin : g_ser
             // Serializer: at d the fold's PE*PG sums are held; beat j (group j's PE channels,
             // table word ca_d + j) is read on the j-th clock after, up to the fold's last beat
             // (PG, or fewer on a row's last fold; 1 for a streamed operand). The issue gap
             // (g_gap) keeps the next fold's d from overwriting a hold still being read.
-            reg [NR*32-1:0] hold;
-            reg             s_act, s_tl;
+            // With TWO a pair's fold holds both rows' sums and leaves as the first row's beats,
+            // then the second's (s_tok), each with its input sum taken off (g_two).
+            reg [2*NR*32-1:0] hold;  // the upper half with TWO only
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg [63:0]      xs_hold;  // read only with TWO
+            /* verilator lint_on UNUSEDSIGNAL */
+            reg             s_act, s_tl, s_tok, s_two;
             reg [GB-1:0]    s_j, s_n;
-            reg [CAB-1:0]   s_ca_q;
-            wire            s_end = (s_j == s_n);
+            reg [CAB-1:0]   s_ca_q, s_ca0;
+            wire            s_end_row = (s_j == s_n);
+            wire            s_end = s_end_row && (s_tok || !s_two);
             always @(posedge clk) begin
                 if (!rst_n) s_act <= 1'b0;
                 else if (en) s_act <= vd || (s_act && !s_end);
@@ -956,14 +1062,24 @@ module vitfpga_mvu #(
             always @(posedge clk) begin
                 if (en) begin
                     if (vd) begin
-                        hold <= acc_all;
+                        hold <= {acc1_all, acc_all};
+                        xs_hold <= xs_all;
                         s_j <= {GB{1'b0}};
                         s_n <= stream_q ? {GB{1'b0}} : (lf_d ? glast_q : PG_M1);
                         s_ca_q <= ca_d;
+                        s_ca0 <= ca_d;
                         s_tl <= tlast_d;
+                        s_tok <= 1'b0;
+                        s_two <= (TWO != 0) && two_d;
                     end else if (s_act) begin
-                        s_j <= s_j + 1'b1;
-                        s_ca_q <= s_ca_q + 1'b1;
+                        if (s_end_row) begin
+                            s_j <= {GB{1'b0}};
+                            s_ca_q <= s_ca0;
+                            s_tok <= 1'b1;
+                        end else begin
+                            s_j <= s_j + 1'b1;
+                            s_ca_q <= s_ca_q + 1'b1;
+                        end
                     end
                 end
             end
@@ -973,33 +1089,55 @@ module vitfpga_mvu #(
             reg [PE*32-1:0] acc_e, accb_f;
             reg [PE*32-1:0] mult_f;
             reg [PE*8-1:0]  shift_f;
-            reg             ve_s, vf_s, tl_e, tl_f;
+            reg             ve_s, vf_s, tl_e, tl_f, tk_e, tk_f;
+            reg [31:0]      xs_e, xs_f;  // the beat's row's input sum (TWO weight layers), else 0
+            /* verilator lint_off UNUSEDSIGNAL */
+            reg [PE*32-1:0] accx_g, mult_g;  // TWO's extra stage (unused without it)
+            reg [PE*8-1:0]  shift_g;
+            reg             vg_s, tl_g, tk_g;
+            /* verilator lint_on UNUSEDSIGNAL */
             integer k;
             always @(posedge clk) begin
                 if (!rst_n) begin
                     ve_s <= 1'b0;
                     vf_s <= 1'b0;
+                    vg_s <= 1'b0;
                 end else if (en) begin
                     ve_s <= s_act;
                     vf_s <= ve_s;
+                    vg_s <= vf_s;
                 end
             end
             always @(posedge clk) begin
                 if (en) begin
-                    acc_e <= hold[s_j*PE*32 +: PE*32];
+                    /* verilator lint_off WIDTHEXPAND */
+                    acc_e <= hold[(s_tok*PG + s_j)*PE*32 +: PE*32];
+                    /* verilator lint_on WIDTHEXPAND */
+                    xs_e <= (TWO == 0 || stream_q) ? 32'd0 : s_tok ? xs_hold[63:32] : xs_hold[31:0];
                     tl_e <= s_tl && s_end;
+                    tk_e <= s_tok;
+                    tk_f <= tk_e;
                     for (k = 0; k < PE; k = k + 1)
                         accb_f[k*32 +: 32] <= acc_e[k*32 +: 32] + bias_c[k*32 +: 32];
+                    // TWO: the input sum off in a stage of its own (two adds would not fit one)
+                    xs_f <= xs_e;
+                    for (k = 0; k < PE; k = k + 1)
+                        accx_g[k*32 +: 32] <= accb_f[k*32 +: 32] - xs_f;
+                    mult_g <= mult_f;
+                    shift_g <= shift_f;
+                    tl_g <= tl_f;
+                    tk_g <= tk_f;
                     mult_f <= mult_d;
                     shift_f <= shift_d;
                     tl_f <= tl_e;
                 end
             end
-            assign rq_acc = accb_f;
-            assign rq_mult = mult_f;
-            assign rq_shift = shift_f;
-            assign vq = vf_s;
-            assign tlast_q = tl_f;
+            assign rq_acc = (TWO != 0) ? accx_g : accb_f;
+            assign rq_mult = (TWO != 0) ? mult_g : mult_f;
+            assign rq_shift = (TWO != 0) ? shift_g : shift_f;
+            assign vq = (TWO != 0) ? vg_s : vf_s;
+            assign tlast_q = (TWO != 0) ? tl_g : tl_f;
+            assign tok_q = (TWO != 0) ? tk_g : tk_f;
         end
         for (p = 0; p < PE; p = p + 1) begin : g_rq
             // Stages E-H after q: requantisation, 4 clocks (vitfpga_requant.v: the 32 x 31-bit
@@ -1033,7 +1171,121 @@ module vitfpga_mvu #(
     // Stage B products, MB clocks: the operands registered, then the products registered, so
     // that neither the decoders nor the multipliers share a clock with the other.
     generate
-        if (PK > 0) begin : g_pack
+        if (TWO != 0) begin : g_two
+            // Two rows' weights times two tokens a DSP (vitfpga_mul2x2). B a lane: a streamed
+            // operand's int8 x (signed), else x + 128 of both rows in 9-bit fields.
+            wire [SIMD*18-1:0] bpk;
+            wire [2*SIMD*10-1:0] xl;  // the rows' x + 128 a lane, for their input sums
+            genvar q, r;
+            for (r = 0; r < SIMD; r = r + 1) begin : g_b
+                wire [7:0] x0 = x_all[r*8 +: 8];
+                wire [7:0] x1 = xb1_a[r*8 +: 8];
+                assign bpk[r*18 +: 18] = stream_q ? {{10{x0[7]}}, x0}
+                                                  : {1'b0, !x1[7], x1[6:0], 1'b0, !x0[7], x0[6:0]};
+                assign xl[r*10 +: 10] = {2'b0, !x0[7], x0[6:0]};
+                assign xl[(SIMD + r)*10 +: 10] = {2'b0, !x1[7], x1[6:0]};
+            end
+            // The input sums take the products' MB registers, then a tree like theirs.
+            reg [2*SIMD*10-1:0] xd [0:MB-1];
+            integer xk;
+            always @(posedge clk) begin
+                if (en) begin
+                    xd[0] <= xl;
+                    for (xk = 1; xk < MB; xk = xk + 1) xd[xk] <= xd[xk-1];
+                end
+            end
+            localparam integer TW = 10 + ((SIMD > 1) ? $clog2(SIMD) : 0);  // a field's tree sum
+            for (q = 0; q < 2; q = q + 1) begin : g_xs
+                wire [TW-1:0] t;
+                vitfpga_addtree_pipe #(.N(SIMD), .IW(10), .OW(TW)) u_t (
+                    .clk(clk), .en(en), .in(xd[MB-1][q*SIMD*10 +: SIMD*10]), .sum(t));
+                reg [31:0] tc, acc;
+                always @(posedge clk) begin
+                    if (en) tc <= {{(32-TW){1'b0}}, t};
+                    if (en && vc) acc <= (first_c ? 32'd0 : acc) + tc;
+                end
+                assign xs_all[q*32 +: 32] = acc;
+            end
+            for (q = 0; q < NR / 2; q = q + 1) begin : g_pair
+                localparam integer OPR = (2 * q < PE) ? 1 : 0;  // the pair may hold operands
+                wire [SIMD*36-1:0] pp;
+                wire [4*SIMD*10-1:0] f;  // field i of lane r at [(i*SIMD + r)*10 +: 10]
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire [SIMD*2-1:0] bw;    // lane r's borrow P[17] (streamed operands: OPR)
+                /* verilator lint_on UNUSEDSIGNAL */
+                wire sx = (OPR != 0) && stream_q;  // the high fields are signed
+                for (r = 0; r < SIMD; r = r + 1) begin : g_lane
+                    localparam integer I0 = 2 * q * SIMD + r;
+                    localparam integer I1 = I0 + SIMD;
+                    vitfpga_mul2x2 #(.OPERAND(OPR)) u_mul (
+                        .clk(clk), .ce(en), .a0(w_all[I0*8 +: 8]), .a1(w_all[I1*8 +: 8]),
+                        .b(bpk[r*18 +: 18]), .p(pp[r*36 +: 36]));
+                    wire [35:0] pr = pp[r*36 +: 36];
+                    assign f[(0*SIMD + r)*10 +: 10] = {1'b0, pr[8:0]};
+                    assign f[(1*SIMD + r)*10 +: 10] = {sx && pr[17], pr[17:9]};
+                    assign f[(2*SIMD + r)*10 +: 10] = {1'b0, pr[26:18]};
+                    assign f[(3*SIMD + r)*10 +: 10] = {sx && pr[35], pr[35:27]};
+                    assign bw[r*2 +: 2] = {1'b0, pr[17]};
+                end
+                // Field i's tree: rows 2q (i = 0, 1) and 2q + 1 (2, 3), first token then second.
+                wire [4*TW-1:0] t;
+                genvar i;
+                for (i = 0; i < 4; i = i + 1) begin : g_f
+                    vitfpga_addtree_pipe #(.N(SIMD), .IW(10), .OW(TW)) u_t (
+                        .clk(clk), .en(en), .in(f[i*SIMD*10 +: SIMD*10]), .sum(t[i*TW +: TW]));
+                end
+                localparam integer CW = 2 + ((SIMD > 1) ? $clog2(SIMD) : 0);
+                wire [CW-1:0] cb;  // the borrows' count (streamed operands: OPR pairs only)
+                if (OPR != 0) begin : g_borrow
+                    vitfpga_addtree_pipe #(.N(SIMD), .IW(2), .OW(CW)) u_c (
+                        .clk(clk), .en(en), .in(bw), .sum(cb));
+                end else begin : g_no_borrow
+                    assign cb = {CW{1'b0}};
+                end
+                // Combine (a registered stage): a weight layer's four sums are the two rows'
+                // two tokens; a streamed operand's row value is low + 2^9 * high (+ borrows),
+                // added above bit 9 only (narrow adders: the stage's logic depth).
+                wire [TW-1:0] t0 = t[0 +: TW], t1 = t[TW +: TW], t2 = t[2*TW +: TW],
+                              t3 = t[3*TW +: TW];
+                wire [TW:0] t2c = {1'b0, t2} + {{(TW+1-CW){1'b0}}, cb};
+                wire signed [TW+1:0] h0 = $signed({11'b0, t0[TW-1:9]}) +
+                                          $signed({t1[TW-1], t1[TW-1], t1});
+                wire signed [TW+1:0] h1 = $signed({10'b0, t2c[TW:9]}) +
+                                          $signed({t3[TW-1], t3[TW-1], t3});
+                localparam integer XW = 32 - 9 - (TW + 2);  // the sign extension above h
+                reg [31:0] d00, d01, d10, d11;  // row 2q + j, token k: djk
+                always @(posedge clk) begin
+                    if (en) begin
+                        d00 <= sx ? {{XW{h0[TW+1]}}, h0, t0[8:0]} : {{(32-TW){1'b0}}, t0};
+                        d10 <= sx ? {{XW{h1[TW+1]}}, h1, t2c[8:0]} : {{(32-TW){1'b0}}, t2};
+                        d01 <= {{(32-TW){1'b0}}, t1};
+                        d11 <= {{(32-TW){1'b0}}, t3};
+                    end
+                end
+                reg [31:0] a00, a01, a10, a11;
+                always @(posedge clk) begin
+                    if (en && vc) begin
+                        a00 <= (first_c ? 32'd0 : a00) + d00;
+                        a01 <= (first_c ? 32'd0 : a01) + d01;
+                        a10 <= (first_c ? 32'd0 : a10) + d10;
+                        a11 <= (first_c ? 32'd0 : a11) + d11;
+                    end
+                end
+                assign acc_all[2*q*32 +: 32] = a00;
+                assign acc_all[(2*q + 1)*32 +: 32] = a10;
+                assign acc1_all[2*q*32 +: 32] = a01;
+                assign acc1_all[(2*q + 1)*32 +: 32] = a11;
+            end
+            assign prod_all = {NLW*PW{1'b0}};
+        end else begin : g_one
+            assign acc1_all = {NR*32{1'b0}};
+            assign xs_all = 64'd0;
+        end
+    endgenerate
+    generate
+        if (TWO != 0) begin : g_two_products
+            // g_two above
+        end else if (PK > 0) begin : g_pack
             // Two PEs' weights share each input lane: one DSP computes both products
             // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 3 = operand, M and P registers).
             genvar q, r;

@@ -47,6 +47,7 @@ module vitfpga_vit_core #(
     parameter integer OPDEPTH = 16,    // engine operand buffer words
     parameter integer PACK = 0,        // engine: two products a DSP at this shift (vitfpga_mvu.v)
     parameter integer PG = 1,          // engine: row groups of the weight layers, likewise
+    parameter integer PAIR = 0,        // engine: weight layers' rows two a word, likewise
     parameter integer NOPS = 2,
     parameter integer OPS_BLOCK = 0,   // 1: the op ROM in block RAM (hls/plan/whole.py)
     parameter integer EXP_BLOCK = 0,   // 1: the softmax's exp ROMs in block RAM, likewise
@@ -90,7 +91,7 @@ module vitfpga_vit_core #(
     input  wire              out_ready
 );
     // Op word fields (vitfpga.hls.vit_program.OP_FIELDS; a test holds the two equal).
-    localparam integer OP_BITS = 376;
+    localparam integer OP_BITS = 384;
     localparam integer F_KIND = 0;  // 4 bits
     localparam integer F_SINK = 4;  // 4 bits
     localparam integer F_ROWS = 8;  // 16 bits
@@ -112,6 +113,7 @@ module vitfpga_vit_core #(
     localparam integer F_EPS = 304;  // 48 bits
     localparam integer F_PMAX = 352;  // 8 bits
     localparam integer F_BEATS = 360;  // 16 bits
+    localparam integer F_PAIR = 376;  // 8 bits
     localparam [3:0] K_END = 4'd0, K_INPUT = 4'd1, K_LINEAR = 4'd2, K_LN = 4'd3, K_FILLK = 4'd4,
                      K_FILLV = 4'd5, K_XCOPY = 4'd6;
     localparam [3:0] S_BM = 4'd0, S_GELU = 4'd1, S_ADD = 4'd2, S_OUT = 4'd3, S_SOFTMAX = 4'd4;
@@ -158,6 +160,7 @@ module vitfpga_vit_core #(
     wire [47:0] f_eps = op[F_EPS +: 48];
     wire [7:0]  f_pmax = op[F_PMAX +: 8];
     wire [15:0] f_beats = op[F_BEATS +: 16];
+    wire        f_pair = op[F_PAIR];  // the engine takes the rows in pairs (vitfpga_mvu PAIR)
     /* verilator lint_on UNUSEDSIGNAL */
 
     // The program ROM is read one op ahead: while op pc runs, `ahead` loads op pc + 1, so the
@@ -385,6 +388,7 @@ module vitfpga_vit_core #(
     wire [PE*32-1:0]     mvu_out_raw;
     wire                 mvu_out_valid, mvu_out_last, mvu_out_ready;
     wire                 mvu_idle;
+    wire                 mvu_out_tok;  // the beat's row within its pair (PAIR ops)
     reg                  opw_en;
     reg [15:0]           opw_addr;
     reg [PE*SIMD-1:0]    opw_be;
@@ -402,7 +406,7 @@ module vitfpga_vit_core #(
         .STRADDLE(STRADDLE), .SHIFT_BITS(SHIFT_BITS), .WMASK(WMASK), .KINDS(KINDS), .NM_N(NM_N), .NM_M(NM_M),
         .CB_BITS(CB_BITS), .NLAYERS(NENTRIES), .ROM_DEPTH(ROM_DEPTH),
         .RAM_DEPTH(RAM_DEPTH), .CDEPTH(CDEPTH), .MAXBEATS(MAXSF), .OPDEPTH(OPDEPTH),
-        .OP_STYLE(OP_STYLE), .PACK(PACK), .PG(PG),
+        .OP_STYLE(OP_STYLE), .PACK(PACK), .PG(PG), .PAIR(PAIR),
         .WEIGHT_FILE(WEIGHT_FILE), .BIAS_FILE(BIAS_FILE), .MULT_FILE(MULT_FILE),
         .SHIFT_FILE(SHIFT_FILE), .PROGRAM_FILE(PROGRAM_FILE), .CODEBOOK_FILE(CODEBOOK_FILE)
     ) u_mvu (
@@ -414,7 +418,7 @@ module vitfpga_vit_core #(
         .out_data(mvu_out_data), .out_valid(mvu_out_valid), .out_last(mvu_out_last),
         .out_ready(mvu_out_ready),
         .opw_en(opw_en), .opw_addr(opw_addr), .opw_be(opw_be), .opw_data(opw_data),
-        .out_raw(mvu_out_raw)
+        .out_raw(mvu_out_raw), .out_tok(mvu_out_tok)
     );
     /* verilator lint_on PINCONNECTEMPTY */
 
@@ -598,38 +602,48 @@ module vitfpga_vit_core #(
 
     // ------------------------------------------------------------------------------------------
     // Engine output sinks: row/fold counters give the write address and the lanes to keep.
+    // A PAIR op's beats come a fold of the first row of a pair, then of the second
+    // (mvu_out_tok): each row of a pair has its own counters, rows two strides apart.
     wire        beat = run && is_lin && mvu_out_valid && mvu_out_ready;
     assign mvu_out_ready = to_out ? out_ready : to_sm ? gb_ready : 1'b1;
-    reg [15:0]  so_nf;
-    reg [23:0]  so_row, so_addr, so_xrow, so_xaddr;
-    reg signed [17:0] so_rem;
+    reg [15:0]  so_nf [0:1];
+    reg [23:0]  so_row [0:1], so_ad [0:1], so_xrow [0:1], so_xad [0:1];
+    reg signed [17:0] so_rm [0:1];
+    reg [23:0]  so_step, so_xstep;  // the next row's distance: a stride, two for PAIR ops
+    wire        so_k = mvu_out_tok;
+    wire [23:0] so_addr = so_ad[so_k], so_xaddr = so_xad[so_k];
+    wire signed [17:0] so_rem = so_rm[so_k];
     reg [LANES-1:0] so_mask;
-    integer mi;
+    integer mi, sk;
     always @(*) begin
         for (mi = 0; mi < LANES; mi = mi + 1)
             so_mask[mi] = (mi < PE) && ($signed({1'b0, mi[16:0]}) < so_rem);
     end
     always @(posedge clk) begin
         if (op_start) begin
-            so_nf <= 16'd0;
-            so_row <= f_dst;
-            so_addr <= f_dst;
-            so_xrow <= f_aux;
-            so_xaddr <= f_aux;
-            so_rem <= {2'b0, f_dst_len};
+            so_step <= f_pair ? {7'd0, f_dst_stride, 1'b0} : {8'd0, f_dst_stride};
+            so_xstep <= f_pair ? {7'd0, f_aux_stride, 1'b0} : {8'd0, f_aux_stride};
+            for (sk = 0; sk < 2; sk = sk + 1) begin
+                so_nf[sk] <= 16'd0;
+                so_row[sk] <= (sk == 0) ? f_dst : f_dst + {8'd0, f_dst_stride};
+                so_ad[sk] <= (sk == 0) ? f_dst : f_dst + {8'd0, f_dst_stride};
+                so_xrow[sk] <= (sk == 0) ? f_aux : f_aux + {8'd0, f_aux_stride};
+                so_xad[sk] <= (sk == 0) ? f_aux : f_aux + {8'd0, f_aux_stride};
+                so_rm[sk] <= {2'b0, f_dst_len};
+            end
         end else if (beat) begin
-            if (so_nf == nf_last) begin
-                so_nf <= 16'd0;
-                so_row <= so_row + {8'd0, f_dst_stride};
-                so_addr <= so_row + {8'd0, f_dst_stride};
-                so_xrow <= so_xrow + {8'd0, f_aux_stride};
-                so_xaddr <= so_xrow + {8'd0, f_aux_stride};
-                so_rem <= {2'b0, f_dst_len};
+            if (so_nf[so_k] == nf_last) begin
+                so_nf[so_k] <= 16'd0;
+                so_row[so_k] <= so_row[so_k] + so_step;
+                so_ad[so_k] <= so_row[so_k] + so_step;
+                so_xrow[so_k] <= so_xrow[so_k] + so_xstep;
+                so_xad[so_k] <= so_xrow[so_k] + so_xstep;
+                so_rm[so_k] <= {2'b0, f_dst_len};
             end else begin
-                so_nf <= so_nf + 16'd1;
-                so_addr <= so_addr + PE[23:0];
-                so_xaddr <= so_xaddr + PE[23:0];
-                so_rem <= so_rem - PE[17:0];
+                so_nf[so_k] <= so_nf[so_k] + 16'd1;
+                so_ad[so_k] <= so_ad[so_k] + PE[23:0];
+                so_xad[so_k] <= so_xad[so_k] + PE[23:0];
+                so_rm[so_k] <= so_rm[so_k] - PE[17:0];
             end
         end
     end
