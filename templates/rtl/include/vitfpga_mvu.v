@@ -444,7 +444,8 @@ module vitfpga_mvu #(
     end
     generate
         if (TWO != 0) begin : g_two_ctl
-            // A bank's rows: rows_in counts banks' worth of beats, so a row ends at wr_idx's wrap.
+            // The write position (beat wr_idx of row w_hi of the bank), the second rows' beats,
+            // and whether the next pair has its second row (at each pair's end).
             always @(posedge clk) begin
                 if (!rst_n || go) begin
                     cnt_hi0 <= {CB{1'b0}};
