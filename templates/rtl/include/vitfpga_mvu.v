@@ -322,10 +322,6 @@ module vitfpga_mvu #(
             done <= 1'b0;
             if (go) begin
                 rows_last <= rows - 32'd1;
-                i_rows_last <= e_pair ? (rows - 32'd1) >> 1 : rows - 32'd1;
-                // (rows - 1)/2 - 1 as one subtraction beside the other (logic depth): for
-                // rows < 3 no pair index, as it must be
-                i_rows_pen <= e_pair ? (rows - 32'd3) >> 1 : rows - 32'd2;
                 odd_q <= rows[0];
                 // An empty run finishes at once rather than waiting for a beat that never comes.
                 if (rows == 32'd0 || (!load && !layer_ok)) done <= 1'b1;
@@ -339,6 +335,14 @@ module vitfpga_mvu #(
                 done <= 1'b1;
             end
         end
+    end
+
+    // From rows_last a clock after the start, not from `rows` (logic depth: the top's row
+    // count is itself a multiplexer); the first issue comes later. (rows_last - 2)/2 is no
+    // pair index for rows < 3, as it must be.
+    always @(posedge clk) begin
+        i_rows_last <= pair_q ? rows_last >> 1 : rows_last;
+        i_rows_pen <= pair_q ? (rows_last - 32'd2) >> 1 : rows_last - 32'd1;
     end
 
     // ------------------------------------------------------------------------------------------
