@@ -386,6 +386,7 @@ def _whole_table(w: WholeModelPlan, label: str) -> Table:
         ("  activations", f"{w.activation_bram36:g} / {w.activation_uram}"),
         ("  out of block RAM", ", ".join(f"{k} ({v})" for k, v in w.styles.items()) or "none"),
         ("DSP / LUT (estimate)", f"{w.dsp:,} / {w.lut:,}"),
+        ("weight layers' rows", "in pairs (two a weight word)" if w.pairs else "one a pass"),
     ):
         table.add_row(what, value)
     return table

@@ -175,6 +175,7 @@ class WholeModelPlan:
     lut: int
     fits: bool
     why: str
+    pairs: bool = False  # the weight layers' rows two a weight word (VitProgram.pairs)
 
     @property
     def ideal_images_per_s(self) -> float:
@@ -376,7 +377,8 @@ def plan_whole_model(plan: ModelPlan, prog: VitProgram, board: Board, placement:
         host_offload_engine_cycles_per_image=plan.cycles_per_image,
         activation_bytes=2 * prog.xm_depth + prog.bm_depth,
         activation_bram36=round(act.bram36, 1), activation_uram=act.uram, styles=act.styles,
-        bram36=round(bram, 1), uram=uram, dsp=dsp, lut=lut, fits=fits, why=why)
+        bram36=round(bram, 1), uram=uram, dsp=dsp, lut=lut, fits=fits, why=why,
+        pairs=prog.pairs)
 
 
 def _designs(model: IntModel, layers: dict[str, IntLinear], rows: dict[str, int],
