@@ -27,6 +27,7 @@ reference the RTL is debugged against, and a test holds it equal to the golden f
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,12 +38,12 @@ from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import CHANNEL_PAD
 from vitfpga.runtime.forward import IDENTITY, quantise_images
 from vitfpga.runtime.intmath import int_add, int_layernorm, int_softmax, lut_apply, requantize
-from vitfpga.runtime.model import IntModel, linear_golden, slot_layers
+from vitfpga.runtime.model import IntLinear, IntModel, linear_golden, slot_layers
 
 __all__ = ["KINDS", "LN_LANES_MAX", "OP_BITS", "OP_FIELDS", "PACK_SHIFT", "SINKS",
            "SOFTMAX_LANES_MAX", "VitOp", "VitProgram",
            "compile_vit", "execute", "ln_choices", "ln_lanes", "op_words", "pack_shift",
-           "sm_choices", "tokens_in_pairs"]
+           "pair_weights", "sm_choices", "tokens_in_pairs"]
 
 # One program word per op, fields LSB first: (name, bits). The Verilog top reads the offsets
 # that `field_offsets` computes from this table.
@@ -81,8 +82,13 @@ def tokens_in_pairs(model: IntModel, plan: ModelPlan) -> bool:
     if (pack_shift(plan) != 18 or plan.groups < 2 or plan.weight_bits != 2
             or any(s.sf < 2 * plan.groups for s in plan.layers)):
         return False  # (a pair's fold leaves in 2*PG beats: at least that many folds a row)
-    return all(int(np.abs(model.layers[s.name].weight).max(initial=0)) <= 1
-               for s in plan.layers)
+    return pair_weights([model.layers[s.name] for s in plan.layers])
+
+
+def pair_weights(layers: Iterable[IntLinear]) -> bool:
+    """Every weight in [-1, 1]: the range whose products by x + 128 fit 9 bits
+    (`tokens_in_pairs`)."""
+    return all(int(np.abs(layer.weight).max(initial=0)) <= 1 for layer in layers)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import operator
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from vitfpga.errors import DoesNotFit
 from vitfpga.hls.plan.boards import Board, part_family
 from vitfpga.hls.plan.decoders import codecs_spec, layer_codec
@@ -44,6 +42,7 @@ from vitfpga.hls.plan.program import (
     ln_choices,
     op_words,
     pack_shift,
+    pair_weights,
     sm_choices,
     tokens_in_pairs,
 )
@@ -490,8 +489,7 @@ def search_whole_model(model: IntModel, layers: dict[str, IntLinear], rows: dict
     # Foldings by a lower bound of their ideal, the linear layers' engine cycles alone (their
     # rows in pairs where they might be), so that the search stops where no later one can be
     # faster.
-    narrow = all(int(np.abs(layer.weight).max(initial=0)) <= 1 for layer in layers.values())
-    pairable = narrow and PACK_SHIFT.get(part_family(board.part)) == 18
+    pairable = pair_weights(layers.values()) and PACK_SHIFT.get(part_family(board.part)) == 18
     bounded = sorted((fold_cycles(layers, rows, codecs, *f, pairs=pairable and f[2] > 1), f)
                      for f in _foldings(layers, codecs, max_lanes)
                      # at best packing halves the lanes' DSPs: prune what cannot fit even so

@@ -265,10 +265,10 @@ module vitfpga_mvu #(
     reg [GB-1:0]  glast_q;  // beats of a row's last fold minus one (read only when PG > 1)
     // Decoder controls, each read only by the decoders the parameters build.
     reg           stream_q;  // weights from the operand buffer (OPDEPTH > 0)
-    reg           pair_q;    // rows in pairs (TWO, a weight layer)
     reg           nm_q;      // an N:M layer
     reg           cbook_q;   // a codebook layer
     reg           tern_q;    // a ternary layer
+    wire          pair_q = (TWO != 0) && !stream_q;  // rows in pairs (a weight layer)
     reg [8:0]     wsel_q;    // one-hot weight bits B (dense and N:M sign extension)
     reg [CBK-1:0] cbmask_q;  // the codebook index's E bits
     reg [CBW-1:0] table_q;   // the codebook layer's table
@@ -288,7 +288,6 @@ module vitfpga_mvu #(
             glast_q <= e_relu[7:4];  // < PG <= 16
             /* verilator lint_on WIDTHTRUNC */
             stream_q <= e_stream;
-            pair_q <= e_pair;
             nm_q <= (NM_N > 0) && e_codec == 8'd1 && !e_stream;
             cbook_q <= (CB_BITS > 0) && e_codec == 8'd2 && !e_stream;
             tern_q <= (TERN != 0) && e_codec == 8'd3 && !e_stream;
@@ -1288,9 +1287,7 @@ module vitfpga_mvu #(
         end
     endgenerate
     generate
-        if (TWO != 0) begin : g_two_products
-            // g_two above
-        end else if (PK > 0) begin : g_pack
+        if (TWO == 0 && PK > 0) begin : g_pack
             // Two PEs' weights share each input lane: one DSP computes both products
             // (vitfpga_mulpack.v, mul2x8 at shift PK; LATENCY 3 = operand, M and P registers).
             genvar q, r;
@@ -1306,7 +1303,7 @@ module vitfpga_mvu #(
                     /* verilator lint_on PINCONNECTEMPTY */
                 end
             end
-        end else begin : g_single
+        end else if (TWO == 0) begin : g_single
             reg [NLW*WX-1:0] w_q;
             reg [NLW*8-1:0]  x_q;
             reg [NLW*PW-1:0] prod_q;
