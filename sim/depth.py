@@ -7,7 +7,8 @@ is found here, because Yosys' own `ltp -noff` does not know the Xilinx flip-flop
 What a path is. It starts at a flip-flop (FD*, LD*), a block RAM or URAM, a registered DSP
 output, a top-level input or a constant, and ends at any input of those (clock pins aside) or at
 a top-level output. Levels along it (LEVELS):
-- LUT1..LUT6, LUT6_2, INV: 1 each;
+- LUT1..LUT6, LUT6_2, INV: 1 each (a LUT6_2's O5 and O6 apart, each through the inputs its
+  half of INIT depends on);
 - MUXF7 / MUXF8 / MUXF9: 1 each (an in-slice mux, faster than a LUT: counting it 1 is the
   conservative choice);
 - CARRY4 / CARRY8: 1 per carry cell, so a 32-bit add is 8 levels on xc7 and 4 on xcup (the
@@ -225,10 +226,34 @@ def _carry8_second_halves(cells: Mapping[str, Mapping[str, object]],
     return {n for n, at in position.items() if at % 2}
 
 
+def _lut_inputs(init: int, size: int) -> set[str]:
+    """The pins `I0..` a LUT function of `size` inputs (its truth table `init`) depends on."""
+    return {f"I{j}" for j in range(size.bit_length() - 1)
+            if any((init >> n ^ init >> (n ^ 1 << j)) & 1 for n in range(size))}
+
+
+def _split_lut6_2(cells: dict[str, Mapping[str, object]]) -> dict[str, Mapping[str, object]]:
+    """A LUT6_2 as two cells, O6 (INIT over I0-I5) and O5 (its lower half over I0-I4), each with
+    only the inputs its function depends on: a ternary adder's O5 (a bit's majority) feeds the
+    next bit's LUT but does not depend on the previous bit's, so no chain runs through them."""
+    out: dict[str, Mapping[str, object]] = {}
+    for name, cell in cells.items():
+        if str(cell["type"]) != "LUT6_2":
+            out[name] = cell
+            continue
+        init = _param(cell, "INIT")
+        conns = cell["connections"]  # type: ignore[index]
+        for pin, part, size in (("O6", name, 64), ("O5", f"{name}.O5", 32)):
+            pins = _lut_inputs(init & ((1 << size) - 1), size)
+            out[part] = {**cell, "connections": {p: conns[p] for p in (*sorted(pins), pin)},
+                         "port_directions": {**dict.fromkeys(pins, "input"), pin: "output"}}
+    return out
+
+
 def _graph(module: Mapping[str, object], family: str) -> _Graph:
-    cells: dict[str, Mapping[str, object]] = {
+    cells: dict[str, Mapping[str, object]] = _split_lut6_2({
         n: c for n, c in module.get("cells", {}).items()  # type: ignore[union-attr]
-        if str(c["type"]) != "$scopeinfo"}
+        if str(c["type"]) != "$scopeinfo"})
     driver: dict[int, str] = {}
     for name, cell in cells.items():
         directions = cell.get("port_directions")

@@ -35,6 +35,7 @@ from vitfpga.errors import VerificationFailed
 from vitfpga.hls.emit.rtl import CODEBOOK_FILE, MEM_FILES, TOP_FILE
 from vitfpga.hls.plan.engine import LayerSlot, ModelPlan
 from vitfpga.hls.plan.layout import pad_input, unpad_output
+from vitfpga.sim.models import XILINX_PRIMS
 from vitfpga.sim.result import SimResult, compare
 from vitfpga.sim.tools import SIMULATORS, simulator_status, tool_env
 
@@ -94,7 +95,8 @@ ENGINE = Design(TOP, TOP_FILE, tuple(MEM_FILES.values()), (CODEBOOK_FILE,))
 
 
 def _sources(rtl_dir: Path, design: Design = ENGINE) -> list[Path]:
-    sources = sorted(rtl_dir.glob("*.v"))
+    """The emitted Verilog and the models of the vendor primitives it may instantiate."""
+    sources = [*sorted(rtl_dir.glob("*.v")), XILINX_PRIMS]
     missing = [name for name in (design.top_file, *design.mem_files)
                if not (rtl_dir / name).is_file()]
     if missing:

@@ -26,7 +26,8 @@ def test_wheel_contains_templates_and_packages(tmp_path: Path) -> None:
                      "vitfpga/templates/project/README.md.j2",
                      "vitfpga/runtime/forward.py", "vitfpga/runtime/intmath.py",
                      "vitfpga/deploy.py", "vitfpga/sim/overlay.py", "vitfpga/sim/tclcheck.py",
-                     "vitfpga/sim/tclsh.py", "vitfpga/sim/tcl/stubs.tcl"):
+                     "vitfpga/sim/tclsh.py", "vitfpga/sim/tcl/stubs.tcl",
+                     "vitfpga/sim/models/xilinx_prims.v"):
         assert required in names, required
     assert any(n.startswith("vitfpga/templates/hls/include/") and n.endswith(".h") for n in names)
     assert any(n.startswith("vitfpga/templates/rtl/include/") and n.endswith(".v") for n in names)

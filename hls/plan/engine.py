@@ -284,12 +284,14 @@ def engine_latency(simd: int, packed: bool = False, groups: int = 1, pairs: bool
     beat (2), the reads (1), the products (2, or 3 packed), the adder tree's stages of four
     inputs (ceil(log4 SIMD), at least 1), the accumulator (1) and the requantisation (4); with
     row groups the serializer's hold, select and bias add (3) and the last fold's further beats
-    (up to groups - 1). Pairs add the fields' combining stage, the input sum's stage and the
-    second row's beats of the last fold (groups), and wait for the second row's first beat
-    (up to SF, which the caller adds)."""
-    tree, width = 1, -(-simd // 4)
+    (up to groups - 1). Pairs sum in stages of three inputs (ternary adders: ceil(log3 SIMD))
+    and add the fields' combining stage, the input sum's stage and the second row's beats of the
+    last fold (groups), and wait for the second row's first beat (up to SF, which the caller
+    adds)."""
+    radix = 3 if pairs else 4
+    tree, width = 1, -(-simd // radix)
     while width > 1:
-        tree, width = tree + 1, -(-width // 4)
+        tree, width = tree + 1, -(-width // radix)
     serializer = 3 + groups - 1 if groups > 1 else 0
     two = 2 + groups if pairs else 0
     return 2 + 1 + (3 if packed else 2) + tree + 1 + 4 + serializer + two

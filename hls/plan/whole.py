@@ -107,7 +107,7 @@ _WHOLE_LUT_SCALE = 0.78
 # accumulators less the weight-only rows' pre-adders. Fitted on DeiT-Tiny, PE 16 (x3 rows) x
 # SIMD 32, LN 4, softmax 8 on xcup: 94.0k LUT in Yosys against 80.2k without pairs (the trees
 # sum 3,072 9-bit fields a clock, about a LUT a bit, where Yosys builds them).
-_PAIR_LANE_LUTS = 9
+_PAIR_LANE_LUTS = 1
 
 
 def engine_resources(plan: ModelPlan, pairs: bool = False) -> tuple[int, int]:

@@ -277,3 +277,15 @@ def test_vector_units_fit_the_budget(tmp_path: Path, unit: str, family: str) -> 
     # A real measurement: several levels deep (a wide add or a wide mux), DSPs inferred.
     assert r.levels >= 5 and len(r.path) >= 2, r.route()
     assert sum(v for k, v in r.cells.items() if k.startswith("DSP48")) > 0, r.cells
+
+
+@pytest.mark.yosys
+def test_a_ternary_tree_stage_is_two_luts_and_its_carries(tmp_path: Path) -> None:
+    """A pair's field tree (vitfpga_addtree_pipe TERNARY, 32 x 10 bits): a bit's majority (a
+    LUT6_2's O5) feeds the next bit's LUT but depends only on its own bit's inputs, so a stage
+    is register, O5, O6, the carry chain (two CARRY8 at 15 bits), register: no chain of LUTs."""
+    src = template_root() / "rtl" / "include" / "vitfpga_addtree.v"
+    r = logic_depth([src], "vitfpga_addtree_pipe", "xcup", tmp_path / "build",
+                    params={"N": 32, "IW": 10, "OW": 15, "TERNARY": 1})
+    assert [s.type for s in r.path] == ["LUT6_2", "LUT6_2", "CARRY8", "CARRY8"], r.route()
+    assert r.levels <= 4, r.route()

@@ -28,6 +28,7 @@ from vitfpga.hls.plan.layout import PROGRAM_BITS, channel_words, pack_fields, we
 from vitfpga.quant.codecs import pack_lanes
 from vitfpga.runtime.intmath import requantize
 from vitfpga.runtime.model import IntLinear, linear_golden
+from vitfpga.sim.models import XILINX_PRIMS
 from vitfpga.sim.tools import tool_env
 from vitfpga.sim.unit import INCLUDE_DIR, run_unit
 
@@ -35,7 +36,7 @@ SOURCES = [INCLUDE_DIR / name for name in ("vitfpga_mvu.v", "vitfpga_addtree.v",
                                            "vitfpga_lutmul.v", "vitfpga_mulpack.v",
                                            "vitfpga_lane_ram.v",
                                            "vitfpga_requant.v")] + \
-    sorted(INCLUDE_DIR.glob("vitfpga_wdec*.v"))
+    sorted(INCLUDE_DIR.glob("vitfpga_wdec*.v")) + [XILINX_PRIMS]
 WBITS = 4
 RELU, STREAM, RAW = 1, 2, 4  # program entry byte [103:96]
 # Decoder fields of the entries: the ROM layer is dense intWBITS, an operand int8 lanes.
@@ -424,7 +425,8 @@ def test_streamed_operand_bit_exact(name: str, tmp_path: Path) -> None:
 
 
 LINT_SHAPES = [(16, 4, 0, 0, 1), (16, 4, 96, 16, 1), (4, 16, 0, 0, 1), (4, 16, 100, 18, 1),
-               (2, 8, 1, 0, 1), (4, 16, 100, 18, 3), (2, 8, 0, 0, 4), (4, 16, 100, 18, -3)]
+               (2, 8, 1, 0, 1), (4, 16, 100, 18, 3), (2, 8, 0, 0, 4), (4, 16, 100, 18, -3),
+               (4, 12, 100, 18, -3)]
 # groups < 0: that many groups with tokens in pairs (PAIR, int2 weights)
 PAIR_PARAMS = ["-GPAIR=1", "-GWBITS=2", "-GLANE_BITS=2", "-GOFFSET_STEP=2", "-GWMASK=4"]
 

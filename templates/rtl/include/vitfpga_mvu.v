@@ -49,17 +49,18 @@
 //      (registered): 2 clocks; with PACK, two PEs' products from one DSP (vitfpga_mulpack.v,
 //      operand, M and P registers): 3 clocks
 //   C  per-PE adder tree over SIMD lanes, TS = ceil(log4 SIMD) registered stages of up to four
-//      inputs; bias table read. A row beyond PE (row groups) only ever multiplies a WBITS
-//      weight, so its products and tree are WBITS + 8 bits wide instead of int8 x int8's 16
+//      inputs (with TWO ceil(log3 SIMD) stages of ternary adders); bias table read. A row
+//      beyond PE (row groups) only ever multiplies a WBITS weight, so its products and tree are
+//      WBITS + 8 bits wide instead of int8 x int8's 16
 //   D  per-row int32 accumulator; M and S table reads (with PG > 1 the accumulators start from 0
 //      and the serializer follows: hold, group select with the table reads, bias add; 3 clocks)
 //   E-H  requantisation (vitfpga_requant.v, 4 clocks) -> output register (m_axis
 //      TDATA/TVALID); the raw accumulator, delayed four clocks, leaves with it on out_raw
 // With PAIR (TWO; docs/engine.md "Tokens in pairs") a weight layer's rows go two a weight word:
-// B is four products a DSP48E2 (vitfpga_mul2x2), C four trees a pair of rows (and the two rows'
-// input sums), then one stage combining a streamed operand's fields; D two accumulators a row;
-// the serializer hands out the first row's beats of a fold, then the second's (out_tok), and
-// takes the row's input sum off in a stage of its own.
+// B is four products a DSP48E2 (vitfpga_mul2x2), C four trees of ternary adders a pair of rows
+// (and the two rows' input sums), then one stage combining a streamed operand's fields; D two
+// accumulators a row; the serializer hands out the first row's beats of a fold, then the
+// second's (out_tok), and takes the row's input sum off in a stage of its own.
 // In control, in_ready and the rows-left flags are registers computed from the next state, and
 // every compare is against a registered bound (no subtractor before a compare).
 module vitfpga_mvu #(
@@ -190,8 +191,19 @@ module vitfpga_mvu #(
     localparam integer PW = WX + 8;  // one product, exact
     // Element bits the dense sign extension reads: the lane, or the N:M value field.
     localparam integer EW = LANE_BITS;
-    // The adder tree's registered stages (vitfpga_addtree_pipe): ceil(log4 SIMD), at least 1.
-    localparam integer TS = (SIMD > 1) ? ($clog2(SIMD) + 1) / 2 : 1;
+    // The adder tree's registered stages (vitfpga_addtree_pipe): ceil(log4 SIMD), at least 1;
+    // with TWO ceil(log3 SIMD) (TERNARY: about as many LUTs as single rows' trees for twice the
+    // sums).
+    function integer log3_stages(input integer n);
+        integer left;
+        begin
+            log3_stages = 1;
+            for (left = (n + 2) / 3; left > 1; left = (left + 2) / 3)
+                log3_stages = log3_stages + 1;
+        end
+    endfunction
+    localparam integer TS = (TWO != 0) ? log3_stages(SIMD)
+                          : (SIMD > 1) ? ($clog2(SIMD) + 1) / 2 : 1;
     // The products take MB clocks: operands, then product registers; packed, also the DSP's
     // M register (on UltraScale+ the pre-adder, the multiply and the extraction of the two
     // products would not fit one clock).
@@ -1179,18 +1191,18 @@ module vitfpga_mvu #(
             // Two rows' weights times two tokens a DSP (vitfpga_mul2x2). B a lane: a streamed
             // operand's int8 x (signed), else x + 128 of both rows in 9-bit fields.
             wire [SIMD*18-1:0] bpk;
-            wire [2*SIMD*10-1:0] xl;  // the rows' x + 128 a lane, for their input sums
+            wire [2*SIMD*8-1:0] xl;  // the rows' x + 128 a lane, for their input sums
             genvar q, r;
             for (r = 0; r < SIMD; r = r + 1) begin : g_b
                 wire [7:0] x0 = x_all[r*8 +: 8];
                 wire [7:0] x1 = xb1_a[r*8 +: 8];
                 assign bpk[r*18 +: 18] = stream_q ? {{10{x0[7]}}, x0}
                                                   : {1'b0, !x1[7], x1[6:0], 1'b0, !x0[7], x0[6:0]};
-                assign xl[r*10 +: 10] = {2'b0, !x0[7], x0[6:0]};
-                assign xl[(SIMD + r)*10 +: 10] = {2'b0, !x1[7], x1[6:0]};
+                assign xl[r*8 +: 8] = {!x0[7], x0[6:0]};
+                assign xl[(SIMD + r)*8 +: 8] = {!x1[7], x1[6:0]};
             end
             // The input sums take the products' MB registers, then a tree like theirs.
-            reg [2*SIMD*10-1:0] xd [0:MB-1];
+            reg [2*SIMD*8-1:0] xd [0:MB-1];
             integer xk;
             always @(posedge clk) begin
                 if (en) begin
@@ -1198,11 +1210,12 @@ module vitfpga_mvu #(
                     for (xk = 1; xk < MB; xk = xk + 1) xd[xk] <= xd[xk-1];
                 end
             end
-            localparam integer TW = 10 + ((SIMD > 1) ? $clog2(SIMD) : 0);  // a field's tree sum
+            // A tree's sum: SIMD unsigned 9-bit fields (or 8-bit inputs).
+            localparam integer TW = 9 + ((SIMD > 1) ? $clog2(SIMD) : 0);
             for (q = 0; q < 2; q = q + 1) begin : g_xs
                 wire [TW-1:0] t;
-                vitfpga_addtree_pipe #(.N(SIMD), .IW(10), .OW(TW)) u_t (
-                    .clk(clk), .en(en), .in(xd[MB-1][q*SIMD*10 +: SIMD*10]), .sum(t));
+                vitfpga_addtree_pipe #(.N(SIMD), .IW(8), .OW(TW), .TERNARY(1), .SIGNED(0)) u_t (
+                    .clk(clk), .en(en), .in(xd[MB-1][q*SIMD*8 +: SIMD*8]), .sum(t));
                 reg [31:0] tc, acc;
                 always @(posedge clk) begin
                     if (en) tc <= {{(32-TW){1'b0}}, t};
@@ -1213,9 +1226,9 @@ module vitfpga_mvu #(
             for (q = 0; q < NR / 2; q = q + 1) begin : g_pair
                 localparam integer OPR = (2 * q < PE) ? 1 : 0;  // the pair may hold operands
                 wire [SIMD*36-1:0] pp;
-                wire [4*SIMD*10-1:0] f;  // field i of lane r at [(i*SIMD + r)*10 +: 10]
+                wire [4*SIMD*9-1:0] f;  // field i of lane r at [(i*SIMD + r)*9 +: 9]
                 /* verilator lint_off UNUSEDSIGNAL */
-                wire [SIMD*2-1:0] bw;    // lane r's borrow P[17] (streamed operands: OPR)
+                wire [SIMD-1:0] bw;     // lane r's borrow P[17] (streamed operands: OPR)
                 /* verilator lint_on UNUSEDSIGNAL */
                 wire sx = (OPR != 0) && stream_q;  // the high fields are signed
                 for (r = 0; r < SIMD; r = r + 1) begin : g_lane
@@ -1225,60 +1238,85 @@ module vitfpga_mvu #(
                         .clk(clk), .ce(en), .a0(w_all[I0*8 +: 8]), .a1(w_all[I1*8 +: 8]),
                         .b(bpk[r*18 +: 18]), .p(pp[r*36 +: 36]));
                     wire [35:0] pr = pp[r*36 +: 36];
-                    assign f[(0*SIMD + r)*10 +: 10] = {1'b0, pr[8:0]};
-                    assign f[(1*SIMD + r)*10 +: 10] = {sx && pr[17], pr[17:9]};
-                    assign f[(2*SIMD + r)*10 +: 10] = {1'b0, pr[26:18]};
-                    assign f[(3*SIMD + r)*10 +: 10] = {sx && pr[35], pr[35:27]};
-                    assign bw[r*2 +: 2] = {1'b0, pr[17]};
+                    // The trees sum unsigned fields: a signed high field (a streamed operand's)
+                    // enters with its sign bit flipped, as itself + 256, taken off below.
+                    assign f[(0*SIMD + r)*9 +: 9] = pr[8:0];
+                    assign f[(1*SIMD + r)*9 +: 9] = {pr[17] ^ sx, pr[16:9]};
+                    assign f[(2*SIMD + r)*9 +: 9] = pr[26:18];
+                    assign f[(3*SIMD + r)*9 +: 9] = {pr[35] ^ sx, pr[34:27]};
+                    assign bw[r] = pr[17];
                 end
                 // Field i's tree: rows 2q (i = 0, 1) and 2q + 1 (2, 3), first token then second.
                 wire [4*TW-1:0] t;
                 genvar i;
                 for (i = 0; i < 4; i = i + 1) begin : g_f
-                    vitfpga_addtree_pipe #(.N(SIMD), .IW(10), .OW(TW)) u_t (
-                        .clk(clk), .en(en), .in(f[i*SIMD*10 +: SIMD*10]), .sum(t[i*TW +: TW]));
+                    vitfpga_addtree_pipe #(.N(SIMD), .IW(9), .OW(TW), .TERNARY(1), .SIGNED(0))
+                        u_t (.clk(clk), .en(en), .in(f[i*SIMD*9 +: SIMD*9]),
+                             .sum(t[i*TW +: TW]));
                 end
                 localparam integer CW = 2 + ((SIMD > 1) ? $clog2(SIMD) : 0);
                 wire [CW-1:0] cb;  // the borrows' count (streamed operands: OPR pairs only)
                 if (OPR != 0) begin : g_borrow
-                    vitfpga_addtree_pipe #(.N(SIMD), .IW(2), .OW(CW)) u_c (
-                        .clk(clk), .en(en), .in(bw), .sum(cb));
+                    vitfpga_addtree_pipe #(.N(SIMD), .IW(1), .OW(CW), .TERNARY(1), .SIGNED(0))
+                        u_c (.clk(clk), .en(en), .in(bw), .sum(cb));
                 end else begin : g_no_borrow
                     assign cb = {CW{1'b0}};
                 end
                 // Combine (a registered stage): a weight layer's four sums are the two rows'
                 // two tokens; a streamed operand's row value is low + 2^9 * high (+ borrows),
-                // added above bit 9 only (narrow adders: the stage's logic depth).
+                // added above bit 9 only (narrow adders: the stage's logic depth), the high
+                // sums less the 256 a lane their flipped sign bits added (h1s, h3s).
                 wire [TW-1:0] t0 = t[0 +: TW], t1 = t[TW +: TW], t2 = t[2*TW +: TW],
                               t3 = t[3*TW +: TW];
+                wire signed [TW+1:0] h1s, h3s;
+                if ((SIMD & (SIMD - 1)) == 0) begin : g_flip
+                    // 256 * SIMD = 2^(TW-1): flipping the top bit takes it off.
+                    assign h1s = $signed({{3{!t1[TW-1]}}, t1[TW-2:0]});
+                    assign h3s = $signed({{3{!t3[TW-1]}}, t3[TW-2:0]});
+                end else begin : g_sub
+                    localparam integer OFF_I = 256 * SIMD;  // < 2^(TW-1)
+                    localparam [TW+1:0] OFF = OFF_I[TW+1:0];
+                    assign h1s = $signed({2'b0, t1}) - $signed(OFF);
+                    assign h3s = $signed({2'b0, t3}) - $signed(OFF);
+                end
                 wire [TW:0] t2c = {1'b0, t2} + {{(TW+1-CW){1'b0}}, cb};
-                wire signed [TW+1:0] h0 = $signed({11'b0, t0[TW-1:9]}) +
-                                          $signed({t1[TW-1], t1[TW-1], t1});
-                wire signed [TW+1:0] h1 = $signed({10'b0, t2c[TW:9]}) +
-                                          $signed({t3[TW-1], t3[TW-1], t3});
+                wire signed [TW+1:0] h0 = $signed({11'b0, t0[TW-1:9]}) + h1s;
+                wire signed [TW+1:0] h1 = $signed({10'b0, t2c[TW:9]}) + h3s;
                 localparam integer XW = 32 - 9 - (TW + 2);  // the sign extension above h
-                reg [31:0] d00, d01, d10, d11;  // row 2q + j, token k: djk
+                // A weight layer's sums are unsigned, at most a bank's beats (twice MAXBEATS,
+                // for margin) of SIMD fields of 511: accumulators that only ever hold those
+                // (the second token's; both tokens' in rows without operands) are AW1 wide.
+                localparam integer AW1_I = $clog2(2 * MAXBEATS * SIMD * 511 + 1);
+                localparam integer AW1 = (AW1_I < 32) ? AW1_I : 32;
+                localparam integer AW0 = (OPR != 0) ? 32 : AW1;
+                /* verilator lint_off UNUSEDSIGNAL */
+                reg [31:0] d00, d10;  // row 2q + j, token k: djk
+                /* verilator lint_on UNUSEDSIGNAL */
+                reg [AW1-1:0] d01, d11;
                 always @(posedge clk) begin
                     if (en) begin
                         d00 <= sx ? {{XW{h0[TW+1]}}, h0, t0[8:0]} : {{(32-TW){1'b0}}, t0};
                         d10 <= sx ? {{XW{h1[TW+1]}}, h1, t2c[8:0]} : {{(32-TW){1'b0}}, t2};
-                        d01 <= {{(32-TW){1'b0}}, t1};
-                        d11 <= {{(32-TW){1'b0}}, t3};
+                        d01 <= {{(AW1-TW){1'b0}}, t1};
+                        d11 <= {{(AW1-TW){1'b0}}, t3};
                     end
                 end
-                reg [31:0] a00, a01, a10, a11;
+                reg [AW0-1:0] a00, a10;
+                reg [AW1-1:0] a01, a11;
                 always @(posedge clk) begin
                     if (en && vc) begin
-                        a00 <= (first_c ? 32'd0 : a00) + d00;
-                        a01 <= (first_c ? 32'd0 : a01) + d01;
-                        a10 <= (first_c ? 32'd0 : a10) + d10;
-                        a11 <= (first_c ? 32'd0 : a11) + d11;
+                        a00 <= (first_c ? {AW0{1'b0}} : a00) + d00[AW0-1:0];
+                        a01 <= (first_c ? {AW1{1'b0}} : a01) + d01;
+                        a10 <= (first_c ? {AW0{1'b0}} : a10) + d10[AW0-1:0];
+                        a11 <= (first_c ? {AW1{1'b0}} : a11) + d11;
                     end
                 end
+                /* verilator lint_off WIDTHEXPAND */
                 assign acc_all[2*q*32 +: 32] = a00;
                 assign acc_all[(2*q + 1)*32 +: 32] = a10;
                 assign acc1_all[2*q*32 +: 32] = a01;
                 assign acc1_all[(2*q + 1)*32 +: 32] = a11;
+                /* verilator lint_on WIDTHEXPAND */
             end
             assign prod_all = {NLW*PW{1'b0}};
         end else begin : g_one

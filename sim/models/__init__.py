@@ -1,0 +1,11 @@
+"""Simulation models of the vendor primitives the emitted Verilog instantiates (never synthesised:
+Yosys and Vivado use their own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["XILINX_PRIMS"]
+
+# LUT6_2 and CARRY8 (the UltraScale+ ternary adder, vitfpga_addtree.v vitfpga_add3).
+XILINX_PRIMS = Path(__file__).with_name("xilinx_prims.v")
