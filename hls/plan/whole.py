@@ -103,10 +103,11 @@ _MEMORY_LANE_LUTS = 60
 # One scale does not fit every family and size: a whole design's LUTs are a +-25% estimate
 # until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
-# Tokens in pairs (vitfpga_mvu.v PAIR): per lane of the array, the second token's adder tree and
-# accumulators less the weight-only rows' pre-adders. Fitted on DeiT-Tiny, PE 16 (x3 rows) x
-# SIMD 32, LN 4, softmax 8 on xcup: 94.0k LUT in Yosys against 80.2k without pairs (the trees
-# sum 3,072 9-bit fields a clock, about a LUT a bit, where Yosys builds them).
+# Tokens in pairs (vitfpga_mvu.v PAIR): per lane of the array, what the pairs' trees of ternary
+# adders (twice the fields of single rows' binary trees), the second accumulators and the input
+# sums add, less the weight-only rows' pre-adders. Fitted on DeiT-Tiny, PE 16 (x3 rows) x SIMD
+# 32, LN 4, softmax 8 on xcup: 82.1k LUT in Yosys against 80.2k without pairs (94.0k with binary
+# trees of signed 10-bit fields).
 _PAIR_LANE_LUTS = 1
 
 
