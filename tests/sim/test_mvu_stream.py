@@ -397,6 +397,9 @@ CASES = {
                             pack=18, groups=3, pair=True),
     "pair_pe4_simd4": Case(4, 4, 32, [9, None], [8, 12], stall=True, rom=(30, 20), pack=18,
                            groups=3, pair=True),
+    # SIMD 6: the combining stage subtracts the high fields' offset (not a power of two)
+    "pair_pe4_simd6": Case(4, 6, 33, [9, None], [12, 6], stall=True, rom=(30, 20), pack=18,
+                           groups=3, pair=True),
 }
 
 
