@@ -68,7 +68,7 @@ module vitfpga_addtree_pipe #(
                   levels(n / 3 + 2) == levels((n + 2) / 3)) ? 1 : 0;
     endfunction
     function integer outputs(input integer n);  // a stage's outputs from n inputs
-        outputs = (n == 1) ? 1 : (passes(n) != 0) ? n / 3 + 2 : (n + R - 1) / R;
+        outputs = (passes(n) != 0) ? n / 3 + 2 : (n + R - 1) / R;
     endfunction
     function integer count_at(input integer k);  // inputs to stage k
         integer j;
@@ -109,14 +109,14 @@ module vitfpga_addtree_pipe #(
                 wire [GN*IWS-1:0] gin = tin[BASE*IWS +: GN*IWS];
                 wire [OWS-1:0] gsum;
                 if (TERNARY != 0 && GN == 3) begin : g_three
-                    wire [OWS-1:0] e0, e1, e2;  // sign- (or zero-) extended
-                    vitfpga_addtree #(.N(1), .IW(IWS), .OW(OWS), .SIGNED(SIGNED)) u_e0 (
-                        .in(gin[0 +: IWS]), .sum(e0));
-                    vitfpga_addtree #(.N(1), .IW(IWS), .OW(OWS), .SIGNED(SIGNED)) u_e1 (
-                        .in(gin[IWS +: IWS]), .sum(e1));
-                    vitfpga_addtree #(.N(1), .IW(IWS), .OW(OWS), .SIGNED(SIGNED)) u_e2 (
-                        .in(gin[2*IWS +: IWS]), .sum(e2));
-                    vitfpga_add3 #(.W(OWS)) u_add (.a(e0), .b(e1), .c(e2), .s(gsum));
+                    wire [3*OWS-1:0] e;  // the three inputs sign- (or zero-) extended
+                    genvar j;
+                    for (j = 0; j < 3; j = j + 1) begin : g_ext
+                        vitfpga_addtree #(.N(1), .IW(IWS), .OW(OWS), .SIGNED(SIGNED)) u_ext (
+                            .in(gin[j*IWS +: IWS]), .sum(e[j*OWS +: OWS]));
+                    end
+                    vitfpga_add3 #(.W(OWS)) u_add (.a(e[0 +: OWS]), .b(e[OWS +: OWS]),
+                                                   .c(e[2*OWS +: OWS]), .s(gsum));
                 end else begin : g_bin
                     vitfpga_addtree #(.N(GN), .IW(IWS), .OW(OWS), .SIGNED(SIGNED)) u_tree (
                         .in(gin), .sum(gsum));
