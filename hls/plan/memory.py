@@ -21,7 +21,8 @@ Two models:
 
 `map_lutram(w, d, lane_bits)` is the LUT RAM alternative for a memory written by lanes: RAM64M8
 primitives (8 LUTs: 64 words of 7 bits, one write port), each lane in whole primitives of its own
-since lanes are written separately.
+since lanes are written separately. With `split` (vitfpga_lane_ram.v STYLE 3, UltraScale+, up to
+64 words) a lane's top bit is a RAM64X1D of 2 LUTs instead: an int8 lane in 10 LUTs, not 16.
 
 All report `luts`: LUTs the memory costs outside RAM primitives (a ROM in logic, or the read
 multiplexer of depth-stacked primitives, e.g. 576 LUTs for 576x1500 as three 512-deep rows).
@@ -57,6 +58,7 @@ _LUTRAM_SHAPE = (7, 64)
 # score FIFOs).
 LUTRAM_MAX_DEPTH = 64
 _LUTRAM_LUTS = 8
+_X1D_LUTS = 2  # RAM64X1D: one bit of 64 words, a LUT for the write port's address, one the read
 _MUX_INPUTS_PER_LUT = 3  # a chain of LUT6 4:1 muxes adds three inputs per LUT
 
 
@@ -184,14 +186,17 @@ def map_memory(width: int, depth: int, uram_limit: int = 0, *, rom: bool = False
     return best
 
 
-def map_lutram(width: int, depth: int, lane_bits: int) -> MemoryMap:
+def map_lutram(width: int, depth: int, lane_bits: int, split: bool = False) -> MemoryMap:
     """`width` bits x `depth` words in LUT RAM, written by lanes of `lane_bits`: LUTs for the
     primitives, the read multiplexer across depth rows and a write enable per lane and row
-    (as Yosys `synth_xilinx -family xcup` maps vitfpga_lane_ram.v with STYLE 2)."""
-    if width <= 0 or depth <= 0 or width % lane_bits:
-        raise ValueError("LUT RAM: positive width and depth, whole lanes")
+    (as Yosys `synth_xilinx -family xcup` maps vitfpga_lane_ram.v with STYLE 2, or with
+    `split` STYLE 3: a lane's top bit in a RAM64X1D, at most 64 words)."""
     bits, words = _LUTRAM_SHAPE
+    if width <= 0 or depth <= 0 or width % lane_bits or (split and depth > words):
+        raise ValueError("LUT RAM: positive width and depth, whole lanes, split at most 64 "
+                         "words deep")
     lanes, rows = width // lane_bits, math.ceil(depth / words)
-    prims = lanes * math.ceil(lane_bits / bits) * rows
-    return MemoryMap(width, depth, 0, 0, (), luts=_LUTRAM_LUTS * prims
+    lane_luts = (_LUTRAM_LUTS * math.ceil((lane_bits - 1) / bits) + _X1D_LUTS if split
+                 else _LUTRAM_LUTS * math.ceil(lane_bits / bits))
+    return MemoryMap(width, depth, 0, 0, (), luts=lanes * lane_luts * rows
                      + width * _mux_luts(rows) + lanes * rows, logic=True)

@@ -201,6 +201,9 @@ class ActivationMemory:
     # its RTL has no URAM variant (the units' shallow row buffers)
     uram: bool = True
     lutram: bool = False  # its RTL has a LUT RAM variant (vitfpga_lane_ram.v, int8 lanes)
+    # in LUT RAM up to 64 words deep, a lane's top bit as a RAM64X1D (vitfpga_lane_ram.v
+    # STYLE 3): the RTL can, and the part has RAM64M8s (UltraScale+), where it saves LUTs
+    split: bool = False
     # bits each write enable covers (vitfpga_lane_ram.v's lanes); 0: the whole word. A LUT RAM
     # primitive has one write enable, so in LUT RAM each lane takes its own primitives; block
     # RAM writes a lane through whole byte enables of 9 bits (`bram_width`).
@@ -244,7 +247,7 @@ PLACEMENTS = ("block", "save-bram", "lutram")
 # The memories whose RTL takes a placement (vitfpga_vit_core.v's BM_STYLE, OP_STYLE): the
 # template's parameter for each, and vitfpga_lane_ram.v's STYLE code of each placement.
 STYLE_PARAMS = {"bm": "bm_style", "operand": "op_style"}
-STYLE_CODES = {"ultra": 1, "distributed": 2}
+STYLE_CODES = {"ultra": 1, "distributed": 2, "distributed-split": 3}
 
 
 def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMemory, ...]:
@@ -266,7 +269,8 @@ def activation_memories(plan: ModelPlan, prog: VitProgram) -> tuple[ActivationMe
     return (ActivationMemory("xm", lanes * 16, xm_half, banks=2, uram=False, lane_bits=16),
             ActivationMemory("bm", lanes * 8, bm_half, banks=2, lane_bits=8),
             ActivationMemory("operand", plan.pe * plan.simd * 8, max(prog.op_depth, 1),
-                             lutram=True, lane_bits=8),
+                             lutram=True, lane_bits=8,
+                             split=part_family(plan.part) == "xcup"),
             # The units' buffers (vitfpga_layernorm_vec.v: a row plus the pipeline's fill;
             # vitfpga_softmax_vec.v: score and exponent FIFOs of about two rows each). Shallow
             # ones are LUT RAM (_map_one) inside the LUTs the units are calibrated on
@@ -309,16 +313,20 @@ def _map_one(mem: ActivationMemory, uram_left: int, placement: str) -> tuple[Mem
     there and every bank fits `uram_left` (the RTL places a memory with one attribute, so a
     memory split between URAM and block RAM is not built), else in LUT RAM with "lutram" where
     its RTL can, else where synthesis puts a memory without an attribute ("auto"): LUT RAM up
-    to LUTRAM_MAX_DEPTH words, block RAM deeper."""
+    to LUTRAM_MAX_DEPTH words, block RAM deeper. LUT RAM that `mem.split` allows is split
+    ("distributed-split"), whether placed there or shallow enough to land there anyway."""
     blocks = math.ceil(mem.depth / URAM288_SHAPE[1]) * math.ceil(mem.width / URAM288_SHAPE[0])
     if mem.uram and blocks * mem.banks <= uram_left:
         # with room for every row, map_memory's URAM choice is the whole memory or nothing
         whole = map_memory(mem.width, mem.depth, blocks, save_bram=placement != "block")
         if whole.uram:
             return whole, "ultra"
+    shallow = not mem.rom and mem.depth <= LUTRAM_MAX_DEPTH
+    if mem.split and shallow:
+        return map_lutram(mem.width, mem.depth, mem.lane_bits, split=True), "distributed-split"
     if mem.lutram and placement == "lutram":
         return map_lutram(mem.width, mem.depth, mem.lane_bits), "distributed"
-    if not mem.rom and mem.depth <= LUTRAM_MAX_DEPTH:
+    if shallow:
         return map_lutram(mem.width, mem.depth, mem.lane_bits or mem.width), "auto"
     return map_memory(mem.bram_width, mem.depth, rom=mem.rom), "auto"
 

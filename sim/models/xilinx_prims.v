@@ -1,7 +1,7 @@
 `timescale 1ns/1ps
 // Simulation models of the UltraScale+ primitives the engine instantiates where inference would
-// not build them (vitfpga_addtree.v vitfpga_add3), written from their documented function
-// (UG974: LUT6_2, CARRY8). Simulators read this file beside the emitted Verilog; synthesis never
+// not build them (vitfpga_addtree.v vitfpga_add3, vitfpga_lane_ram.v STYLE 3), written from
+// their documented function (UG974: LUT6_2, CARRY8, RAM64X1D). Simulators read this file beside the emitted Verilog; synthesis never
 // does: Yosys and Vivado have the primitives themselves.
 /* verilator lint_off DECLFILENAME */
 /* verilator lint_off UNUSEDPARAM */
@@ -47,6 +47,38 @@ module CARRY8 #(
     endgenerate
     assign CO = c[8:1];
     assign O = S ^ c[7:0];
+endmodule
+
+// 64 x 1 dual-port LUT RAM: written at A on WCLK's rising edge where WE is 1, read
+// asynchronously at A (SPO) and at DPRA (DPO). Powers up as INIT.
+module RAM64X1D #(
+    parameter [63:0] INIT = 64'h0
+) (
+    output wire DPO,
+    output wire SPO,
+    input  wire D,
+    input  wire WCLK,
+    input  wire WE,
+    input  wire A0,
+    input  wire A1,
+    input  wire A2,
+    input  wire A3,
+    input  wire A4,
+    input  wire A5,
+    input  wire DPRA0,
+    input  wire DPRA1,
+    input  wire DPRA2,
+    input  wire DPRA3,
+    input  wire DPRA4,
+    input  wire DPRA5
+);
+    reg [63:0] mem;
+    initial mem = INIT;
+    wire [5:0] a = {A5, A4, A3, A2, A1, A0};
+    wire [5:0] dpra = {DPRA5, DPRA4, DPRA3, DPRA2, DPRA1, DPRA0};
+    assign SPO = mem[a];
+    assign DPO = mem[dpra];
+    always @(posedge WCLK) if (WE) mem[a] <= D;
 endmodule
 /* verilator lint_on UNUSEDPARAM */
 /* verilator lint_on DECLFILENAME */

@@ -54,8 +54,8 @@ def test_deit_width_block_is_bit_exact_with_weights_in_uram(bits: int, tmp_path:
     # the op ROM in block RAM, as a DeiT-Tiny program of 222 ops has it, for these 25 ops
     monkeypatch.setattr(whole, "OPS_LOGIC_MAX", 8)
     top = emit_vit(plan, layers, prog, tmp_path / "rtl",
-                   {"bm": "ultra", "operand": "distributed"})[0].read_text()
-    assert ".BM_STYLE(1)" in top and ".OP_STYLE(2)" in top and ".PG(3)" in top
+                   {"bm": "ultra", "operand": "distributed-split"})[0].read_text()
+    assert ".BM_STYLE(1)" in top and ".OP_STYLE(3)" in top and ".PG(3)" in top
     assert f".PAIR({int(bits == 2)})" in top
     assert ".OPS_BLOCK(1)" in top and ".EXP_BLOCK(1)" in top  # KV260 at 250 MHz
     images = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
