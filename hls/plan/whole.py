@@ -100,6 +100,7 @@ _MEMORY_LANE_LUTS = 60
 #   digits PE 8 x SIMD 16, LN 4, softmax 4, xc7:                36.6k (37.2k)
 #   vit-1m PE 4 (x3 rows) x SIMD 16, LN 4, softmax 4, xc7:      27.4k (33.6k)
 #   DeiT-Tiny PE 16 (x3 rows) x SIMD 32, LN 4, softmax 8, xcup: 80.2k (82.0k)
+#   the same in pairs, the operand buffer's lanes split:          79.0k (79.8k)
 # One scale does not fit every family and size: a whole design's LUTs are a +-25% estimate
 # until Yosys builds it.
 _WHOLE_LUT_SCALE = 0.78
@@ -107,7 +108,7 @@ _WHOLE_LUT_SCALE = 0.78
 # adders (twice the fields of single rows' binary trees), the second accumulators and the input
 # sums add, less the weight-only rows' pre-adders. Fitted on DeiT-Tiny, PE 16 (x3 rows) x SIMD
 # 32, LN 4, softmax 8 on xcup: 82.1k LUT in Yosys against 80.2k without pairs (94.0k with binary
-# trees of signed 10-bit fields).
+# trees of signed 10-bit fields), both with the operand buffer unsplit.
 _PAIR_LANE_LUTS = 1
 
 
