@@ -366,3 +366,7 @@ def test_pairs_are_chosen_within_the_lut_budget(deit2: tuple) -> None:
     assert pairs.styles["operand"] == "distributed-split"
     unsplit = pairs.lut + round(_WHOLE_LUT_SCALE * 6 * pairs.pe * pairs.simd)
     assert pairs.lut <= KV260.lut * LUT_BUDGET < unsplit
+    # a tighter budget (`--lut-budget`) leaves it out: what fits there is slower
+    tight = [w for _, _, w in _designs(model, layers, rows, KV260, 16, 32, 3, 0.67) if w.fits]
+    assert tight and all(w.lut <= KV260.lut * 0.67 for w in tight)
+    assert min(w.ideal_cycles_per_image for w in tight) > pairs.ideal_cycles_per_image
