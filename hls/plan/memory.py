@@ -58,7 +58,7 @@ _LUTRAM_SHAPE = (7, 64)
 # score FIFOs).
 LUTRAM_MAX_DEPTH = 64
 _LUTRAM_LUTS = 8
-_X1D_LUTS = 2  # RAM64X1D: one bit of 64 words, a LUT for the write port's address, one the read
+_X1D_LUTS = 2  # RAM64X1D: one bit of 64 words, a LUT at the write address and one at the read
 _MUX_INPUTS_PER_LUT = 3  # a chain of LUT6 4:1 muxes adds three inputs per LUT
 
 

@@ -1,8 +1,8 @@
 `timescale 1ns/1ps
 // Simulation models of the UltraScale+ primitives the engine instantiates where inference would
 // not build them (vitfpga_addtree.v vitfpga_add3, vitfpga_lane_ram.v STYLE 3), written from
-// their documented function (UG974: LUT6_2, CARRY8, RAM64X1D). Simulators read this file beside the emitted Verilog; synthesis never
-// does: Yosys and Vivado have the primitives themselves.
+// their documented function (UG974: LUT6_2, CARRY8, RAM64X1D). Simulators read this file beside
+// the emitted Verilog; synthesis never does: Yosys and Vivado have the primitives themselves.
 /* verilator lint_off DECLFILENAME */
 /* verilator lint_off UNUSEDPARAM */
 

@@ -8,8 +8,8 @@
 // 3 is LUT RAM on UltraScale+ at up to 64 words: a lane's low EW-1 bits inferred (one RAM64M8
 // holds 7 bits of 64 words in 8 LUTs) and its top bit an instantiated RAM64X1D (2 LUTs), an
 // int8 lane in 10 LUTs where inference takes two RAM64M8, 16 (Yosys builds a one-bit memory as
-// a RAM64M8 too). Deeper, or on 7-series (RAM64M: 3 bits in 4 LUTs), it is no gain: the
-// planner asks for it only where it is one, and deeper than 64 words it falls back to 2.
+// a RAM64M8 too). On 7-series (RAM64M: 3 bits in 4 LUTs) it would cost more, so the planner
+// asks for it on UltraScale+ only; deeper than 64 words (one RAM64X1D) it falls back to 2.
 // The attribute cannot take a parameter's value, hence one generate branch per style. URAM
 // holds zeros at power-up and cannot be initialised, so a URAM memory is written before it is
 // read; only STYLE 0 takes INIT.
