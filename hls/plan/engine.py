@@ -40,7 +40,7 @@ from vitfpga.runtime.codecs import Codec, codec_for
 
 __all__ = ["MAX_GROUPS", "MAX_LANES", "LayerSlot", "ModelPlan", "check_model_plan",
            "engine_latency", "estimate_resources", "fixed_plan", "fold_cycles", "folding_label",
-           "folds", "plan_model"]
+           "folds", "plan_model", "tree_stages"]
 
 # Part of the block RAM kept for the rest of the system (DMA buffers, interconnect FIFOs).
 BRAM_RESERVE = 0.10
@@ -278,6 +278,15 @@ _ROW_LUTS, _GROUP_LANE_LUTS = 48, 19
 MAX_GROUPS = 16
 
 
+def tree_stages(lanes: int, radix: int) -> int:
+    """Registered stages of vitfpga_addtree_pipe over `lanes` inputs, `radix` a node (4: binary,
+    3: TERNARY): ceil(log_radix lanes), at least 1."""
+    stages, left = 1, -(-lanes // radix)
+    while left > 1:
+        stages, left = stages + 1, -(-left // radix)
+    return stages
+
+
 def engine_latency(simd: int, packed: bool = False, groups: int = 1, pairs: bool = False) -> int:
     """Clocks a run of the engine (vitfpga_mvu.v) takes beyond its iterations (rows*NF*SF, or
     a pair's for `pairs`) when its stream flows freely: taking the start and landing the first
@@ -288,10 +297,7 @@ def engine_latency(simd: int, packed: bool = False, groups: int = 1, pairs: bool
     and add the fields' combining stage, the input sum's stage and the second row's beats of the
     last fold (groups), and wait for the second row's first beat (up to SF, which the caller
     adds)."""
-    radix = 3 if pairs else 4
-    tree, width = 1, -(-simd // radix)
-    while width > 1:
-        tree, width = tree + 1, -(-width // radix)
+    tree = tree_stages(simd, 3 if pairs else 4)
     serializer = 3 + groups - 1 if groups > 1 else 0
     two = 2 + groups if pairs else 0
     return 2 + 1 + (3 if packed else 2) + tree + 1 + 4 + serializer + two

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from vitfpga.hls.plan.engine import tree_stages
 from vitfpga.sim.models import XILINX_PRIMS
 from vitfpga.sim.synth import synthesize
 
@@ -110,13 +111,6 @@ def test_add3_is_a_plus_b_plus_c(width: int, models: str, tmp_path: Path) -> Non
     assert f"checked {len(lines)} wrong 0" in out, out
 
 
-def tree_stages(n: int, radix: int) -> int:
-    stages, left = 1, -(-n // radix)
-    while left > 1:
-        stages, left = stages + 1, -(-left // radix)
-    return stages
-
-
 @pytest.mark.icarus
 @pytest.mark.parametrize(("ternary", "signed"), [(1, 1), (1, 0), (0, 1), (0, 0)])
 @pytest.mark.parametrize(("n", "iw"), [(1, 10), (2, 10), (3, 2), (5, 10), (8, 9), (11, 9),
@@ -138,7 +132,8 @@ def test_tree_sums_at_its_latency(n: int, iw: int, ternary: int, signed: int,
     bench = TREE_BENCH.format(n=n, iw=iw, ow=ow, ternary=ternary, signed=signed,
                               steps=len(rows))
     got = icarus(tmp_path, bench, lines, XILINX_PRIMS).split()
-    lat = tree_stages(n, 3 if ternary else 4)  # the registers are unset (x) until then
+    # the planner's stage count (engine_latency's); the registers are unset (x) until then
+    lat = tree_stages(n, 3 if ternary else 4)
     assert [int(v) for v in got[lat - 1:]] == [sum(row) for row in rows[:len(rows) - lat + 1]]
 
 

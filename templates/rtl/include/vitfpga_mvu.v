@@ -191,19 +191,18 @@ module vitfpga_mvu #(
     localparam integer PW = WX + 8;  // one product, exact
     // Element bits the dense sign extension reads: the lane, or the N:M value field.
     localparam integer EW = LANE_BITS;
-    // The adder tree's registered stages (vitfpga_addtree_pipe): ceil(log4 SIMD), at least 1;
-    // with TWO ceil(log3 SIMD) (TERNARY: about as many LUTs as single rows' trees for twice the
-    // sums).
-    function integer log3_stages(input integer n);
+    // The adder tree's registered stages (vitfpga_addtree_pipe's count; hls.plan.engine
+    // tree_stages): ceil(log4 SIMD), at least 1; with TWO ceil(log3 SIMD) (TERNARY: about as
+    // many LUTs as single rows' trees for twice the sums).
+    function integer tree_stages(input integer n, input integer r);
         integer left;
         begin
-            log3_stages = 1;
-            for (left = (n + 2) / 3; left > 1; left = (left + 2) / 3)
-                log3_stages = log3_stages + 1;
+            tree_stages = 1;
+            for (left = (n + r - 1) / r; left > 1; left = (left + r - 1) / r)
+                tree_stages = tree_stages + 1;
         end
     endfunction
-    localparam integer TS = (TWO != 0) ? log3_stages(SIMD)
-                          : (SIMD > 1) ? ($clog2(SIMD) + 1) / 2 : 1;
+    localparam integer TS = tree_stages(SIMD, (TWO != 0) ? 3 : 4);
     // The products take MB clocks: operands, then product registers; packed, also the DSP's
     // M register (on UltraScale+ the pre-adder, the multiply and the extraction of the two
     // products would not fit one clock).
